@@ -1,0 +1,205 @@
+"""The ``lstm-zoo`` command.
+
+Every :class:`zoo.errors.ZooError` (and an unknown override's TypeError) becomes a
+one-line ``error:`` message and exit code 2; a failed parity check exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_PARITY = 1
+EXIT_USAGE = 2
+
+
+def _say(msg: str) -> None:
+    print(f"[lstm-zoo] {msg}", file=sys.stderr, flush=True)
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"override {pair!r} must look like NAME=VALUE")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def cmd_list(args) -> int:
+    from zoo import get_spec, list_models
+
+    for name in list_models(args.pattern):
+        spec = get_spec(name)
+        tags = ",".join(spec.weights) or "-"
+        print(f"{name:24s} {spec.task:15s} weights={tags:14s} {spec.description}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from zoo import get_spec
+    from zoo.weights import pretrained_path, read_metadata
+
+    spec = get_spec(args.name)
+    print(f"{spec.name}  ({spec.family}, task: {spec.task})")
+    print(f"  {spec.description}")
+    print("  graphs: " + "; ".join(f"{g.name}({', '.join(g.inputs)}) -> {', '.join(g.outputs)}"
+                                      for g in spec.graphs))
+    print(f"  data: {spec.data.dataset} (train={spec.data.train}, test={spec.data.test}); "
+          f"license: {spec.data.license}")
+    print(f"  overrides: {spec.override_names()}")
+    for tag in spec.weights:
+        meta = read_metadata(pretrained_path(spec.name, tag))
+        if not meta:
+            print(f"  weights {tag}: not trained yet (lstm-zoo train {spec.name})")
+            continue
+        print(f"  weights {tag}: {meta['file']}  sha256={meta['sha256'][:16]}...  "
+              f"params={meta['params']:,}")
+        for split, metrics in meta["metrics"].items():
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            print(f"    measured on {meta['dataset']} {split} "
+                  f"({meta['split']['test_samples']} samples): {shown}")
+        print(f"    recipe: {meta['recipe']['command']}  ({meta['training']['seconds']:.0f} s)")
+    for precision, tol in spec.metric_drop.items():
+        print(f"  max metric drop {precision}: {tol.value}  ({tol.reason})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from zoo.train import train
+
+    meta = train(args.name, out_dir=args.out, epochs=args.epochs, limit=args.limit)
+    print(json.dumps({"file": meta["file"], "sha256": meta["sha256"],
+                      "metrics": meta["metrics"]}, indent=2))
+    return 0
+
+
+def print_table(parity: dict, out=sys.stdout) -> None:
+    ref = parity["reference"]["metrics"]
+    metric_names = list(ref)
+    head = (f"{'format':7s} {'precision':9s} {'backend':7s} {'size KB':>8s} "
+            f"{'max|diff|':>10s} " + " ".join(f"{m:>13s}" for m in metric_names)
+            + f" {'ms/sample':>9s}  parity")
+    print(head, file=out)
+    print(f"{'keras':7s} {'fp32':9s} {'keras':7s} {'':>8s} {'':>10s} "
+          + " ".join(f"{ref[m]:13.4f}" for m in metric_names), file=out)
+    for r in parity["results"]:
+        print(f"{r['format']:7s} {r['precision']:9s} {r['backend']:7s} "
+              f"{r['size_bytes'] / 1024:8.1f} {r['tensor_max_abs']:10.2e} "
+              + " ".join(f"{r['metrics'][m]:13.4f}" for m in metric_names)
+              + f" {r['per_sample_ms']:9.3f}  {'PASS' if r['passed'] else 'FAIL'}", file=out)
+
+
+def cmd_export(args) -> int:
+    from export.pipeline import export_model
+    from zoo.errors import ParityError
+
+    weights = None if args.weights == "none" else args.weights
+    try:
+        parity = export_model(args.name, args.out, weights=weights, formats=args.formats,
+                              precisions=args.precision, overrides=_overrides(args.set),
+                              progress=_say, limit=args.limit)
+    except ParityError as e:
+        failed = Path(str(args.out) + ".failed") / "parity.json"
+        if failed.is_file():
+            print_table(json.loads(failed.read_text()))
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_PARITY
+    print_table(parity)
+    print(f"bundle: {args.out}  (manifest.json, parity.json)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from export.pipeline import verify_bundle
+
+    parity = verify_bundle(args.bundle, progress=_say, limit=args.limit)
+    print_table(parity)
+    if not parity["passed"]:
+        print("error: parity failed: " + "; ".join(parity["failures"]), file=sys.stderr)
+        return EXIT_PARITY
+    print(f"verified: {args.bundle}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from export.runtime import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    task = bundle.task
+    item = task.parse_input(args.input, bundle.meta)
+    prediction = bundle.predict([item if isinstance(item, str) else item[0]],
+                                backend=args.backend, precision=args.precision)[0]
+    print(task.format(prediction, bundle.meta))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lstm-zoo", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("list", help="registered models")
+    s.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'bilstm*'")
+    s.set_defaults(fn=cmd_list)
+    s = sub.add_parser("info", help="a model's spec and measured metrics")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_info)
+    s = sub.add_parser("train", help="reproduce a model's pretrained weights with its recipe")
+    s.add_argument("name")
+    s.add_argument("--out", default=None, help="output directory (default: zoo/pretrained)")
+    s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--limit", type=int, default=None, help="at most N training samples")
+    s.set_defaults(fn=cmd_train)
+    s = sub.add_parser("export", help="export to a verified LiteRT/ONNX bundle")
+    s.add_argument("name")
+    s.add_argument("--out", required=True, help="bundle directory to create (must not exist)")
+    s.add_argument("--formats", default="tflite,onnx")
+    s.add_argument("--precision", default="fp32,dynamic")
+    s.add_argument("--weights", default="DEFAULT",
+                   help="DEFAULT, a weights tag, a .weights.h5 path or URL, or 'none'")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="builder override")
+    s.add_argument("--limit", type=int, default=None, help="verify on the first N test samples")
+    s.set_defaults(fn=cmd_export)
+    s = sub.add_parser("verify", help="re-run a bundle's parity checks from disk")
+    s.add_argument("bundle")
+    s.add_argument("--limit", type=int, default=None)
+    s.set_defaults(fn=cmd_verify)
+    s = sub.add_parser("predict", help="run a bundle on a .npy/.csv sequence or a word")
+    s.add_argument("bundle")
+    s.add_argument("--input", required=True, help="a .npy/.csv file, or a word for G2P")
+    s.add_argument("--backend", default="litert", choices=("litert", "onnx", "keras"))
+    s.add_argument("--precision", default="fp32")
+    s.set_defaults(fn=cmd_predict)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "out", None) is None and args.command == "train":
+        from zoo.weights import PRETRAINED_DIR
+
+        args.out = PRETRAINED_DIR
+    from zoo.errors import ZooError
+
+    try:
+        return args.fn(args)
+    except (ZooError, TypeError, ValueError) as e:
+        # TypeError: an unknown builder override; ValueError: a malformed NAME=VALUE.
+        if os.environ.get("LSTM_ZOO_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

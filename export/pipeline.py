@@ -1,0 +1,303 @@
+"""Model -> bundle: convert each graph to each format and precision, check, verify.
+
+A bundle directory holds ``<precision>/<graph>.<tflite|onnx>`` per graph, the Keras
+weights it was exported from (``reference.weights.h5``), ``manifest.json`` (tool
+versions, sha256 and size per file, op lists, whether every recurrent layer became a
+fused op) and ``parity.json``. Everything is written into a temporary sibling
+directory and renamed into place at the end, so an interrupted or failed export leaves
+no bundle that looks complete; a bundle whose parity fails is renamed to
+``<out>.failed`` for inspection instead.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from export import onnx as onnx_export
+from export import tflite as tflite_export
+from export.graphs import input_infos, output_infos, recurrent_directions
+from export.runtime import LiteRTRunner, ORTRunner
+from export.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
+from zoo import datasets
+from zoo.errors import ExportError, ParityError, UnsupportedError
+from zoo.registry import get_spec
+from zoo.tasks import get_task
+from zoo.weights import sha256_of
+
+FORMATS = ("tflite", "onnx")
+PRECISIONS = ("fp32", "dynamic")
+CONVERTERS = {"tflite": tflite_export.convert, "onnx": onnx_export.convert}
+RUNNERS = {"tflite": ("litert", LiteRTRunner), "onnx": ("onnx", ORTRunner)}
+TOOLS = ("tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
+         "tensorflow-model-optimization", "numpy", "lstm-zoo")
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TOOLS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def parse_choices(value: str | Sequence[str], valid: Sequence[str], what: str) -> tuple[str, ...]:
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
+    items = [v for v in items if v]
+    bad = [v for v in items if v not in valid]
+    if bad or not items:
+        raise UnsupportedError(f"unknown {what} {bad or items}; expected a comma-separated "
+                               f"subset of {list(valid)}")
+    return tuple(dict.fromkeys(items))
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists():
+        raise ExportError(f"output directory {out} already exists; choose a new path or "
+                          "remove it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise ExportError(f"parent directory {parent} of the output does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write into {parent} (permission denied)")
+
+
+def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str) -> dict:
+    """Whether every recurrent direction became a fused op and nothing became a loop."""
+    if fmt == "tflite":
+        ops = tflite_export.op_counts(path)
+        fused = {"LSTM": 0, "GRU": 0, "other": 0}
+        for op, (kind, n) in tflite_export.FUSED_OPS.items():
+            fused[kind] += n * ops.get(op, 0)
+        loops = {op: ops[op] for op in tflite_export.LOOP_OPS if op in ops}
+    else:
+        ops = onnx_export.op_counts(path)
+        fused = onnx_export.recurrent_directions(path)
+        loops = {op: ops[op] for op in onnx_export.LOOP_OPS if op in ops}
+    if recurrent == "step":
+        # A single cell step: the recurrence is driven by the host, so the graph must
+        # hold neither a loop nor a sequence op.
+        ok = not loops and not any(fused.values())
+    else:
+        ok = not loops and all(fused[k] == expected[k] for k in expected)
+    return {"ops": ops, "expected_directions": expected, "fused_directions": fused,
+            "loops": loops, "all_fused": ok}
+
+
+def export_model(
+    name: str,
+    out: str | Path,
+    *,
+    weights: str | Path | None = "DEFAULT",
+    formats: str | Sequence[str] = FORMATS,
+    precisions: str | Sequence[str] = PRECISIONS,
+    overrides: dict[str, Any] | None = None,
+    model=None,
+    progress: Callable[[str], None] | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Exports a registered model to a verified bundle directory.
+
+    Args:
+        name: registered model name.
+        out: bundle directory to create (must not exist).
+        weights: as in :func:`zoo.create_model` (``None``: random initialisation).
+        formats: subset of ``("tflite", "onnx")``.
+        precisions: subset of ``("fp32", "dynamic")``.
+        overrides: builder keyword arguments.
+        model: an already built (e.g. fine-tuned) Keras model to export instead.
+        progress: called with a one-line status message per stage.
+        limit: verify on at most this many test samples (tests; default all).
+
+    Returns:
+        The parity report (also written to ``parity.json``).
+
+    Raises:
+        ParityError: parity failed (the bundle is kept at ``<out>.failed``).
+    """
+    from zoo.registry import create_model
+
+    spec = get_spec(name)
+    fmts = parse_choices(formats, FORMATS, "format(s)")
+    precs = parse_choices(precisions, PRECISIONS, "precision(s)")
+    out = Path(out)
+    check_out_dir(out)
+    say = progress or (lambda _msg: None)
+    overrides = dict(overrides or {})
+    if model is None:
+        say(f"building {name} (weights={weights})")
+        model = create_model(name, weights=weights, **overrides)
+    config = spec.config(**{**_weights_config(spec, weights), **overrides})
+    task = get_task(spec.task)
+    say(f"loading {spec.data.dataset} ({spec.data.test} split)")
+    test = datasets.load(spec.data.dataset, spec.data.test)
+    extra = datasets.load(spec.data.dataset, spec.data.calibration)
+    if limit:
+        test = _head(test, limit)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent or "."))
+    try:
+        say("running Keras reference on the test split")
+        reference = Reference(spec, model, task, test,
+                              task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES))
+        ref_file = tmp / "reference.weights.h5"
+        model.save_weights(str(ref_file))
+        manifest: dict[str, Any] = {
+            "format_version": 1,
+            "model": name,
+            "task": spec.task,
+            "meta": dict(spec.meta),
+            "reference": {"file": ref_file.name, "sha256": sha256_of(ref_file),
+                          "size": ref_file.stat().st_size, "config": _jsonable(config),
+                          "weights": str(weights)},
+            "graphs": [],
+            "artifacts": [],
+            "tools": tool_versions(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        for g in spec.graphs:
+            gm = reference.graph_models[g.name]
+            manifest["graphs"].append({
+                "name": g.name,
+                "inputs": [i.to_json() for i in input_infos(gm)],
+                "outputs": [o.to_json() for o in output_infos(gm)],
+                "recurrent": g.recurrent,
+            })
+        parity: dict[str, Any] = {
+            "model": name,
+            "test_split": spec.data.test,
+            "test_samples": len(reference.test_inputs),
+            "tensor_samples": reference.tensor_samples,
+            "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
+            "reference": {"backend": "keras", "metrics": reference.metrics},
+            "results": [],
+        }
+        failures = []
+        for precision in precs:
+            for fmt in fmts:
+                for g in spec.graphs:
+                    gm = reference.graph_models[g.name]
+                    say(f"converting {g.name} -> {fmt} ({precision})")
+                    data = CONVERTERS[fmt](gm, precision)
+                    rel = Path(precision) / f"{g.name}.{fmt}"
+                    (tmp / precision).mkdir(exist_ok=True)
+                    (tmp / rel).write_bytes(data)
+                    fusion = fusion_report(fmt, tmp / rel, _expected(gm), g.recurrent)
+                    manifest["artifacts"].append({
+                        "graph": g.name, "format": fmt, "precision": precision,
+                        "file": str(rel), "size": len(data), "sha256": sha256_of(tmp / rel),
+                        **fusion})
+        results, failures = verify_artifacts(spec, task, reference, test, tmp, manifest, say)
+        parity["results"] = results
+        parity["passed"] = not failures
+        parity["failures"] = failures
+        _write_json(tmp / "parity.json", parity)
+        _write_json(tmp / "manifest.json", manifest)  # last: its presence marks completeness
+        if failures:
+            failed = out.with_name(out.name + ".failed")
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(tmp, failed)
+            raise ParityError(f"{name}: parity failed ({'; '.join(failures)}); the bundle is "
+                              f"kept at {failed} for inspection")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return parity
+
+
+def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict, say):
+    """Runs every (format, precision) group of artifacts against the Keras reference.
+
+    Returns the per-group results and a list of failure messages (fusion and parity).
+    """
+    failures = [f"{a['file']}: recurrent layers not fused (expected "
+                f"{a['expected_directions']}, got {a['fused_directions']}, loops {a['loops']})"
+                for a in manifest["artifacts"] if not a["all_fused"]]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for a in manifest["artifacts"]:
+        groups.setdefault((a["format"], a["precision"]), []).append(a)
+    results = []
+    for (fmt, precision), artifacts in groups.items():
+        backend, runner_cls = RUNNERS[fmt]
+        runners = {a["graph"]: runner_cls(root / a["file"], _inputs(manifest, a["graph"]))
+                   for a in artifacts}
+        say(f"verifying {fmt} ({precision}) on {backend}")
+        result = check_backend(spec, task, reference, test, runners, precision)
+        results.append({"format": fmt, "precision": precision, "backend": backend,
+                        "size_bytes": sum(a["size"] for a in artifacts), **result})
+        failures += [f"{fmt}/{precision}: {c['check']} = {c['value']:.3g} (limit {c['limit']})"
+                     for c in result["checks"] if not c["passed"]]
+    return results, failures
+
+
+def verify_bundle(path: str | Path, *, progress=None, limit: int | None = None) -> dict:
+    """Re-runs a bundle's checks from disk: files, fusion (from the artifacts), parity.
+
+    Raises:
+        ArtifactError: a listed file is missing, truncated, corrupt, or does not load.
+    """
+    from export.runtime import Bundle
+
+    say = progress or (lambda _msg: None)
+    bundle = Bundle(path)
+    spec = get_spec(bundle.model_name)
+    task = bundle.task
+    manifest = bundle.manifest
+    for a in manifest["artifacts"]:
+        graph = next(g for g in manifest["graphs"] if g["name"] == a["graph"])
+        a.update(fusion_report(a["format"], bundle.path / a["file"],
+                               a["expected_directions"], graph["recurrent"]))
+    say(f"loading {spec.data.dataset} ({spec.data.test} split)")
+    test = datasets.load(spec.data.dataset, spec.data.test)
+    extra = datasets.load(spec.data.dataset, spec.data.calibration)
+    if limit:
+        test = _head(test, limit)
+    say("running Keras reference (weights from the bundle) on the test split")
+    reference = Reference(spec, bundle.keras_model(), task, test,
+                          task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES))
+    results, failures = verify_artifacts(spec, task, reference, test, bundle.path, manifest,
+                                         say)
+    return {"model": spec.name, "test_samples": len(reference.test_inputs),
+            "reference": {"backend": "keras", "metrics": reference.metrics},
+            "results": results, "passed": not failures, "failures": failures}
+
+
+def _expected(graph_model) -> dict[str, int]:
+    return recurrent_directions(graph_model)
+
+
+def _inputs(manifest, graph) -> list[dict]:
+    return next(g["inputs"] for g in manifest["graphs"] if g["name"] == graph)
+
+
+def _weights_config(spec, weights) -> dict[str, Any]:
+    if weights is None:
+        return {}
+    from zoo.weights import resolve
+
+    return resolve(spec, weights).config
+
+
+def _head(data, n):
+    from dataclasses import fields, replace
+
+    return replace(data, **{f.name: getattr(data, f.name)[:n] for f in fields(data)
+                            if f.name != "classes"})
+
+
+def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")

@@ -1,0 +1,201 @@
+"""One Runner interface over Keras, LiteRT and ONNX Runtime, and bundles loaded from disk.
+
+A Runner is a callable ``runner(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]``
+with ``backend``, ``input_names`` and ``output_names``: the same interface as
+:class:`zoo.graphs.KerasGraph`, so task code (greedy decoding, classification) runs on
+every backend through identical code. LiteRT runs through ``ai_edge_litert`` (the
+runtime devices use), not ``tf.lite``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ArtifactError, ShapeError, UnsupportedError
+from zoo.graphs import KerasGraph
+from zoo.weights import sha256_of
+
+BACKENDS = ("keras", "litert", "onnx")
+FORMAT_OF_BACKEND = {"litert": "tflite", "onnx": "onnx"}
+
+
+def check_feeds(feeds: Mapping[str, np.ndarray], inputs: list[dict], where: str) -> dict:
+    """Validates names, ranks, static dims, dtypes and finiteness; returns cast arrays."""
+    names = [i["name"] for i in inputs]
+    if set(feeds) != set(names):
+        raise ShapeError(f"{where}: expected inputs {names}, got {sorted(feeds)}")
+    out = {}
+    for spec in inputs:
+        x = np.asarray(feeds[spec["name"]])
+        shape = spec["shape"]
+        if x.ndim != len(shape) or any(
+            d is not None and d != s for d, s in zip(shape, x.shape, strict=True)
+        ):
+            raise ShapeError(f"{where}: input {spec['name']!r} has shape {x.shape}; expected "
+                             f"{tuple('?' if d is None else d for d in shape)}")
+        want = np.dtype(spec["dtype"])
+        if np.issubdtype(want, np.integer):
+            if not np.issubdtype(x.dtype, np.integer):
+                raise ShapeError(f"{where}: input {spec['name']!r} must be integer ids; got "
+                                 f"dtype {x.dtype}")
+        elif not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+            raise ShapeError(f"{where}: input {spec['name']!r} must be numeric; got {x.dtype}")
+        elif not np.all(np.isfinite(x)):
+            raise ShapeError(f"{where}: input {spec['name']!r} holds NaN or infinite values")
+        out[spec["name"]] = np.ascontiguousarray(x, dtype=want)
+    return out
+
+
+class LiteRTRunner:
+    """A .tflite graph on the LiteRT interpreter (batch 1; the time axis resizes)."""
+
+    backend = "litert"
+
+    def __init__(self, path: str | Path, inputs: list[dict], threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.inputs = inputs
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            self.interpreter.allocate_tensors()  # variable tensors need buffers to be reset
+            self._runner = self.interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as e:
+            raise ArtifactError(f"LiteRT cannot load {self.path}: {e}") from None
+        self.input_names = tuple(i["name"] for i in inputs)
+        self.output_names = tuple(self._runner.get_output_details())
+
+    def __call__(self, feeds):
+        feeds = check_feeds(feeds, self.inputs, str(self.path))
+        batch = next(iter(feeds.values())).shape[0]
+        if batch != 1:
+            raise ShapeError(f"{self.path}: TFLite graphs run batch 1; got batch {batch}")
+        # The fused LSTM op keeps its h/c state in variable tensors that persist across
+        # invocations (they are only zeroed on allocation), so a second call with the same
+        # shape would start from the previous call's final state. Each call is a new
+        # sequence: zero them first.
+        self.interpreter.reset_all_variables()
+        return dict(self._runner(**feeds))
+
+
+class ORTRunner:
+    """An .onnx graph on ONNX Runtime's CPU provider."""
+
+    backend = "onnx"
+
+    def __init__(self, path: str | Path, inputs: list[dict], threads: int = 1):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.inputs = inputs
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own Fail/InvalidProtobuf types
+            raise ArtifactError(f"ONNX Runtime cannot load {self.path}: {e}") from None
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+
+    def __call__(self, feeds):
+        feeds = check_feeds(feeds, self.inputs, str(self.path))
+        return dict(zip(self.output_names, self.session.run(None, feeds), strict=True))
+
+
+class Bundle:
+    """An exported model on disk: manifest, artifacts, the reference Keras weights."""
+
+    def __init__(self, path: str | Path, *, check_files: bool = True):
+        self.path = Path(path)
+        manifest = self.path / "manifest.json"
+        if not manifest.is_file():
+            raise ArtifactError(f"{self.path} is not a bundle: no manifest.json (an export "
+                                "that did not finish leaves no bundle)")
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest.read_text())
+        except json.JSONDecodeError as e:
+            raise ArtifactError(f"{manifest} is not valid JSON: {e}") from None
+        if check_files:
+            self.check_files()
+
+    @property
+    def model_name(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def meta(self) -> dict:
+        return self.manifest["meta"]
+
+    @property
+    def task(self):
+        from zoo.tasks import get_task
+
+        return get_task(self.manifest["task"])
+
+    @property
+    def artifacts(self) -> list[dict]:
+        return self.manifest["artifacts"]
+
+    def precisions(self, fmt: str) -> list[str]:
+        return sorted({a["precision"] for a in self.artifacts if a["format"] == fmt})
+
+    def check_files(self) -> None:
+        """Every file the manifest lists exists with its recorded size and sha256."""
+        files = [*self.artifacts, self.manifest["reference"]]
+        for entry in files:
+            path = self.path / entry["file"]
+            if not path.is_file():
+                raise ArtifactError(f"{path} is listed in the manifest but missing")
+            size = path.stat().st_size
+            if size != entry["size"]:
+                raise ArtifactError(f"{path} is {size} bytes; the manifest says {entry['size']} "
+                                    "(truncated or replaced)")
+            if sha256_of(path) != entry["sha256"]:
+                raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt or "
+                                    "replaced)")
+
+    def graph_inputs(self, graph: str) -> list[dict]:
+        return next(g for g in self.manifest["graphs"] if g["name"] == graph)["inputs"]
+
+    def runners(self, backend: str, precision: str = "fp32", threads: int = 1) -> dict:
+        """``{graph_name: Runner}`` for ``backend`` ("keras", "litert", "onnx")."""
+        if backend == "keras":
+            from zoo.graphs import graph_models
+            from zoo.registry import get_spec
+
+            spec = get_spec(self.model_name)
+            return {n: KerasGraph(m) for n, m in graph_models(spec, self.keras_model()).items()}
+        if backend not in FORMAT_OF_BACKEND:
+            raise UnsupportedError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        fmt = FORMAT_OF_BACKEND[backend]
+        runner = LiteRTRunner if backend == "litert" else ORTRunner
+        found = {a["graph"]: a for a in self.artifacts
+                 if a["format"] == fmt and a["precision"] == precision}
+        if not found:
+            raise UnsupportedError(f"{self.path} has no {fmt} artifacts at precision "
+                                   f"{precision!r}; it has {self.precisions(fmt) or 'none'}")
+        return {g: runner(self.path / a["file"], self.graph_inputs(g), threads)
+                for g, a in found.items()}
+
+    def keras_model(self):
+        from zoo.registry import create_model
+
+        ref = self.manifest["reference"]
+        return create_model(self.model_name, weights=self.path / ref["file"], **ref["config"])
+
+    def predict(self, inputs, *, backend: str = "litert", precision: str = "fp32"):
+        """Task predictions for a list of inputs (sequences, or words for G2P)."""
+        return self.task.predict(self.runners(backend, precision), inputs, self.meta)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Opens a bundle directory and checks every file against its manifest."""
+    return Bundle(path)

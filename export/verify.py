@@ -1,0 +1,142 @@
+"""Parity: exported artifacts against Keras, on tensors and on the task metric.
+
+Tensor parity replays, on every backend, the exact graph inputs that Keras saw while
+running the task on real data (for seq2seq: every decoder step along Keras' own greedy
+path), plus fixed-seed random inputs drawn from each graph's signature. Task parity
+runs the task end to end on each backend on the real test split and compares the
+metric and each prediction with Keras. Limits come from the spec, with their reasons.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+MIN_TENSOR_SAMPLES = 200
+RANDOM_FEEDS = 16
+MAX_RECORDED_CALLS = 4000  # per graph; bounds memory for step graphs (seq2seq: ~8 per word)
+LATENCY_RUNS = 50
+
+
+class Recorder:
+    """Wraps a graph callable and keeps copies of the feeds it was called with."""
+
+    def __init__(self, graph, limit: int = MAX_RECORDED_CALLS):
+        self.graph, self.limit, self.feeds = graph, limit, []
+
+    def __call__(self, feeds):
+        if len(self.feeds) < self.limit:
+            self.feeds.append({k: np.array(v) for k, v in feeds.items()})
+        return self.graph(feeds)
+
+
+def random_feeds(graph_model, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Fixed-seed inputs for a graph: N(0,1) floats, uniform ids for integer inputs."""
+    from export.graphs import input_infos, int_input_ranges
+
+    rng = np.random.default_rng(seed)
+    ranges = int_input_ranges(graph_model)
+    feeds = []
+    for k in range(count):
+        time_len = 3 + k % 13  # varied lengths exercise the dynamic time axis
+        feed = {}
+        for info in input_infos(graph_model):
+            shape = [1] + [time_len if d is None else d for d in info.shape[1:]]
+            if info.dtype.startswith("int"):
+                feed[info.name] = rng.integers(0, ranges[info.name], shape).astype(info.dtype)
+            else:
+                feed[info.name] = rng.standard_normal(shape).astype(info.dtype)
+        feeds.append(feed)
+    return feeds
+
+
+def diff_stats(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], acc: dict) -> None:
+    for name, r in ref.items():
+        d = np.abs(np.asarray(got[name], np.float64) - np.asarray(r, np.float64))
+        entry = acc.setdefault(name, {"max_abs": 0.0, "sum_abs": 0.0, "count": 0})
+        entry["max_abs"] = max(entry["max_abs"], float(d.max(initial=0.0)))
+        entry["sum_abs"] += float(d.sum())
+        entry["count"] += d.size
+
+
+def finish_stats(acc: dict) -> dict:
+    return {name: {"max_abs": e["max_abs"], "mean_abs": e["sum_abs"] / max(e["count"], 1)}
+            for name, e in acc.items()}
+
+
+def latency_ms(graph, feed, runs: int = LATENCY_RUNS) -> dict[str, float]:
+    graph(feed)  # warm-up (allocation, resize)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        graph(feed)
+        times.append((time.perf_counter() - t) * 1e3)
+    return {"median": float(np.median(times)), "p90": float(np.percentile(times, 90))}
+
+
+class Reference:
+    """Keras' run of the task, with the graph feeds it produced, to compare against."""
+
+    def __init__(self, spec, model, task, test_data, tensor_inputs, progress=None):
+        from zoo.graphs import KerasGraph, graph_models
+
+        self.graph_models = graph_models(spec, model)
+        self.graphs = {n: KerasGraph(m) for n, m in self.graph_models.items()}
+        self.test_inputs = task.inputs(test_data)
+        self.predictions = task.predict(self.graphs, self.test_inputs, spec.meta, progress)
+        self.metrics = task.score(self.predictions, test_data, spec.meta)
+        recorders = {n: Recorder(g) for n, g in self.graphs.items()}
+        task.predict(recorders, tensor_inputs, spec.meta)
+        self.tensor_samples = len(tensor_inputs)
+        self.feeds = {n: r.feeds for n, r in recorders.items()}
+        for n, m in self.graph_models.items():
+            self.feeds[n] = self.feeds[n] + random_feeds(m, RANDOM_FEEDS)
+        self.outputs = {n: [self.graphs[n](f) for f in fs] for n, fs in self.feeds.items()}
+
+
+def check_backend(spec, task, reference: Reference, test_data, runners, precision,
+                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Parity of one backend at one precision against the Keras reference."""
+    tensors = {}
+    for name, feeds in reference.feeds.items():
+        acc: dict = {}
+        for feed, ref_out in zip(feeds, reference.outputs[name], strict=True):
+            diff_stats(ref_out, runners[name](feed), acc)
+        tensors[name] = finish_stats(acc)
+    start = time.perf_counter()
+    predictions = task.predict(runners, reference.test_inputs, spec.meta, progress)
+    per_sample_ms = (time.perf_counter() - start) * 1e3 / max(len(reference.test_inputs), 1)
+    metrics = task.score(predictions, test_data, spec.meta)
+    sign = 1 if task.higher_is_better else -1
+    drop = sign * (reference.metrics[task.metric] - metrics[task.metric])
+    checks = []
+    tol = spec.tensor_tolerance.get(precision)
+    worst = max(s["max_abs"] for g in tensors.values() for s in g.values())
+    if tol is not None:
+        checks.append({"check": "tensor max_abs", "value": worst, "limit": tol.value,
+                       "reason": tol.reason, "passed": bool(worst <= tol.value)})
+    drop_tol = spec.metric_drop.get(precision)
+    if drop_tol is not None:
+        checks.append({"check": f"{task.metric} drop", "value": drop, "limit": drop_tol.value,
+                       "reason": drop_tol.reason, "passed": bool(drop <= drop_tol.value + 1e-12)})
+    agreement = task.compare(reference.predictions, predictions)
+    if precision == "fp32":
+        checks.append({"check": "predictions identical to Keras",
+                       "value": agreement["disagreements"], "limit": 0,
+                       "reason": "fp32 artifacts compute the same function as Keras",
+                       "passed": agreement["disagreements"] == 0})
+    latency = {n: latency_ms(runners[n], reference.feeds[n][0]) for n in runners}
+    return {
+        "tensors": tensors,
+        "tensor_max_abs": worst,
+        "metrics": metrics,
+        "metric_drop": drop,
+        **agreement,
+        "latency_ms": latency,
+        "per_sample_ms": per_sample_ms,
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+    }

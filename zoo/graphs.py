@@ -1,0 +1,58 @@
+"""The export graphs of a trained model, as named-tensor callables.
+
+Every backend (Keras here; LiteRT and ONNX Runtime in :mod:`export.runtime`) exposes
+a graph as ``graph(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]``, so task
+code (greedy decoding, classification) is written once and runs on any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from zoo._keras import tf
+
+
+def graph_models(spec, model) -> dict:
+    """Builds the Keras model of each graph the spec exports, keyed by graph name."""
+    graphs = {}
+    for g in spec.graphs:
+        graph = g.build(model) if g.build else model
+        if tuple(graph.input_names) != g.inputs or tuple(graph.output_names) != g.outputs:
+            raise ValueError(
+                f"{spec.name}/{g.name}: graph has inputs {graph.input_names} and outputs "
+                f"{graph.output_names}; the spec declares {list(g.inputs)} -> {list(g.outputs)}"
+            )
+        graphs[g.name] = graph
+    return graphs
+
+
+class KerasGraph:
+    """Runs a Keras graph model in inference mode through one traced tf.function."""
+
+    backend = "keras"
+
+    def __init__(self, model):
+        self.model = model
+        self.input_names = tuple(model.input_names)
+        self.output_names = tuple(model.output_names)
+        signature = [
+            tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=n)
+            for t, n in zip(model.inputs, self.input_names, strict=True)
+        ]
+
+        def run(*args):
+            outs = model(list(args) if len(args) > 1 else args[0], training=False)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            return dict(zip(self.output_names, outs, strict=True))
+
+        self._fn = tf.function(run, input_signature=signature, reduce_retracing=True)
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self._fn(*(feeds[n] for n in self.input_names))
+        return {k: v.numpy() for k, v in outs.items()}
+
+
+def keras_graphs(spec, model) -> dict[str, KerasGraph]:
+    return {name: KerasGraph(m) for name, m in graph_models(spec, model).items()}

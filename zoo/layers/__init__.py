@@ -1,0 +1,6 @@
+"""Shared building blocks of the zoo's families."""
+
+from zoo.layers.attention import LuongAttention
+from zoo.layers.sequence import EncoderSummary
+
+__all__ = ["EncoderSummary", "LuongAttention"]

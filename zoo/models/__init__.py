@@ -1,0 +1,3 @@
+"""Model families. Importing this package registers every family."""
+
+from zoo.models import bilstm_activity, seq2seq_g2p  # noqa: F401

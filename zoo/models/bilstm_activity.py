@@ -1,0 +1,109 @@
+"""Stacked bidirectional LSTM classifier for multivariate sensor sequences.
+
+Pretrained on BasicMotions (smartwatch accelerometer + gyroscope, 4 activities). Raw
+sensor values go in: per-channel normalisation is a layer of the model, so the
+exported graphs take the same input as the Keras model. The time axis is left
+``None``: the fused TFLite op resizes to any length at batch 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from zoo._keras import keras
+from zoo.datasets.basicmotions import CHANNELS, LICENSE
+from zoo.registry import DataSpec, GraphSpec, ModelSpec, Tolerance, register_model
+
+
+def bilstm_activity(
+    *,
+    num_features: int = len(CHANNELS),
+    num_classes: int = 4,
+    units: Sequence[int] = (64, 64),
+    dropout: float = 0.2,
+):
+    """Builds ``sequence (B, T, num_features) -> probs (B, num_classes)``.
+
+    Args:
+        num_features: channels per time step.
+        num_classes: output classes.
+        units: LSTM units per bidirectional layer (each direction); one layer per entry.
+        dropout: dropout before the classifier head (training only).
+
+    Example:
+        >>> from zoo import create_model
+        >>> model = create_model("bilstm_activity_tiny")
+        >>> model.input_names, model.output_names
+        (['sequence'], ['probs'])
+    """
+    units = tuple(int(u) for u in units)
+    if not units or min(units) < 1:
+        raise ValueError(f"units must be a non-empty sequence of positive ints; got {units}")
+    inputs = keras.Input((None, num_features), name="sequence")
+    x = keras.layers.Normalization(axis=-1, name="normalize")(inputs)
+    for i, n in enumerate(units):
+        last = i == len(units) - 1
+        x = keras.layers.Bidirectional(
+            keras.layers.LSTM(n, return_sequences=not last), name=f"bilstm_{i}"
+        )(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, probs, name="bilstm_activity")
+
+
+GRAPHS = (GraphSpec("classifier", ("sequence",), ("probs",)),)
+DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train",
+                extra="basicmotions", license=LICENSE)
+TENSOR_TOLERANCE = {
+    "fp32": Tolerance(
+        1e-5,
+        "same float32 weights; fused LSTM kernels sum gates in another order than "
+        "TensorFlow's, so softmax outputs differ by float32 rounding (measured ~1e-7)",
+    ),
+    "dynamic": Tolerance(
+        0.05,
+        "dynamic-range int8 weights (per-channel scale 1/127 of the range) move the "
+        "probabilities by a few hundredths; the accuracy drop is what is gated",
+    ),
+}
+METRIC_DROP = {
+    "fp32": Tolerance(0.0, "fp32 artifacts must classify every test series as Keras does"),
+    "dynamic": Tolerance(
+        0.025, "one of the 40 BasicMotions test series may flip under int8 weights"
+    ),
+}
+META = {"classes": ["Standing", "Running", "Walking", "Badminton"], "channels": list(CHANNELS)}
+
+register_model(ModelSpec(
+    name="bilstm_activity",
+    builder=bilstm_activity,
+    family="bilstm_classifier",
+    task="classification",
+    graphs=GRAPHS,
+    data=DATA,
+    description="2 x BiLSTM(64) activity classifier for 6-channel smartwatch IMU sequences "
+                "(BasicMotions).",
+    weights=("basicmotions",),
+    tensor_tolerance=TENSOR_TOLERANCE,
+    metric_drop=METRIC_DROP,
+    meta=META,
+    recipe={"epochs": 150, "batch_size": 8, "learning_rate": 2e-3, "seed": 0,
+            "target": {"accuracy": (">=", 0.95)}, "reproduce_tolerance": {"accuracy": 0.05}},
+))
+
+register_model(ModelSpec(
+    name="bilstm_activity_tiny",
+    builder=bilstm_activity,
+    family="bilstm_classifier",
+    task="classification",
+    graphs=GRAPHS,
+    data=DATA,
+    description="Tiny variant of bilstm_activity for tests.",
+    defaults={"units": (8, 8), "dropout": 0.0},
+    tensor_tolerance=TENSOR_TOLERANCE,
+    metric_drop=METRIC_DROP,
+    meta=META,
+    recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0},
+    tiny=True,
+))

@@ -1,0 +1,180 @@
+"""Seq2seq LSTM encoder-decoder with Luong attention for grapheme-to-phoneme conversion.
+
+Training model (teacher forcing): graphemes -> embedding -> BiLSTM memory; the two
+directions' final states initialise the decoder LSTM, which reads the shifted target;
+Luong attention over the memory, a tanh combine layer, and logits over 39 ARPAbet
+phonemes (+ pad, start, end).
+
+Exported as two graphs driven by a host-side greedy decoder (zoo.decoding):
+  encoder:      graphemes (1, T) -> memory (1, T, 2E), h (1, D), c (1, D)
+  decoder_step: token (1, 1), h, c, memory -> logits (1, V), h_next, c_next
+The step graph is built from an LSTMCell with the trained decoder's weights, so it is a
+flat graph (no loop), and the words' exact lengths are fed instead of masks: training
+batches hold words of one length, so the encoder never sees padding.
+"""
+
+from __future__ import annotations
+
+from zoo._keras import keras
+from zoo.datasets.cmudict import GRAPHEMES, LICENSE, MAX_PHONEMES, PHONEMES
+from zoo.layers import EncoderSummary, LuongAttention
+from zoo.registry import DataSpec, GraphSpec, ModelSpec, Tolerance, register_model
+
+SOURCE_VOCAB = ("<pad>", "<unk>", *GRAPHEMES)
+TARGET_VOCAB = ("<pad>", "<s>", "</s>", *PHONEMES)
+PAD, BOS, EOS = 0, 1, 2
+
+
+def seq2seq_g2p(
+    *,
+    embed_dim: int = 64,
+    encoder_units: int = 128,
+    decoder_units: int = 256,
+    dropout: float = 0.1,
+    source_vocab: int = len(SOURCE_VOCAB),
+    target_vocab: int = len(TARGET_VOCAB),
+):
+    """Teacher-forced training model: (graphemes, phonemes_in) -> logits (B, S, V).
+
+    Example:
+        >>> from zoo import create_model
+        >>> model = create_model("seq2seq_g2p_tiny")
+        >>> model.input_names, model.output_names
+        (['graphemes', 'phonemes_in'], ['logits'])
+    """
+    src = keras.Input((None,), dtype="int32", name="graphemes")
+    tgt = keras.Input((None,), dtype="int32", name="phonemes_in")
+    x = keras.layers.Embedding(source_vocab, embed_dim, name="source_embedding")(src)
+    x = keras.layers.Bidirectional(
+        keras.layers.LSTM(encoder_units, return_sequences=True), name="encoder"
+    )(x)
+    memory = keras.layers.Activation("linear", name="memory")(x)
+    summary = EncoderSummary(name="encoder_summary")(memory)
+    h0 = keras.layers.Dense(decoder_units, activation="tanh", name="h")(summary)
+    c0 = keras.layers.Dense(decoder_units, name="c")(summary)
+    y = keras.layers.Embedding(target_vocab, embed_dim, name="target_embedding")(tgt)
+    y = keras.layers.LSTM(decoder_units, return_sequences=True, name="decoder")(
+        y, initial_state=[h0, c0]
+    )
+    logits = _head(y, memory, decoder_units, target_vocab, dropout)
+    logits = keras.layers.Activation("linear", name="logits")(logits)
+    return keras.Model([src, tgt], logits, name="seq2seq_g2p")
+
+
+def _head(query, memory, decoder_units, target_vocab, dropout=0.0, layers=None):
+    """Attention + combine + output; ``layers`` reuses trained layers (decoder step)."""
+    attention, combine, output = layers or (
+        LuongAttention(name="attention"),
+        keras.layers.Dense(decoder_units, activation="tanh", name="combine"),
+        keras.layers.Dense(target_vocab, name="projection"),
+    )
+    context = attention([query, memory])
+    x = combine(keras.layers.Concatenate(name="context_query")([context, query]))
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    return output(x)
+
+
+def encoder_graph(model):
+    """graphemes (B, T) -> memory, h, c: a sub-model of the trained model."""
+    return keras.Model(
+        model.get_layer("source_embedding").input,
+        [model.get_layer(n).output for n in ("memory", "h", "c")],
+        name="encoder",
+    )
+
+
+def decoder_step_graph(model):
+    """One decoder step as a flat graph, with the trained decoder LSTM's weights."""
+    lstm = model.get_layer("decoder")
+    units = lstm.units
+    memory_dim = model.get_layer("memory").output.shape[-1]
+    token = keras.Input((1,), dtype="int32", name="token")
+    h = keras.Input((units,), name="h")
+    c = keras.Input((units,), name="c")
+    memory = keras.Input((None, memory_dim), name="memory")
+    x = model.get_layer("target_embedding")(token)  # (B, 1, E)
+    x = keras.layers.Reshape((x.shape[-1],), name="step_input")(x)
+    cell = keras.layers.LSTMCell(units, name="decoder_cell")
+    out, (h_next, c_next) = cell(x, [h, c])
+    cell.set_weights(lstm.cell.get_weights())
+    query = keras.layers.Reshape((1, units), name="query")(out)
+    layers = tuple(model.get_layer(n) for n in ("attention", "combine", "projection"))
+    logits = _head(query, memory, units, None, layers=layers)
+    logits = keras.layers.Reshape((logits.shape[-1],), name="logits")(logits)
+    h_next = keras.layers.Activation("linear", name="h_next")(h_next)
+    c_next = keras.layers.Activation("linear", name="c_next")(c_next)
+    return keras.Model([token, h, c, memory], [logits, h_next, c_next], name="decoder_step")
+
+
+GRAPHS = (
+    GraphSpec("encoder", ("graphemes",), ("memory", "h", "c"), build=encoder_graph),
+    GraphSpec(
+        "decoder_step",
+        ("token", "h", "c", "memory"),
+        ("logits", "h_next", "c_next"),
+        build=decoder_step_graph,
+        recurrent="step",
+    ),
+)
+META = {
+    "source_vocab": list(SOURCE_VOCAB),
+    "target_vocab": list(TARGET_VOCAB),
+    "pad": PAD,
+    "bos": BOS,
+    "eos": EOS,
+    "max_output_len": MAX_PHONEMES + 2,
+}
+DATA = DataSpec(dataset="cmudict", train="train", test="test", calibration="val",
+                extra="cmudict", license=LICENSE)
+TENSOR_TOLERANCE = {
+    "fp32": Tolerance(
+        1e-5,
+        "same float32 weights and op order up to kernel choice; LSTM gate sums and the "
+        "attention softmax differ by float32 rounding only (measured max ~1e-6)",
+    ),
+    "dynamic": Tolerance(
+        0.5,
+        "dynamic-range int8 weights quantize each weight to 1/127 of its row's range; "
+        "logits move by up to a few tenths, so the decode metric, not the tensor, is checked",
+    ),
+}
+METRIC_DROP = {
+    "fp32": Tolerance(0.0, "fp32 decodes must be identical strings on every backend"),
+    "dynamic": Tolerance(
+        0.01, "int8 weights may flip near-tied phoneme choices; at most 1 pt of PER"
+    ),
+}
+
+register_model(ModelSpec(
+    name="seq2seq_g2p",
+    builder=seq2seq_g2p,
+    family="seq2seq_attention",
+    task="seq2seq",
+    graphs=GRAPHS,
+    data=DATA,
+    description="BiLSTM encoder + LSTM decoder with Luong attention: English spelling -> "
+                "ARPAbet phonemes (CMUdict, stress removed).",
+    weights=("cmudict",),
+    tensor_tolerance=TENSOR_TOLERANCE,
+    metric_drop=METRIC_DROP,
+    meta=META,
+    recipe={"epochs": 20, "batch_size": 128, "learning_rate": 2e-3, "seed": 0,
+            "target": {"per": ("<=", 0.12)}, "reproduce_tolerance": {"per": 0.01}},
+))
+
+register_model(ModelSpec(
+    name="seq2seq_g2p_tiny",
+    builder=seq2seq_g2p,
+    family="seq2seq_attention",
+    task="seq2seq",
+    graphs=GRAPHS,
+    data=DATA,
+    description="Tiny variant of seq2seq_g2p for tests (random or briefly trained weights).",
+    defaults={"embed_dim": 8, "encoder_units": 8, "decoder_units": 16, "dropout": 0.0},
+    tensor_tolerance=TENSOR_TOLERANCE,
+    metric_drop=METRIC_DROP,
+    meta=META,
+    recipe={"epochs": 1, "batch_size": 64, "learning_rate": 5e-3, "seed": 0, "limit": 3000},
+    tiny=True,
+))

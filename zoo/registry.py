@@ -1,0 +1,210 @@
+"""Model registry: builders plus the data that export and verification need.
+
+A family registers each model name with :func:`register_model`. The spec it gives is
+data, not code paths in the pipeline: which graphs to export (and how to derive them
+from the trained model), the task that turns graph outputs into predictions and a
+metric, where calibration and test data come from, and the tolerances with reasons.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UnknownModelError
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A bound with the reason it is what it is."""
+
+    value: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph of a bundle.
+
+    Attributes:
+        name: file stem of the exported artifacts (``encoder`` -> ``encoder.tflite``).
+        inputs: input names, in signature order.
+        outputs: output names.
+        build: derives the export graph from the trained model (``None``: the model itself).
+            Its inputs keep their time axis ``None`` where lengths vary; the batch axis is
+            fixed to 1 for TFLite (a ``None`` batch does not convert for stacked or
+            bidirectional LSTMs) and left dynamic for ONNX.
+        recurrent: what the graph's recurrence must become: ``"fused"`` (every LSTM is a
+            fused op, no loop), or ``"step"`` (a single cell step: no loop, no recurrent op).
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    build: Callable[[Any], Any] | None = None
+    recurrent: str = "fused"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a model's real data comes from.
+
+    Attributes:
+        dataset: key of :mod:`zoo.datasets`.
+        train / test: split names passed to the loader.
+        calibration: split used for calibration (never the test split).
+        extra: the optional dependency group that installs the data package.
+        license: data license, repeated in the model card.
+    """
+
+    dataset: str
+    train: str = "train"
+    test: str = "test"
+    calibration: str = "train"
+    extra: str = "data"
+    license: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything lstm-zoo knows about one registered model name."""
+
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    task: str
+    graphs: tuple[GraphSpec, ...]
+    data: DataSpec
+    description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    weights: tuple[str, ...] = ()
+    # Tensor tolerance per precision (max abs diff vs Keras on every output).
+    tensor_tolerance: Mapping[str, Tolerance] = field(default_factory=dict)
+    # Allowed drop of the task's primary metric per precision.
+    metric_drop: Mapping[str, Tolerance] = field(default_factory=dict)
+    # Per-model data the task needs (class names, vocabularies), copied into bundles.
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    # Training recipe (see zoo.train); None for tiny variants.
+    recipe: Mapping[str, Any] | None = None
+    tiny: bool = False
+
+    @property
+    def default_weights(self) -> str | None:
+        return self.weights[0] if self.weights else None
+
+    def override_names(self) -> list[str]:
+        return sorted(
+            p.name
+            for p in inspect.signature(self.builder).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        )
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        """Builder keyword arguments: the spec defaults with ``overrides`` applied.
+
+        Raises:
+            TypeError: an override the builder does not take (names the valid ones).
+        """
+        valid = self.override_names()
+        unknown = sorted(set(overrides) - set(valid))
+        if unknown:
+            raise TypeError(
+                f"{self.name}: unknown override(s) {unknown}; valid overrides are {valid}"
+            )
+        return {**self.defaults, **overrides}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Adds ``spec`` to the registry under ``spec.name``.
+
+    Builders must be keyword-only so a misspelled argument fails instead of being
+    silently ignored.
+    """
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    params = inspect.signature(spec.builder).parameters.values()
+    positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    if positional:
+        raise TypeError(f"builder of {spec.name!r} must be keyword-only; got {positional}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_families() -> None:
+    import zoo.models  # noqa: F401  (registers the families on import)
+
+
+def list_models(pattern: str = "*", *, pretrained: bool | None = None) -> list[str]:
+    """Registered model names matching a glob ``pattern``.
+
+    Example:
+        >>> from zoo import list_models
+        >>> "bilstm_activity" in list_models("bilstm*")
+        True
+    """
+    _load_families()
+    names = sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    if pretrained is not None:
+        names = [n for n in names if bool(_REGISTRY[n].weights) == pretrained]
+    return names
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name``.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message lists close names).
+    """
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f"; did you mean {close}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint} (registered: {sorted(_REGISTRY)})"
+        ) from None
+
+
+def create_model(name: str, weights: str | Path | None = None, **overrides: Any):
+    """Builds a registered model, optionally loading weights.
+
+    Args:
+        name: a registered model name (see :func:`list_models`).
+        weights: ``None`` for random initialisation, ``"DEFAULT"`` for the model's
+            shipped pretrained weights, a weights tag such as ``"basicmotions"``, or a
+            path to a ``.weights.h5`` file (its ``.json`` metadata, if beside it, must match
+            its sha256).
+        **overrides: builder keyword arguments.
+
+    Returns:
+        A functional tf_keras model with named inputs and outputs.
+
+    Raises:
+        UnknownModelError, TypeError (unknown override), WeightsError.
+
+    Example:
+        >>> from zoo import create_model
+        >>> model = create_model("bilstm_activity_tiny")
+        >>> model.output_names
+        ['probs']
+    """
+    from zoo import weights as weights_mod
+
+    spec = get_spec(name)
+    config = spec.config(**overrides)  # unknown overrides fail before any file is read
+    if weights is None:
+        return spec.builder(**config)
+    record = weights_mod.resolve(spec, weights)
+    model = spec.builder(**spec.config(**{**record.config, **overrides}))
+    weights_mod.load_into(model, record)
+    return model

@@ -1,0 +1,187 @@
+"""Tasks: how graph outputs become predictions and a metric, for every backend alike.
+
+A spec names its task; the task reads the spec's ``meta`` (class names, vocabularies).
+Predictions run one sample at a time, because exported TFLite graphs have batch 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.decoding import greedy_decode
+from zoo.errors import ShapeError
+
+
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance between two sequences."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Sequence classification; metric: accuracy."""
+
+    name: str = "classification"
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+    def inputs(self, data) -> np.ndarray:
+        return np.asarray(data.x, dtype=np.float32)
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> np.ndarray:
+        graph = graphs["classifier"]
+        probs = []
+        for i in range(0, len(inputs), batch_size):
+            batch = np.asarray(inputs[i : i + batch_size], dtype=np.float32)
+            probs.append(graph({"sequence": batch})["probs"])
+            if progress:
+                progress(len(probs[-1]))
+        return np.concatenate(probs)
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        labels = np.argmax(predictions, axis=-1)
+        return {"accuracy": float(np.mean(labels == np.asarray(data.y)))}
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> np.ndarray | list:
+        """At least ``minimum`` real inputs for tensor parity.
+
+        The test series, then the ``extra`` (calibration) series, then random real
+        crops (length 50-100 % of a series) of both, which also exercise the dynamic
+        time axis. Crops of unequal length are returned as a list.
+        """
+        pool = [*np.asarray(test.x, np.float32), *np.asarray(extra.x, np.float32)]
+        out = list(pool)
+        rng = np.random.default_rng(seed)
+        while len(out) < minimum:
+            x = pool[int(rng.integers(len(pool)))]
+            length = int(rng.integers(len(x) // 2, len(x) + 1))
+            start = int(rng.integers(0, len(x) - length + 1))
+            out.append(x[start : start + length])
+        return out
+
+    def compare(self, a, b) -> dict[str, Any]:
+        """How far two backends' predictions are from each other."""
+        la, lb = np.argmax(a, -1), np.argmax(b, -1)
+        return {"disagreements": int(np.sum(la != lb))}
+
+    def parse_input(self, source: str, meta) -> np.ndarray:
+        """Reads a (T, C) sequence from a ``.npy`` or ``.csv`` file."""
+        path = Path(source)
+        if not path.is_file():
+            raise ShapeError(f"input file {source!r} does not exist; expected a .npy or .csv "
+                             f"file of shape (time, {len(meta['channels'])})")
+        try:
+            if path.suffix == ".npy":
+                x = np.load(path, allow_pickle=False)
+            elif path.suffix == ".csv":
+                x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+            else:
+                raise ShapeError(f"{source}: expected a .npy or .csv file, got {path.suffix!r}")
+        except ShapeError:
+            raise
+        except Exception as e:  # numpy raises several types for malformed files
+            raise ShapeError(f"{source}: cannot read numbers from it ({e})") from None
+        return self.check_sequence(x, meta, source)
+
+    def check_sequence(self, x, meta, where="input") -> np.ndarray:
+        channels = len(meta["channels"])
+        x = np.asarray(x)
+        if x.ndim == 3 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim != 2 or x.shape[1] != channels or x.shape[0] < 1:
+            raise ShapeError(f"{where}: expected shape (time, {channels}) with time >= 1, "
+                             f"got {x.shape}")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise ShapeError(f"{where}: expected real numbers, got dtype {x.dtype}")
+        if not np.all(np.isfinite(x)):
+            bad = int(np.sum(~np.isfinite(x)))
+            raise ShapeError(f"{where}: {bad} value(s) are NaN or infinite; expected finite")
+        return x.astype(np.float32)[None]
+
+    def format(self, prediction, meta) -> str:
+        order = np.argsort(prediction)[::-1]
+        return ", ".join(f"{meta['classes'][i]} {prediction[i]:.3f}" for i in order)
+
+
+@dataclass(frozen=True)
+class Seq2Seq:
+    """Token sequence transduction (G2P); metrics: phoneme error rate, word accuracy."""
+
+    name: str = "seq2seq"
+    metric: str = "per"
+    higher_is_better: bool = False
+
+    def inputs(self, data) -> list[str]:
+        return list(data.words)
+
+    def encode(self, word: str, meta) -> np.ndarray:
+        index = {t: i for i, t in enumerate(meta["source_vocab"])}
+        word = word.strip().lower()
+        if not word:
+            raise ShapeError("expected a non-empty word, got an empty string")
+        unknown = sorted({ch for ch in word if ch not in index})
+        if unknown:
+            valid = "".join(meta["source_vocab"][2:])
+            raise ShapeError(f"word {word!r} has characters {unknown} outside the model's "
+                             f"alphabet {valid!r}")
+        return np.array([[index[ch] for ch in word]], dtype=np.int32)
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1):
+        """Greedy transcriptions. ``batch_size`` > 1 groups words of equal length (Keras)."""
+        vocab = meta["target_vocab"]
+        out: list[tuple[str, ...]] = [()] * len(inputs)
+        by_length: dict[int, list[int]] = {}
+        for i, word in enumerate(inputs):
+            by_length.setdefault(len(word.strip()), []).append(i)
+        for _, idx in sorted(by_length.items()):
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                source = np.concatenate([self.encode(inputs[i], meta) for i in chunk])
+                ids = greedy_decode(graphs, source, bos=meta["bos"], eos=meta["eos"],
+                                    max_len=meta["max_output_len"])
+                for i, row in zip(chunk, ids, strict=True):
+                    out[i] = tuple(vocab[t] for t in row)
+                if progress:
+                    progress(len(chunk))
+        return out
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        errors = length = correct = 0
+        for pred, refs in zip(predictions, data.references, strict=True):
+            best = min(refs, key=lambda r: (edit_distance(pred, r), len(r)))
+            errors += edit_distance(pred, best)
+            length += len(best)
+            correct += tuple(pred) in {tuple(r) for r in refs}
+        return {"per": errors / max(length, 1), "word_accuracy": correct / max(len(predictions), 1)}
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[str]:
+        """The first ``minimum`` held-out test words (every decoder step is recorded)."""
+        return list(test.words[:minimum])
+
+    def compare(self, a, b) -> dict[str, Any]:
+        return {"disagreements": sum(x != y for x, y in zip(a, b, strict=True))}
+
+    def parse_input(self, source: str, meta) -> str:
+        self.encode(source, meta)
+        return source.strip().lower()
+
+    def format(self, prediction, meta) -> str:
+        return " ".join(prediction)
+
+
+TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq()}
+
+
+def get_task(name: str):
+    return TASKS[name]

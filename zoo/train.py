@@ -1,0 +1,237 @@
+"""Training recipes: ``lstm-zoo train NAME`` reproduces the shipped weights.
+
+A recipe is data on the spec (epochs, batch size, learning rate, seed, target); the
+code here is one function per task. After training, the task metric is measured on
+the real test split with the same graphs that get exported, and the weights are
+written with their metadata (sha256, params, dataset, split, metrics, license,
+recipe, builder config).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import platform
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo import datasets
+from zoo._keras import keras, tf
+from zoo.errors import DataError
+from zoo.graphs import keras_graphs
+from zoo.registry import get_spec
+from zoo.tasks import get_task
+from zoo.weights import PRETRAINED_DIR, WEIGHTS_SUFFIX, atomic_write_bytes, sha256_of
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def count_params(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.weights))
+
+
+def train(
+    name: str,
+    *,
+    out_dir: str | Path = PRETRAINED_DIR,
+    tag: str | None = None,
+    epochs: int | None = None,
+    limit: int | None = None,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Trains ``name`` with its recipe, evaluates it on the test split, writes weights.
+
+    Args:
+        name: a registered model with a recipe.
+        out_dir: where ``NAME.TAG.weights.h5`` and ``NAME.TAG.json`` go.
+        tag: weights tag (default: the spec's default tag, else the dataset name).
+        epochs / limit: override the recipe (limit: at most this many training samples).
+        verbose: 0 silent, 1 progress bars.
+
+    Returns:
+        The metadata written beside the weights.
+    """
+    spec = get_spec(name)
+    if not spec.recipe:
+        raise DataError(f"{name} has no training recipe")
+    recipe = dict(spec.recipe)
+    if epochs is not None:
+        recipe["epochs"] = int(epochs)
+    if limit is not None:
+        recipe["limit"] = int(limit)
+    seed_everything(recipe.get("seed", 0))
+    config = spec.config()
+    model = spec.builder(**config)
+    train_data = datasets.load(spec.data.dataset, spec.data.train)
+    test_data = datasets.load(spec.data.dataset, spec.data.test)
+    start = time.time()
+    history = FIT[spec.task](model, train_data, recipe, spec, verbose)
+    seconds = time.time() - start
+    task = get_task(spec.task)
+    predictions = task.predict(keras_graphs(spec, model), task.inputs(test_data), spec.meta,
+                               batch_size=256)
+    metrics = task.score(predictions, test_data, spec.meta)
+    tag = tag or spec.default_weights or spec.data.dataset
+    out_dir = Path(out_dir)
+    weights_path = out_dir / f"{name}.{tag}{WEIGHTS_SUFFIX}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = weights_path.with_name(f".{weights_path.name}.tmp.h5")
+    model.save_weights(str(tmp))
+    tmp.replace(weights_path)
+    metadata = {
+        "model": name,
+        "tag": tag,
+        "file": weights_path.name,
+        "sha256": sha256_of(weights_path),
+        "params": count_params(model),
+        "config": _jsonable(config),
+        "dataset": spec.data.dataset,
+        "split": {"train": spec.data.train, "test": spec.data.test,
+                  "train_samples": min(len(_samples(train_data)), recipe.get("limit") or 10**9),
+                  "test_samples": len(_samples(test_data))},
+        "metrics": {spec.data.test: metrics},
+        "license": {"data": spec.data.license, "weights": "Apache-2.0"},
+        "recipe": {**recipe, "command": f"lstm-zoo train {name}"},
+        "training": {"seconds": round(seconds, 1), "final_loss": history.get("loss"),
+                     "machine": f"{platform.machine()}, {platform.python_version()}",
+                     "tensorflow": tf.__version__, "tf_keras": keras.__version__},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_bytes(weights_path.with_name(f"{name}.{tag}.json"),
+                       (json.dumps(metadata, indent=2) + "\n").encode())
+    return metadata
+
+
+def _samples(data):
+    return data.x if hasattr(data, "x") else data.words
+
+
+def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _fit_classification(model, data, recipe, spec, verbose) -> dict[str, float]:
+    x, y = np.asarray(data.x, np.float32), np.asarray(data.y)
+    if recipe.get("limit"):
+        x, y = x[: recipe["limit"]], y[: recipe["limit"]]
+    model.get_layer("normalize").adapt(x.reshape(-1, x.shape[-1]))
+    rng = np.random.default_rng(recipe.get("seed", 0))
+    batch = recipe["batch_size"]
+    steps = math.ceil(len(x) / batch)
+
+    def augmented():
+        # Sensor-style augmentation: random crop of 70-100 % of the series (the time axis
+        # is dynamic), per-channel gain and additive jitter.
+        while True:
+            order = rng.permutation(len(x))
+            for i in range(steps):
+                idx = order[i * batch : (i + 1) * batch]
+                length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
+                offset = int(rng.integers(0, x.shape[1] - length + 1))
+                xb = x[idx, offset : offset + length]
+                xb = xb * rng.normal(1.0, 0.1, (len(idx), 1, x.shape[-1]))
+                xb = xb + rng.normal(0.0, 0.05, xb.shape) * x.std(axis=(0, 1))
+                yield xb.astype(np.float32), y[idx]
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(recipe["learning_rate"], clipnorm=1.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    hist = model.fit(augmented(), steps_per_epoch=steps, epochs=recipe["epochs"],
+                     verbose=2 if verbose else 0)
+    return {"loss": float(hist.history["loss"][-1])}
+
+
+# --------------------------------------------------------------------------- seq2seq
+
+
+def seq2seq_batches(data, meta, batch_size, rng, limit=None):
+    """Teacher-forcing batches grouped by source length (no source padding).
+
+    Yields ((graphemes, phonemes_in), phonemes_out, weights); targets are padded with
+    ``pad`` and the padding gets weight 0.
+    """
+    src_index = {t: i for i, t in enumerate(meta["source_vocab"])}
+    tgt_index = {t: i for i, t in enumerate(meta["target_vocab"])}
+    words, targets = list(data.words), list(data.targets)
+    if limit:
+        words, targets = words[:limit], targets[:limit]
+    by_len: dict[int, list[int]] = {}
+    for i, w in enumerate(words):
+        by_len.setdefault(len(w), []).append(i)
+    batches = []
+    for idx in by_len.values():
+        idx = list(rng.permutation(idx))
+        batches += [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng.shuffle(batches)
+    for idx in batches:
+        src = np.array([[src_index[ch] for ch in words[i]] for i in idx], np.int32)
+        tgt = [[tgt_index[p] for p in targets[i]] for i in idx]
+        width = max(len(t) for t in tgt) + 1
+        t_in = np.full((len(idx), width), meta["pad"], np.int32)
+        t_out = np.full((len(idx), width), meta["pad"], np.int32)
+        for r, t in enumerate(tgt):
+            t_in[r, : len(t) + 1] = [meta["bos"], *t]
+            t_out[r, : len(t) + 1] = [*t, meta["eos"]]
+        yield (src, t_in), t_out, (t_out != meta["pad"]).astype(np.float32)
+
+
+class _BatchSequence(keras.utils.Sequence):
+    def __init__(self, make: Callable[[int], list]):
+        super().__init__()
+        self._make = make
+        self._epoch = 0
+        self._batches = make(0)
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __getitem__(self, i):
+        return self._batches[i]
+
+    def on_epoch_end(self):
+        self._epoch += 1
+        self._batches = self._make(self._epoch)
+
+
+def _fit_seq2seq(model, data, recipe, spec, verbose) -> dict[str, float]:
+    seed = recipe.get("seed", 0)
+
+    def make(epoch):
+        rng = np.random.default_rng(seed + epoch)
+        return list(seq2seq_batches(data, spec.meta, recipe["batch_size"], rng,
+                                    recipe.get("limit")))
+
+    train_seq = _BatchSequence(make)
+    val = datasets.load(spec.data.dataset, "val")
+    val_batches = list(seq2seq_batches(val, spec.meta, 256, np.random.default_rng(0)))
+    epochs = recipe["epochs"]
+    schedule = keras.optimizers.schedules.CosineDecay(
+        recipe["learning_rate"], decay_steps=epochs * len(train_seq), alpha=0.05
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=["accuracy"],
+    )
+    hist = model.fit(train_seq, epochs=epochs, shuffle=False, verbose=2 if verbose else 0,
+                     validation_data=_BatchSequence(lambda _: val_batches))
+    return {"loss": float(hist.history["loss"][-1])}
+
+
+FIT = {"classification": _fit_classification, "seq2seq": _fit_seq2seq}
