@@ -31,7 +31,7 @@ from zoo import datasets
 from zoo.errors import ExportError, ParityError, UnsupportedError
 from zoo.registry import get_spec
 from zoo.tasks import get_task
-from zoo.weights import sha256_of
+from zoo.weights import save_weights_atomic, sha256_of
 
 FORMATS = ("tflite", "onnx")
 PRECISIONS = ("fp32", "dynamic")
@@ -67,7 +67,7 @@ def check_out_dir(out: Path) -> None:
                           "remove it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise ExportError(f"parent directory {parent} of the output does not exist")
+        raise ExportError(f"parent {parent} of the output is not an existing directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"cannot write into {parent} (permission denied)")
 
@@ -150,7 +150,7 @@ def export_model(
         reference = Reference(spec, model, task, test,
                               task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES))
         ref_file = tmp / "reference.weights.h5"
-        model.save_weights(str(ref_file))
+        save_weights_atomic(model, ref_file)
         manifest: dict[str, Any] = {
             "format_version": 1,
             "model": name,

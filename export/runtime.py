@@ -36,8 +36,9 @@ def check_feeds(feeds: Mapping[str, np.ndarray], inputs: list[dict], where: str)
         if x.ndim != len(shape) or any(
             d is not None and d != s for d, s in zip(shape, x.shape, strict=True)
         ):
+            want = ", ".join("?" if d is None else str(d) for d in shape)
             raise ShapeError(f"{where}: input {spec['name']!r} has shape {x.shape}; expected "
-                             f"{tuple('?' if d is None else d for d in shape)}")
+                             f"({want})")
         want = np.dtype(spec["dtype"])
         if np.issubdtype(want, np.integer):
             if not np.issubdtype(x.dtype, np.integer):

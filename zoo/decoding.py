@@ -20,7 +20,7 @@ def greedy_decode(
 
     Args:
         graphs: ``encoder`` (graphemes -> memory, h, c) and ``decoder_step``
-            (token, h, c, memory -> logits, h_next, c_next).
+            (token, h, c, memory -> probs, h_next, c_next).
         source: (B, T) int32 token ids; the rows share a length (no padding).
         bos / eos: start and end token ids.
         max_len: most tokens emitted per row (end token excluded).
@@ -38,7 +38,7 @@ def greedy_decode(
     step = graphs["decoder_step"]
     for _ in range(max_len):
         res = step({"token": token, "h": h, "c": c, "memory": memory})
-        nxt = np.argmax(res["logits"], axis=-1).astype(np.int32)
+        nxt = np.argmax(res["probs"], axis=-1).astype(np.int32)
         for i in np.flatnonzero(~done):
             if nxt[i] == eos:
                 done[i] = True

@@ -115,7 +115,12 @@ class ModelSpec:
             raise TypeError(
                 f"{self.name}: unknown override(s) {unknown}; valid overrides are {valid}"
             )
-        return {**self.defaults, **overrides}
+        signature_defaults = {
+            p.name: p.default
+            for p in inspect.signature(self.builder).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+        return {**signature_defaults, **self.defaults, **overrides}
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -27,7 +27,13 @@ from zoo.errors import DataError
 from zoo.graphs import keras_graphs
 from zoo.registry import get_spec
 from zoo.tasks import get_task
-from zoo.weights import PRETRAINED_DIR, WEIGHTS_SUFFIX, atomic_write_bytes, sha256_of
+from zoo.weights import (
+    PRETRAINED_DIR,
+    WEIGHTS_SUFFIX,
+    atomic_write_bytes,
+    save_weights_atomic,
+    sha256_of,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -86,9 +92,7 @@ def train(
     out_dir = Path(out_dir)
     weights_path = out_dir / f"{name}.{tag}{WEIGHTS_SUFFIX}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = weights_path.with_name(f".{weights_path.name}.tmp.h5")
-    model.save_weights(str(tmp))
-    tmp.replace(weights_path)
+    save_weights_atomic(model, weights_path)
     metadata = {
         "model": name,
         "tag": tag,

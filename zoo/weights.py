@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -165,6 +166,32 @@ def _download(url: str, timeout: float) -> bytes:
         raise WeightsError(f"cannot download {url}: {e}") from None
 
 
+def save_weights_atomic(model, path: str | Path) -> None:
+    """``model.save_weights`` to ``path`` (a ``.weights.h5`` name) through a rename.
+
+    Keras picks the weights format from the file name, so the temporary file gets the
+    final name inside a temporary sibling directory.
+    """
+    path = Path(path)
+    if not path.name.endswith(WEIGHTS_SUFFIX):
+        raise WeightsError(f"weights files are named *{WEIGHTS_SUFFIX}; got {path.name!r}")
+    if getattr(model, "optimizer", None) is not None:
+        # A compiled model would also save its optimizer slots (3x the size).
+        from zoo._keras import keras
+
+        clean = keras.models.clone_model(model)
+        clean.set_weights(model.get_weights())
+        model = clean
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        model.save_weights(str(tmp_dir / path.name))
+        os.chmod(tmp_dir / path.name, 0o644)
+        os.replace(tmp_dir / path.name, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +199,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

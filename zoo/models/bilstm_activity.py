@@ -59,13 +59,11 @@ TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5,
         "same float32 weights; fused LSTM kernels sum gates in another order than "
-        "TensorFlow's, so softmax outputs differ by float32 rounding (measured ~1e-7)",
+        "TensorFlow's, so probabilities differ by float32 rounding (measured 1.3e-6 on "
+        "LiteRT, 1.5e-7 on ORT for the pretrained weights)",
     ),
-    "dynamic": Tolerance(
-        0.05,
-        "dynamic-range int8 weights (per-channel scale 1/127 of the range) move the "
-        "probabilities by a few hundredths; the accuracy drop is what is gated",
-    ),
+    # No tensor bound for "dynamic": int8 weights move every tensor by design (measured
+    # ~5e-3); what is gated is the accuracy drop (METRIC_DROP).
 }
 METRIC_DROP = {
     "fp32": Tolerance(0.0, "fp32 artifacts must classify every test series as Keras does"),

@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny models trained briefly on slices of the real data."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """``{name: weights path}`` for the tiny variants, trained for seconds on real data.
+
+    Briefly trained rather than random: the classifier's normalisation layer is adapted to
+    the real sensor ranges, as every real model's is.
+    """
+    from zoo.train import train
+
+    out = tmp_path_factory.mktemp("tiny_weights")
+    paths = {}
+    for name in ("bilstm_activity_tiny", "seq2seq_g2p_tiny"):
+        meta = train(name, out_dir=out, verbose=0)
+        paths[name] = out / meta["file"]
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory, tiny_weights):
+    """Exported bundles (tflite+onnx, fp32+dynamic) of the tiny models."""
+    from export import export_model
+
+    out = tmp_path_factory.mktemp("bundles")
+    bundles, reports = {}, {}
+    for name, limit in (("bilstm_activity_tiny", None), ("seq2seq_g2p_tiny", 150)):
+        bundles[name] = out / name
+        reports[name] = export_model(name, bundles[name], weights=tiny_weights[name],
+                                     limit=limit)
+    return bundles, reports

@@ -1,0 +1,76 @@
+"""The lstm-zoo command: exit codes and one-line errors, never a traceback."""
+
+import numpy as np
+import pytest
+
+from export.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_list_and_info(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "bilstm_activity" in out and "seq2seq_g2p" in out
+    code, out, _ = run(capsys, "info", "seq2seq_g2p")
+    assert code == 0 and "decoder_step" in out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (("info", "nope"), "unknown model"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--set", "unitz=3", "--out", "X"),
+     "unknown override"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--formats", "tfjs", "--out", "X"),
+     "tfjs"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--precision", "int3", "--out", "X"),
+     "int3"),
+    (("verify", "/nonexistent/bundle"), "not a bundle"),
+])
+def test_bad_input_exits_2(capsys, tmp_path, argv, match):
+    argv = [str(tmp_path / a) if a == "X" else a for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and match in err and err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_predict_sequence_and_bad_inputs(capsys, tiny_bundles, tmp_path):
+    bundles, _ = tiny_bundles
+    bundle = str(bundles["bilstm_activity_tiny"])
+    from zoo.datasets import basicmotions
+
+    good = tmp_path / "walk.npy"
+    np.save(good, basicmotions.load("test").x[25])
+    csv = tmp_path / "walk.csv"
+    np.savetxt(csv, basicmotions.load("test").x[25], delimiter=",")
+    code, out, _ = run(capsys, "predict", bundle, "--input", str(good))
+    assert code == 0 and "Walking" in out
+    code, out_csv, _ = run(capsys, "predict", bundle, "--input", str(csv), "--backend", "onnx")
+    assert code == 0 and out_csv.split()[0] == out.split()[0]
+
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((50, 6), np.nan))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((50, 4)))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    strings = tmp_path / "s.npy"
+    np.save(strings, np.array([["a"] * 6] * 3))
+    for path, match in ((nan, "NaN"), (wrong, r"\(time, 6\)"), (text, ".npy or .csv"),
+                        (tmp_path / "missing.npy", "does not exist"), (strings, "real numbers")):
+        code, _, err = run(capsys, "predict", bundle, "--input", str(path))
+        assert code == 2 and err.strip().splitlines()[-1].startswith("error:"), err
+        assert __import__("re").search(match, err), err
+
+
+def test_predict_word(capsys, tiny_bundles):
+    bundles, _ = tiny_bundles
+    bundle = str(bundles["seq2seq_g2p_tiny"])
+    code, out, _ = run(capsys, "predict", bundle, "--input", "hello")
+    assert code == 0 and out.strip()
+    code, _, err = run(capsys, "predict", bundle, "--input", "h3llo")
+    assert code == 2 and "outside the model's alphabet" in err
+    code, _, err = run(capsys, "predict", bundle, "--input", "  ")
+    assert code == 2 and "empty" in err

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from zoo import datasets
+from zoo.datasets import basicmotions, cmudict
+from zoo.errors import DataError, MissingExtraError
+
+
+def test_basicmotions_official_split():
+    train, test = basicmotions.load("train"), basicmotions.load("test")
+    assert train.x.shape == test.x.shape == (40, 100, 6)
+    assert np.bincount(test.y).tolist() == [10, 10, 10, 10]
+    assert train.classes == ("Standing", "Running", "Walking", "Badminton")
+    assert np.isfinite(train.x).all()
+    assert not np.array_equal(train.x, test.x)
+
+
+def test_parse_ts_rejects_garbage():
+    with pytest.raises(DataError, match="no @data"):
+        basicmotions.parse_ts("@problemName x\n")
+    with pytest.raises(DataError, match="line 3"):
+        basicmotions.parse_ts("@classLabel true a b\n@data\n1,x:a\n")
+
+
+def test_cmudict_splits_are_disjoint_and_stressless():
+    splits = {s: set(cmudict.load(s).words) for s in cmudict.SPLITS}
+    assert not splits["train"] & splits["test"] and not splits["val"] & splits["test"]
+    test = cmudict.load("test")
+    assert len(test) > 2000
+    phones = {p for t in test.targets for p in t}
+    assert phones <= set(cmudict.PHONEMES)
+    # alternative pronunciations are kept as references
+    assert any(len(r) > 1 for r in test.references)
+
+
+def test_unknown_split_and_dataset():
+    with pytest.raises(DataError, match="splits"):
+        cmudict.load("dev")
+    with pytest.raises(DataError, match="unknown dataset"):
+        datasets.load("mnist", "train")
+
+
+def test_missing_package_names_the_extra():
+    with pytest.raises(MissingExtraError, match=r"lstm-zoo\[speech\]"):
+        datasets.package_file("no_such_pkg_lstm_zoo", "x.csv", "speech")
