@@ -13,12 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+from export.progress import Progress
+
 EXIT_PARITY = 1
 EXIT_USAGE = 2
-
-
-def _say(msg: str) -> None:
-    print(f"[lstm-zoo] {msg}", file=sys.stderr, flush=True)
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -77,9 +75,15 @@ def cmd_train(args) -> int:
     from zoo.train import train
 
     meta = train(args.name, out_dir=args.out, epochs=args.epochs, limit=args.limit)
-    print(json.dumps({"file": meta["file"], "sha256": meta["sha256"],
-                      "metrics": meta["metrics"]}, indent=2))
-    return 0
+    print(f"wrote {Path(args.out) / meta['file']}  sha256={meta['sha256']}")
+    for split, metrics in meta["metrics"].items():
+        print(f"measured on {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    ok = True
+    for metric, r in meta["reproduction"].items():
+        ok &= r["within"]
+        print(f"reproduces shipped {metric}: {r['now']:.4f} vs {r['shipped']:.4f} "
+              f"(tolerance {r['tolerance']}): {'yes' if r['within'] else 'NO'}")
+    return 0 if ok else EXIT_PARITY
 
 
 def print_table(parity: dict, out=sys.stdout) -> None:
@@ -106,7 +110,7 @@ def cmd_export(args) -> int:
     try:
         parity = export_model(args.name, args.out, weights=weights, formats=args.formats,
                               precisions=args.precision, overrides=_overrides(args.set),
-                              progress=_say, limit=args.limit)
+                              progress=Progress(), limit=args.limit)
     except ParityError as e:
         failed = Path(str(args.out) + ".failed") / "parity.json"
         if failed.is_file():
@@ -121,7 +125,7 @@ def cmd_export(args) -> int:
 def cmd_verify(args) -> int:
     from export.pipeline import verify_bundle
 
-    parity = verify_bundle(args.bundle, progress=_say, limit=args.limit)
+    parity = verify_bundle(args.bundle, progress=Progress(), limit=args.limit)
     print_table(parity)
     if not parity["passed"]:
         print("error: parity failed: " + "; ".join(parity["failures"]), file=sys.stderr)
@@ -153,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_info)
     s = sub.add_parser("train", help="reproduce a model's pretrained weights with its recipe")
     s.add_argument("name")
-    s.add_argument("--out", default=None, help="output directory (default: zoo/pretrained)")
+    s.add_argument("--out", default="lstm-zoo-weights",
+                   help="output directory (maintainers: zoo/pretrained refreshes the shipped "
+                        "weights)")
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--limit", type=int, default=None, help="at most N training samples")
     s.set_defaults(fn=cmd_train)
@@ -182,10 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "out", None) is None and args.command == "train":
-        from zoo.weights import PRETRAINED_DIR
-
-        args.out = PRETRAINED_DIR
     from zoo.errors import ZooError
 
     try:

@@ -18,13 +18,14 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from export import onnx as onnx_export
 from export import tflite as tflite_export
 from export.graphs import input_infos, output_infos, recurrent_directions
+from export.progress import Progress, Silent
 from export.runtime import LiteRTRunner, ORTRunner
 from export.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
@@ -103,7 +104,7 @@ def export_model(
     precisions: str | Sequence[str] = PRECISIONS,
     overrides: dict[str, Any] | None = None,
     model=None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Exports a registered model to a verified bundle directory.
@@ -116,7 +117,7 @@ def export_model(
         precisions: subset of ``("fp32", "dynamic")``.
         overrides: builder keyword arguments.
         model: an already built (e.g. fine-tuned) Keras model to export instead.
-        progress: called with a one-line status message per stage.
+        progress: reports stages and counts (default: silent).
         limit: verify on at most this many test samples (tests; default all).
 
     Returns:
@@ -132,7 +133,8 @@ def export_model(
     precs = parse_choices(precisions, PRECISIONS, "precision(s)")
     out = Path(out)
     check_out_dir(out)
-    say = progress or (lambda _msg: None)
+    progress = progress or Silent()
+    say = progress.say
     overrides = dict(overrides or {})
     if model is None:
         say(f"building {name} (weights={weights})")
@@ -146,9 +148,10 @@ def export_model(
         test = _head(test, limit)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent or "."))
     try:
-        say("running Keras reference on the test split")
         reference = Reference(spec, model, task, test,
-                              task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES))
+                              task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
+                              progress.counter("Keras reference on the test split",
+                                               len(task.inputs(test))))
         ref_file = tmp / "reference.weights.h5"
         save_weights_atomic(model, ref_file)
         manifest: dict[str, Any] = {
@@ -196,7 +199,8 @@ def export_model(
                         "graph": g.name, "format": fmt, "precision": precision,
                         "file": str(rel), "size": len(data), "sha256": sha256_of(tmp / rel),
                         **fusion})
-        results, failures = verify_artifacts(spec, task, reference, test, tmp, manifest, say)
+        results, failures = verify_artifacts(spec, task, reference, test, tmp, manifest,
+                                             progress)
         parity["results"] = results
         parity["passed"] = not failures
         parity["failures"] = failures
@@ -215,7 +219,8 @@ def export_model(
     return parity
 
 
-def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict, say):
+def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict,
+                     progress: Progress):
     """Runs every (format, precision) group of artifacts against the Keras reference.
 
     Returns the per-group results and a list of failure messages (fusion and parity).
@@ -231,8 +236,9 @@ def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict, sa
         backend, runner_cls = RUNNERS[fmt]
         runners = {a["graph"]: runner_cls(root / a["file"], _inputs(manifest, a["graph"]))
                    for a in artifacts}
-        say(f"verifying {fmt} ({precision}) on {backend}")
-        result = check_backend(spec, task, reference, test, runners, precision)
+        count = progress.counter(f"verifying {fmt} ({precision}) on {backend}",
+                                 len(reference.test_inputs))
+        result = check_backend(spec, task, reference, test, runners, precision, count)
         results.append({"format": fmt, "precision": precision, "backend": backend,
                         "size_bytes": sum(a["size"] for a in artifacts), **result})
         failures += [f"{fmt}/{precision}: {c['check']} = {c['value']:.3g} (limit {c['limit']})"
@@ -240,7 +246,8 @@ def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict, sa
     return results, failures
 
 
-def verify_bundle(path: str | Path, *, progress=None, limit: int | None = None) -> dict:
+def verify_bundle(path: str | Path, *, progress: Progress | None = None,
+                  limit: int | None = None) -> dict:
     """Re-runs a bundle's checks from disk: files, fusion (from the artifacts), parity.
 
     Raises:
@@ -248,7 +255,7 @@ def verify_bundle(path: str | Path, *, progress=None, limit: int | None = None) 
     """
     from export.runtime import Bundle
 
-    say = progress or (lambda _msg: None)
+    progress = progress or Silent()
     bundle = Bundle(path)
     spec = get_spec(bundle.model_name)
     task = bundle.task
@@ -257,16 +264,17 @@ def verify_bundle(path: str | Path, *, progress=None, limit: int | None = None) 
         graph = next(g for g in manifest["graphs"] if g["name"] == a["graph"])
         a.update(fusion_report(a["format"], bundle.path / a["file"],
                                a["expected_directions"], graph["recurrent"]))
-    say(f"loading {spec.data.dataset} ({spec.data.test} split)")
+    progress.say(f"loading {spec.data.dataset} ({spec.data.test} split)")
     test = datasets.load(spec.data.dataset, spec.data.test)
     extra = datasets.load(spec.data.dataset, spec.data.calibration)
     if limit:
         test = _head(test, limit)
-    say("running Keras reference (weights from the bundle) on the test split")
     reference = Reference(spec, bundle.keras_model(), task, test,
-                          task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES))
+                          task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
+                          progress.counter("Keras reference (weights from the bundle)",
+                                           len(task.inputs(test))))
     results, failures = verify_artifacts(spec, task, reference, test, bundle.path, manifest,
-                                         say)
+                                         progress)
     return {"model": spec.name, "test_samples": len(reference.test_inputs),
             "reference": {"backend": "keras", "metrics": reference.metrics},
             "results": results, "passed": not failures, "failures": failures}

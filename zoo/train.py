@@ -28,9 +28,10 @@ from zoo.graphs import keras_graphs
 from zoo.registry import get_spec
 from zoo.tasks import get_task
 from zoo.weights import (
-    PRETRAINED_DIR,
     WEIGHTS_SUFFIX,
     atomic_write_bytes,
+    pretrained_path,
+    read_metadata,
     save_weights_atomic,
     sha256_of,
 )
@@ -50,7 +51,7 @@ def count_params(model) -> int:
 def train(
     name: str,
     *,
-    out_dir: str | Path = PRETRAINED_DIR,
+    out_dir: str | Path = "lstm-zoo-weights",
     tag: str | None = None,
     epochs: int | None = None,
     limit: int | None = None,
@@ -60,13 +61,15 @@ def train(
 
     Args:
         name: a registered model with a recipe.
-        out_dir: where ``NAME.TAG.weights.h5`` and ``NAME.TAG.json`` go.
+        out_dir: where ``NAME.TAG.weights.h5`` and ``NAME.TAG.json`` go (maintainers
+            refresh the shipped weights with ``zoo/pretrained``).
         tag: weights tag (default: the spec's default tag, else the dataset name).
         epochs / limit: override the recipe (limit: at most this many training samples).
         verbose: 0 silent, 1 progress bars.
 
     Returns:
-        The metadata written beside the weights.
+        The metadata written beside the weights, plus ``reproduction``: for a shipped
+        weights tag, each metric against the shipped value and the recipe's tolerance.
     """
     spec = get_spec(name)
     if not spec.recipe:
@@ -89,6 +92,7 @@ def train(
                                batch_size=256)
     metrics = task.score(predictions, test_data, spec.meta)
     tag = tag or spec.default_weights or spec.data.dataset
+    shipped = read_metadata(pretrained_path(name, tag)) if tag in spec.weights else {}
     out_dir = Path(out_dir)
     weights_path = out_dir / f"{name}.{tag}{WEIGHTS_SUFFIX}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,7 +118,20 @@ def train(
     }
     atomic_write_bytes(weights_path.with_name(f"{name}.{tag}.json"),
                        (json.dumps(metadata, indent=2) + "\n").encode())
-    return metadata
+    return {**metadata, "reproduction": reproduction(recipe, shipped, spec.data.test, metrics)}
+
+
+def reproduction(recipe, shipped: dict, split: str, metrics: dict) -> dict[str, dict]:
+    """Each metric with a reproduce tolerance: shipped value, new value, and whether the
+    new one is within the tolerance the recipe states."""
+    if not shipped:
+        return {}
+    out = {}
+    for metric, tol in recipe.get("reproduce_tolerance", {}).items():
+        before, now = shipped["metrics"][split][metric], metrics[metric]
+        out[metric] = {"shipped": before, "now": now, "tolerance": tol,
+                       "within": abs(now - before) <= tol}
+    return out
 
 
 def _samples(data):
