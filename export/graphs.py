@@ -2,51 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from zoo._keras import keras
+from zoo.graphs import TensorInfo, input_infos, output_infos, serving_function, signature
 
-from zoo._keras import keras, tf
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    shape: tuple[int | None, ...]  # batch axis included (None = dynamic)
-    dtype: str
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-
-def input_infos(model) -> list[TensorInfo]:
-    return [
-        TensorInfo(name, (None, *t.shape[1:]), t.dtype.name)
-        for t, name in zip(model.inputs, model.input_names, strict=True)
-    ]
-
-
-def output_infos(model) -> list[TensorInfo]:
-    return [
-        TensorInfo(name, (None, *t.shape[1:]), t.dtype.name)
-        for t, name in zip(model.outputs, model.output_names, strict=True)
-    ]
-
-
-def signature(model, batch: int | None) -> list[tf.TensorSpec]:
-    """Input TensorSpecs with the batch axis set to ``batch`` (1 for TFLite)."""
-    return [tf.TensorSpec((batch, *i.shape[1:]), i.dtype, name=i.name) for i in input_infos(model)]
-
-
-def serving_function(model, batch: int | None):
-    """A tf.function over the graph's inputs returning a dict keyed by output name."""
-    names = list(model.output_names)
-
-    @tf.function(input_signature=signature(model, batch))
-    def serve(*args):
-        outs = model(list(args) if len(args) > 1 else args[0], training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        return dict(zip(names, outs, strict=True))
-
-    return serve
+__all__ = ["TensorInfo", "input_infos", "int_input_ranges", "output_infos",
+           "recurrent_directions", "serving_function", "signature"]
 
 
 def recurrent_directions(model) -> dict[str, int]:

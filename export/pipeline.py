@@ -30,7 +30,7 @@ from export.runtime import LiteRTRunner, ORTRunner
 from export.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
 from zoo.errors import ExportError, ParityError, UnsupportedError
-from zoo.registry import get_spec
+from zoo.registry import get_spec, jsonable_config
 from zoo.tasks import get_task
 from zoo.weights import save_weights_atomic, sha256_of
 
@@ -160,7 +160,7 @@ def export_model(
             "task": spec.task,
             "meta": dict(spec.meta),
             "reference": {"file": ref_file.name, "sha256": sha256_of(ref_file),
-                          "size": ref_file.stat().st_size, "config": _jsonable(config),
+                          "size": ref_file.stat().st_size, "config": jsonable_config(config),
                           "weights": str(weights)},
             "graphs": [],
             "artifacts": [],
@@ -301,10 +301,6 @@ def _head(data, n):
 
     return replace(data, **{f.name: getattr(data, f.name)[:n] for f in fields(data)
                             if f.name != "classes"})
-
-
-def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
 def _write_json(path: Path, obj) -> None:

@@ -47,3 +47,23 @@ def test_every_recurrent_layer_is_fused(exported):
     manifest = json.loads((out / "manifest.json").read_text())
     assert all(a["all_fused"] for a in manifest["artifacts"])
     assert not any(a["loops"] for a in manifest["artifacts"])
+
+
+def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
+    import numpy as np
+
+    from export.cli import main
+    from zoo.datasets import basicmotions
+
+    name, _, out = exported
+    if name == "seq2seq_g2p":
+        for backend in ("litert", "onnx"):
+            assert main(["predict", str(out), "--input", "computer", "--backend", backend]) == 0
+            assert capsys.readouterr().out.strip() == "K AH M P Y UW T ER"
+    else:
+        test = basicmotions.load("test")
+        for i in (0, 10, 20, 30):  # one series of each class
+            path = tmp_path / f"s{i}.npy"
+            np.save(path, test.x[i])
+            assert main(["predict", str(out), "--input", str(path)]) == 0
+            assert capsys.readouterr().out.split()[0] == test.classes[test.y[i]]

@@ -8,6 +8,7 @@ code (greedy decoding, classification) is written once and runs on any of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +29,48 @@ def graph_models(spec, model) -> dict:
     return graphs
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int | None, ...]  # batch axis included (None = dynamic)
+    dtype: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+def input_infos(model) -> list[TensorInfo]:
+    return [
+        TensorInfo(name, (None, *t.shape[1:]), t.dtype.name)
+        for t, name in zip(model.inputs, model.input_names, strict=True)
+    ]
+
+
+def output_infos(model) -> list[TensorInfo]:
+    return [
+        TensorInfo(name, (None, *t.shape[1:]), t.dtype.name)
+        for t, name in zip(model.outputs, model.output_names, strict=True)
+    ]
+
+
+def signature(model, batch: int | None) -> list[tf.TensorSpec]:
+    """Input TensorSpecs with the batch axis set to ``batch`` (1 for TFLite)."""
+    return [tf.TensorSpec((batch, *i.shape[1:]), i.dtype, name=i.name) for i in input_infos(model)]
+
+
+def serving_function(model, batch: int | None):
+    """A tf.function over the graph's inputs returning a dict keyed by output name."""
+    names = list(model.output_names)
+
+    @tf.function(input_signature=signature(model, batch))
+    def serve(*args):
+        outs = model(list(args) if len(args) > 1 else args[0], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return dict(zip(names, outs, strict=True))
+
+    return serve
+
+
 class KerasGraph:
     """Runs a Keras graph model in inference mode through one traced tf.function."""
 
@@ -37,17 +80,7 @@ class KerasGraph:
         self.model = model
         self.input_names = tuple(model.input_names)
         self.output_names = tuple(model.output_names)
-        signature = [
-            tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=n)
-            for t, n in zip(model.inputs, self.input_names, strict=True)
-        ]
-
-        def run(*args):
-            outs = model(list(args) if len(args) > 1 else args[0], training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            return dict(zip(self.output_names, outs, strict=True))
-
-        self._fn = tf.function(run, input_signature=signature, reduce_retracing=True)
+        self._fn = serving_function(model, batch=None)
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self._fn(*(feeds[n] for n in self.input_names))

@@ -123,6 +123,11 @@ class ModelSpec:
         return {**signature_defaults, **self.defaults, **overrides}
 
 
+def jsonable_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Builder kwargs as JSON values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
 
 

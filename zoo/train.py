@@ -25,7 +25,7 @@ from zoo import datasets
 from zoo._keras import keras, tf
 from zoo.errors import DataError
 from zoo.graphs import keras_graphs
-from zoo.registry import get_spec
+from zoo.registry import get_spec, jsonable_config
 from zoo.tasks import get_task
 from zoo.weights import (
     WEIGHTS_SUFFIX,
@@ -103,7 +103,7 @@ def train(
         "file": weights_path.name,
         "sha256": sha256_of(weights_path),
         "params": count_params(model),
-        "config": _jsonable(config),
+        "config": jsonable_config(config),
         "dataset": spec.data.dataset,
         "split": {"train": spec.data.train, "test": spec.data.test,
                   "train_samples": min(len(_samples(train_data)), recipe.get("limit") or 10**9),
@@ -136,10 +136,6 @@ def reproduction(recipe, shipped: dict, split: str, metrics: dict) -> dict[str, 
 
 def _samples(data):
     return data.x if hasattr(data, "x") else data.words
-
-
-def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
 # --------------------------------------------------------------------------- classification

@@ -9,6 +9,7 @@ exported graphs take the same input as the Keras model. The time axis is left
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.datasets.basicmotions import CHANNELS, LICENSE
@@ -73,7 +74,7 @@ METRIC_DROP = {
 }
 META = {"classes": ["Standing", "Running", "Walking", "Badminton"], "channels": list(CHANNELS)}
 
-register_model(ModelSpec(
+SPEC = register_model(ModelSpec(
     name="bilstm_activity",
     builder=bilstm_activity,
     family="bilstm_classifier",
@@ -90,18 +91,12 @@ register_model(ModelSpec(
             "target": {"accuracy": (">=", 0.95)}, "reproduce_tolerance": {"accuracy": 0.05}},
 ))
 
-register_model(ModelSpec(
+register_model(replace(
+    SPEC,
     name="bilstm_activity_tiny",
-    builder=bilstm_activity,
-    family="bilstm_classifier",
-    task="classification",
-    graphs=GRAPHS,
-    data=DATA,
     description="Tiny variant of bilstm_activity for tests.",
     defaults={"units": (8, 8), "dropout": 0.0},
-    tensor_tolerance=TENSOR_TOLERANCE,
-    metric_drop=METRIC_DROP,
-    meta=META,
+    weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0},
     tiny=True,
 ))
