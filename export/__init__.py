@@ -1,12 +1,28 @@
 """lstm-zoo export: convert zoo models to LiteRT and ONNX bundles, run them, prove parity.
 
+Running a bundle (``load_bundle``, the LiteRT and ONNX Runtime runners) does not import
+TensorFlow; converting and verifying does. The names below load on first use.
+
 Example:
     >>> from export import export_model, load_bundle  # doctest: +SKIP
     >>> report = export_model("bilstm_activity", "out/bilstm")  # doctest: +SKIP
-    >>> load_bundle("out/bilstm").predict(x, backend="onnx")  # doctest: +SKIP
+    >>> load_bundle("out/bilstm").predict([x], backend="onnx")  # doctest: +SKIP
 """
 
-from export.pipeline import FORMATS, PRECISIONS, export_model
-from export.runtime import Bundle, load_bundle
+_LAZY = {
+    "FORMATS": "export.pipeline",
+    "PRECISIONS": "export.pipeline",
+    "export_model": "export.pipeline",
+    "verify_bundle": "export.pipeline",
+    "Bundle": "export.runtime",
+    "load_bundle": "export.runtime",
+}
+__all__ = sorted(_LAZY)
 
-__all__ = ["FORMATS", "PRECISIONS", "Bundle", "export_model", "load_bundle"]
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

@@ -157,8 +157,11 @@ def export_model(
         manifest: dict[str, Any] = {
             "format_version": 1,
             "model": name,
+            "family": spec.family,
             "task": spec.task,
             "meta": dict(spec.meta),
+            "data": {"dataset": spec.data.dataset, "test": spec.data.test,
+                     "calibration": spec.data.calibration, "license": spec.data.license},
             "reference": {"file": ref_file.name, "sha256": sha256_of(ref_file),
                           "size": ref_file.stat().st_size, "config": jsonable_config(config),
                           "weights": str(weights)},

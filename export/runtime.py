@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ArtifactError, ShapeError, UnsupportedError
-from zoo.graphs import KerasGraph
 from zoo.weights import sha256_of
 
 BACKENDS = ("keras", "litert", "onnx")
@@ -169,7 +168,7 @@ class Bundle:
     def runners(self, backend: str, precision: str = "fp32", threads: int = 1) -> dict:
         """``{graph_name: Runner}`` for ``backend`` ("keras", "litert", "onnx")."""
         if backend == "keras":
-            from zoo.graphs import graph_models
+            from zoo.graphs import KerasGraph, graph_models
             from zoo.registry import get_spec
 
             spec = get_spec(self.model_name)

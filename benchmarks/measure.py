@@ -1,0 +1,116 @@
+"""One measurement in a fresh process: ``python -m benchmarks.measure '<json>'``.
+
+The JSON names a bundle, a backend (keras, litert, onnx, torch, torch-onnx), a precision
+and a thread count; the process prints one JSON line with latency statistics and memory.
+LiteRT and ONNX Runtime measurements never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+WARMUP = 20
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb() -> float:
+    # VmHWM belongs to this process image; getrusage's ru_maxrss would report the
+    # parent's peak, which a forked child inherits.
+    return _status_mb("VmHWM")
+
+
+def timed(fn, runs: int) -> dict[str, float]:
+    for _ in range(WARMUP):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e6)
+    return {"median_us": float(np.median(times)), "p90_us": float(np.percentile(times, 90)),
+            "runs": runs}
+
+
+def sample_inputs(manifest: dict, count: int):
+    """Real held-out inputs for the model's task (imports neither TensorFlow nor Keras)."""
+    from zoo import datasets
+    from zoo.tasks import get_task
+
+    data = datasets.load(manifest["data"]["dataset"], manifest["data"]["test"])
+    return list(get_task(manifest["task"]).inputs(data)[:count])
+
+
+def graphs_for(args, bundle):
+    backend, threads = args["backend"], args["threads"]
+    if backend == "keras":
+        from zoo._keras import tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        return bundle.runners("keras")
+    if backend in ("litert", "onnx"):
+        return bundle.runners(backend, args["precision"], threads=threads)
+    from benchmarks import torch_peer
+
+    return torch_peer.graphs(bundle, backend, threads, Path(args["workdir"]))
+
+
+def main(argv: list[str]) -> int:
+    args = json.loads(argv[0])
+    from export.runtime import Bundle
+
+    bundle = Bundle(args["bundle"], check_files=False)
+    task = bundle.task
+    inputs = sample_inputs(bundle.manifest, args.get("samples", 20))
+    baseline = rss_mb()
+    graphs = graphs_for(args, bundle)
+    loaded = rss_mb()
+    runs = args.get("runs", 200)
+    # end to end: one sample through the task (classifier call; or a whole greedy decode)
+    k = {"i": 0}
+
+    def one_sample():
+        task.predict(graphs, [inputs[k["i"] % len(inputs)]], bundle.meta)
+        k["i"] += 1
+
+    result = {"sample": timed(one_sample, runs)}
+    # per graph, on the feed that the first sample produces
+    feeds = {}
+
+    class Capture:
+        def __init__(self, name, graph):
+            self.name, self.graph = name, graph
+
+        def __call__(self, feed):
+            feeds.setdefault(self.name, feed)
+            return self.graph(feed)
+
+    task.predict({n: Capture(n, g) for n, g in graphs.items()}, inputs[:1], bundle.meta)
+    result["graphs"] = {n: timed(lambda n=n: graphs[n](feeds[n]), runs) for n in graphs}
+    if args["backend"] in ("torch", "torch-onnx"):
+        from benchmarks import torch_peer
+
+        result["peer_max_abs_vs_bundle_keras"] = torch_peer.max_abs_vs_reference(
+            bundle, graphs, feeds)
+    result["rss_mb"] = {"after_imports": baseline, "after_load": loaded, "peak": peak_rss_mb()}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

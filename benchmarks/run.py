@@ -1,0 +1,231 @@
+"""Runs the benchmark matrix and writes benchmarks/results/ (JSON + markdown).
+
+For each pretrained model: export + verify a bundle (timed), then measure in separate
+processes Keras tf.function, LiteRT and ONNX Runtime at each precision, and the PyTorch
+peer (eager, and torch.onnx.export -> ONNX Runtime), at 1 thread and at all threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parents[1] / "README.md"
+MARK_START, MARK_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+TARGETS = {
+    "best_vs_torch_onnx": 0.8,  # best artifact latency <= 0.8 x PyTorch -> ORT
+    "litert_vs_onnx_fp32": 1.5,  # LiteRT fp32 <= 1.5 x ORT fp32
+    "best_vs_keras": 1 / 15,  # exported artifact <= 1/15 of Keras tf.function
+    "export_seconds": 30.0,  # full export + verification of one model
+}
+
+
+def configs(peer: bool) -> list[tuple[str, str]]:
+    rows = [("keras", "fp32"), ("litert", "fp32"), ("litert", "dynamic"), ("onnx", "fp32"),
+            ("onnx", "dynamic")]
+    if peer:
+        rows += [("torch", "fp32"), ("torch-onnx", "fp32")]
+    return rows
+
+
+def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
+            workdir: Path) -> dict:
+    args = {"bundle": str(bundle), "backend": backend, "precision": precision,
+            "threads": threads, "runs": runs, "workdir": str(workdir)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
+                          capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).parents[1])
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
+    from benchmarks import torch_peer
+    from export import export_model, load_bundle
+    from zoo import get_spec
+
+    threads_all = os.cpu_count() or 1
+    results = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               "machine": {"cpus": threads_all, "platform": platform.platform(),
+                           "python": platform.python_version()},
+               "runs_per_measurement": runs, "models": {}}
+    with tempfile.TemporaryDirectory(prefix="lstm-zoo-bench-") as tmp:
+        for name in models:
+            work = Path(tmp) / name
+            work.mkdir()
+            bundle_dir = work / "bundle"
+            print(f"[bench] exporting {name}", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            parity = export_model(name, bundle_dir)
+            export_seconds = time.perf_counter() - start
+            bundle = load_bundle(bundle_dir)
+            spec = get_spec(name)
+            peer = spec.family in torch_peer.PEER_FAMILIES and _has_torch()
+            if peer:
+                weights = torch_peer.keras_weights(bundle.keras_model())
+                np.savez(work / "peer_weights.npz", **weights)
+            sizes = {(a["format"], a["precision"]): 0 for a in bundle.artifacts}
+            for a in bundle.artifacts:
+                sizes[(a["format"], a["precision"])] += a["size"]
+            metrics = {(r["backend"], r["precision"]): r for r in parity["results"]}
+            rows = []
+            for threads in sorted({1, threads_all}):
+                for backend, precision in configs(peer):
+                    print(f"[bench] {name} {backend} {precision} threads={threads}",
+                          file=sys.stderr, flush=True)
+                    m = measure(bundle_dir, backend, precision, threads, runs, work)
+                    fmt = {"litert": "tflite", "onnx": "onnx"}.get(backend)
+                    r = metrics.get((backend, precision), {})
+                    rows.append({"backend": backend, "precision": precision, "threads": threads,
+                                 "size_bytes": sizes.get((fmt, precision)),
+                                 "metrics": r.get("metrics", parity["reference"]["metrics"]
+                                                  if backend == "keras" else None),
+                                 "metric_drop": r.get("metric_drop", 0.0 if backend == "keras"
+                                                      else None),
+                                 **m})
+            results["models"][name] = {
+                "task_metric": bundle.task.metric,
+                "export_seconds": export_seconds,
+                "parity_passed": parity["passed"],
+                "rows": rows,
+                "ratios": ratios(rows),
+            }
+    results["targets"] = check_targets(results)
+    write(results, out)
+    return results
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def _median(rows, backend, precision, threads):
+    for r in rows:
+        if (r["backend"], r["precision"], r["threads"]) == (backend, precision, threads) \
+                and "sample" in r:
+            return r["sample"]["median_us"]
+    return None
+
+
+def ratios(rows) -> dict:
+    out = {}
+    for threads in sorted({r["threads"] for r in rows}):
+        base = {b: _median(rows, b, "fp32", threads) for b in ("keras", "onnx", "torch-onnx")}
+        ours = {(r["backend"], r["precision"]): r["sample"]["median_us"] for r in rows
+                if r["threads"] == threads and r["backend"] in ("litert", "onnx")
+                and "sample" in r}
+        best_key = min(ours, key=ours.get) if ours else None
+        entry = {"best_artifact": "/".join(best_key) if best_key else None}
+        if best_key:
+            best = ours[best_key]
+            lite = ours.get(("litert", "fp32"))
+            entry["litert_vs_onnx_fp32"] = lite / base["onnx"] if lite and base["onnx"] else None
+            entry["best_vs_keras"] = best / base["keras"] if base["keras"] else None
+            entry["best_vs_torch_onnx"] = best / base["torch-onnx"] if base["torch-onnx"] else None
+        out[str(threads)] = entry
+    return out
+
+
+def check_targets(results) -> list[dict]:
+    checks = []
+    for name, m in results["models"].items():
+        r1 = m["ratios"]["1"]
+        for key, limit in TARGETS.items():
+            value = m["export_seconds"] if key == "export_seconds" else r1.get(key)
+            if value is None:
+                continue
+            checks.append({"model": name, "target": key, "value": value, "limit": limit,
+                           "met": value <= limit})
+    return checks
+
+
+def markdown(results) -> str:
+    lines = [f"Measured {results['created']} on {results['machine']['cpus']} CPUs "
+             f"({results['machine']['platform']}), batch 1, median of "
+             f"{results['runs_per_measurement']} runs; every measurement in its own process.",
+             ""]
+    for name, m in results["models"].items():
+        metric = m["task_metric"]
+        lines += [f"### {name}", "",
+                  f"Export + verification of all formats and precisions: "
+                  f"{m['export_seconds']:.1f} s. Latency is one test sample end to end "
+                  f"(a whole greedy decode for seq2seq).", "",
+                  f"| backend | precision | threads | median µs | p90 µs | x ORT fp32 | size KB "
+                  f"| peak RSS MB | {metric} | drop |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in m["rows"]:
+            if "sample" not in r:
+                lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} | "
+                             f"error: {r.get('error', '?')} |||||||")
+                continue
+            base = _median(m["rows"], "onnx", "fp32", r["threads"])
+            metric_value = (r["metrics"] or {}).get(metric)
+            size = None if r["size_bytes"] is None else r["size_bytes"] / 1024
+            lines.append(
+                f"| {r['backend']} | {r['precision']} | {r['threads']} | "
+                f"{r['sample']['median_us']:.0f} | {r['sample']['p90_us']:.0f} | "
+                f"{r['sample']['median_us'] / base:.2f} | {_fmt(size, '.0f')} | "
+                f"{r['rss_mb']['peak']:.0f} | {_fmt(metric_value, '.4f')} | "
+                f"{_fmt(r['metric_drop'], '+.4f')} |")
+        step = [r for r in m["rows"] if "decoder_step" in r.get("graphs", {})]
+        if step:
+            lines += ["", "Streaming step (`decoder_step`, one token):", ""]
+            lines += [f"- {r['backend']} {r['precision']} ×{r['threads']}: "
+                      f"{r['graphs']['decoder_step']['median_us']:.1f} µs" for r in step]
+        peer = [r for r in m["rows"] if "peer_max_abs_vs_bundle_keras" in r]
+        if peer:
+            lines += ["", f"PyTorch peer max |diff| vs our verified ONNX fp32: "
+                      f"{max(r['peer_max_abs_vs_bundle_keras'] for r in peer):.1e} "
+                      "(same weights, same function)."]
+        lines.append("")
+    lines += ["### Targets (1 thread)", "", "| model | target | value | limit | met |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {c['model']} | {c['target']} | {c['value']:.3f} | {c['limit']:.3f} | "
+              f"{'yes' if c['met'] else 'NO'} |" for c in results["targets"]]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def write(results, out: Path) -> None:
+    from zoo.weights import atomic_write_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "latest.json", (json.dumps(results, indent=2) + "\n").encode())
+    text = markdown(results)
+    atomic_write_bytes(out / "latest.md", text.encode())
+    if README.is_file() and MARK_START in README.read_text():
+        readme = README.read_text()
+        head, rest = readme.split(MARK_START, 1)
+        _, tail = rest.split(MARK_END, 1)
+        atomic_write_bytes(README, (head + MARK_START + "\n" + text + MARK_END + tail).encode())
+
+
+def main(argv=None) -> int:
+    from zoo import list_models
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(list_models(pretrained=True)))
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    results = run([m for m in args.models.split(",") if m], args.runs, args.out)
+    print(markdown(results))
+    return 0

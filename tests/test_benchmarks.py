@@ -1,0 +1,77 @@
+"""The benchmark harness: peers compute the same function, measurements run, ratios hold."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_running_a_bundle_does_not_import_tensorflow(tiny_bundles):
+    bundles, _ = tiny_bundles
+    code = (
+        "import sys; from export.runtime import load_bundle; "
+        f"b = load_bundle({str(bundles['seq2seq_g2p_tiny'])!r}); "
+        "b.predict(['abc'], backend='litert'); b.predict(['abc'], backend='onnx'); "
+        "print([m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("name", ["bilstm_activity_tiny", "seq2seq_g2p_tiny"])
+def test_torch_peer_is_the_same_function(tiny_bundles, tmp_path, name):
+    pytest.importorskip("torch")
+    from benchmarks import torch_peer
+    from export.runtime import load_bundle
+    from zoo import datasets, get_spec
+    from zoo.tasks import get_task
+
+    bundle = load_bundle(tiny_bundles[0][name])
+    np.savez(tmp_path / "peer_weights.npz", **torch_peer.keras_weights(bundle.keras_model()))
+    spec = get_spec(name)
+    inputs = get_task(spec.task).inputs(datasets.load(spec.data.dataset, "test"))[:5]
+    reference = bundle.predict(inputs, backend="onnx")
+    for backend in ("torch", "torch-onnx"):
+        graphs = torch_peer.graphs(bundle, backend, 1, tmp_path)
+        got = bundle.task.predict(graphs, inputs, bundle.meta)
+        if spec.task == "seq2seq":
+            assert got == reference
+        else:
+            np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+def test_measure_subprocess(tiny_bundles, tmp_path):
+    from benchmarks.run import measure
+
+    result = measure(tiny_bundles[0]["bilstm_activity_tiny"], "onnx", "fp32", 1, 10, tmp_path)
+    assert "error" not in result, result
+    assert result["sample"]["runs"] == 10 and result["sample"]["median_us"] > 0
+    assert result["graphs"]["classifier"]["median_us"] > 0
+    assert result["rss_mb"]["peak"] >= result["rss_mb"]["after_imports"] > 0
+
+
+def test_ratios_and_targets():
+    from benchmarks.run import check_targets, ratios
+
+    def row(backend, precision, us):
+        return {"backend": backend, "precision": precision, "threads": 1,
+                "sample": {"median_us": us}}
+
+    rows = [row("keras", "fp32", 1500.0), row("onnx", "fp32", 80.0), row("onnx", "dynamic", 90.0),
+            row("litert", "fp32", 160.0), row("torch-onnx", "fp32", 78.0)]
+    r = ratios(rows)["1"]
+    assert r["best_artifact"] == "onnx/fp32"
+    assert r["litert_vs_onnx_fp32"] == pytest.approx(2.0)
+    assert r["best_vs_keras"] == pytest.approx(80 / 1500)
+    assert r["best_vs_torch_onnx"] == pytest.approx(80 / 78)
+    checks = {c["target"]: c["met"] for c in check_targets(
+        {"models": {"m": {"export_seconds": 12.0, "ratios": {"1": r}}}})}
+    assert checks == {"best_vs_torch_onnx": False, "litert_vs_onnx_fp32": False,
+                      "best_vs_keras": True, "export_seconds": True}
+    json.dumps(r)
