@@ -30,6 +30,7 @@ from export.runtime import LiteRTRunner, ORTRunner
 from export.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
 from zoo.errors import ExportError, ParityError, UnsupportedError
+from zoo.graphs import graph_models
 from zoo.registry import get_spec, jsonable_config
 from zoo.tasks import get_task
 from zoo.weights import save_weights_atomic, sha256_of
@@ -63,14 +64,19 @@ def parse_choices(value: str | Sequence[str], valid: Sequence[str], what: str) -
 
 
 def check_out_dir(out: Path) -> None:
+    """Refuses an existing output; creates missing parents if the nearest existing
+    ancestor is a writable directory."""
     if out.exists():
         raise ExportError(f"output directory {out} already exists; choose a new path or "
                           "remove it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"parent {parent} of the output is not an existing directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"cannot write into {parent} (permission denied)")
+    ancestor = out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ExportError(f"cannot create {out}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write into {ancestor} (permission denied)")
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
 
 
 def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str) -> dict:
@@ -146,12 +152,9 @@ def export_model(
     extra = datasets.load(spec.data.dataset, spec.data.calibration)
     if limit:
         test = _head(test, limit)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent or "."))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
     try:
-        reference = Reference(spec, model, task, test,
-                              task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
-                              progress.counter("Keras reference on the test split",
-                                               len(task.inputs(test))))
+        graphs = graph_models(spec, model)
         ref_file = tmp / "reference.weights.h5"
         save_weights_atomic(model, ref_file)
         manifest: dict[str, Any] = {
@@ -165,19 +168,33 @@ def export_model(
             "reference": {"file": ref_file.name, "sha256": sha256_of(ref_file),
                           "size": ref_file.stat().st_size, "config": jsonable_config(config),
                           "weights": str(weights)},
-            "graphs": [],
+            "graphs": [{"name": g.name,
+                        "inputs": [i.to_json() for i in input_infos(graphs[g.name])],
+                        "outputs": [o.to_json() for o in output_infos(graphs[g.name])],
+                        "recurrent": g.recurrent} for g in spec.graphs],
             "artifacts": [],
             "tools": tool_versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        for g in spec.graphs:
-            gm = reference.graph_models[g.name]
-            manifest["graphs"].append({
-                "name": g.name,
-                "inputs": [i.to_json() for i in input_infos(gm)],
-                "outputs": [o.to_json() for o in output_infos(gm)],
-                "recurrent": g.recurrent,
-            })
+        # Convert first: a conversion that fails costs no verification time.
+        for precision in precs:
+            for fmt in fmts:
+                for g in spec.graphs:
+                    say(f"converting {g.name} -> {fmt} ({precision})")
+                    data = CONVERTERS[fmt](graphs[g.name], precision)
+                    rel = Path(precision) / f"{g.name}.{fmt}"
+                    (tmp / precision).mkdir(exist_ok=True)
+                    (tmp / rel).write_bytes(data)
+                    fusion = fusion_report(fmt, tmp / rel, recurrent_directions(graphs[g.name]),
+                                           g.recurrent)
+                    manifest["artifacts"].append({
+                        "graph": g.name, "format": fmt, "precision": precision,
+                        "file": str(rel), "size": len(data), "sha256": sha256_of(tmp / rel),
+                        **fusion})
+        reference = Reference(spec, graphs, task, test,
+                              task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
+                              progress.counter("Keras reference on the test split",
+                                               len(task.inputs(test))))
         parity: dict[str, Any] = {
             "model": name,
             "test_split": spec.data.test,
@@ -185,23 +202,7 @@ def export_model(
             "tensor_samples": reference.tensor_samples,
             "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
             "reference": {"backend": "keras", "metrics": reference.metrics},
-            "results": [],
         }
-        failures = []
-        for precision in precs:
-            for fmt in fmts:
-                for g in spec.graphs:
-                    gm = reference.graph_models[g.name]
-                    say(f"converting {g.name} -> {fmt} ({precision})")
-                    data = CONVERTERS[fmt](gm, precision)
-                    rel = Path(precision) / f"{g.name}.{fmt}"
-                    (tmp / precision).mkdir(exist_ok=True)
-                    (tmp / rel).write_bytes(data)
-                    fusion = fusion_report(fmt, tmp / rel, _expected(gm), g.recurrent)
-                    manifest["artifacts"].append({
-                        "graph": g.name, "format": fmt, "precision": precision,
-                        "file": str(rel), "size": len(data), "sha256": sha256_of(tmp / rel),
-                        **fusion})
         results, failures = verify_artifacts(spec, task, reference, test, tmp, manifest,
                                              progress)
         parity["results"] = results
@@ -272,7 +273,7 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     extra = datasets.load(spec.data.dataset, spec.data.calibration)
     if limit:
         test = _head(test, limit)
-    reference = Reference(spec, bundle.keras_model(), task, test,
+    reference = Reference(spec, graph_models(spec, bundle.keras_model()), task, test,
                           task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
                           progress.counter("Keras reference (weights from the bundle)",
                                            len(task.inputs(test))))
@@ -281,10 +282,6 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     return {"model": spec.name, "test_samples": len(reference.test_inputs),
             "reference": {"backend": "keras", "metrics": reference.metrics},
             "results": results, "passed": not failures, "failures": failures}
-
-
-def _expected(graph_model) -> dict[str, int]:
-    return recurrent_directions(graph_model)
 
 
 def _inputs(manifest, graph) -> list[dict]:

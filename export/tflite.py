@@ -16,8 +16,16 @@ TFLITE_PRECISIONS = ("fp32", "dynamic")
 
 def convert(model, precision: str) -> bytes:
     """Converts a Keras graph model at ``precision`` ("fp32" or "dynamic")."""
-    fn = serving_function(model, batch=1).get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    serve = serving_function(model, batch=1)
+    # The converter saves its trackable object as a SavedModel. Given the Keras model,
+    # tf_keras serialises every layer's call functions (15 s for bilstm_activity);
+    # a bare module holding just the serving function and the variables converts the
+    # same fused graph in 1.5 s.
+    holder = tf.Module()
+    holder.serve = serve
+    holder.weights = list(model.variables)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], holder)
     if precision == "dynamic":
         # Dynamic-range: int8 weights, float activations; the fused LSTM keeps its op.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -19,6 +19,7 @@ MIN_TENSOR_SAMPLES = 200
 RANDOM_FEEDS = 16
 MAX_RECORDED_CALLS = 4000  # per graph; bounds memory for step graphs (seq2seq: ~8 per word)
 LATENCY_RUNS = 50
+REFERENCE_BATCH = 64
 
 
 class Recorder:
@@ -80,13 +81,16 @@ def latency_ms(graph, feed, runs: int = LATENCY_RUNS) -> dict[str, float]:
 class Reference:
     """Keras' run of the task, with the graph feeds it produced, to compare against."""
 
-    def __init__(self, spec, model, task, test_data, tensor_inputs, progress=None):
-        from zoo.graphs import KerasGraph, graph_models
+    def __init__(self, spec, graph_models, task, test_data, tensor_inputs, progress=None):
+        from zoo.graphs import KerasGraph
 
-        self.graph_models = graph_models(spec, model)
+        self.graph_models = graph_models
         self.graphs = {n: KerasGraph(m) for n, m in self.graph_models.items()}
         self.test_inputs = task.inputs(test_data)
-        self.predictions = task.predict(self.graphs, self.test_inputs, spec.meta, progress)
+        # Keras runs any batch, so its pass over the test split is batched (words of one
+        # length decode together); the edge runtimes run batch 1.
+        self.predictions = task.predict(self.graphs, self.test_inputs, spec.meta, progress,
+                                        batch_size=REFERENCE_BATCH)
         self.metrics = task.score(self.predictions, test_data, spec.meta)
         recorders = {n: Recorder(g) for n, g in self.graphs.items()}
         task.predict(recorders, tensor_inputs, spec.meta)

@@ -135,10 +135,18 @@ def test_unwritable_parent_is_refused(tiny_weights, tmp_path):
         locked.chmod(0o700)
 
 
+def test_missing_parents_are_created(tiny_weights, tmp_path):
+    out = tmp_path / "new" / "nested" / "bundle"
+    report = export_model("bilstm_activity_tiny", out, weights=tiny_weights["bilstm_activity_tiny"],
+                          formats="onnx", precisions="fp32")
+    assert report["passed"] and (out / "manifest.json").is_file()
+    assert [p.name for p in out.parent.iterdir()] == ["bundle"]  # no temporary left behind
+
+
 def test_output_under_a_file_is_refused(tiny_weights, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(ExportError, match="not an existing directory"):
+    with pytest.raises(ExportError, match="is not a directory"):
         export_model("bilstm_activity_tiny", blocker / "b",
                      weights=tiny_weights["bilstm_activity_tiny"])
 
