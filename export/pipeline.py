@@ -64,8 +64,8 @@ def parse_choices(value: str | Sequence[str], valid: Sequence[str], what: str) -
 
 
 def check_out_dir(out: Path) -> None:
-    """Refuses an existing output; creates missing parents if the nearest existing
-    ancestor is a writable directory."""
+    """Refuses an existing output, or one whose nearest existing ancestor is not a
+    writable directory (missing parents are created once everything else checked out)."""
     if out.exists():
         raise ExportError(f"output directory {out} already exists; choose a new path or "
                           "remove it")
@@ -76,7 +76,6 @@ def check_out_dir(out: Path) -> None:
         raise ExportError(f"cannot create {out}: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ExportError(f"cannot write into {ancestor} (permission denied)")
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
 
 
 def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str) -> dict:
@@ -122,7 +121,8 @@ def export_model(
         formats: subset of ``("tflite", "onnx")``.
         precisions: subset of ``("fp32", "dynamic")``.
         overrides: builder keyword arguments.
-        model: an already built (e.g. fine-tuned) Keras model to export instead.
+        model: an already built (e.g. fine-tuned) Keras model to export instead; pass the
+            overrides that build its architecture.
         progress: reports stages and counts (default: silent).
         limit: verify on at most this many test samples (tests; default all).
 
@@ -145,13 +145,19 @@ def export_model(
     if model is None:
         say(f"building {name} (weights={weights})")
         model = create_model(name, weights=weights, **overrides)
-    config = spec.config(**{**_weights_config(spec, weights), **overrides})
+        config = spec.config(**{**_weights_config(spec, weights), **overrides})
+    else:
+        # A model built elsewhere (e.g. fine-tuned): ``overrides`` must describe its
+        # architecture, so that `lstm-zoo verify` can rebuild it from the bundle.
+        weights = "in-memory model"
+        config = spec.config(**overrides)
     task = get_task(spec.task)
     say(f"loading {spec.data.dataset} ({spec.data.test} split)")
     test = datasets.load(spec.data.dataset, spec.data.test)
     extra = datasets.load(spec.data.dataset, spec.data.calibration)
     if limit:
         test = _head(test, limit)
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
     try:
         graphs = graph_models(spec, model)

@@ -211,3 +211,20 @@ def test_runner_input_checks(tiny_bundles):
             run({"sequence": np.full((1, 5, 6), np.nan, np.float32)})
     with pytest.raises(UnsupportedError, match="int8"):
         bundle.runners("onnx", "int8")
+
+
+def test_export_of_an_in_memory_model_verifies_from_disk(tiny_weights, tmp_path):
+    import zoo
+
+    model = zoo.create_model("bilstm_activity_tiny", weights=tiny_weights["bilstm_activity_tiny"])
+    out = tmp_path / "b"
+    export_model("bilstm_activity_tiny", out, model=model, formats="onnx", precisions="fp32")
+    assert load_bundle(out).manifest["reference"]["weights"] == "in-memory model"
+    assert verify_bundle(out)["passed"]
+
+
+def test_bad_override_creates_nothing(tmp_path):
+    with pytest.raises(TypeError, match="unitz"):
+        export_model("bilstm_activity_tiny", tmp_path / "x" / "y", weights=None,
+                     overrides={"unitz": 3})
+    assert list(tmp_path.iterdir()) == []
