@@ -72,6 +72,7 @@ def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
             parity = export_model(name, bundle_dir)
             export_seconds = time.perf_counter() - start
             bundle = load_bundle(bundle_dir)
+            results.setdefault("manifests", []).append(bundle.manifest)
             spec = get_spec(name)
             peer = spec.family in torch_peer.PEER_FAMILIES and _has_torch()
             if peer:
@@ -193,6 +194,10 @@ def markdown(results) -> str:
                       f"{max(r['peer_max_abs_vs_bundle_keras'] for r in peer):.1e} "
                       "(same weights, same function)."]
         lines.append("")
+    from export.report import compatibility_markdown
+
+    lines += ["### What each recurrent layer became", "",
+              compatibility_markdown(results.get("manifests", [])), ""]
     lines += ["### Targets (1 thread)", "", "| model | target | value | limit | met |",
               "|---|---|---|---|---|"]
     lines += [f"| {c['model']} | {c['target']} | {c['value']:.3f} | {c['limit']:.3f} | "

@@ -166,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export to a verified LiteRT/ONNX bundle")
     s.add_argument("name")
     s.add_argument("--out", required=True, help="bundle directory to create (must not exist)")
-    s.add_argument("--formats", default="tflite,onnx")
-    s.add_argument("--precision", default="fp32,dynamic")
+    s.add_argument("--formats", default=None, help="comma-separated (default: all supported)")
+    s.add_argument("--precision", default=None, help="comma-separated (default: all supported)")
     s.add_argument("--weights", default="DEFAULT",
                    help="DEFAULT, a weights tag, a .weights.h5 path or URL, or 'none'")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="builder override")

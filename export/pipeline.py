@@ -105,8 +105,8 @@ def export_model(
     out: str | Path,
     *,
     weights: str | Path | None = "DEFAULT",
-    formats: str | Sequence[str] = FORMATS,
-    precisions: str | Sequence[str] = PRECISIONS,
+    formats: str | Sequence[str] | None = None,
+    precisions: str | Sequence[str] | None = None,
     overrides: dict[str, Any] | None = None,
     model=None,
     progress: Progress | None = None,
@@ -118,8 +118,8 @@ def export_model(
         name: registered model name.
         out: bundle directory to create (must not exist).
         weights: as in :func:`zoo.create_model` (``None``: random initialisation).
-        formats: subset of ``("tflite", "onnx")``.
-        precisions: subset of ``("fp32", "dynamic")``.
+        formats: subset of ``("tflite", "onnx")`` (default: all the spec supports).
+        precisions: subset of ``("fp32", "dynamic")`` (default: all the spec supports).
         overrides: builder keyword arguments.
         model: an already built (e.g. fine-tuned) Keras model to export instead; pass the
             overrides that build its architecture.
@@ -135,8 +135,14 @@ def export_model(
     from zoo.registry import create_model
 
     spec = get_spec(name)
-    fmts = parse_choices(formats, FORMATS, "format(s)")
-    precs = parse_choices(precisions, PRECISIONS, "precision(s)")
+    fmts = parse_choices(formats or spec.formats, FORMATS, "format(s)")
+    precs = parse_choices(precisions or spec.precisions, PRECISIONS, "precision(s)")
+    for wanted, supported, what in ((fmts, spec.formats, "format"),
+                                    (precs, spec.precisions, "precision")):
+        if set(wanted) - set(supported):
+            raise UnsupportedError(f"{name} does not support {what} "
+                                   f"{sorted(set(wanted) - set(supported))}; it supports "
+                                   f"{list(supported)}")
     out = Path(out)
     check_out_dir(out)
     progress = progress or Silent()

@@ -38,3 +38,19 @@ def tiny_bundles(tmp_path_factory, tiny_weights):
         reports[name] = export_model(name, bundles[name], weights=tiny_weights[name],
                                      limit=limit)
     return bundles, reports
+
+
+@pytest.fixture(scope="session")
+def pretrained_export(tmp_path_factory):
+    """``get(name) -> (parity report, bundle dir)``: each shipped model exported once."""
+    from export import export_model
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            out = tmp_path_factory.mktemp("pretrained") / name
+            cache[name] = (export_model(name, out), out)
+        return cache[name]
+
+    return get

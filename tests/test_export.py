@@ -228,3 +228,17 @@ def test_bad_override_creates_nothing(tmp_path):
         export_model("bilstm_activity_tiny", tmp_path / "x" / "y", weights=None,
                      overrides={"unitz": 3})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_precision_the_spec_does_not_declare(tiny_weights, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import zoo
+    from zoo import registry
+
+    spec = zoo.get_spec("bilstm_activity_tiny")
+    monkeypatch.setitem(registry._REGISTRY, spec.name, replace(spec, precisions=("fp32",)))
+    with pytest.raises(UnsupportedError, match=r"does not support precision \['dynamic'\]"):
+        export_model(spec.name, tmp_path / "b", weights=tiny_weights[spec.name],
+                     precisions="fp32,dynamic")
+    assert not (tmp_path / "b").exists()

@@ -3,7 +3,6 @@
 import pytest
 
 import zoo
-from export import export_model
 from zoo.weights import pretrained_path, read_metadata
 
 pytestmark = pytest.mark.pretrained
@@ -11,11 +10,9 @@ pytestmark = pytest.mark.pretrained
 TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "<=", 0.12)}
 
 
-@pytest.fixture(scope="module", params=sorted(TARGETS))
-def exported(request, tmp_path_factory):
-    name = request.param
-    out = tmp_path_factory.mktemp("pretrained") / name
-    return name, export_model(name, out), out
+@pytest.fixture(params=sorted(TARGETS))
+def exported(request, pretrained_export):
+    return (request.param, *pretrained_export(request.param))
 
 
 def test_target_and_metadata_reproduced(exported):
