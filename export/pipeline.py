@@ -135,8 +135,9 @@ def export_model(
     from zoo.registry import create_model
 
     spec = get_spec(name)
-    fmts = parse_choices(formats or spec.formats, FORMATS, "format(s)")
-    precs = parse_choices(precisions or spec.precisions, PRECISIONS, "precision(s)")
+    fmts = parse_choices(spec.formats if formats is None else formats, FORMATS, "format(s)")
+    precs = parse_choices(spec.precisions if precisions is None else precisions, PRECISIONS,
+                          "precision(s)")
     for wanted, supported, what in ((fmts, spec.formats, "format"),
                                     (precs, spec.precisions, "precision")):
         if set(wanted) - set(supported):
