@@ -216,6 +216,10 @@ def write(results, out: Path) -> None:
     atomic_write_bytes(out / "latest.json", (json.dumps(results, indent=2) + "\n").encode())
     text = markdown(results)
     atomic_write_bytes(out / "latest.md", text.encode())
+    from export.cards import card_markdown
+
+    for name in results["models"]:
+        atomic_write_bytes(out / "cards" / f"{name}.md", card_markdown(name, results).encode())
     if README.is_file() and MARK_START in README.read_text():
         readme = README.read_text()
         head, rest = readme.split(MARK_START, 1)
@@ -230,7 +234,13 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(list_models(pretrained=True)))
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--render", action="store_true",
+                   help="only re-render markdown, cards and README from <out>/latest.json")
     args = p.parse_args(argv)
-    results = run([m for m in args.models.split(",") if m], args.runs, args.out)
+    if args.render:
+        results = json.loads((args.out / "latest.json").read_text())
+        write(results, args.out)
+    else:
+        results = run([m for m in args.models.split(",") if m], args.runs, args.out)
     print(markdown(results))
     return 0

@@ -43,31 +43,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from zoo import get_spec
-    from zoo.weights import pretrained_path, read_metadata
+    from export.cards import card_markdown, load_benchmarks
 
-    spec = get_spec(args.name)
-    print(f"{spec.name}  ({spec.family}, task: {spec.task})")
-    print(f"  {spec.description}")
-    print("  graphs: " + "; ".join(f"{g.name}({', '.join(g.inputs)}) -> {', '.join(g.outputs)}"
-                                      for g in spec.graphs))
-    print(f"  data: {spec.data.dataset} (train={spec.data.train}, test={spec.data.test}); "
-          f"license: {spec.data.license}")
-    print(f"  overrides: {spec.override_names()}")
-    for tag in spec.weights:
-        meta = read_metadata(pretrained_path(spec.name, tag))
-        if not meta:
-            print(f"  weights {tag}: not trained yet (lstm-zoo train {spec.name})")
-            continue
-        print(f"  weights {tag}: {meta['file']}  sha256={meta['sha256'][:16]}...  "
-              f"params={meta['params']:,}")
-        for split, metrics in meta["metrics"].items():
-            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-            print(f"    measured on {meta['dataset']} {split} "
-                  f"({meta['split']['test_samples']} samples): {shown}")
-        print(f"    recipe: {meta['recipe']['command']}  ({meta['training']['seconds']:.0f} s)")
-    for precision, tol in spec.metric_drop.items():
-        print(f"  max metric drop {precision}: {tol.value}  ({tol.reason})")
+    print(card_markdown(args.name, load_benchmarks()))
     return 0
 
 
@@ -152,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="registered models")
     s.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'bilstm*'")
     s.set_defaults(fn=cmd_list)
-    s = sub.add_parser("info", help="a model's spec and measured metrics")
+    s = sub.add_parser("info", help="a model's card: spec, data, measured metrics, exports")
     s.add_argument("name")
     s.set_defaults(fn=cmd_info)
     s = sub.add_parser("train", help="reproduce a model's pretrained weights with its recipe")

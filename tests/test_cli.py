@@ -18,6 +18,11 @@ def test_list_and_info(capsys):
     assert code == 0 and "bilstm_activity" in out and "seq2seq_g2p" in out
     code, out, _ = run(capsys, "info", "seq2seq_g2p")
     assert code == 0 and "decoder_step" in out
+    for section in ("## Weights `cmudict`", "per = 0.0721", "## Intended use", "## Limitations",
+                    "## Tolerances", "BSD"):
+        assert section in out
+    code, out, _ = run(capsys, "info", "bilstm_activity_tiny")
+    assert code == 0 and "No benchmark results found" in out  # tiny models are not benchmarked
 
 
 @pytest.mark.parametrize("argv, match", [

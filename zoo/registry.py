@@ -91,6 +91,9 @@ class ModelSpec:
     # Training recipe (see zoo.train); None for tiny variants.
     recipe: Mapping[str, Any] | None = None
     tiny: bool = False
+    # Model card text that is not measured.
+    intended_use: str = ""
+    limitations: tuple[str, ...] = ()
     # Formats and precisions this model's layers support (the parity matrix tests each).
     formats: tuple[str, ...] = ("tflite", "onnx")
     precisions: tuple[str, ...] = ("fp32", "dynamic")

@@ -84,6 +84,15 @@ SPEC = register_model(ModelSpec(
     description="2 x BiLSTM(64) activity classifier for 6-channel smartwatch IMU sequences "
                 "(BasicMotions).",
     weights=("basicmotions",),
+    intended_use="Starting point for activity or gesture classification from wrist IMU "
+                 "sequences (3-axis accelerometer + gyroscope at ~10 Hz); fine-tune on your "
+                 "own labels.",
+    limitations=(
+        "Trained on 40 recordings of 4 students (BasicMotions): 4 coarse activities only; "
+        "expect to fine-tune before relying on it for other people, devices or sampling rates.",
+        "The 40-series test split makes accuracy coarse: one error is 2.5 points.",
+        "Data license: UEA archive, research use.",
+    ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
     meta=META,

@@ -160,6 +160,16 @@ SPEC = register_model(ModelSpec(
     description="BiLSTM encoder + LSTM decoder with Luong attention: English spelling -> "
                 "ARPAbet phonemes (CMUdict, stress removed).",
     weights=("cmudict",),
+    intended_use="Pronunciations for out-of-vocabulary English words (speech synthesis and "
+                 "keyword lexicons), on device, with the greedy decoder in zoo/decoding.py.",
+    limitations=(
+        "American English (CMUdict) only, stress removed; letters a-z, apostrophe, hyphen, "
+        "period.",
+        "Names and loanwords are the hardest cases; the held-out split is words, not speakers "
+        "or domains.",
+        "Greedy decoding; alternative pronunciations count as correct when they are in "
+        "CMUdict.",
+    ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
     meta=META,

@@ -1,0 +1,77 @@
+"""Model cards generated from weights metadata, the spec, and benchmark results.
+
+Nothing here is written by hand: architecture and data come from the spec, measured
+metrics from the weights' metadata, per-format numbers from benchmarks/results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from zoo.registry import get_spec
+from zoo.weights import pretrained_path, read_metadata
+
+BENCH_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "latest.json"
+
+
+def load_benchmarks(path: Path = BENCH_RESULTS) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def card_markdown(name: str, bench: dict | None = None) -> str:
+    """The model card of ``name`` as markdown."""
+    spec = get_spec(name)
+    lines = [f"# {name}", "", spec.description, "",
+             f"- family: `{spec.family}`, task: `{spec.task}`",
+             f"- builder config: `{spec.config()}`",
+             "- exported graphs: " + "; ".join(
+                 f"`{g.name}`({', '.join(g.inputs)}) → {', '.join(g.outputs)}"
+                 for g in spec.graphs),
+             f"- data: `{spec.data.dataset}` (train split `{spec.data.train}`, test split "
+             f"`{spec.data.test}`, install with `pip install 'lstm-zoo[{spec.data.extra}]'`)",
+             f"- data license: {spec.data.license}", ""]
+    for tag in spec.weights:
+        meta = read_metadata(pretrained_path(name, tag))
+        if not meta:
+            lines += [f"## Weights `{tag}`", "", f"Not trained yet: `lstm-zoo train {name}`.", ""]
+            continue
+        metrics = ", ".join(f"{k} = {v:.4f}" for k, v in meta["metrics"][spec.data.test].items())
+        lines += [f"## Weights `{tag}`", "",
+                  f"- file: `{meta['file']}` ({meta['params']:,} parameters), sha256 "
+                  f"`{meta['sha256']}`",
+                  f"- measured on {meta['split']['test_samples']} {spec.data.test} samples "
+                  f"(Keras): {metrics}",
+                  f"- recipe: `{meta['recipe']['command']}` — {meta['recipe']['epochs']} epochs, "
+                  f"{meta['training']['seconds']:.0f} s on {meta['training']['machine']}; "
+                  f"reproduces within {meta['recipe'].get('reproduce_tolerance', {})}",
+                  f"- weights license: {meta['license']['weights']}", ""]
+    model = (bench or {}).get("models", {}).get(name)
+    if model:
+        metric = model["task_metric"]
+        lines += ["## Exported (batch 1, 1 thread)", "",
+                  f"From `python -m benchmarks` ({bench['created']}); export + verification "
+                  f"took {model['export_seconds']:.1f} s.", "",
+                  f"| backend | precision | size KB | median µs / sample | {metric} | drop |",
+                  "|---|---|---|---|---|---|"]
+        for r in model["rows"]:
+            if r["threads"] != 1 or "sample" not in r or r["metrics"] is None:
+                continue
+            size = "" if r["size_bytes"] is None else f"{r['size_bytes'] / 1024:.0f}"
+            lines.append(f"| {r['backend']} | {r['precision']} | {size} | "
+                         f"{r['sample']['median_us']:.0f} | {r['metrics'][metric]:.4f} | "
+                         f"{r['metric_drop']:+.4f} |")
+        lines.append("")
+    else:
+        lines += ["## Exported", "", "No benchmark results found; run `python -m benchmarks`.",
+                  ""]
+    if spec.intended_use:
+        lines += ["## Intended use", "", spec.intended_use, ""]
+    if spec.limitations:
+        lines += ["## Limitations", "", *[f"- {item}" for item in spec.limitations], ""]
+    lines += ["## Tolerances", "",
+              *[f"- tensor, {p}: max |diff| ≤ {t.value} — {t.reason}"
+                for p, t in spec.tensor_tolerance.items()],
+              *[f"- {spec.task} metric drop, {p}: ≤ {t.value} — {t.reason}"
+                for p, t in spec.metric_drop.items()], ""]
+    return "\n".join(lines)
