@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
 
     bundle = Bundle(args["bundle"], check_files=False)
     task = bundle.task
-    inputs = sample_inputs(bundle.manifest, args.get("samples", 20))
+    inputs = sample_inputs(bundle.manifest, args["samples"])
     baseline = rss_mb()
     graphs = graphs_for(args, bundle)
     loaded = rss_mb()

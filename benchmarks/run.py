@@ -31,6 +31,9 @@ TARGETS = {
 }
 
 
+SAMPLES = 20  # the measured samples cycle through the first SAMPLES test inputs
+
+
 def configs(peer: bool) -> list[tuple[str, str]]:
     rows = [("keras", "fp32"), ("litert", "fp32"), ("litert", "dynamic"), ("onnx", "fp32"),
             ("onnx", "dynamic")]
@@ -42,7 +45,7 @@ def configs(peer: bool) -> list[tuple[str, str]]:
 def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
             workdir: Path) -> dict:
     args = {"bundle": str(bundle), "backend": backend, "precision": precision,
-            "threads": threads, "runs": runs, "workdir": str(workdir)}
+            "threads": threads, "runs": runs, "workdir": str(workdir), "samples": SAMPLES}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
                           capture_output=True, text=True, env=env,
@@ -62,6 +65,11 @@ def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
                "machine": {"cpus": threads_all, "platform": platform.platform(),
                            "python": platform.python_version()},
                "runs_per_measurement": runs, "models": {}}
+    from benchmarks.roofline import measure_peaks, roofline, sample_cost
+    from zoo import datasets
+    from zoo.graphs import graph_models
+
+    results["peaks"] = measure_peaks()
     with tempfile.TemporaryDirectory(prefix="lstm-zoo-bench-") as tmp:
         for name in models:
             work = Path(tmp) / name
@@ -97,7 +105,16 @@ def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
                                  "metric_drop": r.get("metric_drop", 0.0 if backend == "keras"
                                                       else None),
                                  **m})
+            inputs = list(bundle.task.inputs(datasets.load(spec.data.dataset,
+                                                           spec.data.test))[:SAMPLES])
+            cost = sample_cost(spec, graph_models(spec, bundle.keras_model()), bundle.task,
+                               inputs, bundle.meta)
+            for row in rows:
+                if row["threads"] == 1 and "sample" in row:
+                    row["roofline"] = roofline(cost, results["peaks"],
+                                               row["sample"]["median_us"])
             results["models"][name] = {
+                "cost_per_sample": cost,
                 "task_metric": bundle.task.metric,
                 "export_seconds": export_seconds,
                 "parity_passed": parity["passed"],
@@ -188,6 +205,20 @@ def markdown(results) -> str:
             lines += ["", "Streaming step (`decoder_step`, one token):", ""]
             lines += [f"- {r['backend']} {r['precision']} ×{r['threads']}: "
                       f"{r['graphs']['decoder_step']['median_us']:.1f} µs" for r in step]
+        cost = m.get("cost_per_sample")
+        if cost:
+            peaks = results["peaks"]
+            lines += ["", f"Roofline, 1 thread: {cost['flops'] / 1e6:.2f} MFLOP and "
+                      f"{cost['bytes'] / 1e6:.2f} MB per sample ({cost['calls_per_sample']:.1f} "
+                      f"graph calls); measured peaks {peaks['gemm_gflops']:.0f} GFLOP/s "
+                      f"(fp32 GEMM) and {peaks['bandwidth_gbs']:.1f} GB/s (copy).", "",
+                      "| backend | precision | GFLOP/s | FLOP/byte | roof GFLOP/s | of roof |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {r['backend']} | {r['precision']} | {r['roofline']['gflops']:.2f} | "
+                      f"{r['roofline']['intensity_flop_per_byte']:.2f} | "
+                      f"{r['roofline']['roof_gflops']:.1f} | "
+                      f"{100 * r['roofline']['fraction_of_roof']:.1f} % |"
+                      for r in m["rows"] if "roofline" in r]
         peer = [r for r in m["rows"] if "peer_max_abs_vs_bundle_keras" in r]
         if peer:
             lines += ["", f"PyTorch peer max |diff| vs our verified ONNX fp32: "

@@ -1,0 +1,119 @@
+"""Roofline: FLOPs and bytes per inference against this machine's measured peaks.
+
+FLOPs count the multiply-adds of the matrix products (LSTM gates, dense layers,
+attention), 2 per MAC; element-wise work (activations, gate products) is left out, so
+the counts are a lower bound. Bytes are the parameter bytes each call must read at
+least once (fp32) plus the input and output tensors. Peaks are measured in the same
+run: single-thread float32 GEMM (NumPy/OpenBLAS) and a large array copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from zoo._keras import keras
+from zoo.layers import LuongAttention
+
+_PEAKS_SCRIPT = """
+import json, time, numpy as np
+a = np.random.rand(1024, 1024).astype(np.float32); b = np.random.rand(1024, 1024).astype(np.float32)
+a @ b
+best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(10))
+x = np.ones(64 * 2**20 // 4, np.float32); y = np.empty_like(x)
+np.copyto(y, x)
+copy = min((lambda t: (np.copyto(y, x), time.perf_counter() - t)[1])(time.perf_counter())
+           for _ in range(10))
+print(json.dumps({"gemm_gflops": 2 * 1024**3 / best / 1e9,
+                  "bandwidth_gbs": 2 * x.nbytes / copy / 1e9}))
+"""
+
+
+def measure_peaks() -> dict[str, float]:
+    """Single-thread GEMM GFLOP/s and copy bandwidth (GB/s, read + write), in a subprocess."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _PEAKS_SCRIPT], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    return json.loads(out)
+
+
+def _lstm_macs(layer, steps: int) -> int:
+    units = layer.units if hasattr(layer, "units") else layer.cell.units
+    kernel = layer.cell.kernel if hasattr(layer, "cell") else layer.kernel
+    return steps * 4 * units * (int(kernel.shape[0]) + units)
+
+
+def _input_shapes_in(graph_model, layer) -> list[tuple]:
+    """Input shapes of ``layer``'s calls that belong to ``graph_model`` (a layer shared
+    with the training model has several inbound nodes)."""
+    shapes = []
+    for i, node in enumerate(layer.inbound_nodes):
+        if f"{layer.name}_ib-{i}" in graph_model._network_nodes:
+            shape = node.input_shapes
+            shapes.append(tuple(shape.as_list() if hasattr(shape, "as_list") else shape))
+    return shapes
+
+
+def graph_flops(graph_model, time_len: int) -> int:
+    """Matrix-product FLOPs of one call of an export graph with ``time_len`` steps."""
+    macs = 0
+    for layer in graph_model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            macs += 2 * _lstm_macs(layer.forward_layer, time_len)
+        elif isinstance(layer, (keras.layers.LSTM, keras.layers.LSTMCell)):
+            macs += _lstm_macs(layer, time_len if isinstance(layer, keras.layers.LSTM) else 1)
+        elif isinstance(layer, keras.layers.Dense):
+            for shape in _input_shapes_in(graph_model, layer):
+                rows = int(np.prod([time_len if d is None else d for d in shape[1:-1]]))
+                macs += rows * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        elif isinstance(layer, LuongAttention):
+            dq, dm = (int(d) for d in layer.kernel.shape)
+            macs += dq * dm + 2 * time_len * dm  # query projection, scores, context
+    return 2 * macs
+
+
+def param_bytes(graph_model) -> int:
+    return int(sum(np.prod(w.shape) * 4 for w in graph_model.weights))
+
+
+def sample_cost(spec, graph_models, task, inputs, meta) -> dict[str, float]:
+    """Mean FLOPs and bytes per task sample, following the calls the task really makes."""
+    from zoo.graphs import KerasGraph
+
+    calls: list[tuple[str, int, int]] = []
+
+    class Count:
+        def __init__(self, name, graph):
+            self.name, self.graph = name, graph
+
+        def __call__(self, feed):
+            out = self.graph(feed)
+            # the time axis of the graph's sequence input (memory for a decoder step)
+            seq = next((v for v in feed.values() if v.ndim >= 2 and v.shape[1] != 1), None)
+            length = seq.shape[1] if seq is not None else 1
+            io = sum(v.nbytes for v in feed.values()) + sum(v.nbytes for v in out.values())
+            calls.append((self.name, int(length), int(io)))
+            return out
+
+    graphs = {n: Count(n, KerasGraph(m)) for n, m in graph_models.items()}
+    task.predict(graphs, inputs, meta)
+    flops = sum(graph_flops(graph_models[n], t) for n, t, _ in calls)
+    bytes_ = sum(param_bytes(graph_models[n]) + io for n, _, io in calls)
+    return {"flops": flops / len(inputs), "bytes": bytes_ / len(inputs),
+            "calls_per_sample": len(calls) / len(inputs)}
+
+
+def roofline(cost: dict, peaks: dict, latency_us: float) -> dict[str, float]:
+    seconds = latency_us * 1e-6
+    intensity = cost["flops"] / cost["bytes"]
+    bound = min(peaks["gemm_gflops"], intensity * peaks["bandwidth_gbs"])
+    achieved = cost["flops"] / seconds / 1e9
+    return {"gflops": achieved, "intensity_flop_per_byte": intensity,
+            "roof_gflops": bound, "fraction_of_roof": achieved / bound}
+
+
