@@ -4,7 +4,8 @@ FLOPs count the multiply-adds of the matrix products (LSTM gates, dense layers,
 attention), 2 per MAC; element-wise work (activations, gate products) is left out, so
 the counts are a lower bound. Bytes are the parameter bytes each call must read at
 least once (fp32) plus the input and output tensors. Peaks are measured in the same
-run: single-thread float32 GEMM (NumPy/OpenBLAS) and a large array copy.
+run: single-thread float32 GEMM (NumPy/OpenBLAS), and copy bandwidth both for a DRAM-sized
+array and for the model's own per-call working set (which may live in cache).
 """
 
 from __future__ import annotations
@@ -20,25 +21,30 @@ from zoo._keras import keras
 from zoo.layers import LuongAttention
 
 _PEAKS_SCRIPT = """
-import json, time, numpy as np
+import json, sys, time, numpy as np
+def best(fn, n=20):
+    fn()
+    return min((lambda t: (fn(), time.perf_counter() - t)[1])(time.perf_counter())
+               for _ in range(n))
 a = np.random.rand(1024, 1024).astype(np.float32); b = np.random.rand(1024, 1024).astype(np.float32)
-a @ b
-best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(10))
-x = np.ones(64 * 2**20 // 4, np.float32); y = np.empty_like(x)
-np.copyto(y, x)
-copy = min((lambda t: (np.copyto(y, x), time.perf_counter() - t)[1])(time.perf_counter())
-           for _ in range(10))
-print(json.dumps({"gemm_gflops": 2 * 1024**3 / best / 1e9,
-                  "bandwidth_gbs": 2 * x.nbytes / copy / 1e9}))
+out = {"gemm_gflops": 2 * 1024**3 / best(lambda: a @ b, 10) / 1e9, "bandwidth_gbs": {}}
+for size in json.loads(sys.argv[1]):
+    x = np.ones(max(size // 4, 1024), np.float32); y = np.empty_like(x)
+    out["bandwidth_gbs"][str(size)] = 2 * x.nbytes / best(lambda: np.copyto(y, x)) / 1e9
+print(json.dumps(out))
 """
+DRAM_BYTES = 256 * 2**20
 
 
-def measure_peaks() -> dict[str, float]:
-    """Single-thread GEMM GFLOP/s and copy bandwidth (GB/s, read + write), in a subprocess."""
+def measure_peaks(working_sets: list[int] = ()) -> dict:
+    """Single-thread fp32 GEMM GFLOP/s, and copy bandwidth (GB/s, read + write) for a
+    256 MiB array (DRAM) and for each working-set size given (cache-resident when small),
+    measured in a subprocess with one BLAS thread."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", _PEAKS_SCRIPT], capture_output=True, text=True,
-                         env=env, check=True).stdout
+    sizes = sorted({DRAM_BYTES, *(int(s) for s in working_sets)})
+    out = subprocess.run([sys.executable, "-c", _PEAKS_SCRIPT, json.dumps(sizes)],
+                         capture_output=True, text=True, env=env, check=True).stdout
     return json.loads(out)
 
 
@@ -109,11 +115,14 @@ def sample_cost(spec, graph_models, task, inputs, meta) -> dict[str, float]:
 
 
 def roofline(cost: dict, peaks: dict, latency_us: float) -> dict[str, float]:
+    """Achieved GFLOP/s against the roof min(GEMM peak, intensity x bandwidth), where the
+    bandwidth is the one measured for this model's per-call working set (weights that
+    stay in cache between calls are not read from DRAM)."""
     seconds = latency_us * 1e-6
     intensity = cost["flops"] / cost["bytes"]
-    bound = min(peaks["gemm_gflops"], intensity * peaks["bandwidth_gbs"])
+    per_call = int(cost["bytes"] / cost["calls_per_sample"])
+    bandwidth = peaks["bandwidth_gbs"].get(str(per_call), peaks["bandwidth_gbs"][str(DRAM_BYTES)])
+    bound = min(peaks["gemm_gflops"], intensity * bandwidth)
     achieved = cost["flops"] / seconds / 1e9
-    return {"gflops": achieved, "intensity_flop_per_byte": intensity,
+    return {"gflops": achieved, "intensity_flop_per_byte": intensity, "bandwidth_gbs": bandwidth,
             "roof_gflops": bound, "fraction_of_roof": achieved / bound}
-
-

@@ -84,7 +84,8 @@ def test_flop_count_of_a_stacked_bilstm():
     model = zoo.create_model("bilstm_activity_tiny")  # 6 features, BiLSTM(8) x 2, 4 classes
     per_step = 2 * 4 * 8 * (6 + 8) + 2 * 4 * 8 * (16 + 8)  # MACs, both directions
     assert graph_flops(model, 10) == 2 * (10 * per_step + 16 * 4)
-    r = roofline({"flops": 2e6, "bytes": 1e6}, {"gemm_gflops": 100.0, "bandwidth_gbs": 10.0},
+    r = roofline({"flops": 2e6, "bytes": 1e6, "calls_per_sample": 2},
+                 {"gemm_gflops": 100.0, "bandwidth_gbs": {"500000": 10.0, "268435456": 1.0}},
                  latency_us=1000.0)
     assert r["gflops"] == pytest.approx(2.0)
     assert r["roof_gflops"] == pytest.approx(20.0)  # memory-bound at 2 FLOP/byte

@@ -1,0 +1,1 @@
+"""Shipped pretrained weights and their metadata (see zoo.weights)."""
