@@ -233,6 +233,8 @@ def markdown(results) -> str:
         lines.append("")
     from export.report import compatibility_markdown
 
+    lines += ["![latency](benchmarks/results/latency.png)",
+              "![size vs drop](benchmarks/results/size_vs_drop.png)", ""]
     lines += ["### What each recurrent layer became", "",
               compatibility_markdown(results.get("manifests", [])), ""]
     lines += ["### Targets (1 thread)", "", "| model | target | value | limit | met |",
@@ -257,6 +259,9 @@ def write(results, out: Path) -> None:
 
     for name in results["models"]:
         atomic_write_bytes(out / "cards" / f"{name}.md", card_markdown(name, results).encode())
+    from benchmarks.plots import plot
+
+    plot(results, out)
     if README.is_file() and MARK_START in README.read_text():
         readme = README.read_text()
         head, rest = readme.split(MARK_START, 1)

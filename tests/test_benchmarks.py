@@ -90,3 +90,18 @@ def test_flop_count_of_a_stacked_bilstm():
     assert r["gflops"] == pytest.approx(2.0)
     assert r["roof_gflops"] == pytest.approx(20.0)  # memory-bound at 2 FLOP/byte
     assert r["fraction_of_roof"] == pytest.approx(0.1)
+
+
+def test_plots_are_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    from benchmarks.plots import plot
+
+    def row(backend, precision, us, size, drop):
+        return {"backend": backend, "precision": precision, "threads": 1, "size_bytes": size,
+                "metric_drop": drop, "sample": {"median_us": us, "p90_us": us * 1.1}}
+
+    rows = [row("keras", "fp32", 1500.0, None, 0.0), row("onnx", "fp32", 80.0, 1000, 0.0),
+            row("onnx", "dynamic", 70.0, 300, 0.002), row("litert", "fp32", 100.0, 1000, 0.0)]
+    paths = plot({"models": {"m": {"rows": rows}}}, tmp_path)
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
