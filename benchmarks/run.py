@@ -237,6 +237,15 @@ def markdown(results) -> str:
               "![size vs drop](benchmarks/results/size_vs_drop.png)", ""]
     lines += ["### What each recurrent layer became", "",
               compatibility_markdown(results.get("manifests", [])), ""]
+    k3 = results.get("keras3")
+    if k3:
+        ops = ", ".join(f"{k}×{v}" for k, v in k3.get("ops", {}).items())
+        ran = (f"runs on LiteRT: {k3['median_us']:.0f} µs median" if k3.get("runs_on_litert")
+               else f"does not run on LiteRT ({k3.get('error') or k3.get('export_failed')})")
+        lines += ["### Keras 3's own export (same architecture and weights)", "",
+                  f"`python -m benchmarks.keras3_peer`: Keras {k3.get('keras', '?')} "
+                  f"`model.export(format=\"litert\")` of {k3['model']} gives "
+                  f"{k3.get('size_bytes', 0) / 1024:.0f} KB with ops {ops}; it {ran}.", ""]
     lines += ["### Targets (1 thread)", "", "| model | target | value | limit | met |",
               "|---|---|---|---|---|"]
     lines += [f"| {c['model']} | {c['target']} | {c['value']:.3f} | {c['limit']:.3f} | "
@@ -252,6 +261,8 @@ def write(results, out: Path) -> None:
     from zoo.weights import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "keras3.json").is_file():
+        results["keras3"] = json.loads((out / "keras3.json").read_text())
     atomic_write_bytes(out / "latest.json", (json.dumps(results, indent=2) + "\n").encode())
     text = markdown(results)
     atomic_write_bytes(out / "latest.md", text.encode())

@@ -105,3 +105,15 @@ def test_plots_are_written(tmp_path):
     paths = plot({"models": {"m": {"rows": rows}}}, tmp_path)
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_keras3_export_of_the_classifier_needs_flex_ops(tiny_weights):
+    """Measured gap this project closes: Keras 3's own LiteRT export of a BiLSTM stack is
+    WHILE loops over Flex TensorList ops, which the LiteRT interpreter cannot run."""
+    from benchmarks.keras3_peer import run
+
+    result = run("bilstm_activity_tiny", tiny_weights["bilstm_activity_tiny"])
+    assert result["keras"].startswith("3.")
+    assert result["ops"].get("WHILE", 0) >= 1
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in result["ops"]
+    assert result["runs_on_litert"] is False and "Select TensorFlow op" in result["error"]
