@@ -132,7 +132,7 @@ def export_model(
     Raises:
         ParityError: parity failed (the bundle is kept at ``<out>.failed``).
     """
-    from zoo.registry import create_model
+    from zoo.registry import build_model
 
     spec = get_spec(name)
     fmts = parse_choices(spec.formats if formats is None else formats, FORMATS, "format(s)")
@@ -151,19 +151,14 @@ def export_model(
     overrides = dict(overrides or {})
     if model is None:
         say(f"building {name} (weights={weights})")
-        model = create_model(name, weights=weights, **overrides)
-        config = spec.config(**{**_weights_config(spec, weights), **overrides})
+        model, config = build_model(name, weights, **overrides)
     else:
         # A model built elsewhere (e.g. fine-tuned): ``overrides`` must describe its
         # architecture, so that `lstm-zoo verify` can rebuild it from the bundle.
         weights = "in-memory model"
         config = spec.config(**overrides)
     task = get_task(spec.task)
-    say(f"loading {spec.data.dataset} ({spec.data.test} split)")
-    test = datasets.load(spec.data.dataset, spec.data.test)
-    extra = datasets.load(spec.data.dataset, spec.data.calibration)
-    if limit:
-        test = _head(test, limit)
+    test, extra = _evaluation_data(spec, limit, progress)
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
     try:
@@ -204,10 +199,8 @@ def export_model(
                         "graph": g.name, "format": fmt, "precision": precision,
                         "file": str(rel), "size": len(data), "sha256": sha256_of(tmp / rel),
                         **fusion})
-        reference = Reference(spec, graphs, task, test,
-                              task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
-                              progress.counter("Keras reference on the test split",
-                                               len(task.inputs(test))))
+        reference = _reference(spec, task, graphs, test, extra, progress,
+                               "Keras reference on the test split")
         parity: dict[str, Any] = {
             "model": name,
             "test_split": spec.data.test,
@@ -281,15 +274,9 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
         graph = next(g for g in manifest["graphs"] if g["name"] == a["graph"])
         a.update(fusion_report(a["format"], bundle.path / a["file"],
                                a["expected_directions"], graph["recurrent"]))
-    progress.say(f"loading {spec.data.dataset} ({spec.data.test} split)")
-    test = datasets.load(spec.data.dataset, spec.data.test)
-    extra = datasets.load(spec.data.dataset, spec.data.calibration)
-    if limit:
-        test = _head(test, limit)
-    reference = Reference(spec, graph_models(spec, bundle.keras_model()), task, test,
-                          task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
-                          progress.counter("Keras reference (weights from the bundle)",
-                                           len(task.inputs(test))))
+    test, extra = _evaluation_data(spec, limit, progress)
+    reference = _reference(spec, task, graph_models(spec, bundle.keras_model()), test, extra,
+                           progress, "Keras reference (weights from the bundle)")
     results, failures = verify_artifacts(spec, task, reference, test, bundle.path, manifest,
                                          progress)
     return {"model": spec.name, "test_samples": len(reference.test_inputs),
@@ -301,12 +288,18 @@ def _inputs(manifest, graph) -> list[dict]:
     return next(g["inputs"] for g in manifest["graphs"] if g["name"] == graph)
 
 
-def _weights_config(spec, weights) -> dict[str, Any]:
-    if weights is None:
-        return {}
-    from zoo.weights import resolve
+def _evaluation_data(spec, limit: int | None, progress: Progress):
+    """The test split (first ``limit`` samples) and the calibration split."""
+    progress.say(f"loading {spec.data.dataset} ({spec.data.test} split)")
+    test = datasets.load(spec.data.dataset, spec.data.test)
+    extra = datasets.load(spec.data.dataset, spec.data.calibration)
+    return (_head(test, limit) if limit else test), extra
 
-    return resolve(spec, weights).config
+
+def _reference(spec, task, graphs, test, extra, progress: Progress, label: str) -> Reference:
+    return Reference(spec, graphs, task, test,
+                     task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
+                     progress.counter(label, len(task.inputs(test))))
 
 
 def _head(data, n):

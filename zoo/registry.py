@@ -214,13 +214,20 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
         >>> model.output_names
         ['probs']
     """
+    return build_model(name, weights, **overrides)[0]
+
+
+def build_model(name: str, weights: str | Path | None = None, **overrides: Any):
+    """:func:`create_model`, also returning the builder config the model was built with
+    (the weights' recorded config with ``overrides`` applied)."""
     from zoo import weights as weights_mod
 
     spec = get_spec(name)
     config = spec.config(**overrides)  # unknown overrides fail before any file is read
     if weights is None:
-        return spec.builder(**config)
+        return spec.builder(**config), config
     record = weights_mod.resolve(spec, weights)
-    model = spec.builder(**spec.config(**{**record.config, **overrides}))
+    config = spec.config(**{**record.config, **overrides})
+    model = spec.builder(**config)
     weights_mod.load_into(model, record)
-    return model
+    return model, config
