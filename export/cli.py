@@ -80,6 +80,26 @@ def print_table(parity: dict, out=sys.stdout) -> None:
               + f" {r['per_sample_ms']:9.3f}  {'PASS' if r['passed'] else 'FAIL'}", file=out)
 
 
+def _calibration(path: str | None):
+    """Calibration samples from a .npy of sequences (N, T, C) or a text file of words."""
+    if path is None:
+        return None
+    from zoo.errors import DataError
+
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"calibration file {path!r} does not exist; expected a .npy array of "
+                        "sequences (N, time, channels) or a .txt file with one word per line")
+    if source.suffix == ".npy":
+        import numpy as np
+
+        try:
+            return list(np.load(source, allow_pickle=False))
+        except ValueError as e:
+            raise DataError(f"{path}: cannot read a numeric array ({e})") from None
+    return [w for w in source.read_text().split() if w]
+
+
 def cmd_export(args) -> int:
     from export.pipeline import export_model
     from zoo.errors import ParityError
@@ -87,8 +107,12 @@ def cmd_export(args) -> int:
     weights = None if args.weights == "none" else args.weights
     try:
         parity = export_model(args.name, args.out, weights=weights, formats=args.formats,
-                              precisions=args.precision, overrides=_overrides(args.set),
-                              progress=Progress(), limit=args.limit)
+                              precisions=args.precision, max_drop=args.max_drop,
+                              calibration=_calibration(args.calibration),
+                              prune=args.prune, schedule=args.schedule, cluster=args.cluster,
+                              finetune_epochs=args.finetune_epochs,
+                              overrides=_overrides(args.set), progress=Progress(),
+                              limit=args.limit)
     except ParityError as e:
         failed = Path(str(args.out) + ".failed") / "parity.json"
         if failed.is_file():
@@ -96,6 +120,15 @@ def cmd_export(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_PARITY
     print_table(parity)
+    if "compression" in parity:
+        c, metric = parity["compression"], next(iter(parity["reference"]["metrics"]))
+        print(f"compression: Keras {metric} {c['baseline_metrics'][metric]:.4f} -> "
+              f"{c['metrics'][metric]:.4f} (drop {c['metric_drop']:+.4f})")
+    for fmt, record in parity.get("auto", {}).items():
+        print(f"auto ({fmt}, max drop {record['max_drop']}): chose {record['chosen']}; "
+              + "; ".join(f"{t['precision']} {t['status'].split(':')[0]}"
+                          + (f" (drop {t['metric_drop']:+.4f})" if "metric_drop" in t else "")
+                          for t in record["tried"]))
     print(f"bundle: {args.out}  (manifest.json, parity.json)")
     return 0
 
@@ -145,7 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--out", required=True, help="bundle directory to create (must not exist)")
     s.add_argument("--formats", default=None, help="comma-separated (default: all supported)")
-    s.add_argument("--precision", default=None, help="comma-separated (default: all supported)")
+    s.add_argument("--precision", default=None,
+                   help="comma-separated subset of fp32,dynamic,float16,int8,int16x8 "
+                        "(default: fp32,dynamic), or 'auto': per format the smallest artifact "
+                        "within --max-drop")
+    s.add_argument("--max-drop", type=float, default=None,
+                   help="metric budget of --precision auto, in metric units (default 0.005)")
+    s.add_argument("--calibration", default=None, metavar="FILE",
+                   help="int8/int16x8 calibration samples: .npy (N, time, channels) or a .txt "
+                        "of words (default: the model's calibration split)")
+    s.add_argument("--prune", type=float, default=None, metavar="SPARSITY",
+                   help="magnitude-prune to this sparsity in [0, 1), fine-tuning on the "
+                        "model's training data")
+    s.add_argument("--schedule", default="polynomial", choices=("polynomial", "constant"),
+                   help="pruning schedule (default polynomial)")
+    s.add_argument("--cluster", type=int, default=None, metavar="N",
+                   help="cluster each kernel into N weight values (>= 2)")
+    s.add_argument("--finetune-epochs", type=int, default=None,
+                   help="fine-tuning epochs for --prune/--cluster (default: the recipe's)")
     s.add_argument("--weights", default="DEFAULT",
                    help="DEFAULT, a weights tag, a .weights.h5 path or URL, or 'none'")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="builder override")

@@ -23,21 +23,29 @@ from pathlib import Path
 from typing import Any
 
 from export import onnx as onnx_export
+from export import quantize
 from export import tflite as tflite_export
 from export.graphs import input_infos, output_infos, recurrent_directions
 from export.progress import Progress, Silent
+from export.quantize import gzip_size
 from export.runtime import LiteRTRunner, ORTRunner
 from export.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
 from zoo.errors import ExportError, ParityError, UnsupportedError
 from zoo.graphs import graph_models
-from zoo.registry import get_spec, jsonable_config
+from zoo.registry import Tolerance, get_spec, jsonable_config
 from zoo.tasks import get_task
 from zoo.weights import save_weights_atomic, sha256_of
 
 FORMATS = ("tflite", "onnx")
-PRECISIONS = ("fp32", "dynamic")
+PRECISIONS = quantize.PRECISIONS
+AUTO = "auto"
+# What an export produces when no precision is asked for: exact and cheap to verify.
+DEFAULT_PRECISIONS = ("fp32", "dynamic")
+# The drop `--precision auto` accepts when none is given: half a point of the metric.
+DEFAULT_MAX_DROP = 0.005
 CONVERTERS = {"tflite": tflite_export.convert, "onnx": onnx_export.convert}
+SPARSITY = {"tflite": tflite_export.weight_sparsity, "onnx": onnx_export.weight_sparsity}
 RUNNERS = {"tflite": ("litert", LiteRTRunner), "onnx": ("onnx", ORTRunner)}
 TOOLS = ("tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
          "tensorflow-model-optimization", "numpy", "lstm-zoo")
@@ -107,6 +115,13 @@ def export_model(
     weights: str | Path | None = "DEFAULT",
     formats: str | Sequence[str] | None = None,
     precisions: str | Sequence[str] | None = None,
+    max_drop: float | None = None,
+    calibration: Sequence | None = None,
+    prune: float | None = None,
+    schedule: str = "polynomial",
+    cluster: int | None = None,
+    finetune_epochs: int | None = None,
+    finetune_limit: int | None = None,
     overrides: dict[str, Any] | None = None,
     model=None,
     progress: Progress | None = None,
@@ -119,7 +134,19 @@ def export_model(
         out: bundle directory to create (must not exist).
         weights: as in :func:`zoo.create_model` (``None``: random initialisation).
         formats: subset of ``("tflite", "onnx")`` (default: all the spec supports).
-        precisions: subset of ``("fp32", "dynamic")`` (default: all the spec supports).
+        precisions: subset of :data:`PRECISIONS` the spec supports (default: fp32 and
+            dynamic), or ``"auto"``: per format, the smallest artifact whose task metric
+            drops by at most ``max_drop``.
+        max_drop: metric budget of ``"auto"`` in the metric's units (0.005 = half a
+            point of accuracy or PER; default :data:`DEFAULT_MAX_DROP`).
+        calibration: task inputs (sequences, or words for G2P) to calibrate int8 /
+            int16x8 on (default: the model's calibration split); at least 16.
+        prune: magnitude-prune to this sparsity in [0, 1) while fine-tuning on the
+            model's training data (:func:`export.prune.compress`), before converting.
+        schedule: pruning schedule, "polynomial" or "constant".
+        cluster: cluster each kernel's weights into this many values (>= 2).
+        finetune_epochs / finetune_limit: override the recipe's fine-tuning epochs and
+            training samples for prune / cluster.
         overrides: builder keyword arguments.
         model: an already built (e.g. fine-tuned) Keras model to export instead; pass the
             overrides that build its architecture.
@@ -130,20 +157,49 @@ def export_model(
         The parity report (also written to ``parity.json``).
 
     Raises:
+        UnsupportedError: a format or precision the model or format cannot take.
+        DataError, ShapeError: calibration samples too few or of the wrong shape.
         ParityError: parity failed (the bundle is kept at ``<out>.failed``).
+
+    Example:
+        >>> from export import export_model  # doctest: +SKIP
+        >>> report = export_model("bilstm_activity", "out/b", precisions="auto",
+        ...                       max_drop=0.005)  # doctest: +SKIP
+        >>> report["auto"]["tflite"]["chosen"]  # doctest: +SKIP
+        'int8'
     """
     from zoo.registry import build_model
 
     spec = get_spec(name)
     fmts = parse_choices(spec.formats if formats is None else formats, FORMATS, "format(s)")
-    precs = parse_choices(spec.precisions if precisions is None else precisions, PRECISIONS,
-                          "precision(s)")
-    for wanted, supported, what in ((fmts, spec.formats, "format"),
-                                    (precs, spec.precisions, "precision")):
-        if set(wanted) - set(supported):
-            raise UnsupportedError(f"{name} does not support {what} "
-                                   f"{sorted(set(wanted) - set(supported))}; it supports "
-                                   f"{list(supported)}")
+    if set(fmts) - set(spec.formats):
+        raise UnsupportedError(f"{name} does not support format "
+                               f"{sorted(set(fmts) - set(spec.formats))}; it supports "
+                               f"{list(spec.formats)}")
+    auto = precisions == AUTO or (not isinstance(precisions, str) and precisions is not None
+                                  and list(precisions) == [AUTO])
+    if auto:
+        max_drop = DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
+        if not 0 <= max_drop < 1:
+            raise UnsupportedError(f"max_drop must be in [0, 1) (metric units, 0.005 = half "
+                                   f"a point); got {max_drop}")
+        precs = spec.precisions
+    else:
+        if max_drop is not None:
+            raise UnsupportedError("max_drop applies to precisions='auto' only; got "
+                                   f"precisions={precisions!r}")
+        default = [p for p in DEFAULT_PRECISIONS if p in spec.precisions]
+        precs = parse_choices(default if precisions is None else precisions,
+                              (*PRECISIONS, AUTO), "precision(s)")
+        if AUTO in precs:
+            raise UnsupportedError("'auto' chooses the precision itself; it cannot be "
+                                   f"combined with others (got {list(precs)})")
+        quantize.check_precisions(spec, fmts, precs)
+    compressing = prune is not None or cluster is not None
+    if compressing:
+        from export import prune as prune_mod
+
+        prune, cluster = prune_mod.check_args(prune, cluster, schedule)
     out = Path(out)
     check_out_dir(out)
     progress = progress or Silent()
@@ -159,10 +215,24 @@ def export_model(
         config = spec.config(**overrides)
     task = get_task(spec.task)
     test, extra = _evaluation_data(spec, limit, progress)
+    compression = None
+    if compressing:
+        compression = _compress(spec, task, model, test, prune, schedule, cluster,
+                                finetune_epochs, finetune_limit, progress)
+        model = compression.pop("model")
+    graphs = graph_models(spec, model)
+    feeds = None
+    if any(p in quantize.CALIBRATED for p in precs):
+        source = "user samples" if calibration is not None else \
+            f"{spec.data.dataset} {spec.data.calibration} split"
+        samples = (list(calibration) if calibration is not None
+                   else task.inputs(extra)[:quantize.CALIBRATION_SAMPLES])
+        feeds = quantize.calibration_feeds(
+            spec, task, graphs, samples,
+            progress.counter(f"recording calibration feeds ({source})", len(samples)))
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
     try:
-        graphs = graph_models(spec, model)
         ref_file = tmp / "reference.weights.h5"
         save_weights_atomic(model, ref_file)
         manifest: dict[str, Any] = {
@@ -180,25 +250,28 @@ def export_model(
                         "inputs": [i.to_json() for i in input_infos(graphs[g.name])],
                         "outputs": [o.to_json() for o in output_infos(graphs[g.name])],
                         "recurrent": g.recurrent} for g in spec.graphs],
+            "calibration": None if feeds is None else {
+                "source": source, "samples": len(samples),
+                "feeds": {n: len(f) for n, f in feeds.items()}},
+            "compression": compression,
             "artifacts": [],
             "tools": tool_versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
+        if auto:
+            manifest["auto"] = {"max_drop": max_drop}
         # Convert first: a conversion that fails costs no verification time.
+        converted: dict[tuple[str, str], list[dict]] = {}
+        refused: dict[tuple[str, str], str] = {}
         for precision in precs:
-            for fmt in fmts:
-                for g in spec.graphs:
-                    say(f"converting {g.name} -> {fmt} ({precision})")
-                    data = CONVERTERS[fmt](graphs[g.name], precision)
-                    rel = Path(precision) / f"{g.name}.{fmt}"
-                    (tmp / precision).mkdir(exist_ok=True)
-                    (tmp / rel).write_bytes(data)
-                    fusion = fusion_report(fmt, tmp / rel, recurrent_directions(graphs[g.name]),
-                                           g.recurrent)
-                    manifest["artifacts"].append({
-                        "graph": g.name, "format": fmt, "precision": precision,
-                        "file": str(rel), "size": len(data), "sha256": sha256_of(tmp / rel),
-                        **fusion})
+            for fmt in quantize.formats_for(precision, fmts):
+                try:
+                    converted[fmt, precision] = _convert_group(
+                        spec, graphs, fmt, precision, feeds, tmp, say)
+                except UnsupportedError as e:
+                    if not auto:
+                        raise
+                    refused[fmt, precision] = str(e)
         reference = _reference(spec, task, graphs, test, extra, progress,
                                "Keras reference on the test split")
         parity: dict[str, Any] = {
@@ -209,8 +282,29 @@ def export_model(
             "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
             "reference": {"backend": "keras", "metrics": reference.metrics},
         }
-        results, failures = verify_artifacts(spec, task, reference, test, tmp, manifest,
-                                             progress)
+        compression_failures = []
+        if compression is not None:
+            parity["compression"], compression_failures = _compression_check(
+                spec, task, compression, reference.metrics)
+        if auto:
+            results, failures, parity["auto"] = _choose(
+                spec, task, reference, test, tmp, converted, refused, fmts, max_drop,
+                progress)
+            for (fmt, precision), artifacts in converted.items():
+                if parity["auto"][fmt]["chosen"] != precision:
+                    for a in artifacts:
+                        (tmp / a["file"]).unlink()
+                    converted[fmt, precision] = []
+        else:
+            results, failures = verify_artifacts(
+                spec, task, reference, test, tmp,
+                {**manifest, "artifacts": [a for g in converted.values() for a in g]},
+                progress)
+        manifest["artifacts"] = [a for group in converted.values() for a in group]
+        for d in tmp.iterdir():
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        failures = compression_failures + failures
         parity["results"] = results
         parity["passed"] = not failures
         parity["failures"] = failures
@@ -229,30 +323,127 @@ def export_model(
     return parity
 
 
-def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict,
-                     progress: Progress):
-    """Runs every (format, precision) group of artifacts against the Keras reference.
+def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list[dict]:
+    """Converts every graph of the model to one (format, precision); manifest entries."""
+    artifacts = []
+    for g in spec.graphs:
+        say(f"converting {g.name} -> {fmt} ({precision})")
+        data = CONVERTERS[fmt](graphs[g.name], precision,
+                               feeds[g.name] if precision in quantize.CALIBRATED else None)
+        rel = Path(precision) / f"{g.name}.{fmt}"
+        (root / precision).mkdir(exist_ok=True)
+        (root / rel).write_bytes(data)
+        fusion = fusion_report(fmt, root / rel, recurrent_directions(graphs[g.name]),
+                               g.recurrent)
+        artifacts.append({"graph": g.name, "format": fmt, "precision": precision,
+                          "file": str(rel), "size": len(data), "sha256": sha256_of(root / rel),
+                          "gzip_size": gzip_size(data),
+                          "weight_sparsity": SPARSITY[fmt](root / rel), **fusion})
+    return artifacts
 
-    Returns the per-group results and a list of failure messages (fusion and parity).
+
+def _compress(spec, task, model, test, prune, schedule, cluster, epochs, limit, progress):
+    """Prunes / clusters ``model`` (fine-tuning on its training data) and measures the
+    task metric of the model before and after, in Keras, on the test split."""
+    from export.prune import compress
+    from export.verify import REFERENCE_BATCH
+    from zoo.graphs import keras_graphs
+
+    inputs = task.inputs(test)
+    baseline = task.score(task.predict(keras_graphs(spec, model), inputs, spec.meta,
+                                       batch_size=REFERENCE_BATCH), test, spec.meta)
+    what = " + ".join(x for x in (prune is not None and f"pruning to {prune:.0%}",
+                                  cluster is not None and f"{cluster} clusters") if x)
+    progress.say(f"{what}: fine-tuning on {spec.data.dataset} {spec.data.train}")
+    compressed, report = compress(spec.name, model, prune=prune, schedule=schedule,
+                                  cluster=cluster, epochs=epochs, limit=limit)
+    return {**report, "baseline_metrics": baseline, "model": compressed}
+
+
+def _compression_check(spec, task, compression, metrics):
+    """The compressed model's task metric against the uncompressed model's."""
+    sign = 1 if task.higher_is_better else -1
+    drop = sign * (compression["baseline_metrics"][task.metric] - metrics[task.metric])
+    tol = spec.metric_drop["compressed"]
+    check = {"check": f"{task.metric} drop from compression", "value": drop,
+             "limit": tol.value, "reason": tol.reason, "passed": bool(drop <= tol.value + 1e-12)}
+    record = {"baseline_metrics": compression["baseline_metrics"], "metrics": metrics,
+              "metric_drop": drop, "checks": [check]}
+    failure = [] if check["passed"] else [
+        f"compression: {check['check']} = {drop:.3g} (limit {tol.value})"]
+    return record, failure
+
+
+def _choose(spec, task, reference, test, root, converted, refused, fmts, max_drop, progress):
+    """``precision="auto"``: per format, verify candidates from the smallest up and keep
+    the first within ``max_drop``. Returns (results of the chosen, failures, record)."""
+    budget = Tolerance(max_drop, "the metric budget given to precision='auto'")
+    results, failures, record = [], [], {}
+    for fmt in fmts:
+        candidates = sorted(((sum(a["size"] for a in group), precision)
+                             for (f, precision), group in converted.items() if f == fmt))
+        tried, chosen = [], None
+        for size, precision in candidates:
+            if chosen is not None:
+                tried.append({"precision": precision, "size_bytes": size,
+                              "status": "not tried: a smaller artifact was within budget"})
+                continue
+            result, fails = verify_group(spec, task, reference, test, root,
+                                         converted[fmt, precision], progress, budget)
+            tried.append({"precision": precision, "size_bytes": size,
+                          "metrics": result["metrics"], "metric_drop": result["metric_drop"],
+                          "latency_ms": result["latency_ms"],
+                          "per_sample_ms": result["per_sample_ms"],
+                          "status": "chosen" if not fails else "rejected: " + "; ".join(fails)})
+            if not fails:
+                chosen = precision
+                results.append(result)
+        tried += [{"precision": p, "status": f"refused: {why}"}
+                  for (f, p), why in refused.items() if f == fmt]
+        record[fmt] = {"max_drop": max_drop, "chosen": chosen, "tried": tried}
+        if chosen is None:
+            failures.append(f"{fmt}/auto: no precision stayed within the budget {max_drop}")
+    return results, failures, record
+
+
+def verify_group(spec, task, reference, test, root: Path, artifacts: list[dict],
+                 progress: Progress, metric_drop: Tolerance | None = None):
+    """Runs one (format, precision) group of artifacts against the Keras reference.
+
+    Returns its result and a list of failure messages (fusion and parity).
     """
+    fmt, precision = artifacts[0]["format"], artifacts[0]["precision"]
     failures = [f"{a['file']}: recurrent layers not fused (expected "
                 f"{a['expected_directions']}, got {a['fused_directions']}, loops {a['loops']})"
-                for a in manifest["artifacts"] if not a["all_fused"]]
+                for a in artifacts if not a["all_fused"]]
+    backend, runner_cls = RUNNERS[fmt]
+    runners = {a["graph"]: runner_cls(root / a["file"], _graph_inputs(spec, reference, a))
+               for a in artifacts}
+    count = progress.counter(f"verifying {fmt} ({precision}) on {backend}",
+                             len(reference.test_inputs))
+    result = check_backend(spec, task, reference, test, runners, precision, count, metric_drop)
+    result = {"format": fmt, "precision": precision, "backend": backend,
+              "size_bytes": sum(a["size"] for a in artifacts), **result}
+    failures += [f"{fmt}/{precision}: {c['check']} = {c['value']:.3g} (limit {c['limit']})"
+                 for c in result["checks"] if not c["passed"]]
+    return result, failures
+
+
+def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict,
+                     progress: Progress):
+    """Runs every (format, precision) group of a manifest's artifacts; results, failures."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for a in manifest["artifacts"]:
         groups.setdefault((a["format"], a["precision"]), []).append(a)
-    results = []
-    for (fmt, precision), artifacts in groups.items():
-        backend, runner_cls = RUNNERS[fmt]
-        runners = {a["graph"]: runner_cls(root / a["file"], _inputs(manifest, a["graph"]))
-                   for a in artifacts}
-        count = progress.counter(f"verifying {fmt} ({precision}) on {backend}",
-                                 len(reference.test_inputs))
-        result = check_backend(spec, task, reference, test, runners, precision, count)
-        results.append({"format": fmt, "precision": precision, "backend": backend,
-                        "size_bytes": sum(a["size"] for a in artifacts), **result})
-        failures += [f"{fmt}/{precision}: {c['check']} = {c['value']:.3g} (limit {c['limit']})"
-                     for c in result["checks"] if not c["passed"]]
+    budget = manifest.get("auto")
+    limit = budget and Tolerance(budget["max_drop"], "the metric budget the bundle's "
+                                 "precision was chosen with (precision='auto')")
+    results, failures = [], []
+    for artifacts in groups.values():
+        result, fails = verify_group(spec, task, reference, test, root, artifacts, progress,
+                                     limit or None)
+        results.append(result)
+        failures += fails
     return results, failures
 
 
@@ -284,8 +475,8 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
             "results": results, "passed": not failures, "failures": failures}
 
 
-def _inputs(manifest, graph) -> list[dict]:
-    return next(g["inputs"] for g in manifest["graphs"] if g["name"] == graph)
+def _graph_inputs(spec, reference, artifact) -> list[dict]:
+    return [i.to_json() for i in input_infos(reference.graph_models[artifact["graph"]])]
 
 
 def _evaluation_data(spec, limit: int | None, progress: Progress):

@@ -9,13 +9,57 @@ from __future__ import annotations
 
 from export.graphs import serving_function
 from zoo._keras import tf
-from zoo.errors import ExportError
-
-TFLITE_PRECISIONS = ("fp32", "dynamic")
+from zoo.errors import ExportError, UnsupportedError
 
 
-def convert(model, precision: str) -> bytes:
-    """Converts a Keras graph model at ``precision`` ("fp32" or "dynamic")."""
+def convert(model, precision: str, calibration: list[dict] | None = None) -> bytes:
+    """Converts a Keras graph model at ``precision`` (see :mod:`export.quantize`).
+
+    Args:
+        model: a Keras graph model.
+        precision: one of ``FORMAT_PRECISIONS["tflite"]``.
+        calibration: graph feeds (``{input name: array}``, batch 1) for int8 / int16x8.
+
+    Raises:
+        UnsupportedError: the converter refuses the precision for an op of the graph.
+        ExportError: any other conversion failure.
+    """
+    from export.quantize import CALIBRATED, FORMAT_PRECISIONS, unsupported_by_converter
+
+    if precision not in FORMAT_PRECISIONS["tflite"]:
+        raise ExportError(f"TFLite precision {precision!r} is not one of "
+                          f"{FORMAT_PRECISIONS['tflite']}")
+    if precision in CALIBRATED:
+        _refuse_loops(model, precision)
+    converter = _converter(model)
+    if precision != "fp32":
+        # dynamic: int8 weights, float activations; the fused LSTM keeps its op.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if precision in CALIBRATED:
+        if not calibration:
+            raise ExportError(f"TFLite {precision} needs calibration feeds; got none")
+        # Dicts keyed by input name: a list would be fed in the interpreter's input
+        # order, which is not the graph's (it broke the 4-input decoder step).
+        converter.representative_dataset = lambda: (dict(f) for f in calibration)
+        ops = tf.lite.OpsSet
+        # Strict op sets: an op that cannot take the precision is an error, not a
+        # silent float fallback (16x8 with a float fallback left every fused LSTM in
+        # float: 556 KB for a 540 KB fp32 model, measured).
+        converter.target_spec.supported_ops = [
+            ops.TFLITE_BUILTINS_INT8 if precision == "int8"
+            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError
+        refused = unsupported_by_converter(str(e))
+        if refused is not None:
+            raise refused from None
+        raise ExportError(f"TFLite {precision} conversion of {model.name} failed: {e}") from e
+
+
+def _converter(model):
     serve = serving_function(model, batch=1)
     # The converter saves its trackable object as a SavedModel. Given the Keras model,
     # tf_keras serialises every layer's call functions (15 s for bilstm_activity);
@@ -24,17 +68,25 @@ def convert(model, precision: str) -> bytes:
     holder = tf.Module()
     holder.serve = serve
     holder.weights = list(model.variables)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+    return tf.lite.TFLiteConverter.from_concrete_functions(
         [serve.get_concrete_function()], holder)
-    if precision == "dynamic":
-        # Dynamic-range: int8 weights, float activations; the fused LSTM keeps its op.
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif precision != "fp32":
-        raise ExportError(f"TFLite precision {precision!r} is not one of {TFLITE_PRECISIONS}")
-    try:
-        return converter.convert()
-    except Exception as e:  # the converter raises ConverterError, ValueError, ...
-        raise ExportError(f"TFLite conversion of {model.name} failed: {e}") from e
+
+
+def _refuse_loops(model, precision: str) -> None:
+    """Calibrating a graph with a WHILE loop kills the process (SIGSEGV inside the
+    TFLite calibrator, TF 2.21, ../shared/FINDINGS.md): refuse before calibrating."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "float.tflite"
+        path.write_bytes(_converter(model).convert())
+        loops = {op: n for op, n in op_counts(path).items() if op in LOOP_OPS}
+    if loops:
+        raise UnsupportedError(
+            f"{model.name}: TFLite {precision} needs calibration, and calibrating a graph "
+            f"with loops {loops} crashes the TFLite calibrator (TF 2.21); its recurrent "
+            "layers are not fused (GRU, masks, return_state and ConvLSTM2D become WHILE)")
 
 
 def op_counts(path) -> dict[str, int]:
@@ -46,6 +98,50 @@ def op_counts(path) -> dict[str, int]:
     for op in interpreter._get_ops_details():
         counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
     return dict(sorted(counts.items()))
+
+
+# Matrices (rank >= 2) of at least this many elements count as weights for sparsity:
+# small enough for the tiny test models, large enough to skip shape-like constants.
+MIN_WEIGHT_ELEMENTS = 16
+
+
+def weight_sparsity(path) -> dict:
+    """Zeros among the constant weight matrices stored in a .tflite file (float32,
+    float16 or int8; a quantized zero is its zero point)."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(open(path, "rb").read(), 0)
+    dtypes = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16,
+              schema.TensorType.INT8: np.int8}
+    arrays = []
+    for graph in model.subgraphs:
+        for t in graph.tensors:
+            data = model.buffers[t.buffer].data
+            if data is None or t.type not in dtypes or len(t.shape) < 2:
+                continue
+            a = np.frombuffer(data.tobytes(), dtypes[t.type]).reshape(t.shape)
+            zp = np.zeros(1, np.int64)
+            if t.quantization is not None and t.quantization.zeroPoint is not None:
+                zp = np.asarray(t.quantization.zeroPoint)
+                if zp.size > 1:  # per-channel: one zero point along the quantized axis
+                    shape = [1] * a.ndim
+                    shape[t.quantization.quantizedDimension] = zp.size
+                    zp = zp.reshape(shape)
+            arrays.append((a, zp))
+    return sparsity_of(arrays)
+
+
+def sparsity_of(arrays, min_size: int = MIN_WEIGHT_ELEMENTS) -> dict:
+    """``{"weights", "zeros", "sparsity"}`` over ``(array, zero point)`` pairs."""
+    import numpy as np
+
+    zeros = total = 0
+    for a, zp in arrays:
+        if a.size >= min_size:
+            zeros += int(np.count_nonzero(a == zp))
+            total += a.size
+    return {"weights": total, "zeros": zeros, "sparsity": zeros / total if total else 0.0}
 
 
 # op -> (recurrent kind, directions it covers)

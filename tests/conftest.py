@@ -42,7 +42,9 @@ def tiny_bundles(tmp_path_factory, tiny_weights):
 
 @pytest.fixture(scope="session")
 def pretrained_export(tmp_path_factory):
-    """``get(name) -> (parity report, bundle dir)``: each shipped model exported once."""
+    """``get(name) -> (parity report, bundle dir)``: each shipped model exported once, at
+    every precision its spec supports."""
+    import zoo
     from export import export_model
 
     cache = {}
@@ -50,7 +52,7 @@ def pretrained_export(tmp_path_factory):
     def get(name):
         if name not in cache:
             out = tmp_path_factory.mktemp("pretrained") / name
-            cache[name] = (export_model(name, out), out)
+            cache[name] = (export_model(name, out, precisions=zoo.get_spec(name).precisions), out)
         return cache[name]
 
     return get

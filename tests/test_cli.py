@@ -34,6 +34,12 @@ def test_list_and_info(capsys):
     (("export", "bilstm_activity_tiny", "--weights", "none", "--precision", "int3", "--out", "X"),
      "int3"),
     (("verify", "/nonexistent/bundle"), "not a bundle"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--precision", "int16x8", "--out",
+      "X"), "UNIDIRECTIONAL_SEQUENCE_LSTM"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--precision", "int8",
+      "--calibration", "/nonexistent.npy", "--out", "X"), "calibration file"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--max-drop", "0.01", "--out", "X"),
+     "auto"),
 ])
 def test_bad_input_exits_2(capsys, tmp_path, argv, match):
     argv = [str(tmp_path / a) if a == "X" else a for a in argv]
@@ -79,3 +85,18 @@ def test_predict_word(capsys, tiny_bundles):
     assert code == 2 and "outside the model's alphabet" in err
     code, _, err = run(capsys, "predict", bundle, "--input", "  ")
     assert code == 2 and "empty" in err
+
+
+def test_export_auto_with_calibration_file(capsys, tiny_weights, tmp_path):
+    from zoo.datasets import basicmotions
+
+    samples = tmp_path / "own.npy"
+    np.save(samples, basicmotions.load("train").x[:20])
+    code, out, err = run(capsys, "export", "bilstm_activity_tiny", "--weights",
+                         str(tiny_weights["bilstm_activity_tiny"]), "--formats", "tflite",
+                         "--precision", "auto", "--max-drop", "0.1", "--calibration",
+                         str(samples), "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    assert "auto (tflite, max drop 0.1): chose " in out
+    manifest = __import__("json").loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["calibration"]["source"] == "user samples"

@@ -10,6 +10,7 @@ import pytest
 
 import zoo
 from export.pipeline import verify_bundle
+from export.quantize import FORMAT_PRECISIONS
 from export.report import compatibility_markdown, compatibility_rows
 
 pytestmark = pytest.mark.pretrained
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.pretrained
 CELLS = [(name, fmt, precision)
          for name in zoo.list_models(pretrained=True)
          for fmt in zoo.get_spec(name).formats
-         for precision in zoo.get_spec(name).precisions]
+         for precision in zoo.get_spec(name).precisions
+         if precision in FORMAT_PRECISIONS[fmt]]
 
 _reverified = {}
 

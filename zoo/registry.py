@@ -97,6 +97,8 @@ class ModelSpec:
     # Formats and precisions this model's layers support (the parity matrix tests each).
     formats: tuple[str, ...] = ("tflite", "onnx")
     precisions: tuple[str, ...] = ("fp32", "dynamic")
+    # Precisions the layers cannot take, each with the measured reason.
+    precision_gaps: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def default_weights(self) -> str | None:
@@ -133,6 +135,14 @@ def jsonable_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Builder kwargs as JSON values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
+
+# What a model whose recurrence is fused LSTM ops cannot take (measured, TF 2.21).
+FUSED_LSTM_PRECISIONS = ("fp32", "dynamic", "float16", "int8")
+FUSED_LSTM_GAPS = {
+    "int16x8": "TFLite's 16x8 quantizer refuses the fused UNIDIRECTIONAL_SEQUENCE_LSTM op "
+               "('Quantization to 16x8-bit not yet supported for op', TF 2.21); with a float "
+               "fallback every LSTM stays float32 and the artifact is no smaller than fp32",
+}
 
 _REGISTRY: dict[str, ModelSpec] = {}
 

@@ -109,6 +109,10 @@ class Classification:
             raise ShapeError(f"{where}: {bad} value(s) are NaN or infinite; expected finite")
         return x.astype(np.float32)[None]
 
+    def check_input(self, x, meta, where="input") -> np.ndarray:
+        """One sequence (T, C) as :meth:`predict` takes it, or a :class:`ShapeError`."""
+        return self.check_sequence(x, meta, where)[0]
+
     def format(self, prediction, meta) -> str:
         order = np.argsort(prediction)[::-1]
         return ", ".join(f"{meta['classes'][i]} {prediction[i]:.3f}" for i in order)
@@ -172,9 +176,18 @@ class Seq2Seq:
     def compare(self, a, b) -> dict[str, Any]:
         return {"disagreements": sum(x != y for x, y in zip(a, b, strict=True))}
 
+    def check_input(self, word, meta, where="input") -> str:
+        """One word as :meth:`predict` takes it, or a :class:`ShapeError`."""
+        if not isinstance(word, str):
+            raise ShapeError(f"{where}: expected a word (str), got {type(word).__name__}")
+        try:
+            self.encode(word, meta)
+        except ShapeError as e:
+            raise ShapeError(f"{where}: {e}") from None
+        return word.strip().lower()
+
     def parse_input(self, source: str, meta) -> str:
-        self.encode(source, meta)
-        return source.strip().lower()
+        return self.check_input(source, meta)
 
     def format(self, prediction, meta) -> str:
         return " ".join(prediction)

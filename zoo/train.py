@@ -141,11 +141,13 @@ def _samples(data):
 # --------------------------------------------------------------------------- classification
 
 
-def _fit_classification(model, data, recipe, spec, verbose) -> dict[str, float]:
+def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
+                        callbacks=()) -> dict[str, float]:
     x, y = np.asarray(data.x, np.float32), np.asarray(data.y)
     if recipe.get("limit"):
         x, y = x[: recipe["limit"]], y[: recipe["limit"]]
-    model.get_layer("normalize").adapt(x.reshape(-1, x.shape[-1]))
+    if adapt:  # from scratch; fine-tuning keeps the trained normalisation
+        model.get_layer("normalize").adapt(x.reshape(-1, x.shape[-1]))
     rng = np.random.default_rng(recipe.get("seed", 0))
     batch = recipe["batch_size"]
     steps = math.ceil(len(x) / batch)
@@ -170,7 +172,7 @@ def _fit_classification(model, data, recipe, spec, verbose) -> dict[str, float]:
         metrics=["accuracy"],
     )
     hist = model.fit(augmented(), steps_per_epoch=steps, epochs=recipe["epochs"],
-                     verbose=2 if verbose else 0)
+                     verbose=2 if verbose else 0, callbacks=list(callbacks))
     return {"loss": float(hist.history["loss"][-1])}
 
 
@@ -226,7 +228,8 @@ class _BatchSequence(keras.utils.Sequence):
         self._batches = self._make(self._epoch)
 
 
-def _fit_seq2seq(model, data, recipe, spec, verbose) -> dict[str, float]:
+def _fit_seq2seq(model, data, recipe, spec, verbose, *, adapt=True,
+                 callbacks=()) -> dict[str, float]:
     seed = recipe.get("seed", 0)
 
     def make(epoch):
@@ -247,8 +250,12 @@ def _fit_seq2seq(model, data, recipe, spec, verbose) -> dict[str, float]:
         weighted_metrics=["accuracy"],
     )
     hist = model.fit(train_seq, epochs=epochs, shuffle=False, verbose=2 if verbose else 0,
-                     validation_data=_BatchSequence(lambda _: val_batches))
+                     validation_data=_BatchSequence(lambda _: val_batches),
+                     callbacks=list(callbacks))
     return {"loss": float(hist.history["loss"][-1])}
 
 
+# task -> fit(model, train data, recipe, spec, verbose, *, adapt, callbacks); ``adapt``
+# (classification) fits the normalisation layer to the data first, for training from
+# scratch.
 FIT = {"classification": _fit_classification, "seq2seq": _fit_seq2seq}

@@ -13,7 +13,15 @@ from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.datasets.basicmotions import CHANNELS, LICENSE
-from zoo.registry import DataSpec, GraphSpec, ModelSpec, Tolerance, register_model
+from zoo.registry import (
+    FUSED_LSTM_GAPS,
+    FUSED_LSTM_PRECISIONS,
+    DataSpec,
+    GraphSpec,
+    ModelSpec,
+    Tolerance,
+    register_model,
+)
 
 
 def bilstm_activity(
@@ -58,18 +66,36 @@ DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration=
                 extra="basicmotions", license=LICENSE)
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
-        1e-5,
+        1e-4,
         "same float32 weights; fused LSTM kernels sum gates in another order than "
-        "TensorFlow's, so probabilities differ by float32 rounding (measured 1.3e-6 on "
-        "LiteRT, 1.5e-7 on ORT for the pretrained weights)",
+        "TensorFlow's and differences compound over 100 time steps: probabilities differ "
+        "by 1.3e-6 on LiteRT and 1.5e-7 on ORT for the pretrained weights, and by 4.4e-5 on "
+        "LiteRT (1.8e-7 on ORT) for the same model pruned to 80 % (measured; LiteRT's "
+        "kernel is the outlier, cause not isolated)",
     ),
-    # No tensor bound for "dynamic": int8 weights move every tensor by design (measured
-    # ~5e-3); what is gated is the accuracy drop (METRIC_DROP).
+    "float16": Tolerance(
+        1e-3,
+        "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per weight); "
+        "probabilities moved by 5.2e-5 on LiteRT (measured, pretrained weights)",
+    ),
+    # No tensor bound for "dynamic" and "int8": int8 weights (and activations) move every
+    # tensor by design (measured 4e-3 and 6.5e-2); what is gated is the accuracy drop.
 }
 METRIC_DROP = {
     "fp32": Tolerance(0.0, "fp32 artifacts must classify every test series as Keras does"),
     "dynamic": Tolerance(
         0.025, "one of the 40 BasicMotions test series may flip under int8 weights"
+    ),
+    "float16": Tolerance(
+        0.025, "one of the 40 test series may flip under float16 weights (measured: none)"
+    ),
+    "int8": Tolerance(
+        0.025, "one of the 40 test series may flip under int8 weights and activations "
+        "(measured: none on LiteRT or ORT)"
+    ),
+    "compressed": Tolerance(
+        0.025, "pruned or clustered weights (fine-tuned) may flip one of the 40 test series "
+               "against the uncompressed model"
     ),
 }
 META = {"classes": ["Standing", "Running", "Walking", "Badminton"], "channels": list(CHANNELS)}
@@ -95,8 +121,11 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
+    precisions=FUSED_LSTM_PRECISIONS,
+    precision_gaps=FUSED_LSTM_GAPS,
     meta=META,
     recipe={"epochs": 150, "batch_size": 8, "learning_rate": 2e-3, "seed": 0,
+            "finetune": {"epochs": 30, "learning_rate": 1e-3},
             "target": {"accuracy": (">=", 0.95)}, "reproduce_tolerance": {"accuracy": 0.05}},
 ))
 
@@ -107,5 +136,12 @@ register_model(replace(
     defaults={"units": (8, 8), "dropout": 0.0},
     weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0},
+    metric_drop={**METRIC_DROP, "int8": Tolerance(
+        0.1, "the tiny variant, trained for 3 epochs, leaves many test series near-tied "
+        "between two classes; int8 activations flipped 2 of 40 (measured)"),
+        "compressed": Tolerance(
+            0.5, "the tiny variant has 8 units and trains for seconds: pruning 80 % of it "
+                 "for 2 fine-tuning epochs in tests loses what little it learned; tests check "
+                 "the mechanics, the pretrained model the accuracy")},
     tiny=True,
 ))
