@@ -356,7 +356,8 @@ def _compress(spec, task, model, test, prune, schedule, cluster, epochs, limit, 
                                   cluster is not None and f"{cluster} clusters") if x)
     progress.say(f"{what}: fine-tuning on {spec.data.dataset} {spec.data.train}")
     compressed, report = compress(spec.name, model, prune=prune, schedule=schedule,
-                                  cluster=cluster, epochs=epochs, limit=limit)
+                                  cluster=cluster, epochs=epochs, limit=limit,
+                                  verbose=0 if isinstance(progress, Silent) else 1)
     return {**report, "baseline_metrics": baseline, "model": compressed}
 
 
