@@ -418,7 +418,7 @@ def verify_group(spec, task, reference, test, root: Path, artifacts: list[dict],
                 f"{a['expected_directions']}, got {a['fused_directions']}, loops {a['loops']})"
                 for a in artifacts if not a["all_fused"]]
     backend, runner_cls = RUNNERS[fmt]
-    runners = {a["graph"]: runner_cls(root / a["file"], _graph_inputs(spec, reference, a))
+    runners = {a["graph"]: runner_cls(root / a["file"], _graph_inputs(reference, a))
                for a in artifacts}
     count = progress.counter(f"verifying {fmt} ({precision}) on {backend}",
                              len(reference.test_inputs))
@@ -437,12 +437,13 @@ def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict,
     for a in manifest["artifacts"]:
         groups.setdefault((a["format"], a["precision"]), []).append(a)
     budget = manifest.get("auto")
-    limit = budget and Tolerance(budget["max_drop"], "the metric budget the bundle's "
-                                 "precision was chosen with (precision='auto')")
+    limit = None if budget is None else Tolerance(
+        budget["max_drop"], "the metric budget the bundle's precision was chosen with "
+        "(precision='auto')")
     results, failures = [], []
     for artifacts in groups.values():
         result, fails = verify_group(spec, task, reference, test, root, artifacts, progress,
-                                     limit or None)
+                                     limit)
         results.append(result)
         failures += fails
     return results, failures
@@ -476,7 +477,7 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
             "results": results, "passed": not failures, "failures": failures}
 
 
-def _graph_inputs(spec, reference, artifact) -> list[dict]:
+def _graph_inputs(reference, artifact) -> list[dict]:
     return [i.to_json() for i in input_infos(reference.graph_models[artifact["graph"]])]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from export.tflite import MIN_WEIGHT_ELEMENTS
+from export.tflite import MIN_WEIGHT_ELEMENTS, sparsity_of
 from zoo._keras import keras
 from zoo.errors import UnsupportedError
 from zoo.layers import LuongAttention
@@ -149,15 +149,14 @@ def unwrap_into(fresh, wrapped: dict, model_clone) -> None:
             fresh.get_layer(inner.name).set_weights(inner.get_weights())
 
 
+def _kernels(model) -> list[np.ndarray]:
+    return [w.numpy() for w in model.weights
+            if w.shape.rank >= 2 and np.prod(w.shape) >= MIN_WEIGHT_ELEMENTS]
+
+
 def keras_sparsity(model) -> float:
     """Fraction of zeros among the kernels (rank >= 2, >= 16 elements) of a Keras model."""
-    zeros = total = 0
-    for w in model.weights:
-        a = w.numpy()
-        if a.ndim >= 2 and a.size >= MIN_WEIGHT_ELEMENTS:
-            zeros += int(np.count_nonzero(a == 0))
-            total += a.size
-    return zeros / total if total else 0.0
+    return sparsity_of([(k, 0) for k in _kernels(model)])["sparsity"]
 
 
 def check_args(prune, cluster, schedule: str) -> tuple[float | None, int | None]:
@@ -285,5 +284,4 @@ def _copy_by_name(spec, original, stripped):
 
 
 def _max_unique(model) -> int:
-    return max((len(np.unique(w.numpy())) for w in model.weights
-                if w.shape.rank >= 2 and np.prod(w.shape) >= MIN_WEIGHT_ELEMENTS), default=0)
+    return max((len(np.unique(k)) for k in _kernels(model)), default=0)
