@@ -110,6 +110,7 @@ def cmd_export(args) -> int:
                               precisions=args.precision, max_drop=args.max_drop,
                               calibration=_calibration(args.calibration),
                               prune=args.prune, schedule=args.schedule, cluster=args.cluster,
+                              structured=args.structured,
                               finetune_epochs=args.finetune_epochs,
                               overrides=_overrides(args.set), progress=Progress(),
                               limit=args.limit)
@@ -192,10 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "model's training data")
     s.add_argument("--schedule", default="polynomial", choices=("polynomial", "constant"),
                    help="pruning schedule (default polynomial)")
+    s.add_argument("--structured", type=float, default=None, metavar="FRACTION",
+                   help="remove this fraction of every LSTM/GRU layer's hidden units (0, 1) "
+                        "and fine-tune the smaller model (runs faster; before --prune)")
     s.add_argument("--cluster", type=int, default=None, metavar="N",
                    help="cluster each kernel into N weight values (>= 2)")
     s.add_argument("--finetune-epochs", type=int, default=None,
-                   help="fine-tuning epochs for --prune/--cluster (default: the recipe's)")
+                   help="fine-tuning epochs for --structured/--prune/--cluster (default: "
+                        "the recipe's)")
     s.add_argument("--weights", default="DEFAULT",
                    help="DEFAULT, a weights tag, a .weights.h5 path or URL, or 'none'")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="builder override")

@@ -120,6 +120,7 @@ def export_model(
     prune: float | None = None,
     schedule: str = "polynomial",
     cluster: int | None = None,
+    structured: float | None = None,
     finetune_epochs: int | None = None,
     finetune_limit: int | None = None,
     overrides: dict[str, Any] | None = None,
@@ -145,6 +146,9 @@ def export_model(
             model's training data (:func:`export.prune.compress`), before converting.
         schedule: pruning schedule, "polynomial" or "constant".
         cluster: cluster each kernel's weights into this many values (>= 2).
+        structured: remove this fraction of the hidden units of every LSTM/GRU layer
+            (:mod:`export.structured`) and fine-tune the smaller model, before any
+            ``prune`` / ``cluster``; the bundle's config describes the smaller model.
         finetune_epochs / finetune_limit: override the recipe's fine-tuning epochs and
             training samples for prune / cluster.
         overrides: builder keyword arguments.
@@ -195,11 +199,12 @@ def export_model(
             raise UnsupportedError("'auto' chooses the precision itself; it cannot be "
                                    f"combined with others (got {list(precs)})")
         quantize.check_precisions(spec, fmts, precs)
-    compressing = prune is not None or cluster is not None
+    compressing = prune is not None or cluster is not None or structured is not None
     if compressing:
         from export import prune as prune_mod
 
-        prune, cluster = prune_mod.check_args(prune, cluster, schedule)
+        prune, cluster, structured = prune_mod.check_args(prune, cluster, schedule,
+                                                          structured)
     out = Path(out)
     check_out_dir(out)
     progress = progress or Silent()
@@ -217,9 +222,11 @@ def export_model(
     test, extra = _evaluation_data(spec, limit, progress)
     compression = None
     if compressing:
-        compression = _compress(spec, task, model, test, prune, schedule, cluster,
-                                finetune_epochs, finetune_limit, progress)
+        compression = _compress(spec, task, model, config, test, prune, schedule, cluster,
+                                structured, finetune_epochs, finetune_limit, progress)
         model = compression.pop("model")
+        if "structured" in compression:  # the bundle rebuilds the smaller architecture
+            config = spec.config(**{**config, **compression["structured"]["overrides"]})
     graphs = graph_models(spec, model)
     feeds = None
     if any(p in quantize.CALIBRATED for p in precs):
@@ -342,8 +349,9 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list
     return artifacts
 
 
-def _compress(spec, task, model, test, prune, schedule, cluster, epochs, limit, progress):
-    """Prunes / clusters ``model`` (fine-tuning on its training data) and measures the
+def _compress(spec, task, model, config, test, prune, schedule, cluster, structured, epochs,
+              limit, progress):
+    """Shrinks / prunes / clusters ``model`` (fine-tuning on its training data) and measures the
     task metric of the model before and after, in Keras, on the test split."""
     from export.prune import compress
     from export.verify import REFERENCE_BATCH
@@ -352,11 +360,14 @@ def _compress(spec, task, model, test, prune, schedule, cluster, epochs, limit, 
     inputs = task.inputs(test)
     baseline = task.score(task.predict(keras_graphs(spec, model), inputs, spec.meta,
                                        batch_size=REFERENCE_BATCH), test, spec.meta)
-    what = " + ".join(x for x in (prune is not None and f"pruning to {prune:.0%}",
-                                  cluster is not None and f"{cluster} clusters") if x)
+    what = " + ".join(x for x in (
+        structured is not None and f"removing {structured:.0%} of the recurrent units",
+        prune is not None and f"pruning to {prune:.0%}",
+        cluster is not None and f"{cluster} clusters") if x)
     progress.say(f"{what}: fine-tuning on {spec.data.dataset} {spec.data.train}")
     compressed, report = compress(spec.name, model, prune=prune, schedule=schedule,
-                                  cluster=cluster, epochs=epochs, limit=limit,
+                                  cluster=cluster, structured=structured, config=config,
+                                  epochs=epochs, limit=limit,
                                   verbose=0 if isinstance(progress, Silent) else 1)
     return {**report, "baseline_metrics": baseline, "model": compressed}
 

@@ -159,15 +159,21 @@ def keras_sparsity(model) -> float:
     return sparsity_of([(k, 0) for k in _kernels(model)])["sparsity"]
 
 
-def check_args(prune, cluster, schedule: str) -> tuple[float | None, int | None]:
-    """Validated ``(sparsity, cluster count)``.
+def check_args(prune, cluster, schedule: str, structured=None
+               ) -> tuple[float | None, int | None, float | None]:
+    """Validated ``(sparsity, cluster count, structured fraction)``.
 
     Raises:
-        UnsupportedError: neither given, sparsity outside [0, 1), fewer than 2 clusters,
-            or an unknown schedule.
+        UnsupportedError: none given, sparsity outside [0, 1), fewer than 2 clusters,
+            a structured fraction outside (0, 1), or an unknown schedule.
     """
-    if prune is None and cluster is None:
-        raise UnsupportedError("compression needs prune=SPARSITY and/or cluster=COUNT")
+    from export.structured import check_fraction
+
+    if prune is None and cluster is None and structured is None:
+        raise UnsupportedError("compression needs prune=SPARSITY, structured=FRACTION "
+                               "and/or cluster=COUNT")
+    if structured is not None:
+        structured = check_fraction(structured)
     if prune is not None:
         prune = float(prune)
         if not 0 <= prune < 1:
@@ -180,19 +186,25 @@ def check_args(prune, cluster, schedule: str) -> tuple[float | None, int | None]
     if schedule not in SCHEDULES:
         raise UnsupportedError(f"unknown pruning schedule {schedule!r}; expected one of "
                                f"{list(SCHEDULES)}")
-    return prune, cluster
+    return prune, cluster, structured
 
 
 def compress(name: str, model, *, prune: float | None = None,
              schedule: str = "polynomial", cluster: int | None = None,
+             structured: float | None = None, config: dict | None = None,
              epochs: int | None = None, limit: int | None = None,
              verbose: int = 0) -> tuple[Any, dict]:
-    """Prunes and/or clusters ``model`` while fine-tuning it on its own training data.
+    """Shrinks, prunes and/or clusters ``model`` while fine-tuning it on its own
+    training data (in that order).
 
     Args:
         name: the registered model name (its spec gives the data and the recipe's
             ``finetune`` epochs and learning rate).
         model: the trained Keras model (left untouched).
+        structured: fraction of the hidden units of every recurrent layer to remove
+            (:mod:`export.structured`), then fine-tune the smaller model; needs
+            ``config``, the builder config ``model`` was built with. The report's
+            ``structured.overrides`` build the smaller architecture.
         prune: target sparsity in [0, 1) (fraction of each kernel set to zero).
         schedule: "polynomial" (sparsity ramps up from 0 over the first 70 % of the
             fine-tuning steps) or "constant" (target sparsity from the first step).
@@ -213,7 +225,7 @@ def compress(name: str, model, *, prune: float | None = None,
 
     tfmot = _tfmot()
     spec = get_spec(name)
-    prune, cluster = check_args(prune, cluster, schedule)
+    prune, cluster, structured = check_args(prune, cluster, schedule, structured)
     recipe = {**(spec.recipe or {}), **(spec.recipe or {}).get("finetune", {})}
     if epochs is not None:
         recipe["epochs"] = int(epochs)
@@ -226,6 +238,14 @@ def compress(name: str, model, *, prune: float | None = None,
                               "fine_tune_data": f"{spec.data.dataset} {spec.data.train} split"}
     current = model
     start = time.time()
+    if structured is not None:
+        from export.structured import shrink
+
+        if config is None:
+            raise UnsupportedError("structured pruning needs the builder config the model "
+                                   "was built with (config=)")
+        current, _, report["structured"] = shrink(name, current, structured, config)
+        FIT[spec.task](current, data, recipe, spec, verbose, adapt=False)
     if prune is not None:
         steps = _steps_per_epoch(spec, data, recipe) * recipe["epochs"]
         if schedule == "polynomial":

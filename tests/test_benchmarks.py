@@ -117,3 +117,32 @@ def test_keras3_export_of_the_classifier_needs_flex_ops(tiny_weights):
     assert result["ops"].get("WHILE", 0) >= 1
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in result["ops"]
     assert result["runs_on_litert"] is False and "Select TensorFlow op" in result["error"]
+
+
+def test_compression_benchmark_runs_end_to_end(tmp_path):
+    """The compression benchmark on the tiny classifier: every export, latency and target
+    is produced (values are not asserted: tests check correctness, not timings)."""
+    from benchmarks.compression import TARGETS, check_targets, markdown, run_model
+
+    record = run_model("bilstm_activity_tiny", runs=5, work=tmp_path)
+    for fmt in ("tflite", "onnx"):
+        entry = record["formats"][fmt]
+        assert entry["structured50_bytes"] < entry["fp32_bytes"]
+        assert all(isinstance(v, float) for v in entry["latency_us"].values()), entry
+        assert 0 < entry["pruned80_dynamic_gzip_vs_fp32"] < 1
+    results = {"created": "now", "machine": {"cpus": 2}, "runs": 5,
+               "models": {"bilstm_activity_tiny": record}}
+    results["targets"] = check_targets(results)
+    assert {c["target"] for c in results["targets"]} <= set(TARGETS)
+    assert len(results["targets"]) >= 2 * (len(TARGETS) - 2)  # auto may choose nothing
+    assert "structured" in markdown(results)
+
+
+def test_compression_targets_compare_in_the_right_direction():
+    from benchmarks.compression import check_targets
+
+    entry = {"structured50_speedup": 1.7, "pruned80_dynamic_gzip_vs_fp32": 0.13,
+             "auto_size_vs_fp32": None}
+    checks = {c["target"]: c["met"] for c in check_targets(
+        {"models": {"m": {"formats": {"onnx": entry}}}})}
+    assert checks == {"structured50_speedup": True, "pruned80_dynamic_gzip_vs_fp32": False}

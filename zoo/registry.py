@@ -99,6 +99,9 @@ class ModelSpec:
     precisions: tuple[str, ...] = ("fp32", "dynamic")
     # Precisions the layers cannot take, each with the measured reason.
     precision_gaps: Mapping[str, str] = field(default_factory=dict)
+    # (builder config, fraction of units removed) -> builder overrides of the smaller
+    # architecture, for structured pruning (export.structured); None: not supported.
+    shrink: Callable[[Mapping[str, Any], float], dict[str, Any]] | None = None
 
     @property
     def default_weights(self) -> str | None:
@@ -143,6 +146,11 @@ FUSED_LSTM_GAPS = {
                "('Quantization to 16x8-bit not yet supported for op', TF 2.21); with a float "
                "fallback every LSTM stays float32 and the artifact is no smaller than fp32",
 }
+
+def fewer_units(n: int, fraction: float) -> int:
+    """Hidden units left when ``fraction`` of ``n`` are removed (at least one)."""
+    return max(1, int(round(n * (1.0 - fraction))))
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 

@@ -20,6 +20,7 @@ from zoo.registry import (
     GraphSpec,
     ModelSpec,
     Tolerance,
+    fewer_units,
     register_model,
 )
 
@@ -123,6 +124,8 @@ SPEC = register_model(ModelSpec(
     metric_drop=METRIC_DROP,
     precisions=FUSED_LSTM_PRECISIONS,
     precision_gaps=FUSED_LSTM_GAPS,
+    shrink=lambda config, fraction: {
+        "units": tuple(fewer_units(n, fraction) for n in config["units"])},
     meta=META,
     recipe={"epochs": 150, "batch_size": 8, "learning_rate": 2e-3, "seed": 0,
             "finetune": {"epochs": 30, "learning_rate": 1e-3},

@@ -27,6 +27,7 @@ from zoo.registry import (
     GraphSpec,
     ModelSpec,
     Tolerance,
+    fewer_units,
     register_model,
 )
 
@@ -199,6 +200,8 @@ SPEC = register_model(ModelSpec(
     metric_drop=METRIC_DROP,
     precisions=FUSED_LSTM_PRECISIONS,
     precision_gaps=FUSED_LSTM_GAPS,
+    shrink=lambda config, fraction: {
+        key: fewer_units(config[key], fraction) for key in ("encoder_units", "decoder_units")},
     meta=META,
     recipe={"epochs": 20, "batch_size": 128, "learning_rate": 2e-3, "seed": 0,
             "finetune": {"epochs": 3, "learning_rate": 5e-4},
