@@ -70,18 +70,21 @@ def _drop(task, baseline: dict, parity: dict, fmt: str, precision: str) -> float
     return None
 
 
-def run_model(name: str, runs: int, work: Path) -> dict:
+def run_model(name: str, runs: int, work: Path, **options) -> dict:
+    """Measures one model. ``options`` go to every export (the tests pass random
+    ``weights=None`` and a short ``finetune_epochs`` for a tiny model)."""
     from zoo import get_spec
     from zoo.tasks import get_task
 
     spec = get_spec(name)
     task = get_task(spec.task)
-    base, base_dir, base_s = _export(name, work / "baseline")
+    base, base_dir, base_s = _export(name, work / "baseline", **options)
     structured, structured_dir, structured_s = _export(
-        name, work / "structured50", structured=0.5, precisions="fp32,dynamic")
+        name, work / "structured50", structured=0.5, precisions="fp32,dynamic", **options)
     pruned, pruned_dir, pruned_s = _export(name, work / "pruned80", prune=0.8,
-                                           precisions="dynamic")
-    auto, auto_dir, auto_s = _export(name, work / "auto", precisions="auto", max_drop=0.005)
+                                           precisions="dynamic", **options)
+    auto, auto_dir, auto_s = _export(name, work / "auto", precisions="auto", max_drop=0.005,
+                                     **options)
     keras_metrics = base["reference"]["metrics"]
     base_manifest = _manifest(base_dir)
     record: dict = {"task_metric": task.metric, "baseline_metrics": keras_metrics,

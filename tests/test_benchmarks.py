@@ -124,7 +124,8 @@ def test_compression_benchmark_runs_end_to_end(tmp_path):
     is produced (values are not asserted: tests check correctness, not timings)."""
     from benchmarks.compression import TARGETS, check_targets, markdown, run_model
 
-    record = run_model("bilstm_activity_tiny", runs=5, work=tmp_path)
+    record = run_model("bilstm_activity_tiny", runs=5, work=tmp_path, weights=None,
+                       finetune_epochs=1, finetune_limit=64)
     for fmt in ("tflite", "onnx"):
         entry = record["formats"][fmt]
         assert entry["structured50_bytes"] < entry["fp32_bytes"]
