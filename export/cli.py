@@ -110,7 +110,7 @@ def cmd_export(args) -> int:
                               precisions=args.precision, max_drop=args.max_drop,
                               calibration=_calibration(args.calibration),
                               prune=args.prune, schedule=args.schedule, cluster=args.cluster,
-                              structured=args.structured,
+                              structured=args.structured, qat=args.qat,
                               finetune_epochs=args.finetune_epochs,
                               overrides=_overrides(args.set), progress=Progress(),
                               limit=args.limit)
@@ -198,8 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "and fine-tune the smaller model (runs faster; before --prune)")
     s.add_argument("--cluster", type=int, default=None, metavar="N",
                    help="cluster each kernel into N weight values (>= 2)")
+    s.add_argument("--qat", action="store_true",
+                   help="quantization-aware fine-tuning of the weights for the int8 "
+                        "artifacts (needs int8 or auto in --precision; after --prune)")
     s.add_argument("--finetune-epochs", type=int, default=None,
-                   help="fine-tuning epochs for --structured/--prune/--cluster (default: "
+                   help="fine-tuning epochs for --structured/--prune/--cluster/--qat (default: "
                         "the recipe's)")
     s.add_argument("--weights", default="DEFAULT",
                    help="DEFAULT, a weights tag, a .weights.h5 path or URL, or 'none'")

@@ -121,6 +121,7 @@ def export_model(
     schedule: str = "polynomial",
     cluster: int | None = None,
     structured: float | None = None,
+    qat: bool = False,
     finetune_epochs: int | None = None,
     finetune_limit: int | None = None,
     overrides: dict[str, Any] | None = None,
@@ -149,8 +150,11 @@ def export_model(
         structured: remove this fraction of the hidden units of every LSTM/GRU layer
             (:mod:`export.structured`) and fine-tune the smaller model, before any
             ``prune`` / ``cluster``; the bundle's config describes the smaller model.
+        qat: after any other compression, fine-tune with int8 fake-quantized weights
+            (:mod:`export.qat`) for the int8 artifacts; needs int8 among the precisions
+            (or ``"auto"``).
         finetune_epochs / finetune_limit: override the recipe's fine-tuning epochs and
-            training samples for prune / cluster.
+            training samples for structured / prune / cluster / qat.
         overrides: builder keyword arguments.
         model: an already built (e.g. fine-tuned) Keras model to export instead; pass the
             overrides that build its architecture.
@@ -199,12 +203,18 @@ def export_model(
             raise UnsupportedError("'auto' chooses the precision itself; it cannot be "
                                    f"combined with others (got {list(precs)})")
         quantize.check_precisions(spec, fmts, precs)
-    compressing = prune is not None or cluster is not None or structured is not None
+    compressing = prune is not None or cluster is not None or structured is not None or qat
     if compressing:
         from export import prune as prune_mod
 
         prune, cluster, structured = prune_mod.check_args(prune, cluster, schedule,
-                                                          structured)
+                                                          structured, qat)
+    if qat and "int8" not in precs:
+        gap = spec.precision_gaps.get("int8")
+        raise UnsupportedError(
+            "qat trains the weights for int8 artifacts; " + (
+                f"{name} cannot take int8: {gap}" if "int8" not in spec.precisions else
+                f"request precision int8 (or auto); got {list(precs)}"))
     out = Path(out)
     check_out_dir(out)
     progress = progress or Silent()
@@ -223,7 +233,7 @@ def export_model(
     compression = None
     if compressing:
         compression = _compress(spec, task, model, config, test, prune, schedule, cluster,
-                                structured, finetune_epochs, finetune_limit, progress)
+                                structured, qat, finetune_epochs, finetune_limit, progress)
         model = compression.pop("model")
         if "structured" in compression:  # the bundle rebuilds the smaller architecture
             config = spec.config(**{**config, **compression["structured"]["overrides"]})
@@ -349,8 +359,8 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list
     return artifacts
 
 
-def _compress(spec, task, model, config, test, prune, schedule, cluster, structured, epochs,
-              limit, progress):
+def _compress(spec, task, model, config, test, prune, schedule, cluster, structured, qat,
+              epochs, limit, progress):
     """Shrinks / prunes / clusters ``model`` (fine-tuning on its training data) and measures the
     task metric of the model before and after, in Keras, on the test split."""
     from export.prune import compress
@@ -363,10 +373,12 @@ def _compress(spec, task, model, config, test, prune, schedule, cluster, structu
     what = " + ".join(x for x in (
         structured is not None and f"removing {structured:.0%} of the recurrent units",
         prune is not None and f"pruning to {prune:.0%}",
-        cluster is not None and f"{cluster} clusters") if x)
+        cluster is not None and f"{cluster} clusters",
+        qat and "quantization-aware training (int8 weights)") if x)
     progress.say(f"{what}: fine-tuning on {spec.data.dataset} {spec.data.train}")
     compressed, report = compress(spec.name, model, prune=prune, schedule=schedule,
-                                  cluster=cluster, structured=structured, config=config,
+                                  cluster=cluster, structured=structured, qat=qat,
+                                  config=config,
                                   epochs=epochs, limit=limit,
                                   verbose=0 if isinstance(progress, Silent) else 1)
     return {**report, "baseline_metrics": baseline, "model": compressed}

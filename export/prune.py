@@ -159,19 +159,25 @@ def keras_sparsity(model) -> float:
     return sparsity_of([(k, 0) for k in _kernels(model)])["sparsity"]
 
 
-def check_args(prune, cluster, schedule: str, structured=None
+def check_args(prune, cluster, schedule: str, structured=None, qat: bool = False
                ) -> tuple[float | None, int | None, float | None]:
     """Validated ``(sparsity, cluster count, structured fraction)``.
 
     Raises:
         UnsupportedError: none given, sparsity outside [0, 1), fewer than 2 clusters,
-            a structured fraction outside (0, 1), or an unknown schedule.
+            a structured fraction outside (0, 1), an unknown schedule, or QAT with
+            clustering.
     """
     from export.structured import check_fraction
 
-    if prune is None and cluster is None and structured is None:
-        raise UnsupportedError("compression needs prune=SPARSITY, structured=FRACTION "
-                               "and/or cluster=COUNT")
+    if prune is None and cluster is None and structured is None and not qat:
+        raise UnsupportedError("compression needs prune=SPARSITY, structured=FRACTION, "
+                               "cluster=COUNT and/or qat=True")
+    if qat and cluster is not None:
+        raise UnsupportedError(
+            "qat cannot follow cluster: training through int8 fake-quantization moves every "
+            "weight off its cluster centroid (tfmot's cluster-preserving QAT only knows its "
+            "built-in layers); use cluster or qat")
     if structured is not None:
         structured = check_fraction(structured)
     if prune is not None:
@@ -191,11 +197,11 @@ def check_args(prune, cluster, schedule: str, structured=None
 
 def compress(name: str, model, *, prune: float | None = None,
              schedule: str = "polynomial", cluster: int | None = None,
-             structured: float | None = None, config: dict | None = None,
+             structured: float | None = None, qat: bool = False, config: dict | None = None,
              epochs: int | None = None, limit: int | None = None,
              verbose: int = 0) -> tuple[Any, dict]:
-    """Shrinks, prunes and/or clusters ``model`` while fine-tuning it on its own
-    training data (in that order).
+    """Shrinks, prunes, clusters and/or QAT-trains ``model`` while fine-tuning it on its
+    own training data (in that order).
 
     Args:
         name: the registered model name (its spec gives the data and the recipe's
@@ -210,6 +216,8 @@ def compress(name: str, model, *, prune: float | None = None,
             fine-tuning steps) or "constant" (target sparsity from the first step).
         cluster: number of weight clusters per kernel (>= 2), applied after pruning;
             clustering keeps zeros at zero (sparsity-preserving).
+        qat: last, fine-tune with int8 fake-quantized weights (:mod:`export.qat`),
+            keeping pruned zeros at zero; the weights come back snapped to int8.
         epochs / limit: override the fine-tuning epochs / training samples (tests).
 
     Returns:
@@ -225,7 +233,7 @@ def compress(name: str, model, *, prune: float | None = None,
 
     tfmot = _tfmot()
     spec = get_spec(name)
-    prune, cluster, structured = check_args(prune, cluster, schedule, structured)
+    prune, cluster, structured = check_args(prune, cluster, schedule, structured, qat)
     recipe = {**(spec.recipe or {}), **(spec.recipe or {}).get("finetune", {})}
     if epochs is not None:
         recipe["epochs"] = int(epochs)
@@ -245,7 +253,13 @@ def compress(name: str, model, *, prune: float | None = None,
             raise UnsupportedError("structured pruning needs the builder config the model "
                                    "was built with (config=)")
         current, _, report["structured"] = shrink(name, current, structured, config)
-        FIT[spec.task](current, data, recipe, spec, verbose, adapt=False)
+        # A smaller architecture has more to relearn than a masked one: the recipe may
+        # give it its own schedule (finetune.structured); the CLI's epochs still win.
+        shrunk = {**recipe, **(spec.recipe or {}).get("finetune", {}).get("structured", {})}
+        if epochs is not None:
+            shrunk["epochs"] = int(epochs)
+        report["structured"]["fine_tune"] = {k: shrunk[k] for k in ("epochs", "learning_rate")}
+        FIT[spec.task](current, data, shrunk, spec, verbose, adapt=False)
     if prune is not None:
         steps = _steps_per_epoch(spec, data, recipe) * recipe["epochs"]
         if schedule == "polynomial":
@@ -275,6 +289,11 @@ def compress(name: str, model, *, prune: float | None = None,
         stripped = tfmot.clustering.keras.strip_clustering(clone)
         current = _copy_by_name(spec, current, stripped)
         report["cluster"] = {"clusters": cluster, "layers": sorted(wrapped)}
+    if qat:
+        from export.qat import quantize_aware
+
+        current, report["qat"] = quantize_aware(name, current, epochs=epochs, limit=limit,
+                                                keep_zeros=prune is not None, verbose=verbose)
     report["seconds"] = round(time.time() - start, 1)
     report["keras_sparsity"] = keras_sparsity(current)
     report["unique_values_per_kernel"] = _max_unique(current)

@@ -204,7 +204,9 @@ SPEC = register_model(ModelSpec(
         key: fewer_units(config[key], fraction) for key in ("encoder_units", "decoder_units")},
     meta=META,
     recipe={"epochs": 20, "batch_size": 128, "learning_rate": 2e-3, "seed": 0,
-            "finetune": {"epochs": 3, "learning_rate": 5e-4},
+            "finetune": {"epochs": 3, "learning_rate": 5e-4,
+                         # half the units, measured: 3 epochs at 5e-4 leave PER +2.5 pt
+                         "structured": {"epochs": 10, "learning_rate": 2e-3}},
             "target": {"per": ("<=", 0.12)}, "reproduce_tolerance": {"per": 0.01}},
 ))
 
