@@ -136,6 +136,8 @@ def test_compression_benchmark_runs_end_to_end(tmp_path):
     results["targets"] = check_targets(results)
     assert {c["target"] for c in results["targets"]} <= set(TARGETS)
     assert len(results["targets"]) >= 2 * (len(TARGETS) - 2)  # auto may choose nothing
+    for fmt in ("tflite", "onnx"):
+        assert isinstance(record["formats"][fmt]["qat_int8_gain_vs_ptq"], float)
     assert "structured" in markdown(results)
 
 
@@ -143,7 +145,8 @@ def test_compression_targets_compare_in_the_right_direction():
     from benchmarks.compression import check_targets
 
     entry = {"structured50_speedup": 1.7, "pruned80_dynamic_gzip_vs_fp32": 0.13,
-             "auto_size_vs_fp32": None}
+             "auto_size_vs_fp32": None, "qat_int8_gain_vs_ptq": 0.0}
     checks = {c["target"]: c["met"] for c in check_targets(
         {"models": {"m": {"formats": {"onnx": entry}}}})}
-    assert checks == {"structured50_speedup": True, "pruned80_dynamic_gzip_vs_fp32": False}
+    assert checks == {"structured50_speedup": True, "pruned80_dynamic_gzip_vs_fp32": False,
+                      "qat_int8_gain_vs_ptq": False}  # no gain is not a gain
