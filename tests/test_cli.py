@@ -40,6 +40,12 @@ def test_list_and_info(capsys):
       "--calibration", "/nonexistent.npy", "--out", "X"), "calibration file"),
     (("export", "bilstm_activity_tiny", "--weights", "none", "--max-drop", "0.01", "--out", "X"),
      "auto"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--qat", "--out", "X"),
+     "request precision int8"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--qat", "--cluster", "8",
+      "--precision", "int8", "--out", "X"), "qat cannot follow cluster"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--structured", "1.0", "--out",
+      "X"), "(0, 1)"),
 ])
 def test_bad_input_exits_2(capsys, tmp_path, argv, match):
     argv = [str(tmp_path / a) if a == "X" else a for a in argv]

@@ -178,3 +178,34 @@ def test_qat_export_is_int8_fused_and_its_lstm_weights_quantize_exactly(tmp_path
         step = np.abs(gate).max() / 127
         assert diffs and min(diffs) < 1e-3 * step, "each gate is stored on its QAT grid"
     assert verify_bundle(out)["passed"]
+
+
+def test_activation_fake_quant_on_lstm_outputs_does_not_convert():
+    """Why activations are calibrated instead of trained: with tfmot's activation
+    quantizer on the recurrent outputs (the usual QAT), the converter refuses dynamic and
+    int8 (TF 2.21). If this starts converting, activation QAT becomes worth revisiting."""
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+
+    import export.qat as qat_mod
+    import zoo
+    from export.tflite import _converter
+
+    weights_only = qat_mod._config_class()
+
+    class WithOutputs(weights_only):
+        def get_output_quantizers(self, layer):
+            return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    model = zoo.create_model("bilstm_activity_tiny", weights=None)
+    original = qat_mod._config_class
+    qat_mod._config_class = lambda: WithOutputs
+    try:
+        clone, _ = wrap(model)
+    finally:
+        qat_mod._config_class = original
+    converter = _converter(clone)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    with pytest.raises(Exception, match="cannot duplicate the value since it's not constant"):
+        converter.convert()
