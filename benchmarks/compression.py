@@ -168,7 +168,7 @@ def markdown(results: dict) -> str:
     for name, m in results["models"].items():
         s = m["structured50"]
         units = ", ".join(f"{k} {a}->{b}" for k, (a, b) in s["units"].items())
-        lines += [f"### {name}", "",
+        lines += [f"### {name}", "", f"Measured {m.get('measured', results['created'])}.", "",
                   f"50 % structured: {units}; parameters {s['params'][0]:,} -> "
                   f"{s['params'][1]:,}.", "",
                   "| format | latency fp32 base -> 50 % structured µs | speedup | dynamic "
@@ -185,12 +185,21 @@ def markdown(results: dict) -> str:
                 f"({e['pruned80_dynamic_gzip_vs_fp32']:.3f}) | "
                 f"{e['pruned80_metric_drop']:+.4f} | {e['auto_chosen']} | "
                 f"{_fmt(e['auto_size_vs_fp32'], '.3f')} | {_fmt(e['auto_metric_drop'], '+.4f')} |")
-        lines += ["", "| format | int8 drop: post-training | after float fine-tune | after "
-                  "QAT |", "|---|---|---|---|"]
-        lines += [f"| {fmt} | {_fmt(e['ptq_int8_metric_drop'], '+.4f')} | "
-                  f"{_fmt(e['float_finetune_int8_metric_drop'], '+.4f')} | "
-                  f"{_fmt(e['qat_int8_metric_drop'], '+.4f')} |"
-                  for fmt, e in m["formats"].items()]
+        # Each int8 drop splits into the Keras model's own change (fine-tuning) and the
+        # conversion's loss against that Keras model.
+        keras_drop = {"ptq": 0.0, "float_finetune": m["float_finetune_keras"]["metric_drop"],
+                      "qat": m["qat_keras"]["metric_drop"]}
+        lines += ["", "int8 drop against the uncompressed Keras model (Keras model's own "
+                  "change + conversion loss):", "",
+                  "| format | post-training int8 | float fine-tune, then int8 | QAT, then int8 |",
+                  "|---|---|---|---|"]
+        for fmt, e in m["formats"].items():
+            cells = []
+            for key in ("ptq", "float_finetune", "qat"):
+                total = e[f"{key}_int8_metric_drop"]
+                cells.append("" if total is None else f"{total:+.4f} ({keras_drop[key]:+.4f} "
+                             f"{total - keras_drop[key]:+.4f})")
+            lines.append(f"| {fmt} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["| model | format | target | value | limit | met |", "|---|---|---|---|---|---|"]
     lines += [f"| {c['model']} | {c['format']} | {c['target']} | {c['value']:.3f} | "
@@ -214,20 +223,28 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
                    help="only re-render compression.md from <out>/compression.json")
+    p.add_argument("--update", action="store_true",
+                   help="keep the other models' records in <out>/compression.json and "
+                        "re-measure only --models (each model's ratios come from one run)")
     args = p.parse_args(argv)
     if args.render:
         results = json.loads((args.out / "compression.json").read_text())
     else:
         import os
 
-        results = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        previous = args.out / "compression.json"
+        kept = (json.loads(previous.read_text())["models"]
+                if args.update and previous.is_file() else {})
+        results = {"created": now,
                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                   "runs": args.runs, "models": {}}
+                   "runs": args.runs, "models": kept}
         with tempfile.TemporaryDirectory(prefix="lstm-zoo-compression-") as tmp:
             for name in [m for m in args.models.split(",") if m]:
                 work = Path(tmp) / name
                 work.mkdir()
-                results["models"][name] = run_model(name, args.runs, work)
+                results["models"][name] = {**run_model(name, args.runs, work),
+                                           "measured": now}
         results["targets"] = check_targets(results)
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(args.out / "compression.json",

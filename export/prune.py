@@ -204,8 +204,8 @@ def compress(name: str, model, *, prune: float | None = None,
     own training data (in that order).
 
     Args:
-        name: the registered model name (its spec gives the data and the recipe's
-            ``finetune`` epochs and learning rate).
+        name: the registered model name (its spec gives the training data, and each
+            stage's epochs and learning rate: :func:`stage_recipe`).
         model: the trained Keras model (left untouched).
         structured: fraction of the hidden units of every recurrent layer to remove
             (:mod:`export.structured`), then fine-tune the smaller model; needs
@@ -234,16 +234,10 @@ def compress(name: str, model, *, prune: float | None = None,
     tfmot = _tfmot()
     spec = get_spec(name)
     prune, cluster, structured = check_args(prune, cluster, schedule, structured, qat)
-    recipe = {**(spec.recipe or {}), **(spec.recipe or {}).get("finetune", {})}
-    if epochs is not None:
-        recipe["epochs"] = int(epochs)
-    if limit is not None:
-        recipe["limit"] = int(limit)
+    recipe = stage_recipe(spec, "prune", epochs, limit)
     seed_everything(recipe.get("seed", 0))  # the same pruned weights on every run
     data = datasets.load(spec.data.dataset, spec.data.train)
-    report: dict[str, Any] = {"fine_tune": {k: recipe[k] for k in ("epochs", "learning_rate",
-                                                                   "batch_size")},
-                              "fine_tune_data": f"{spec.data.dataset} {spec.data.train} split"}
+    report: dict[str, Any] = {"fine_tune_data": f"{spec.data.dataset} {spec.data.train} split"}
     current = model
     start = time.time()
     if structured is not None:
@@ -254,11 +248,9 @@ def compress(name: str, model, *, prune: float | None = None,
                                    "was built with (config=)")
         current, _, report["structured"] = shrink(name, current, structured, config)
         # A smaller architecture has more to relearn than a masked one: the recipe may
-        # give it its own schedule (finetune.structured); the CLI's epochs still win.
-        shrunk = {**recipe, **(spec.recipe or {}).get("finetune", {}).get("structured", {})}
-        if epochs is not None:
-            shrunk["epochs"] = int(epochs)
-        report["structured"]["fine_tune"] = {k: shrunk[k] for k in ("epochs", "learning_rate")}
+        # give it its own schedule (finetune.structured).
+        shrunk = stage_recipe(spec, "structured", epochs, limit)
+        report["structured"]["fine_tune"] = schedule_of(shrunk)
         FIT[spec.task](current, data, shrunk, spec, verbose, adapt=False)
     if prune is not None:
         steps = _steps_per_epoch(spec, data, recipe) * recipe["epochs"]
@@ -277,18 +269,21 @@ def compress(name: str, model, *, prune: float | None = None,
                 weight.assign(weight * mask)
         current = _rebuilt(spec, current, wrapped, clone)
         report["prune"] = {"target": prune, "schedule": schedule, "steps": steps,
-                           "layers": sorted(wrapped)}
+                           "layers": sorted(wrapped), "fine_tune": schedule_of(recipe)}
     if cluster is not None:
         clone, wrapped = wrap(current, "cluster", lambda layer: tfmot.clustering.keras
                               .cluster_weights(layer, number_of_clusters=cluster,
                                                cluster_centroids_init=tfmot.clustering.keras
                                                .CentroidInitialization.KMEANS_PLUS_PLUS,
                                                preserve_sparsity=prune is not None))
-        FIT[spec.task](clone, data, {**recipe, "learning_rate": recipe["learning_rate"] / 2},
-                       spec, verbose, adapt=False)
+        clustering = stage_recipe(spec, "cluster", epochs, limit)
+        if "learning_rate" not in (spec.recipe or {}).get("finetune", {}).get("cluster", {}):
+            clustering["learning_rate"] /= 2  # centroids move; a gentler default step
+        FIT[spec.task](clone, data, clustering, spec, verbose, adapt=False)
         stripped = tfmot.clustering.keras.strip_clustering(clone)
         current = _copy_by_name(spec, current, stripped)
-        report["cluster"] = {"clusters": cluster, "layers": sorted(wrapped)}
+        report["cluster"] = {"clusters": cluster, "layers": sorted(wrapped),
+                             "fine_tune": schedule_of(clustering)}
     if qat:
         from export.qat import quantize_aware
 
@@ -298,6 +293,27 @@ def compress(name: str, model, *, prune: float | None = None,
     report["keras_sparsity"] = keras_sparsity(current)
     report["unique_values_per_kernel"] = _max_unique(current)
     return current, report
+
+
+def stage_recipe(spec, stage: str, epochs: int | None = None, limit: int | None = None
+                 ) -> dict[str, Any]:
+    """The training recipe of one fine-tuning stage: the spec's recipe, overridden by its
+    ``finetune`` entries, overridden by ``finetune[stage]`` ("structured", "prune",
+    "qat"), overridden by ``epochs`` / ``limit`` (the CLI's, or the tests')."""
+    base = spec.recipe or {}
+    finetune = base.get("finetune", {})
+    recipe = {**base, **{k: v for k, v in finetune.items() if not isinstance(v, dict)},
+              **finetune.get(stage, {})}
+    recipe.pop("finetune", None)
+    if epochs is not None:
+        recipe["epochs"] = int(epochs)
+    if limit is not None:
+        recipe["limit"] = int(limit)
+    return recipe
+
+
+def schedule_of(recipe: dict) -> dict[str, Any]:
+    return {k: recipe[k] for k in ("epochs", "learning_rate", "batch_size")}
 
 
 def _steps_per_epoch(spec, data, recipe) -> int:

@@ -242,19 +242,13 @@ def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | 
     Raises:
         UnsupportedError: a layer without a QAT rule (named in the message).
     """
+    from export.prune import schedule_of, stage_recipe
     from zoo import datasets
     from zoo.registry import get_spec
     from zoo.train import FIT, seed_everything
 
     spec = get_spec(name)
-    finetune = (spec.recipe or {}).get("finetune", {})
-    recipe = {**(spec.recipe or {}),
-              **{k: v for k, v in finetune.items() if not isinstance(v, dict)},
-              **finetune.get("qat", {})}
-    if epochs is not None:
-        recipe["epochs"] = int(epochs)
-    if limit is not None:
-        recipe["limit"] = int(limit)
+    recipe = stage_recipe(spec, "qat", epochs, limit)
     clone, wrapped = wrap(model, keep_zeros=keep_zeros)
     seed_everything(recipe.get("seed", 0))
     data = datasets.load(spec.data.dataset, spec.data.train)
@@ -263,7 +257,7 @@ def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | 
     fresh = keras.models.clone_model(model)
     fresh.set_weights(model.get_weights())  # non-trainable state (e.g. Normalization)
     snap_into(fresh, wrapped)
-    report = {"fine_tune": {k: recipe[k] for k in ("epochs", "learning_rate", "batch_size")},
+    report = {"fine_tune": schedule_of(recipe),
               "layers": sorted(wrapped), "bits": BITS, "keep_zeros": keep_zeros,
               "seconds": round(time.time() - start, 1),
               "max_levels_per_gate": _max_levels(fresh, wrapped)}
