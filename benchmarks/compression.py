@@ -103,6 +103,10 @@ def run_model(name: str, runs: int, work: Path, **options) -> dict:
                     "structured50": _manifest(structured_dir)["compression"]["structured"],
                     "formats": {}}
     record["pruned80_keras"] = pruned["compression"]
+    from export.prune import schedule_of, stage_recipe
+
+    record["schedules"] = {stage: schedule_of(stage_recipe(spec, stage))
+                           for stage in ("structured", "prune", "qat")}
     record["qat_keras"] = qat["compression"]
     record["float_finetune_keras"] = control["compression"]
     for fmt, backend in BACKENDS.items():
@@ -189,8 +193,10 @@ def markdown(results: dict) -> str:
         # conversion's loss against that Keras model.
         keras_drop = {"ptq": 0.0, "float_finetune": m["float_finetune_keras"]["metric_drop"],
                       "qat": m["qat_keras"]["metric_drop"]}
+        sched = m.get("schedules", {})
         lines += ["", "int8 drop against the uncompressed Keras model (Keras model's own "
-                  "change + conversion loss):", "",
+                  "change + conversion loss); fine-tuning: float control "
+                  f"{sched.get('prune')}, QAT {sched.get('qat')}:", "",
                   "| format | post-training int8 | float fine-tune, then int8 | QAT, then int8 |",
                   "|---|---|---|---|"]
         for fmt, e in m["formats"].items():
