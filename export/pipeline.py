@@ -361,8 +361,8 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list
 
 def _compress(spec, task, model, config, test, prune, schedule, cluster, structured, qat,
               epochs, limit, progress):
-    """Shrinks / prunes / clusters ``model`` (fine-tuning on its training data) and measures the
-    task metric of the model before and after, in Keras, on the test split."""
+    """Shrinks / prunes / clusters / QAT-trains ``model`` (fine-tuning on its training data)
+    and measures the task metric of the model before and after, in Keras, on the test split."""
     from export.prune import compress
     from export.verify import REFERENCE_BATCH
     from zoo.graphs import keras_graphs

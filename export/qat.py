@@ -15,15 +15,13 @@ full-int8 kernels use:
 
 Fine-tuning runs through the fake-quantized weights (straight-through gradients), the
 weights are then *snapped* onto their int8 grid and copied into a model built by the
-registered builder, which the ordinary full-int8 conversion (calibrated activations)
-turns into an int8 artifact with the fused LSTM op: the snapped values quantize exactly.
+registered builder (the bundle rebuilds that architecture), which the ordinary full-int8
+conversion (calibrated activations) turns into an int8 artifact with the fused LSTM op: the
+snapped values quantize exactly.
 
-Why not convert the QAT model itself (measured with TF 2.21): saving the wrapped model
-traces the LSTM as an unrolled ``WHILE`` (the fused op is lost; the int8 calibration of a
-WHILE graph crashes the process), and fake-quant nodes on the recurrent output make the
-converter fail with "cannot duplicate the value since it's not constant". Activations are
-therefore left to calibration (as in post-training int8), and only weights train
-quantization-aware.
+Activations are calibrated, not trained: with tfmot's activation quantizer on the
+recurrent outputs, the converter refuses dynamic and int8 ("We cannot duplicate the value
+since it's not constant", TF 2.21; ``tests/test_qat.py`` guards it).
 
 Example:
     >>> import zoo  # doctest: +SKIP
