@@ -78,6 +78,7 @@ def _drop(task, baseline: dict, parity: dict, fmt: str, precision: str) -> float
 def run_model(name: str, runs: int, work: Path, **options) -> dict:
     """Measures one model. ``options`` go to every export (the tests pass random
     ``weights=None`` and a short ``finetune_epochs`` for a tiny model)."""
+    from export.prune import schedule_of, stage_recipe
     from zoo import get_spec
     from zoo.tasks import get_task
 
@@ -103,8 +104,6 @@ def run_model(name: str, runs: int, work: Path, **options) -> dict:
                     "structured50": _manifest(structured_dir)["compression"]["structured"],
                     "formats": {}}
     record["pruned80_keras"] = pruned["compression"]
-    from export.prune import schedule_of, stage_recipe
-
     record["schedules"] = {stage: schedule_of(stage_recipe(spec, stage))
                            for stage in ("structured", "prune", "qat")}
     record["qat_keras"] = qat["compression"]

@@ -288,7 +288,8 @@ def compress(name: str, model, *, prune: float | None = None,
         from export.qat import quantize_aware
 
         current, report["qat"] = quantize_aware(name, current, epochs=epochs, limit=limit,
-                                                keep_zeros=prune is not None, verbose=verbose)
+                                                keep_zeros=prune is not None, data=data,
+                                                verbose=verbose)
     report["seconds"] = round(time.time() - start, 1)
     report["keras_sparsity"] = keras_sparsity(current)
     report["unique_values_per_kernel"] = _max_unique(current)

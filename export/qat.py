@@ -64,18 +64,11 @@ def fake_quant(w, blocks: int = 1, per_channel: bool = False, keep_zeros: bool =
     """
     if keep_zeros:
         w = w * tf.stop_gradient(tf.cast(tf.not_equal(w, 0), w.dtype))
-    reduce_axes = list(range(len(w.shape) - 1))
-    if per_channel:
-        parts = [w]
-    else:
-        parts = tf.split(w, blocks, axis=-1)
+    # per channel: reduce over every axis but the last; per block: over the whole block
+    axes = list(range(len(w.shape) - 1)) if per_channel else None
     out = []
-    for part in parts:
-        if per_channel:
-            bound = tf.reduce_max(tf.abs(part), axis=reduce_axes)
-        else:
-            bound = tf.reduce_max(tf.abs(part))
-        bound = tf.stop_gradient(tf.maximum(bound, 1e-8))
+    for part in [w] if per_channel else tf.split(w, blocks, axis=-1):
+        bound = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(part), axis=axes), 1e-8))
         scale = bound / (2 ** (BITS - 1) - 1)
         # round(w / s) * s with the identity gradient (the straight-through estimator).
         snapped = tf.round(part / scale) * scale
@@ -224,7 +217,7 @@ def snap_into(fresh, wrapped: dict) -> None:
 
 
 def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | None = None,
-                   keep_zeros: bool = False, verbose: int = 0) -> tuple[Any, dict]:
+                   keep_zeros: bool = False, data=None, verbose: int = 0) -> tuple[Any, dict]:
     """Fine-tunes ``model`` with int8 fake-quantized weights on its training data.
 
     Args:
@@ -233,6 +226,7 @@ def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | 
         model: the trained Keras model (left untouched).
         epochs / limit: override the fine-tuning epochs / training samples (tests).
         keep_zeros: keep pruned weights at zero.
+        data: the model's training split, if already loaded (default: load it).
 
     Returns:
         ``(model with the original architecture and int8-snapped weights, report)``.
@@ -249,7 +243,8 @@ def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | 
     recipe = stage_recipe(spec, "qat", epochs, limit)
     clone, wrapped = wrap(model, keep_zeros=keep_zeros)
     seed_everything(recipe.get("seed", 0))
-    data = datasets.load(spec.data.dataset, spec.data.train)
+    if data is None:
+        data = datasets.load(spec.data.dataset, spec.data.train)
     start = time.time()
     FIT[spec.task](clone, data, recipe, spec, verbose, adapt=False)
     fresh = keras.models.clone_model(model)
