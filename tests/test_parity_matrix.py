@@ -41,7 +41,7 @@ def test_cell(pretrained_export, name, fmt, precision):
         assert cell["passed"], cell["checks"]
         tol = spec.tensor_tolerance.get(precision)
         if tol is not None:
-            assert cell["tensor_max_abs"] <= tol.value, tol.reason
+            assert cell["tensor_excess"] <= tol.value, tol.reason
         assert cell["metric_drop"] <= spec.metric_drop[precision].value + 1e-12
         if precision == "fp32":
             assert cell["disagreements"] == 0

@@ -20,10 +20,17 @@ from zoo.errors import UnknownModelError
 
 @dataclass(frozen=True)
 class Tolerance:
-    """A bound with the reason it is what it is."""
+    """A bound with the reason it is what it is.
+
+    For tensors, ``value`` is an absolute bound; an output named in ``relative`` may
+    also move by that fraction of its Keras value (``|got - ref| <= value + r * |ref|``,
+    numpy's ``allclose`` rule), for outputs such as softmax probabilities whose error
+    scales with the value.
+    """
 
     value: float
     reason: str
+    relative: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

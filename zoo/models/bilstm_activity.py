@@ -139,7 +139,11 @@ register_model(replace(
     defaults={"units": (8, 8), "dropout": 0.0},
     weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0},
-    metric_drop={**METRIC_DROP, "int8": Tolerance(
+    metric_drop={**METRIC_DROP, "dynamic": Tolerance(
+        0.1, "the tiny variant, trained for 3 epochs, leaves test series near-tied between "
+        "two classes; ORT's dynamic int8 flipped 2 of 40 on an AVX2 AMD EPYC (measured; "
+        "none on the machine before)"),
+        "int8": Tolerance(
         0.1, "the tiny variant, trained for 3 epochs, leaves many test series near-tied "
         "between two classes; int8 activations flipped 2 of 40 (measured)"),
         "compressed": Tolerance(

@@ -114,8 +114,8 @@ def decoder_step_graph(model):
     logits = _head(query, memory, units, None, layers=layers)
     logits = keras.layers.Reshape((logits.shape[-1],), name="step_logits")(logits)
     # The step emits probabilities, not logits: logits reach tens in magnitude, where
-    # float32 kernels that sum 512 products in another order differ by ~1e-4 absolute
-    # (3e-6 relative), while probabilities are bounded and compare at 1e-5 absolute.
+    # float32 kernels that sum 512 products in another order differ by ~1e-4 absolute,
+    # while probabilities are bounded (their parity bound: TENSOR_TOLERANCE).
     probs = keras.layers.Softmax(name="probs")(logits)
     h_next = keras.layers.Activation("linear", name="h_next")(h_next)
     c_next = keras.layers.Activation("linear", name="c_next")(c_next)
@@ -145,9 +145,15 @@ DATA = DataSpec(dataset="cmudict", train="train", test="test", calibration="val"
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5,
-        "same float32 weights, kernels that sum in another order: states and step "
-        "probabilities differ by float32 rounding (measured <= 3.1e-6 on the encoder's "
-        "cell state for the pretrained weights)",
+        "same float32 weights, kernels that sum in another order: states differ by float32 "
+        "rounding (measured <= 5.3e-6, pretrained and 16-cluster weights). The step's "
+        "probabilities also get a relative allowance: a softmax output moves relatively by "
+        "the spread of its logits' error, which reached 2.5e-4 through the attention, "
+        "combine and projection head, so near-tied probabilities (p ~ 0.3-0.6) moved by up "
+        "to 2.3e-5 absolute while |dp|/p stayed <= 1.03e-4 (measured on 1,481 step feeds, "
+        "LiteRT and ORT, pretrained and --cluster 16 weights); 5e-4 keeps a 5x margin. "
+        "Decisions are gated separately: fp32 decodes must be identical",
+        relative={"probs": 5e-4},
     ),
     "float16": Tolerance(
         1e-2,
