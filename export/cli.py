@@ -64,6 +64,36 @@ def cmd_train(args) -> int:
     return 0 if ok else EXIT_PARITY
 
 
+# Fine-tuning settings on the command line; their defaults are zoo.finetune.DEFAULTS.
+FINETUNE_SETTINGS = {
+    "head_epochs": (int, "most epochs with the backbone frozen (default 30)"),
+    "epochs": (int, "most epochs with every layer trainable (default 100)"),
+    "learning_rate": (float, "of the head phase (default 0.002)"),
+    "unfreeze_factor": (float, "unfrozen phase learning rate = this x the head's (default 0.1)"),
+    "patience": (int, "epochs without a lower held-out loss before a phase stops (default 15)"),
+    "val_fraction": (float, "share of each class held out for early stopping (default 0.2)"),
+    "batch_size": (int, "training batch size (default 8)"),
+    "seed": (int, "seed of the split, the augmentation and new weights (default 0)"),
+}
+
+
+def cmd_finetune(args) -> int:
+    from zoo.finetune import finetune
+
+    settings = {k: getattr(args, k) for k in FINETUNE_SETTINGS if getattr(args, k) is not None}
+    meta = finetune(args.name, args.data, args.out, weights=args.weights, test=args.test,
+                    from_scratch=args.from_scratch, verbose=1, **settings)
+    for phase in meta["phases"]:
+        print(f"phase {phase['phase']}: {phase['epochs_run']} epochs at lr "
+              f"{phase['learning_rate']:g}, best epoch {phase['best_epoch']} (held-out loss "
+              f"{phase['best_val_loss']:.4f})")
+    for split, metrics in meta["metrics"].items():
+        print(f"measured on {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    print(f"model directory: {args.out}  (use it in place of a model name: lstm-zoo export "
+          f"{args.out} --out BUNDLE)")
+    return 0
+
+
 def print_table(parity: dict, out=sys.stdout) -> None:
     ref = parity["reference"]["metrics"]
     metric_names = list(ref)
@@ -175,6 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--limit", type=int, default=None, help="at most N training samples")
     s.set_defaults(fn=cmd_train)
+    s = sub.add_parser("finetune", help="fine-tune a pretrained model on your own labelled "
+                                        "data; writes a model directory")
+    s.add_argument("name", help="a pretrained classifier, or a fine-tuned model directory")
+    s.add_argument("--data", required=True,
+                   help=".npz (x: (N, T, C), y: (N,) labels[, channels]) or long-form .csv "
+                        "(id, label, feature columns)")
+    s.add_argument("--out", required=True, help="model directory to create (must not exist)")
+    s.add_argument("--test", default=None, help="labelled file to report the metric on "
+                                                 "(never trained on)")
+    s.add_argument("--weights", default="DEFAULT",
+                   help="parent weights: DEFAULT, a tag, a .weights.h5 path or URL")
+    s.add_argument("--from-scratch", action="store_true",
+                   help="same architecture, data and stopping rule, random initial weights "
+                        "(the baseline fine-tuning should beat)")
+    for key, (kind, help_) in FINETUNE_SETTINGS.items():
+        s.add_argument("--" + key.replace("_", "-"), type=kind, default=None, help=help_)
+    s.set_defaults(fn=cmd_finetune)
     s = sub.add_parser("export", help="export to a verified LiteRT/ONNX bundle")
     s.add_argument("name")
     s.add_argument("--out", required=True, help="bundle directory to create (must not exist)")

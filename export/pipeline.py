@@ -522,7 +522,7 @@ def _head(data, n):
     from dataclasses import fields, replace
 
     return replace(data, **{f.name: getattr(data, f.name)[:n] for f in fields(data)
-                            if f.name != "classes"})
+                            if f.name not in ("classes", "source")})
 
 
 def _write_json(path: Path, obj) -> None:

@@ -43,3 +43,22 @@ def test_unknown_split_and_dataset():
 def test_missing_package_names_the_extra():
     with pytest.raises(MissingExtraError, match=r"lstm-zoo\[speech\]"):
         datasets.package_file("no_such_pkg_lstm_zoo", "x.csv", "speech")
+
+
+def test_japanese_vowels_official_split_and_resampling():
+    from zoo.datasets import japanese_vowels
+
+    train, test = japanese_vowels.load("train"), japanese_vowels.load("test")
+    assert len(train.x) == 270 and len(test.x) == 370 and len(train.classes) == 9
+    assert np.bincount(train.y).tolist() == [30] * 9
+    lengths = [len(x) for x in train.x + test.x]
+    assert min(lengths) == 7 and max(lengths) == 29 and train.x[0].shape[1] == 12
+    fixed = japanese_vowels.resample(train.x[:3], 29)
+    assert fixed.shape == (3, 29, 12)
+    # the end points are kept exactly; a series already 29 long is unchanged
+    np.testing.assert_allclose(fixed[:, 0], [x[0] for x in train.x[:3]], atol=1e-6)
+    np.testing.assert_allclose(fixed[:, -1], [x[-1] for x in train.x[:3]], atol=1e-6)
+    longest = next(x for x in test.x if len(x) == 29)
+    np.testing.assert_allclose(japanese_vowels.resample([longest], 29)[0], longest, atol=1e-6)
+    with pytest.raises(DataError, match="splits"):
+        japanese_vowels.load("val")

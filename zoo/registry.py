@@ -109,6 +109,10 @@ class ModelSpec:
     # (builder config, fraction of units removed) -> builder overrides of the smaller
     # architecture, for structured pruning (export.structured); None: not supported.
     shrink: Callable[[Mapping[str, Any], float], dict[str, Any]] | None = None
+    # A fine-tuned model directory (zoo.finetune): the registered model it derives from,
+    # and the directory holding its weights.
+    base: str | None = None
+    weights_dir: str | None = None
 
     @property
     def default_weights(self) -> str | None:
@@ -202,11 +206,17 @@ def get_spec(name: str) -> ModelSpec:
 
     Raises:
         UnknownModelError: ``name`` is not registered (the message lists close names).
+
+    ``name`` may also be a fine-tuned model directory (:mod:`zoo.finetune`).
     """
     _load_families()
     try:
         return _REGISTRY[name]
     except KeyError:
+        from zoo import finetune
+
+        if finetune.is_model_dir(name):
+            return finetune.model_dir_spec(name)
         import difflib
 
         close = difflib.get_close_matches(name, _REGISTRY, n=3)

@@ -141,6 +141,24 @@ def _samples(data):
 # --------------------------------------------------------------------------- classification
 
 
+def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
+    """Endless shuffled training batches with sensor-style augmentation: a random crop of
+    70-100 % of the series (the time axis is dynamic), per-channel gain and additive
+    jitter. One pass over the data is ``ceil(len(x) / batch)`` batches."""
+    steps = math.ceil(len(x) / batch)
+    scale = x.std(axis=(0, 1))
+    while True:
+        order = rng.permutation(len(x))
+        for i in range(steps):
+            idx = order[i * batch : (i + 1) * batch]
+            length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
+            offset = int(rng.integers(0, x.shape[1] - length + 1))
+            xb = x[idx, offset : offset + length]
+            xb = xb * rng.normal(1.0, 0.1, (len(idx), 1, x.shape[-1]))
+            xb = xb + rng.normal(0.0, 0.05, xb.shape) * scale
+            yield xb.astype(np.float32), y[idx]
+
+
 def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
                         callbacks=()) -> dict[str, float]:
     x, y = np.asarray(data.x, np.float32), np.asarray(data.y)
@@ -150,29 +168,14 @@ def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
         model.get_layer("normalize").adapt(x.reshape(-1, x.shape[-1]))
     rng = np.random.default_rng(recipe.get("seed", 0))
     batch = recipe["batch_size"]
-    steps = math.ceil(len(x) / batch)
-
-    def augmented():
-        # Sensor-style augmentation: random crop of 70-100 % of the series (the time axis
-        # is dynamic), per-channel gain and additive jitter.
-        while True:
-            order = rng.permutation(len(x))
-            for i in range(steps):
-                idx = order[i * batch : (i + 1) * batch]
-                length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
-                offset = int(rng.integers(0, x.shape[1] - length + 1))
-                xb = x[idx, offset : offset + length]
-                xb = xb * rng.normal(1.0, 0.1, (len(idx), 1, x.shape[-1]))
-                xb = xb + rng.normal(0.0, 0.05, xb.shape) * x.std(axis=(0, 1))
-                yield xb.astype(np.float32), y[idx]
-
     model.compile(
         optimizer=keras.optimizers.Adam(recipe["learning_rate"], clipnorm=1.0),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    hist = model.fit(augmented(), steps_per_epoch=steps, epochs=recipe["epochs"],
-                     verbose=2 if verbose else 0, callbacks=list(callbacks))
+    hist = model.fit(augmented_batches(x, y, batch, rng), steps_per_epoch=math.ceil(len(x) / batch),
+                     epochs=recipe["epochs"], verbose=2 if verbose else 0,
+                     callbacks=list(callbacks))
     return {"loss": float(hist.history["loss"][-1])}
 
 

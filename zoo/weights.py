@@ -79,7 +79,8 @@ def resolve(spec, weights: str | Path) -> WeightsRecord:
             )
         weights = spec.default_weights
     if isinstance(weights, str) and weights in spec.weights:
-        path = pretrained_path(spec.name, weights)
+        path = (Path(spec.weights_dir) / f"{weights}{WEIGHTS_SUFFIX}" if spec.weights_dir
+                else pretrained_path(spec.name, weights))
         if not path.is_file():
             raise WeightsError(
                 f"{spec.name}.{weights}: weights file {path} is missing; reproduce it with "
@@ -107,8 +108,9 @@ def resolve(spec, weights: str | Path) -> WeightsRecord:
                 "the file is corrupt or was replaced"
             )
     model_name = record.metadata.get("model")
-    if model_name and model_name != spec.name:
-        raise WeightsError(f"{record.path} holds weights of {model_name!r}, not {spec.name!r}")
+    if model_name and model_name != (spec.base or spec.name):
+        raise WeightsError(f"{record.path} holds weights of {model_name!r}, not "
+                           f"{spec.base or spec.name!r}")
     return record
 
 

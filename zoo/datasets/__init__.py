@@ -31,6 +31,10 @@ def package_file(package: str, relative: str, extra: str) -> Path:
 
 def load(name: str, split: str):
     """Loads split ``split`` of dataset ``name`` (a key of :data:`LOADERS`)."""
+    if name.startswith("finetuned:"):  # a fine-tuned model directory's own data
+        from zoo.finetune import DATASET_PREFIX, load_split
+
+        return load_split(name[len(DATASET_PREFIX):], split)
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {sorted(LOADERS)}")
     return LOADERS[name](split)

@@ -29,8 +29,12 @@ class SequenceData:
     classes: tuple[str, ...]
 
 
-def parse_ts(text: str) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
-    """Parses an equal-length multivariate ``.ts`` file: (N, T, C) values, labels, classes."""
+def parse_ts(text: str, *, ragged: bool = False
+             ) -> tuple[np.ndarray | list[np.ndarray], list[str], tuple[str, ...]]:
+    """Parses a multivariate ``.ts`` file: (N, T, C) values, labels, classes.
+
+    With ``ragged``, series may differ in length and the values are a list of (T_i, C)
+    arrays; otherwise unequal series raise :class:`DataError`."""
     classes: tuple[str, ...] = ()
     rows: list[np.ndarray] = []
     labels: list[str] = []
@@ -55,6 +59,8 @@ def parse_ts(text: str) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
         labels.append(label)
     if not rows:
         raise DataError("no @data rows found")
+    if ragged:
+        return [r.T.astype(np.float32) for r in rows], labels, classes
     if len({r.shape for r in rows}) != 1:
         raise DataError(f"series of unequal shape: {sorted({r.shape for r in rows})}")
     return np.stack(rows).transpose(0, 2, 1).astype(np.float32), labels, classes

@@ -1,0 +1,349 @@
+"""Transfer learning: a pretrained model fine-tuned on the user's own labelled data.
+
+``finetune(NAME, DATA, OUT)`` loads the pretrained model, gives it a new head for the
+data's classes, trains the head with the backbone frozen, then unfreezes everything at a
+lower learning rate; both phases stop early on the held-out loss and restore their best
+epoch. The result is a model directory that every command takes in place of a zoo name::
+
+    lstm-zoo finetune bilstm_activity --data my.npz --out my_model
+    lstm-zoo export my_model --out my_bundle
+
+A model directory holds ``finetuned.weights.h5`` and ``finetuned.json``: the builder
+config, the class names, the parent weights' sha256, the data file's path and sha256 and
+the exact train / held-out split, the measured metrics and the training history. Its
+evaluation split (for ``export`` parity) is the ``--test`` file if one was given, else the
+held-out split that early stopping used (recorded as such).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo._keras import keras, tf
+from zoo.errors import DataError, ShapeError, UnsupportedError
+from zoo.graphs import keras_graphs
+from zoo.registry import DataSpec, ModelSpec, build_model, get_spec, jsonable_config
+from zoo.tasks import get_task
+from zoo.train import augmented_batches, count_params, seed_everything
+from zoo.userdata import LabelledSequences, check_fits, load_sequences, stratified_split
+from zoo.weights import WEIGHTS_SUFFIX, save_weights_atomic, sha256_of
+
+TAG = "finetuned"
+METADATA = f"{TAG}.json"
+DATASET_PREFIX = "finetuned:"
+# Layers replaced for a new label set, per task (everything else is transferred).
+HEADS = {"classification": ("probs",)}
+DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
+            "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
+
+
+def is_model_dir(name: str | os.PathLike) -> bool:
+    return (Path(name) / METADATA).is_file()
+
+
+def finetune(
+    name: str,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    weights: str | os.PathLike | None = "DEFAULT",
+    test: str | os.PathLike | None = None,
+    head_epochs: int = DEFAULTS["head_epochs"],
+    epochs: int = DEFAULTS["epochs"],
+    learning_rate: float = DEFAULTS["learning_rate"],
+    unfreeze_factor: float = DEFAULTS["unfreeze_factor"],
+    patience: int = DEFAULTS["patience"],
+    val_fraction: float = DEFAULTS["val_fraction"],
+    batch_size: int = DEFAULTS["batch_size"],
+    seed: int = DEFAULTS["seed"],
+    from_scratch: bool = False,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Fine-tunes ``name`` on labelled sequences in ``data``; writes a model directory.
+
+    Args:
+        name: a registered classifier with pretrained weights (or a model directory, to
+            fine-tune a fine-tuned model again).
+        data: ``.npz`` or long-form ``.csv`` (:mod:`zoo.userdata`).
+        out: model directory to create (must not exist; written atomically).
+        weights: the parent weights (``"DEFAULT"``, a tag or a path).
+        test: optional labelled file to report the metric on (never trained on).
+        head_epochs / epochs: most epochs of the frozen-backbone phase and of the
+            unfrozen phase (each stops after ``patience`` epochs without a lower
+            held-out loss and restores its best epoch).
+        learning_rate: of the head phase; the unfrozen phase uses it times
+            ``unfreeze_factor``.
+        val_fraction: share of each class held out for early stopping.
+        from_scratch: the same architecture, data, split and stopping rule, but random
+            initial weights trained in one phase at ``learning_rate``: the baseline that
+            shows what the pretrained weights are worth.
+
+    Returns:
+        The metadata written to ``out/finetuned.json``.
+
+    Raises:
+        DataError, ShapeError: data that cannot train this model (:mod:`zoo.userdata`).
+        UnsupportedError: a model whose task has no head to replace yet.
+    """
+    spec = get_spec(str(name))
+    if spec.task not in HEADS:
+        raise UnsupportedError(f"fine-tuning supports tasks {sorted(HEADS)}; {spec.name} is "
+                               f"a {spec.task} model")
+    _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patience, batch_size)
+    out = Path(out)
+    if out.exists():
+        raise DataError(f"output directory {out} already exists; choose a new path")
+    parent, config = build_model(spec.name, None if from_scratch else weights)
+    full = load_sequences(data)
+    check_fits(full, str(data))
+    features = full.x.shape[2]
+    held_out = None if test is None else load_sequences(test, classes=full.classes)
+    if held_out is not None:
+        check_fits(held_out, str(test), min_per_class=0, features=features)
+    if features != int(parent.input_shape[-1]):
+        if "num_features" not in spec.override_names():
+            raise ShapeError(f"{data}: the data has {features} features per step; "
+                             f"{spec.name} takes {int(parent.input_shape[-1])}")
+        # A new input width: the first layer's input weights start fresh, its recurrent
+        # weights and every later layer transfer (see _transfer).
+        config = {**config, "num_features": features}
+    train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
+    train_set, val_set = full.subset(train_idx), full.subset(val_idx)
+
+    seed_everything(seed)
+    config = {**config, "num_classes": len(full.classes)}
+    model = spec.builder(**config)
+    head = HEADS[spec.task]
+    transferred = {} if from_scratch else _transfer(parent, model, head)
+    if "normalize" in [layer.name for layer in model.layers]:
+        # The backbone was trained on normalised inputs: normalise the new data likewise,
+        # with the new data's own statistics.
+        model.get_layer("normalize").adapt(train_set.x.reshape(-1, features))
+    phases = []
+    start = time.time()
+    fit = _Fitter(model, train_set, val_set, batch_size, seed, patience, verbose)
+    if from_scratch:
+        phases.append(fit("scratch", epochs, learning_rate, trainable=None))
+    else:
+        # The head phase trains the new head and any layer with fresh weights in it.
+        new = (*head, *(k for k, v in transferred.items() if v != "all"))
+        phases.append(fit("head", head_epochs, learning_rate, trainable=new))
+        phases.append(fit("unfrozen", epochs, learning_rate * unfreeze_factor, trainable=None))
+    seconds = time.time() - start
+
+    task = get_task(spec.task)
+    derived = _derived_spec(spec, config, full.classes, full.channels)
+    graphs = keras_graphs(derived, model)
+    metrics = {"val": task.score(task.predict(graphs, task.inputs(val_set), derived.meta,
+                                              batch_size=64), val_set, derived.meta)}
+    if held_out is not None:
+        metrics["test"] = task.score(task.predict(graphs, task.inputs(held_out), derived.meta,
+                                                  batch_size=64), held_out, derived.meta)
+    parent_record = None
+    if not from_scratch:
+        from zoo.weights import resolve
+
+        record = resolve(spec, weights)
+        parent_record = {"model": spec.base or spec.name, "weights": str(weights),
+                         "file": record.path.name, "sha256": sha256_of(record.path)}
+    metadata = {
+        "model": spec.base or spec.name,
+        "kind": "finetuned",
+        "tag": TAG,
+        "params": count_params(model),
+        "config": jsonable_config(config),
+        "meta": {**dict(spec.meta), "classes": list(full.classes),
+                 "channels": list(full.channels)},
+        "parent": parent_record,
+        "from_scratch": from_scratch,
+        "transferred_layers": transferred,
+        "data": {"train": full.source,
+                 "split": {"seed": seed, "val_fraction": val_fraction,
+                           "train": train_idx.tolist(), "val": val_idx.tolist()},
+                 "test": None if held_out is None else held_out.source,
+                 "evaluation": "test" if held_out is not None else "val"},
+        "metrics": metrics,
+        "phases": phases,
+        "settings": {"head_epochs": head_epochs, "epochs": epochs,
+                     "learning_rate": learning_rate, "unfreeze_factor": unfreeze_factor,
+                     "patience": patience, "batch_size": batch_size},
+        "training": {"seconds": round(seconds, 1), "tensorflow": tf.__version__,
+                     "tf_keras": keras.__version__},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
+    try:
+        weights_path = tmp / f"{TAG}{WEIGHTS_SUFFIX}"
+        save_weights_atomic(model, weights_path)
+        metadata["file"] = weights_path.name
+        metadata["sha256"] = sha256_of(weights_path)
+        (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metadata
+
+
+class _Fitter:
+    """One training phase: Adam, augmented batches, best epoch by held-out loss."""
+
+    def __init__(self, model, train_set, val_set, batch_size, seed, patience, verbose):
+        self.model, self.train_set, self.val_set = model, train_set, val_set
+        self.batch, self.patience, self.verbose = batch_size, patience, verbose
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, phase: str, epochs: int, learning_rate: float, trainable) -> dict:
+        for layer in self.model.layers:
+            layer.trainable = trainable is None or layer.name in trainable
+        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        best = BestEpoch(self.patience)
+        x, y = self.train_set.x, self.train_set.y
+        if self.verbose:
+            print(f"[lstm-zoo] fine-tuning phase {phase!r}: up to {epochs} epochs at "
+                  f"lr {learning_rate:g} ({'all layers' if trainable is None else trainable})")
+        hist = self.model.fit(
+            augmented_batches(x, y, self.batch, self.rng),
+            steps_per_epoch=math.ceil(len(x) / self.batch), epochs=epochs,
+            validation_data=(self.val_set.x, self.val_set.y), callbacks=[best],
+            verbose=2 if self.verbose else 0)
+        for layer in self.model.layers:
+            layer.trainable = True
+        return {"phase": phase, "learning_rate": learning_rate, "epochs_run": len(hist.epoch),
+                "best_epoch": best.best_epoch + 1, "best_val_loss": best.best,
+                "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()}}
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Early stopping on ``val_loss`` that always restores the best epoch's weights
+    (also when training ran to its last epoch)."""
+
+    def __init__(self, patience: int):
+        super().__init__()
+        self.patience, self.best, self.best_epoch, self.weights = patience, math.inf, -1, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = float((logs or {})["val_loss"])
+        if loss < self.best:
+            self.best, self.best_epoch = loss, epoch
+            self.weights = self.model.get_weights()
+        elif epoch - self.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+def _transfer(parent, model, head) -> dict[str, str]:
+    """Copies weights from ``parent`` into ``model`` layer by layer (by name), except the
+    ``head`` layers and the normalisation (adapted to the new data instead). A weight
+    whose shape changed (the first layer's input kernel, for data with another number
+    of features) keeps its fresh initialisation.
+
+    Returns:
+        ``{layer: "all" | "partial: kept fresh <weights>"}`` for the layers copied.
+    """
+    done = {}
+    for layer in model.layers:
+        if layer.name in head or layer.name == "normalize" or not layer.weights:
+            continue
+        source = parent.get_layer(layer.name).get_weights()
+        target = layer.get_weights()
+        fresh = [w.name for w, s, t in zip(layer.weights, source, target, strict=True)
+                 if s.shape != t.shape]
+        layer.set_weights([s if s.shape == t.shape else t
+                           for s, t in zip(source, target, strict=True)])
+        done[layer.name] = "all" if not fresh else "partial: kept fresh " + ", ".join(fresh)
+    return done
+
+
+def _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patience, batch):
+    for what, value in (("head_epochs", head_epochs), ("epochs", epochs),
+                        ("patience", patience), ("batch_size", batch)):
+        if not isinstance(value, int) or value < 1:
+            raise DataError(f"{what} must be a positive integer; got {value!r}")
+    for what, value in (("learning_rate", learning_rate), ("unfreeze_factor", unfreeze_factor)):
+        if not value > 0:
+            raise DataError(f"{what} must be > 0; got {value!r}")
+
+
+# --------------------------------------------------------------------------- model dirs
+
+
+def _derived_spec(spec: ModelSpec, config: dict, classes, channels, path: Path | None = None,
+                  metadata: dict | None = None) -> ModelSpec:
+    base = get_spec(spec.base) if spec.base else spec
+    name = str(path) if path is not None else f"{base.name} (fine-tuning)"
+    data = base.data
+    if path is not None:
+        evaluation = metadata["data"]["evaluation"]
+        data = DataSpec(dataset=DATASET_PREFIX + str(path), train="train", test=evaluation,
+                        calibration="train", extra=base.data.extra,
+                        license="the user's data (see the model directory's finetuned.json)")
+    source = metadata["data"]["train"]["path"] if metadata else "the user's data"
+    return replace(
+        base,
+        name=name,
+        base=base.name,
+        description=f"{base.name} fine-tuned on {source} ({len(classes)} classes)",
+        defaults=dict(config),
+        meta={**dict(base.meta), "classes": list(classes), "channels": list(channels)},
+        weights=(TAG,) if path is not None else (),
+        weights_dir=str(path) if path is not None else None,
+        data=data,
+        recipe=None,
+        tiny=False,
+    )
+
+
+def model_dir_spec(path: str | os.PathLike) -> ModelSpec:
+    """The spec of a fine-tuned model directory (built on its base model's spec)."""
+    path = Path(path).resolve()
+    try:
+        metadata = json.loads((path / METADATA).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path} is not a readable model directory ({e})") from None
+    base = get_spec(metadata["model"])
+    config = base.config(**metadata["config"])
+    return _derived_spec(base, config, metadata["meta"]["classes"],
+                         metadata["meta"]["channels"], path, metadata)
+
+
+def load_split(path: str, split: str) -> LabelledSequences:
+    """Split ``"train"``, ``"val"`` or ``"test"`` of a model directory's data, read from the
+    recorded files (their sha256 must still match)."""
+    directory = Path(path)
+    metadata = json.loads((directory / METADATA).read_text())
+    record = metadata["data"]
+    if split == "test":
+        source = record["test"]
+        if source is None:
+            raise DataError(f"{directory}: fine-tuned without a test file; splits: train, val")
+    elif split in ("train", "val"):
+        source = record["train"]
+    else:
+        raise DataError(f"{directory}: unknown split {split!r}; expected train, val or test")
+    if not Path(source["path"]).is_file():
+        raise DataError(f"{directory}: its data file {source['path']} is gone; the model "
+                        "directory needs it to evaluate (export, verify)")
+    if sha256_of(source["path"]) != source["sha256"]:
+        raise DataError(f"{source['path']} changed since fine-tuning (sha256 differs); the "
+                        "recorded split no longer applies")
+    data = load_sequences(source["path"], classes=tuple(metadata["meta"]["classes"]))
+    if split == "test":
+        return data
+    return data.subset(record["split"][split])

@@ -1,0 +1,223 @@
+"""The user's own labelled sequences, for fine-tuning: NPZ and CSV, validated.
+
+Formats:
+
+- ``.npz`` with ``x`` (N, T, C) numbers (or (N, T) for one channel) and ``y`` (N,)
+  labels (strings or integers); optionally ``channels`` (C,) channel names.
+- ``.csv`` in long form, one row per time step: a header with ``id`` and ``label``
+  columns, every other column a feature; the rows of one series are consecutive and
+  in time order. Example::
+
+      id,label,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z
+      s1,Walking,0.12,-0.98,0.05,0.01,0.00,0.02
+      s1,Walking,0.15,-0.97,0.04,0.02,0.01,0.02
+      ...
+
+Every series must have the same length (pad or resample before; the model itself runs
+any length, but training batches are rectangular). Labels are kept as strings; class
+order is sorted, so the same data always gives the same class indices.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import DataError, ShapeError
+from zoo.weights import sha256_of
+
+FORMATS = (".npz", ".csv")
+# A class needs one sample to train on and one to hold out for early stopping.
+MIN_PER_CLASS = 2
+
+
+@dataclass(frozen=True)
+class LabelledSequences:
+    """``x`` (N, T, C) float32, ``y`` (N,) int64 indices into ``classes``; ``channels``
+    names the C features (CSV header, the NPZ's ``channels``, else ``x0``, ``x1``, ...)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+    source: dict
+    channels: tuple[str, ...] = ()
+
+    def subset(self, index) -> LabelledSequences:
+        index = np.asarray(index, np.int64)
+        return LabelledSequences(self.x[index], self.y[index], self.classes, self.source,
+                                 self.channels)
+
+
+def load_sequences(path: str | Path, *, classes: tuple[str, ...] | None = None
+                   ) -> LabelledSequences:
+    """Reads and validates labelled sequences from ``path`` (see the module docstring).
+
+    Args:
+        classes: the class list to index labels with (a test file must use the training
+            file's classes); default: the sorted labels found.
+
+    Raises:
+        DataError: missing/unreadable file, unknown format, empty or unknown labels.
+        ShapeError: ragged lengths, wrong rank, non-numeric or non-finite values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data path {str(path)!r} does not exist; expected a .npz "
+                        "(x: (N, T, C), y: (N,)) or a long-form .csv (id, label, features)")
+    if path.suffix.lower() not in FORMATS:
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; expected one of "
+                        f"{list(FORMATS)}")
+    x, labels, channels = (_read_npz(path) if path.suffix.lower() == ".npz"
+                           else _read_csv(path))
+    if len(labels) == 0:
+        raise DataError(f"{path}: no series found")
+    _check_values(x, path)
+    labels = [str(v).strip() for v in labels]
+    empty = [i for i, v in enumerate(labels) if not v]
+    if empty:
+        raise DataError(f"{path}: {len(empty)} series have an empty label (first: series "
+                        f"{empty[0]}); every series needs a class name")
+    found = tuple(sorted(set(labels)))
+    if classes is None:
+        classes = found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise DataError(f"{path}: labels {unknown} are not among the model's classes "
+                        f"{list(classes)}")
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[v] for v in labels], np.int64)
+    source = {"path": str(path.resolve()), "sha256": sha256_of(path),
+              "format": path.suffix.lower()[1:], "series": int(len(y)),
+              "length": int(x.shape[1]), "features": int(x.shape[2])}
+    channels = tuple(channels) or tuple(f"x{i}" for i in range(x.shape[2]))
+    return LabelledSequences(x.astype(np.float32), y, tuple(classes), source, channels)
+
+
+def check_fits(data: LabelledSequences, where: str, min_per_class: int = MIN_PER_CLASS,
+               features: int | None = None) -> None:
+    """The data can train a classifier: two classes or more, each with at least
+    ``min_per_class`` series, and ``features`` channels per step when given."""
+    if features is not None and data.x.shape[2] != features:
+        raise ShapeError(f"{where}: the data has {data.x.shape[2]} features per step; "
+                         f"expected {features}")
+    counts = Counter(data.classes[i] for i in data.y)
+    if len(counts) < 2:
+        raise DataError(f"{where}: found one class ({list(counts)}); a classifier needs at "
+                        "least 2")
+    few = {c: counts.get(c, 0) for c in data.classes if counts.get(c, 0) < min_per_class}
+    if few:
+        raise DataError(f"{where}: classes with fewer than {min_per_class} series (one to "
+                        f"train on, one to hold out): {few}; the label set is larger than "
+                        "the data supports")
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held_out): ``fraction`` of each class held out (at least one,
+    leaving at least one to train on), by a seeded shuffle."""
+    if not 0 < fraction < 1:
+        raise DataError(f"validation fraction must be in (0, 1); got {fraction}")
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
+        held += list(idx[:n])
+        train += list(idx[n:])
+    return np.sort(np.array(train, np.int64)), np.sort(np.array(held, np.int64))
+
+
+def _read_npz(path: Path):
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a readable .npz file (not a zip archive); expected "
+                        "numpy.savez output with x and y")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = {"x", "y"} - set(f.files)
+            if missing:
+                raise DataError(f"{path}: missing array(s) {sorted(missing)}; expected x "
+                                f"(N, T, C) and y (N,); found {sorted(f.files)}")
+            x, y = f["x"], f["y"]
+            channels = [str(c) for c in f["channels"]] if "channels" in f.files else []
+    except DataError:
+        raise
+    except ValueError as e:  # object arrays (ragged lists) need pickle, which is refused
+        raise ShapeError(f"{path}: cannot read x/y as plain arrays ({e}); ragged series "
+                         "(different lengths) must be padded or resampled to one length") \
+            from None
+    except Exception as e:  # zipfile / format errors
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3:
+        raise ShapeError(f"{path}: x must be (N, T, C) (or (N, T) for one channel); got "
+                         f"shape {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ShapeError(f"{path}: y must be (N,) with N = {len(x)} series; got shape "
+                         f"{y.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ShapeError(f"{path}: x must hold real numbers; got dtype {x.dtype}")
+    if channels and len(channels) != x.shape[2]:
+        raise ShapeError(f"{path}: channels names {len(channels)} features; x has "
+                         f"{x.shape[2]}")
+    return x.astype(np.float64), list(y), channels
+
+
+def _read_csv(path: Path):
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path}: empty file; expected a header row") from None
+        missing = {"id", "label"} - set(header)
+        if missing:
+            raise DataError(f"{path}: header lacks column(s) {sorted(missing)}; expected id, "
+                            f"label and feature columns; got {header}")
+        i_id, i_label = header.index("id"), header.index("label")
+        features = [i for i in range(len(header)) if i not in (i_id, i_label)]
+        if not features:
+            raise DataError(f"{path}: no feature columns besides id and label")
+        series: dict[str, list] = {}
+        labels: dict[str, str] = {}
+        last = None
+        for lineno, row in enumerate(reader, 2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ShapeError(f"{path}:{lineno}: {len(row)} fields; the header has "
+                                 f"{len(header)}")
+            sid, label = row[i_id].strip(), row[i_label].strip()
+            if sid != last and sid in series:
+                raise DataError(f"{path}:{lineno}: rows of series {sid!r} are not "
+                                "consecutive; keep each series' rows together, in time order")
+            last = sid
+            if labels.setdefault(sid, label) != label:
+                raise DataError(f"{path}:{lineno}: series {sid!r} has labels "
+                                f"{labels[sid]!r} and {label!r}; one label per series")
+            try:
+                series.setdefault(sid, []).append([float(row[i]) for i in features])
+            except ValueError as e:
+                raise ShapeError(f"{path}:{lineno}: non-numeric feature value ({e})") from None
+    lengths = Counter(len(v) for v in series.values())
+    if len(lengths) > 1:
+        raise ShapeError(f"{path}: ragged series lengths {dict(sorted(lengths.items()))} "
+                         "(length: count); pad or resample every series to one length")
+    names = [header[i] for i in features]
+    if not series:
+        return np.zeros((0, 1, len(features))), [], names
+    return np.array(list(series.values()), np.float64), [labels[s] for s in series], names
+
+
+def _check_values(x: np.ndarray, path: Path) -> None:
+    if x.shape[1] == 0:
+        raise ShapeError(f"{path}: series of length 0; expected at least one time step")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        n, t, c = np.argwhere(bad)[0]
+        raise ShapeError(f"{path}: {int(bad.sum())} value(s) are NaN or infinite (first: "
+                         f"series {n}, step {t}, feature {c}); expected finite numbers")
