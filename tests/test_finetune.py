@@ -52,7 +52,8 @@ def finetuned(tmp_path_factory, tiny_weights):
 
 def test_model_directory_records_parent_data_and_metrics(finetuned, tiny_weights):
     out, meta, paths = finetuned
-    assert sorted(p.name for p in out.iterdir()) == ["finetuned.json", "finetuned.weights.h5"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "finetuned.json", "finetuned.weights.h5", "logs", "training_curve.svg"]
     assert json.loads((out / METADATA).read_text()) == meta
     from zoo.weights import sha256_of
 
@@ -69,6 +70,22 @@ def test_model_directory_records_parent_data_and_metrics(finetuned, tiny_weights
     assert not set(split["train"]) & set(split["val"])
     assert set(meta["metrics"]) == {"val", "test"}
     assert 0.0 <= meta["metrics"]["test"]["accuracy"] <= 1.0
+
+
+def test_tensorboard_logs_and_training_curve(finetuned):
+    out, meta, _ = finetuned
+    for phase in ("head", "unfrozen"):
+        for run in ("train", "validation"):
+            events = list((out / "logs" / phase / run).glob("events.out.tfevents.*"))
+            assert events and events[0].stat().st_size > 0, (phase, run)
+    import xml.etree.ElementTree as ET
+
+    svg = ET.parse(out / "training_curve.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = svg.findall(f"{ns}polyline")
+    epochs = sum(p["epochs_run"] for p in meta["phases"])
+    assert len(lines) == 2 and all(len(line.get("points").split()) == epochs for line in lines)
+    assert len(svg.findall(f"{ns}circle")) == 2  # each phase's restored best epoch
 
 
 def test_model_directory_is_a_model_name(finetuned):

@@ -22,11 +22,13 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -41,6 +43,8 @@ from zoo.weights import WEIGHTS_SUFFIX, save_weights_atomic, sha256_of
 
 TAG = "finetuned"
 METADATA = f"{TAG}.json"
+LOGS = "logs"  # TensorBoard event files, one run per phase
+CURVE = "training_curve.svg"
 DATASET_PREFIX = "finetuned:"
 # Layers replaced for a new label set, per task (everything else is transferred).
 HEADS = {"classification": ("probs",)}
@@ -130,16 +134,52 @@ def finetune(
         # The backbone was trained on normalised inputs: normalise the new data likewise,
         # with the new data's own statistics.
         model.get_layer("normalize").adapt(train_set.x.reshape(-1, features))
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    # Everything goes to a hidden sibling renamed into place last: an interrupted or
+    # failed run leaves no model directory (and no stray TensorBoard logs).
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
+    try:
+        metadata = _train_and_describe(
+            spec, model=model, config=config, full=full, held_out=held_out,
+            train_set=train_set, val_set=val_set, split=(train_idx, val_idx), head=head,
+            transferred=transferred, weights=weights, from_scratch=from_scratch, tmp=tmp,
+            settings={"head_epochs": head_epochs, "epochs": epochs,
+                      "learning_rate": learning_rate, "unfreeze_factor": unfreeze_factor,
+                      "patience": patience, "batch_size": batch_size,
+                      "val_fraction": val_fraction, "seed": seed},
+            verbose=verbose)
+        weights_path = tmp / f"{TAG}{WEIGHTS_SUFFIX}"
+        save_weights_atomic(model, weights_path)
+        metadata["file"] = weights_path.name
+        metadata["sha256"] = sha256_of(weights_path)
+        (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        (tmp / CURVE).write_text(curve_svg(metadata["phases"], f"{metadata['model']} on "
+                                           f"{Path(full.source['path']).name}"))
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metadata
+
+
+def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_set,
+                        split, head, transferred, weights, from_scratch, tmp, settings,
+                        verbose) -> dict[str, Any]:
+    """Runs the phases (TensorBoard logs under ``tmp/logs/<phase>``), measures the metrics
+    and returns the model directory's metadata."""
+    s = settings
     phases = []
     start = time.time()
-    fit = _Fitter(model, train_set, val_set, batch_size, seed, patience, verbose)
+    fit = _Fitter(model, train_set, val_set, s["batch_size"], s["seed"], s["patience"], verbose,
+                  log_dir=tmp / LOGS)
     if from_scratch:
-        phases.append(fit("scratch", epochs, learning_rate, trainable=None))
+        phases.append(fit("scratch", s["epochs"], s["learning_rate"], trainable=None))
     else:
         # The head phase trains the new head and any layer with fresh weights in it.
         new = (*head, *(k for k, v in transferred.items() if v != "all"))
-        phases.append(fit("head", head_epochs, learning_rate, trainable=new))
-        phases.append(fit("unfrozen", epochs, learning_rate * unfreeze_factor, trainable=None))
+        phases.append(fit("head", s["head_epochs"], s["learning_rate"], trainable=new))
+        phases.append(fit("unfrozen", s["epochs"], s["learning_rate"] * s["unfreeze_factor"],
+                          trainable=None))
     seconds = time.time() - start
 
     task = get_task(spec.task)
@@ -157,7 +197,7 @@ def finetune(
         record = resolve(spec, weights)
         parent_record = {"model": spec.base or spec.name, "weights": str(weights),
                          "file": record.path.name, "sha256": sha256_of(record.path)}
-    metadata = {
+    return {
         "model": spec.base or spec.name,
         "kind": "finetuned",
         "tag": TAG,
@@ -169,40 +209,28 @@ def finetune(
         "from_scratch": from_scratch,
         "transferred_layers": transferred,
         "data": {"train": full.source,
-                 "split": {"seed": seed, "val_fraction": val_fraction,
-                           "train": train_idx.tolist(), "val": val_idx.tolist()},
+                 "split": {"seed": s["seed"], "val_fraction": s["val_fraction"],
+                           "train": split[0].tolist(), "val": split[1].tolist()},
                  "test": None if held_out is None else held_out.source,
                  "evaluation": "test" if held_out is not None else "val"},
         "metrics": metrics,
         "phases": phases,
-        "settings": {"head_epochs": head_epochs, "epochs": epochs,
-                     "learning_rate": learning_rate, "unfreeze_factor": unfreeze_factor,
-                     "patience": patience, "batch_size": batch_size},
+        "settings": {k: v for k, v in s.items() if k not in ("val_fraction", "seed")},
+        "logs": {"tensorboard": LOGS, "curve": CURVE},
         "training": {"seconds": round(seconds, 1), "tensorflow": tf.__version__,
                      "tf_keras": keras.__version__},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
-    try:
-        weights_path = tmp / f"{TAG}{WEIGHTS_SUFFIX}"
-        save_weights_atomic(model, weights_path)
-        metadata["file"] = weights_path.name
-        metadata["sha256"] = sha256_of(weights_path)
-        (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return metadata
 
 
 class _Fitter:
     """One training phase: Adam, augmented batches, best epoch by held-out loss."""
 
-    def __init__(self, model, train_set, val_set, batch_size, seed, patience, verbose):
+    def __init__(self, model, train_set, val_set, batch_size, seed, patience, verbose,
+                 log_dir: Path | None = None):
         self.model, self.train_set, self.val_set = model, train_set, val_set
         self.batch, self.patience, self.verbose = batch_size, patience, verbose
+        self.log_dir = log_dir
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, phase: str, epochs: int, learning_rate: float, trainable) -> dict:
@@ -215,11 +243,15 @@ class _Fitter:
         if self.verbose:
             print(f"[lstm-zoo] fine-tuning phase {phase!r}: up to {epochs} epochs at "
                   f"lr {learning_rate:g} ({'all layers' if trainable is None else trainable})")
+        callbacks = [best]
+        if self.log_dir is not None:
+            callbacks.append(keras.callbacks.TensorBoard(str(self.log_dir / phase)))
         hist = self.model.fit(
             augmented_batches(x, y, self.batch, self.rng),
             steps_per_epoch=math.ceil(len(x) / self.batch), epochs=epochs,
-            validation_data=(self.val_set.x, self.val_set.y), callbacks=[best],
-            verbose=2 if self.verbose else 0)
+            validation_data=(self.val_set.x, self.val_set.y), callbacks=callbacks,
+            # progress bars on a terminal, one line per epoch in a log file
+            verbose=(1 if sys.stdout.isatty() else 2) if self.verbose else 0)
         for layer in self.model.layers:
             layer.trainable = True
         return {"phase": phase, "learning_rate": learning_rate, "epochs_run": len(hist.epoch),
@@ -347,3 +379,44 @@ def load_split(path: str, split: str) -> LabelledSequences:
     if split == "test":
         return data
     return data.subset(record["split"][split])
+
+
+def curve_svg(phases: list[dict], title: str, width: int = 640, height: int = 320) -> str:
+    """The training curve as a standalone SVG (no plotting library needed): training and
+    held-out loss per epoch across the phases, a dashed line where a phase begins and a
+    dot on each phase's restored best epoch."""
+    train = [v for p in phases for v in p["history"]["loss"]]
+    val = [v for p in phases for v in p["history"]["val_loss"]]
+    left, right, top, bottom = 56, 16, 28, 36
+    top_loss = max(max(train), max(val)) * 1.05 or 1.0
+    n = max(len(train), 2)
+
+    def xy(i, v):
+        return (left + (width - left - right) * i / (n - 1),
+                top + (height - top - bottom) * (1 - v / top_loss))
+
+    def line(values, colour):
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in
+                                                          enumerate(values)))
+        return f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             'font-family="sans-serif" font-size="11">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{left}" y="16">{escape(title)}: loss per epoch (blue training, '
+             'orange held-out)</text>',
+             f'<text x="4" y="{top + 4}">{top_loss:.3g}</text>',
+             f'<text x="4" y="{height - bottom}">0</text>',
+             f'<text x="{width - right - 60}" y="{height - 8}">epoch {n}</text>',
+             line(train, "#1f77b4"), line(val, "#ff7f0e")]
+    offset = 0
+    for p in phases:
+        x, _ = xy(offset, 0)
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}" '
+                     'stroke="grey" stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{x + 3:.1f}" y="{top + 12}">{escape(p["phase"])}</text>')
+        bx, by = xy(offset + p["best_epoch"] - 1, p["best_val_loss"])
+        parts.append(f'<circle cx="{bx:.1f}" cy="{by:.1f}" r="3.5" fill="#ff7f0e"/>')
+        offset += p["epochs_run"]
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
