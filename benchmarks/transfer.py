@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.run import RESULTS
+from export.cards import transfer_markdown
 
 MODEL = "bilstm_activity"
 # arm -> zoo.finetune keyword arguments
@@ -94,21 +95,6 @@ def run(budgets, seeds) -> dict:
             "arms": ARMS, "summary": summary, "runs": runs}
 
 
-def markdown(result: dict) -> str:
-    lines = [f"Measured {result['created']} ({result['machine']}): `{result['command']}`. "
-             f"`{result['model']}` fine-tuned to {result['target']} against the same "
-             f"architecture from scratch; same series, split, stopping rule and augmentation; "
-             f"mean ± std over seeds {result['seeds']}.", "",
-             "| utterances per speaker | train series | " + " | ".join(ARMS) + " | " +
-             " | ".join(f"{arm} − scratch" for arm in ARMS if arm != "scratch") + " |",
-             "|---" * (2 + len(ARMS) + len(ARMS) - 1) + "|"]
-    for row in result["summary"]:
-        lines.append(f"| {row['per_class']} | {row['train_series']} | " + " | ".join(
-            f"{row[arm]['mean']:.3f} ± {row[arm]['std']:.3f}" for arm in ARMS) + " | " +
-            " | ".join(f"{gain:+.3f}" for gain in row["gain"].values()) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.transfer", description=__doc__)
     p.add_argument("--budgets", default="5,15", help="utterances per speaker")
@@ -120,8 +106,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "transfer.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "transfer.md").write_text(markdown(result))
-    print(markdown(result))
+    (out / "transfer.md").write_text(transfer_markdown(result))
+    print(transfer_markdown(result))
     return 0
 
 

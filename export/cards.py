@@ -13,6 +13,7 @@ from zoo.registry import get_spec
 from zoo.weights import pretrained_path, read_metadata
 
 BENCH_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "latest.json"
+TRANSFER_RESULTS = BENCH_RESULTS.with_name("transfer.json")
 
 
 def load_benchmarks(path: Path = BENCH_RESULTS) -> dict | None:
@@ -65,13 +66,34 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
     else:
         lines += ["## Exported", "", "No benchmark results found; run `python -m benchmarks`.",
                   ""]
+    transfer = json.loads(TRANSFER_RESULTS.read_text()) if TRANSFER_RESULTS.is_file() else None
+    if transfer and transfer["model"] == name:
+        lines += ["## Fine-tuned to another task (measured)", "", transfer_markdown(transfer)]
     if spec.intended_use:
         lines += ["## Intended use", "", spec.intended_use, ""]
     if spec.limitations:
         lines += ["## Limitations", "", *[f"- {item}" for item in spec.limitations], ""]
     lines += ["## Tolerances", "",
-              *[f"- tensor, {p}: max |diff| ≤ {t.value} — {t.reason}"
-                for p, t in spec.tensor_tolerance.items()],
+              *[f"- tensor, {p}: max |diff| ≤ {t.value}"
+                + "".join(f" + {r:g}·|{n}|" for n, r in t.relative.items())
+                + f" — {t.reason}" for p, t in spec.tensor_tolerance.items()],
               *[f"- {spec.task} metric drop, {p}: ≤ {t.value} — {t.reason}"
                 for p, t in spec.metric_drop.items()], ""]
     return "\n".join(lines)
+
+
+def transfer_markdown(result: dict) -> str:
+    """The table of ``python -m benchmarks.transfer``: each arm's test accuracy per budget."""
+    arms = result["arms"]
+    lines = [f"Measured {result['created']} ({result['machine']}): `{result['command']}`. "
+             f"`{result['model']}` fine-tuned to {result['target']} against the same "
+             f"architecture from scratch; same series, split, stopping rule and augmentation; "
+             f"mean ± std over seeds {result['seeds']}.", "",
+             "| utterances per speaker | train series | " + " | ".join(arms) + " | " +
+             " | ".join(f"{arm} − scratch" for arm in arms if arm != "scratch") + " |",
+             "|---" * (2 + len(arms) + len(arms) - 1) + "|"]
+    for row in result["summary"]:
+        lines.append(f"| {row['per_class']} | {row['train_series']} | " + " | ".join(
+            f"{row[arm]['mean']:.3f} ± {row[arm]['std']:.3f}" for arm in arms) + " | " +
+            " | ".join(f"{gain:+.3f}" for gain in row["gain"].values()) + " |")
+    return "\n".join(lines) + "\n"

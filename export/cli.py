@@ -82,7 +82,8 @@ def cmd_finetune(args) -> int:
 
     settings = {k: getattr(args, k) for k in FINETUNE_SETTINGS if getattr(args, k) is not None}
     meta = finetune(args.name, args.data, args.out, weights=args.weights, test=args.test,
-                    from_scratch=args.from_scratch, verbose=1, **settings)
+                    from_scratch=args.from_scratch, strategy=args.strategy, verbose=1,
+                    **settings)
     for phase in meta["phases"]:
         print(f"phase {phase['phase']}: {phase['epochs_run']} epochs at lr "
               f"{phase['learning_rate']:g}, best epoch {phase['best_epoch']} (held-out loss "
@@ -219,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from-scratch", action="store_true",
                    help="same architecture, data and stopping rule, random initial weights "
                         "(the baseline fine-tuning should beat)")
+    s.add_argument("--strategy", default="default",
+                   help="tf.distribute strategy: default, mirrored, or multiworker (every "
+                        "worker runs this command with its own TF_CONFIG)")
     for key, (kind, help_) in FINETUNE_SETTINGS.items():
         s.add_argument("--" + key.replace("_", "-"), type=kind, default=None, help=help_)
     s.set_defaults(fn=cmd_finetune)

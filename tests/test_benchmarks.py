@@ -150,3 +150,34 @@ def test_compression_targets_compare_in_the_right_direction():
         {"models": {"m": {"formats": {"onnx": entry}}}})}
     assert checks == {"structured50_speedup": True, "pruned80_dynamic_gzip_vs_fp32": False,
                       "qat_int8_gain_vs_ptq": False}  # no gain is not a gain
+
+
+def test_transfer_task_files_are_the_real_splits(tmp_path):
+    from benchmarks.transfer import LENGTH, write_task
+    from zoo.datasets import japanese_vowels
+    from zoo.userdata import load_sequences
+
+    train_path, test_path = write_task(tmp_path, per_class=4, seed=1)
+    train, test = load_sequences(train_path), load_sequences(test_path)
+    assert train.x.shape == (36, LENGTH, 12) and np.bincount(train.y).tolist() == [4] * 9
+    assert test.x.shape == (370, LENGTH, 12) and train.channels == japanese_vowels.CHANNELS
+    official = japanese_vowels.load("train")
+    resampled = japanese_vowels.resample(official.x, LENGTH)
+    # every drawn utterance is one of the official TRAIN utterances, resampled
+    assert all(np.abs(resampled - x).max(axis=(1, 2)).min() < 1e-6 for x in train.x)
+    (tmp_path / "b").mkdir()
+    other = load_sequences(write_task(tmp_path / "b", per_class=4, seed=2)[0])
+    assert not np.array_equal(train.x, other.x)  # the seed draws the utterances
+
+
+def test_transfer_results_reach_the_card():
+    path = ROOT / "benchmarks" / "results" / "transfer.json"
+    if not path.is_file():
+        pytest.skip("python -m benchmarks.transfer has not been run")
+    from export.cards import card_markdown
+
+    result = json.loads(path.read_text())
+    card = card_markdown(result["model"])
+    assert "## Fine-tuned to another task (measured)" in card
+    for row in result["summary"]:
+        assert f"| {row['per_class']} | {row['train_series']} |" in card

@@ -10,7 +10,7 @@ import zoo
 from export.cli import main
 from zoo.datasets import basicmotions, japanese_vowels
 from zoo.errors import DataError, ShapeError, UnsupportedError
-from zoo.finetune import METADATA, _Fitter, _transfer, finetune
+from zoo.finetune import METADATA, _transfer, finetune
 from zoo.userdata import load_sequences
 
 FAST = {"head_epochs": 2, "epochs": 3, "patience": 2, "verbose": 0}
@@ -147,8 +147,14 @@ def test_head_phase_trains_only_the_head(tiny_weights, tmp_path):
     model = zoo.create_model("bilstm_activity_tiny", num_classes=3)
     _transfer(parent, model, ("probs",))
     before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers}
-    fit = _Fitter(model, data.subset(range(0, 25)), data.subset(range(25, 30)), 8, 0, 5, 0)
-    fit("head", 2, 1e-2, trainable=("probs",))
+    from zoo._keras import tf
+    from zoo.resumable import RunState, run_phase
+
+    state = RunState(tmp_path / ".m.partial", {"test": 1}, verbose=0)
+    run_phase(state, tf.distribute.get_strategy(), model, "head", index=0,
+              train=data.subset(range(0, 25)), val=data.subset(range(25, 30)), epochs=2,
+              learning_rate=1e-2, trainable=("probs",), batch=8, seed=0, patience=5,
+              verbose=0)
     for layer in model.layers:
         changed = any(not np.array_equal(a, b) for a, b in zip(before[layer.name],
                                                                 layer.get_weights(),

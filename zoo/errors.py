@@ -46,3 +46,7 @@ class ArtifactError(ZooError, ValueError):
 
 class ParityError(ZooError, AssertionError):
     """An exported artifact whose outputs or task metric disagree with Keras."""
+
+
+class ConfigError(ZooError, ValueError):
+    """A training configuration that cannot run: an unknown strategy, a malformed TF_CONFIG."""

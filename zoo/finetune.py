@@ -19,25 +19,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import numpy as np
-
 from zoo._keras import keras, tf
+from zoo.distribute import check_strategy, get_strategy
 from zoo.errors import DataError, ShapeError, UnsupportedError
 from zoo.graphs import keras_graphs
 from zoo.registry import DataSpec, ModelSpec, build_model, get_spec, jsonable_config
+from zoo.resumable import RunState, run_phase
 from zoo.tasks import get_task
-from zoo.train import augmented_batches, count_params, seed_everything
+from zoo.train import count_params, seed_everything
 from zoo.userdata import LabelledSequences, check_fits, load_sequences, stratified_split
 from zoo.weights import WEIGHTS_SUFFIX, save_weights_atomic, sha256_of
 
@@ -72,6 +69,7 @@ def finetune(
     batch_size: int = DEFAULTS["batch_size"],
     seed: int = DEFAULTS["seed"],
     from_scratch: bool = False,
+    strategy: str = "default",
     verbose: int = 1,
 ) -> dict[str, Any]:
     """Fine-tunes ``name`` on labelled sequences in ``data``; writes a model directory.
@@ -92,6 +90,8 @@ def finetune(
         from_scratch: the same architecture, data, split and stopping rule, but random
             initial weights trained in one phase at ``learning_rate``: the baseline that
             shows what the pretrained weights are worth.
+        strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (``TF_CONFIG``
+            names this worker; :mod:`zoo.distribute`).
 
     Returns:
         The metadata written to ``out/finetuned.json``.
@@ -99,7 +99,12 @@ def finetune(
     Raises:
         DataError, ShapeError: data that cannot train this model (:mod:`zoo.userdata`).
         UnsupportedError: a model whose task has no head to replace yet.
+        ConfigError: an unknown strategy, a missing or malformed ``TF_CONFIG``.
+
+    A run that stops (a crash, a kill, Ctrl-C) keeps its checkpoints in
+    ``.OUT.partial`` beside ``out``; the same call again resumes from them.
     """
+    check_strategy(strategy)
     spec = get_spec(str(name))
     if spec.task not in HEADS:
         raise UnsupportedError(f"fine-tuning supports tasks {sorted(HEADS)}; {spec.name} is "
@@ -108,6 +113,8 @@ def finetune(
     out = Path(out)
     if out.exists():
         raise DataError(f"output directory {out} already exists; choose a new path")
+    # First, before TensorFlow runs an op: multi-worker collectives are set up here.
+    distribution, cluster = get_strategy(strategy)
     parent, config = build_model(spec.name, None if from_scratch else weights)
     full = load_sequences(data)
     check_fits(full, str(data))
@@ -127,7 +134,8 @@ def finetune(
 
     seed_everything(seed)
     config = {**config, "num_classes": len(full.classes)}
-    model = spec.builder(**config)
+    with distribution.scope():
+        model = spec.builder(**config)
     head = HEADS[spec.task]
     transferred = {} if from_scratch else _transfer(parent, model, head)
     if "normalize" in [layer.name for layer in model.layers]:
@@ -135,51 +143,68 @@ def finetune(
         # with the new data's own statistics.
         model.get_layer("normalize").adapt(train_set.x.reshape(-1, features))
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    # Everything goes to a hidden sibling renamed into place last: an interrupted or
-    # failed run leaves no model directory (and no stray TensorBoard logs).
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
+    # Everything goes to a hidden sibling renamed into place last, so a failed run leaves
+    # no model directory. It also holds the training checkpoints: rerunning the same
+    # command after a crash or a kill resumes from them (zoo.resumable).
+    staging = out.absolute().parent / f".{out.name}.partial"
+    settings = {"head_epochs": head_epochs, "epochs": epochs, "learning_rate": learning_rate,
+                "unfreeze_factor": unfreeze_factor, "patience": patience,
+                "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed}
+    state = RunState(staging, {
+        "model": spec.name, "data": full.source["sha256"],
+        "test": None if held_out is None else held_out.source["sha256"],
+        "parent": None if from_scratch else _parent_record(spec, weights)["sha256"],
+        "from_scratch": from_scratch, "settings": settings, "strategy": strategy,
+        "workers": cluster.size, "worker": cluster.index}, verbose)
     try:
         metadata = _train_and_describe(
             spec, model=model, config=config, full=full, held_out=held_out,
             train_set=train_set, val_set=val_set, split=(train_idx, val_idx), head=head,
-            transferred=transferred, weights=weights, from_scratch=from_scratch, tmp=tmp,
-            settings={"head_epochs": head_epochs, "epochs": epochs,
-                      "learning_rate": learning_rate, "unfreeze_factor": unfreeze_factor,
-                      "patience": patience, "batch_size": batch_size,
-                      "val_fraction": val_fraction, "seed": seed},
-            verbose=verbose)
-        weights_path = tmp / f"{TAG}{WEIGHTS_SUFFIX}"
+            transferred=transferred, weights=weights, from_scratch=from_scratch,
+            state=state, settings=settings, distribution=distribution, verbose=verbose)
+        metadata["training"].update({"strategy": strategy, "workers": cluster.size,
+                                     "worker": cluster.index, "resumed": state.resumed})
+        weights_path = staging / f"{TAG}{WEIGHTS_SUFFIX}"
         save_weights_atomic(model, weights_path)
         metadata["file"] = weights_path.name
         metadata["sha256"] = sha256_of(weights_path)
-        (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        (tmp / CURVE).write_text(curve_svg(metadata["phases"], f"{metadata['model']} on "
-                                           f"{Path(full.source['path']).name}"))
-        os.replace(tmp, out)
+        (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        (staging / CURVE).write_text(curve_svg(metadata["phases"], f"{metadata['model']} on "
+                                               f"{Path(full.source['path']).name}"))
+        state.publish(out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if staging.exists():
+            print(f"[lstm-zoo] fine-tuning stopped; its checkpoints are kept in {staging}: "
+                  "rerun the same command to resume, or delete that directory",
+                  file=sys.stderr, flush=True)
         raise
     return metadata
 
 
 def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_set,
-                        split, head, transferred, weights, from_scratch, tmp, settings,
-                        verbose) -> dict[str, Any]:
-    """Runs the phases (TensorBoard logs under ``tmp/logs/<phase>``), measures the metrics
+                        split, head, transferred, weights, from_scratch, state, settings,
+                        distribution, verbose) -> dict[str, Any]:
+    """Runs the phases (TensorBoard logs under ``logs/<phase>``), measures the metrics
     and returns the model directory's metadata."""
     s = settings
     phases = []
     start = time.time()
-    fit = _Fitter(model, train_set, val_set, s["batch_size"], s["seed"], s["patience"], verbose,
-                  log_dir=tmp / LOGS)
+
+    def phase(name, index, epochs, learning_rate, trainable):
+        return run_phase(state, distribution, model, name, index=index, train=train_set,
+                         val=val_set, epochs=epochs, learning_rate=learning_rate,
+                         trainable=trainable, batch=s["batch_size"], seed=s["seed"],
+                         patience=s["patience"], verbose=verbose,
+                         log_dir=state.staging / LOGS)
+
     if from_scratch:
-        phases.append(fit("scratch", s["epochs"], s["learning_rate"], trainable=None))
+        phases.append(phase("scratch", 0, s["epochs"], s["learning_rate"], None))
     else:
         # The head phase trains the new head and any layer with fresh weights in it.
         new = (*head, *(k for k, v in transferred.items() if v != "all"))
-        phases.append(fit("head", s["head_epochs"], s["learning_rate"], trainable=new))
-        phases.append(fit("unfrozen", s["epochs"], s["learning_rate"] * s["unfreeze_factor"],
-                          trainable=None))
+        phases.append(phase("head", 0, s["head_epochs"], s["learning_rate"], new))
+        phases.append(phase("unfrozen", 1, s["epochs"],
+                            s["learning_rate"] * s["unfreeze_factor"], None))
     seconds = time.time() - start
 
     task = get_task(spec.task)
@@ -190,13 +215,7 @@ def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_s
     if held_out is not None:
         metrics["test"] = task.score(task.predict(graphs, task.inputs(held_out), derived.meta,
                                                   batch_size=64), held_out, derived.meta)
-    parent_record = None
-    if not from_scratch:
-        from zoo.weights import resolve
-
-        record = resolve(spec, weights)
-        parent_record = {"model": spec.base or spec.name, "weights": str(weights),
-                         "file": record.path.name, "sha256": sha256_of(record.path)}
+    parent_record = None if from_scratch else _parent_record(spec, weights)
     return {
         "model": spec.base or spec.name,
         "kind": "finetuned",
@@ -223,63 +242,6 @@ def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_s
     }
 
 
-class _Fitter:
-    """One training phase: Adam, augmented batches, best epoch by held-out loss."""
-
-    def __init__(self, model, train_set, val_set, batch_size, seed, patience, verbose,
-                 log_dir: Path | None = None):
-        self.model, self.train_set, self.val_set = model, train_set, val_set
-        self.batch, self.patience, self.verbose = batch_size, patience, verbose
-        self.log_dir = log_dir
-        self.rng = np.random.default_rng(seed)
-
-    def __call__(self, phase: str, epochs: int, learning_rate: float, trainable) -> dict:
-        for layer in self.model.layers:
-            layer.trainable = trainable is None or layer.name in trainable
-        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
-                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        best = BestEpoch(self.patience)
-        x, y = self.train_set.x, self.train_set.y
-        if self.verbose:
-            print(f"[lstm-zoo] fine-tuning phase {phase!r}: up to {epochs} epochs at "
-                  f"lr {learning_rate:g} ({'all layers' if trainable is None else trainable})")
-        callbacks = [best]
-        if self.log_dir is not None:
-            callbacks.append(keras.callbacks.TensorBoard(str(self.log_dir / phase)))
-        hist = self.model.fit(
-            augmented_batches(x, y, self.batch, self.rng),
-            steps_per_epoch=math.ceil(len(x) / self.batch), epochs=epochs,
-            validation_data=(self.val_set.x, self.val_set.y), callbacks=callbacks,
-            # progress bars on a terminal, one line per epoch in a log file
-            verbose=(1 if sys.stdout.isatty() else 2) if self.verbose else 0)
-        for layer in self.model.layers:
-            layer.trainable = True
-        return {"phase": phase, "learning_rate": learning_rate, "epochs_run": len(hist.epoch),
-                "best_epoch": best.best_epoch + 1, "best_val_loss": best.best,
-                "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()}}
-
-
-class BestEpoch(keras.callbacks.Callback):
-    """Early stopping on ``val_loss`` that always restores the best epoch's weights
-    (also when training ran to its last epoch)."""
-
-    def __init__(self, patience: int):
-        super().__init__()
-        self.patience, self.best, self.best_epoch, self.weights = patience, math.inf, -1, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = float((logs or {})["val_loss"])
-        if loss < self.best:
-            self.best, self.best_epoch = loss, epoch
-            self.weights = self.model.get_weights()
-        elif epoch - self.best_epoch >= self.patience:
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        if self.weights is not None:
-            self.model.set_weights(self.weights)
-
-
 def _transfer(parent, model, head) -> dict[str, str]:
     """Copies weights from ``parent`` into ``model`` layer by layer (by name), except the
     ``head`` layers and the normalisation (adapted to the new data instead). A weight
@@ -301,6 +263,14 @@ def _transfer(parent, model, head) -> dict[str, str]:
                            for s, t in zip(source, target, strict=True)])
         done[layer.name] = "all" if not fresh else "partial: kept fresh " + ", ".join(fresh)
     return done
+
+
+def _parent_record(spec, weights) -> dict[str, str]:
+    from zoo.weights import resolve
+
+    record = resolve(spec, weights)
+    return {"model": spec.base or spec.name, "weights": str(weights),
+            "file": record.path.name, "sha256": sha256_of(record.path)}
 
 
 def _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patience, batch):

@@ -144,7 +144,12 @@ def _samples(data):
 def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
     """Endless shuffled training batches with sensor-style augmentation: a random crop of
     70-100 % of the series (the time axis is dynamic), per-channel gain and additive
-    jitter. One pass over the data is ``ceil(len(x) / batch)`` batches."""
+    jitter. One pass over the data is ``ceil(len(x) / batch)`` batches.
+
+    One random stream: the shipped classifier weights were trained on exactly this
+    sequence (the recipe reproduces them bit for bit). Fine-tuning, which must resume
+    mid-run, uses batches keyed by step instead (:func:`zoo.resumable.augmented_batch`).
+    """
     steps = math.ceil(len(x) / batch)
     scale = x.std(axis=(0, 1))
     while True:

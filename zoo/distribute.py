@@ -1,0 +1,112 @@
+"""Training on tf.distribute: one machine, or N workers configured by ``TF_CONFIG``.
+
+``--strategy`` picks the engine; nothing here reimplements it:
+
+- ``default``: no distribution (TensorFlow's default strategy).
+- ``mirrored``: ``tf.distribute.MirroredStrategy`` over this machine's devices.
+- ``multiworker``: ``tf.distribute.MultiWorkerMirroredStrategy``; every worker runs the
+  same command with its own ``TF_CONFIG``, e.g. for worker 1 of 2::
+
+      TF_CONFIG='{"cluster": {"worker": ["host0:12345", "host1:12345"]},
+                  "task": {"type": "worker", "index": 1}}'
+
+  Gradients are all-reduced each step, so every worker ends with the same weights;
+  worker 0 is the chief.
+
+Multi-worker collectives must be configured before TensorFlow runs its first op, so
+:func:`get_strategy` is called first thing by the training entry points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from zoo.errors import ConfigError
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place in the cluster: ``workers`` addresses and its ``index``."""
+
+    workers: tuple[str, ...] = ()
+    index: int = 0
+
+    @property
+    def size(self) -> int:
+        return max(len(self.workers), 1)
+
+    @property
+    def is_chief(self) -> bool:
+        return self.index == 0
+
+
+def parse_tf_config(text: str | None) -> Cluster:
+    """Validates a ``TF_CONFIG`` JSON string for multi-worker training.
+
+    Raises:
+        ConfigError: absent, not JSON, or not a worker cluster this process belongs to.
+    """
+    expected = ('expected e.g. {"cluster": {"worker": ["host0:port", "host1:port"]}, '
+                '"task": {"type": "worker", "index": 0}}')
+    if not text:
+        raise ConfigError(f"--strategy multiworker needs TF_CONFIG in the environment; "
+                          f"{expected}")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}); {expected}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"TF_CONFIG must be a JSON object; got {type(config).__name__}; "
+                          f"{expected}")
+    cluster, task = config.get("cluster"), config.get("task")
+    workers = cluster.get("worker") if isinstance(cluster, dict) else None
+    if not isinstance(workers, list) or not workers:
+        raise ConfigError(f"TF_CONFIG has no cluster.worker list; {expected}")
+    other = sorted(set(cluster) - {"worker", "chief"})
+    if other:
+        raise ConfigError(f"TF_CONFIG cluster has job(s) {other}; multiworker training uses "
+                          "'worker' only")
+    for address in workers:
+        host, sep, port = str(address).rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"TF_CONFIG worker address {address!r} is not host:port")
+    if len(set(workers)) != len(workers):
+        raise ConfigError(f"TF_CONFIG lists a worker address twice: {workers}")
+    if not isinstance(task, dict) or task.get("type") != "worker":
+        raise ConfigError(f"TF_CONFIG task must be {{'type': 'worker', 'index': i}}; got "
+                          f"{task!r}")
+    index = task.get("index")
+    if not isinstance(index, int) or not 0 <= index < len(workers):
+        raise ConfigError(f"TF_CONFIG task index {index!r} is not in 0..{len(workers) - 1}")
+    return Cluster(tuple(str(w) for w in workers), index)
+
+
+def check_strategy(name: str) -> None:
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r}; expected one of {list(STRATEGIES)}")
+
+
+def get_strategy(name: str = "default") -> tuple[Any, Cluster]:
+    """The tf.distribute strategy called ``name`` and this process's :class:`Cluster`.
+
+    Raises:
+        ConfigError: an unknown name, or a missing / malformed ``TF_CONFIG`` for
+            ``multiworker``.
+    """
+    check_strategy(name)
+    if name == "multiworker":
+        cluster = parse_tf_config(os.environ.get("TF_CONFIG"))
+    else:
+        cluster = Cluster()
+    from zoo._keras import tf
+
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy(), cluster
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(), cluster
+    return tf.distribute.get_strategy(), cluster
