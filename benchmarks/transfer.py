@@ -1,17 +1,19 @@
 """Does fine-tuning pay? ``python -m benchmarks.transfer``.
 
-Moves the pretrained ``bilstm_activity`` (BasicMotions IMU, 6 channels) to a small real
-target task, JapaneseVowels speaker identification (12 LPC channels, 9 speakers), with
-``zoo.finetune`` and compares it with the same architecture trained from scratch on the
-same data budget: the same training series, held-out split, early-stopping rule and
-augmentation, only the initial weights differ. Arms: ``finetuned`` (the default
-recipe: head phase, then every layer at 0.1x the learning rate), ``finetuned_full_lr``
-(the same, unfrozen at the head's learning rate, which is also scratch's) and
-``scratch``. For each budget (utterances per speaker)
-and seed, both arms are scored on the official 370-utterance TEST split, which neither
-sees. Utterances (7-29 frames) are resampled to 29 frames, the equal-length form that
-batch training takes. Writes benchmarks/results/transfer.{json,md}; the model card of
-``bilstm_activity`` shows the table.
+Each pretrained model is moved to a small real target task with ``zoo.finetune`` and
+compared with the same architecture trained from scratch on the same data budget: the
+same training series, held-out split, early-stopping rule and augmentation, only the
+initial weights differ. Arms: ``finetuned`` (the default recipe: head phase, then every
+layer at 0.1x the learning rate), ``finetuned_full_lr`` (the same, unfrozen at the head's
+learning rate, which is also scratch's) and ``scratch``. For each budget (series per
+class) and seed, every arm is scored on a test split that none of them trains on.
+
+- ``bilstm_activity`` (wrist IMU, 6 channels) -> JapaneseVowels speaker identification
+  (12 LPC channels, 9 speakers; utterances resampled to 29 frames), official TEST split.
+- ``handwriting_rows`` (MNIST) -> UCI optical digits (43 other writers, 8x8 scans put in
+  MNIST's 28x28 frame); test: every image not drawn for training.
+
+Writes benchmarks/results/transfer.{json,md}; the model cards show the tables.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +34,15 @@ import numpy as np
 from benchmarks.run import RESULTS
 from export.cards import transfer_markdown
 
-MODEL = "bilstm_activity"
 # arm -> zoo.finetune keyword arguments
 ARMS = {"finetuned": {}, "finetuned_full_lr": {"unfreeze_factor": 1.0},
         "scratch": {"from_scratch": True}}
-LENGTH = 29  # the longest utterance in either split
+VOWEL_FRAMES = 29  # the longest utterance in either split
 
 
-def write_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Path]:
-    """NPZ files of ``per_class`` training utterances per speaker (seeded draw from the
-    official TRAIN split) and of the whole official TEST split."""
+def vowels_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Path]:
+    """``per_class`` training utterances per speaker (seeded draw from the official TRAIN
+    split) and the whole official TEST split, as NPZ files."""
     from zoo.datasets import japanese_vowels as jv
 
     train, test = jv.load("train"), jv.load("test")
@@ -48,14 +51,50 @@ def write_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Path]:
                           for c in range(len(train.classes))])
     names = np.array(train.classes)
     train_path, test_path = directory / "train.npz", directory / "test.npz"
-    np.savez(train_path, x=jv.resample([train.x[i] for i in idx], LENGTH),
+    np.savez(train_path, x=jv.resample([train.x[i] for i in idx], VOWEL_FRAMES),
              y=names[train.y[idx]], channels=np.array(jv.CHANNELS))
-    np.savez(test_path, x=jv.resample(test.x, LENGTH), y=names[test.y],
+    np.savez(test_path, x=jv.resample(test.x, VOWEL_FRAMES), y=names[test.y],
              channels=np.array(jv.CHANNELS))
     return train_path, test_path
 
 
-def run(budgets, seeds) -> dict:
+def optdigits_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Path]:
+    """``per_class`` images per digit (seeded draw) to train on; every other image is test."""
+    from zoo.datasets import optdigits
+
+    data = optdigits.load()
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(data.y == c), per_class, replace=False)
+                          for c in range(10)])
+    rest = np.setdiff1d(np.arange(len(data.y)), idx)
+    names = np.array(data.classes)
+    train_path, test_path = directory / "train.npz", directory / "test.npz"
+    np.savez(train_path, x=data.x[idx], y=names[data.y[idx]])
+    np.savez(test_path, x=data.x[rest], y=names[data.y[rest]])
+    return train_path, test_path
+
+
+@dataclass(frozen=True)
+class Experiment:
+    model: str
+    target: str
+    classes: int
+    unit: str  # what one training series is
+    write_task: Callable[[Path, int, int], tuple[Path, Path]]
+
+
+EXPERIMENTS = {
+    "bilstm_activity": Experiment(
+        "bilstm_activity", "JapaneseVowels speaker identification (sktime), official TEST "
+        "split (370 utterances)", 9, "utterances per speaker", vowels_task),
+    "handwriting_rows": Experiment(
+        "handwriting_rows", "UCI optical digits (scikit-learn, 43 other writers, 8x8 scans in "
+        "MNIST's frame); test: every image not drawn for training", 10, "images per digit",
+        optdigits_task),
+}
+
+
+def run(experiment: Experiment, budgets, seeds) -> dict:
     from zoo.finetune import finetune
 
     runs = []
@@ -63,51 +102,56 @@ def run(budgets, seeds) -> dict:
         for seed in seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 tmp = Path(tmp)
-                train_path, test_path = write_task(tmp, per_class, seed)
+                train_path, test_path = experiment.write_task(tmp, per_class, seed)
                 for arm, kwargs in ARMS.items():
                     start = time.perf_counter()
-                    meta = finetune(MODEL, train_path, tmp / arm, test=test_path, seed=seed,
-                                    verbose=0, **kwargs)
+                    meta = finetune(experiment.model, train_path, tmp / arm, test=test_path,
+                                    seed=seed, verbose=0, **kwargs)
                     runs.append({
                         "per_class": per_class, "seed": seed, "arm": arm,
                         "test_accuracy": meta["metrics"]["test"]["accuracy"],
                         "val_accuracy": meta["metrics"]["val"]["accuracy"],
                         "epochs": [p["epochs_run"] for p in meta["phases"]],
                         "seconds": round(time.perf_counter() - start, 1)})
-                    print(f"[transfer] {per_class}/speaker seed {seed} {arm}: test accuracy "
-                          f"{runs[-1]['test_accuracy']:.4f}", file=sys.stderr, flush=True)
+                    print(f"[transfer] {experiment.model} {per_class} {experiment.unit}, seed "
+                          f"{seed}, {arm}: test accuracy {runs[-1]['test_accuracy']:.4f}",
+                          file=sys.stderr, flush=True)
     summary = []
     for per_class in budgets:
-        row = {"per_class": per_class, "train_series": per_class * 9}
+        row = {"per_class": per_class, "train_series": per_class * experiment.classes}
         for arm in ARMS:
             acc = [r["test_accuracy"] for r in runs
                    if r["per_class"] == per_class and r["arm"] == arm]
-            row[arm] = {"mean": float(np.mean(acc)), "std": float(np.std(acc)),
-                        "runs": acc}
+            row[arm] = {"mean": float(np.mean(acc)), "std": float(np.std(acc)), "runs": acc}
         row["gain"] = {arm: row[arm]["mean"] - row["scratch"]["mean"] for arm in ARMS
                        if arm != "scratch"}
         summary.append(row)
     return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {platform.python_version()}",
-            "model": MODEL, "target": "JapaneseVowels speaker identification (sktime), "
-            "official TEST split (370 utterances)",
-            "command": "python -m benchmarks.transfer", "seeds": list(seeds),
-            "arms": ARMS, "summary": summary, "runs": runs}
+            "model": experiment.model, "target": experiment.target, "unit": experiment.unit,
+            "command": f"python -m benchmarks.transfer --models {experiment.model}",
+            "seeds": list(seeds), "arms": ARMS, "summary": summary, "runs": runs}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.transfer", description=__doc__)
-    p.add_argument("--budgets", default="5,15", help="utterances per speaker")
+    p.add_argument("--models", default=",".join(EXPERIMENTS))
+    p.add_argument("--budgets", default="5,15", help="training series per class")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    result = run([int(b) for b in args.budgets.split(",")],
-                 [int(s) for s in args.seeds.split(",")])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "transfer.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "transfer.md").write_text(transfer_markdown(result))
-    print(transfer_markdown(result))
+    path = args.out / "transfer.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"experiments": {}}
+    for name in args.models.split(","):
+        results["experiments"][name] = run(EXPERIMENTS[name],
+                                           [int(b) for b in args.budgets.split(",")],
+                                           [int(s) for s in args.seeds.split(",")])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    text = "\n".join(f"### {name}\n\n{transfer_markdown(r)}"
+                     for name, r in results["experiments"].items())
+    (args.out / "transfer.md").write_text(text)
+    print(text)
     return 0
 
 

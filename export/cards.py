@@ -66,8 +66,9 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
     else:
         lines += ["## Exported", "", "No benchmark results found; run `python -m benchmarks`.",
                   ""]
-    transfer = json.loads(TRANSFER_RESULTS.read_text()) if TRANSFER_RESULTS.is_file() else None
-    if transfer and transfer["model"] == name:
+    transfer = (json.loads(TRANSFER_RESULTS.read_text())["experiments"].get(name)
+                if TRANSFER_RESULTS.is_file() else None)
+    if transfer:
         lines += ["## Fine-tuned to another task (measured)", "", transfer_markdown(transfer)]
     if spec.intended_use:
         lines += ["## Intended use", "", spec.intended_use, ""]
@@ -89,7 +90,7 @@ def transfer_markdown(result: dict) -> str:
              f"`{result['model']}` fine-tuned to {result['target']} against the same "
              f"architecture from scratch; same series, split, stopping rule and augmentation; "
              f"mean ± std over seeds {result['seeds']}.", "",
-             "| utterances per speaker | train series | " + " | ".join(arms) + " | " +
+             f"| {result['unit']} | train series | " + " | ".join(arms) + " | " +
              " | ".join(f"{arm} − scratch" for arm in arms if arm != "scratch") + " |",
              "|---" * (2 + len(arms) + len(arms) - 1) + "|"]
     for row in result["summary"]:

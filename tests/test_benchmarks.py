@@ -153,7 +153,8 @@ def test_compression_targets_compare_in_the_right_direction():
 
 
 def test_transfer_task_files_are_the_real_splits(tmp_path):
-    from benchmarks.transfer import LENGTH, write_task
+    from benchmarks.transfer import VOWEL_FRAMES as LENGTH
+    from benchmarks.transfer import vowels_task as write_task
     from zoo.datasets import japanese_vowels
     from zoo.userdata import load_sequences
 
@@ -176,8 +177,20 @@ def test_transfer_results_reach_the_card():
         pytest.skip("python -m benchmarks.transfer has not been run")
     from export.cards import card_markdown
 
-    result = json.loads(path.read_text())
-    card = card_markdown(result["model"])
-    assert "## Fine-tuned to another task (measured)" in card
-    for row in result["summary"]:
-        assert f"| {row['per_class']} | {row['train_series']} |" in card
+    for name, result in json.loads(path.read_text())["experiments"].items():
+        card = card_markdown(name)
+        assert "## Fine-tuned to another task (measured)" in card and result["target"] in card
+        for row in result["summary"]:
+            assert f"| {row['per_class']} | {row['train_series']} |" in card
+
+
+def test_optdigits_task_trains_and_tests_on_disjoint_images(tmp_path):
+    from benchmarks.transfer import optdigits_task
+    from zoo.datasets import optdigits
+    from zoo.userdata import load_sequences
+
+    train, test = (load_sequences(p) for p in optdigits_task(tmp_path, per_class=3, seed=0))
+    assert train.x.shape == (30, 28, 28) and np.bincount(train.y).tolist() == [3] * 10
+    assert len(test.y) == len(optdigits.load().y) - 30
+    seen = {x.tobytes() for x in train.x}
+    assert sum(x.tobytes() in seen for x in test.x) == 0

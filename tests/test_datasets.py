@@ -62,3 +62,33 @@ def test_japanese_vowels_official_split_and_resampling():
     np.testing.assert_allclose(japanese_vowels.resample([longest], 29)[0], longest, atol=1e-6)
     with pytest.raises(DataError, match="splits"):
         japanese_vowels.load("val")
+
+
+def test_mnist_rows_split_is_stratified_and_disjoint():
+    from zoo.datasets import mnist_rows
+
+    train, test = mnist_rows.load("train"), mnist_rows.load("test")
+    assert train.x.shape == (4000, 28, 28) and test.x.shape == (1000, 28, 28)
+    assert np.bincount(train.y).tolist() == [400] * 10
+    assert np.bincount(test.y).tolist() == [100] * 10
+    assert train.x.min() == 0 and train.x.max() == 255 and train.classes[3] == "3"
+    seen = {x.tobytes() for x in train.x}
+    assert not any(x.tobytes() in seen for x in test.x)
+    with pytest.raises(DataError, match="splits"):
+        mnist_rows.load("val")
+
+
+def test_shifted_batches_translate_images():
+    from zoo.datasets import mnist_rows
+    from zoo.train import shifted_batches
+
+    data = mnist_rows.load("test")
+    x, y = np.asarray(data.x[:64]), np.asarray(data.y[:64])
+    xb, yb = next(shifted_batches(x, y, 16, np.random.default_rng(0), shift=2))
+    assert xb.shape == (16, 28, 28) and xb.dtype == np.float32
+    for image, label in zip(xb, yb, strict=True):
+        # each output is one input (with its own label) moved by at most 2 pixels
+        candidates = [(dy, dx) for i in np.flatnonzero(y == label)
+                      for dy in range(-2, 3) for dx in range(-2, 3)
+                      if np.array_equal(np.roll(x[i], (dy, dx), (0, 1)), image)]
+        assert candidates, "not a shifted input image"

@@ -7,7 +7,9 @@ from zoo.weights import pretrained_path, read_metadata
 
 pytestmark = pytest.mark.pretrained
 
-TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "<=", 0.12)}
+TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "<=", 0.12),
+           # issue 4: handwriting_rows test accuracy >= 0.97
+           "handwriting_rows": ("accuracy", ">=", 0.97)}
 
 
 @pytest.fixture(params=sorted(TARGETS))
@@ -32,8 +34,9 @@ def test_every_format_passes_parity(exported):
     assert report["tensor_samples"] >= 200
     fp32 = [r for r in report["results"] if r["precision"] == "fp32"]
     assert {r["backend"] for r in fp32} == {"litert", "onnx"}
+    bound = zoo.get_spec(name).tensor_tolerance["fp32"].value
     for r in fp32:
-        assert r["tensor_max_abs"] <= 1e-5
+        assert r["tensor_excess"] <= bound
         assert r["disagreements"] == 0  # G2P: identical strings for every held-out word
 
 
@@ -50,7 +53,7 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
     import numpy as np
 
     from export.cli import main
-    from zoo.datasets import basicmotions
+    from zoo import datasets
 
     name, _, out = exported
     if name == "seq2seq_g2p":
@@ -58,8 +61,12 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
             assert main(["predict", str(out), "--input", "computer", "--backend", backend]) == 0
             assert capsys.readouterr().out.strip() == "K AH M P Y UW T ER"
     else:
-        test = basicmotions.load("test")
-        for i in (0, 10, 20, 30):  # one series of each class
+        spec = zoo.get_spec(name)
+        test = datasets.load(spec.data.dataset, spec.data.test)
+        # the first correctly classified series of each class
+        probs = zoo.create_model(name, weights="DEFAULT").predict(np.asarray(test.x), verbose=0)
+        right = np.flatnonzero(probs.argmax(-1) == test.y)
+        for i in [right[test.y[right] == c][0] for c in range(len(test.classes))]:
             path = tmp_path / f"s{i}.npy"
             np.save(path, test.x[i])
             assert main(["predict", str(out), "--input", str(path)]) == 0

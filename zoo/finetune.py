@@ -189,13 +189,16 @@ def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_s
     s = settings
     phases = []
     start = time.time()
+    # the augmentation of the parent's recipe: image shifts for models that read images
+    base = get_spec(spec.base) if spec.base else spec
+    shift = (base.recipe or {}).get("augment", {}).get("shift")
 
     def phase(name, index, epochs, learning_rate, trainable):
         return run_phase(state, distribution, model, name, index=index, train=train_set,
                          val=val_set, epochs=epochs, learning_rate=learning_rate,
                          trainable=trainable, batch=s["batch_size"], seed=s["seed"],
                          patience=s["patience"], verbose=verbose,
-                         log_dir=state.staging / LOGS)
+                         log_dir=state.staging / LOGS, shift=shift)
 
     if from_scratch:
         phases.append(phase("scratch", 0, s["epochs"], s["learning_rate"], None))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from zoo._keras import keras, tf
+from zoo.train import shift_images
 from zoo.weights import atomic_write_bytes
 
 STATE = "state"  # inside the staging directory; removed before the run is published
@@ -43,15 +44,20 @@ def load_arrays(model, path: Path) -> None:
 
 
 def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ...], step: int,
-                    steps: int, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    steps: int, scale: np.ndarray, shift: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Training batch number ``step`` (counted from the start of the phase): a seeded
     permutation per epoch, always ``batch`` series (wrapping around), each a random crop
     of 70-100 % of its length with per-channel gain and additive jitter (``scale`` is the
-    per-channel standard deviation of the data)."""
+    per-channel standard deviation of the data); or, with ``shift``, images moved by up
+    to ``shift`` pixels (the parent recipe's augmentation for images read row by row)."""
     epoch, i = divmod(step, steps)
     order = np.random.default_rng([*key, epoch]).permutation(len(x))
     idx = order[np.arange(i * batch, (i + 1) * batch) % len(x)]
     rng = np.random.default_rng([*key, epoch, i, 1])
+    if shift:
+        dy, dx = rng.integers(0, 2 * shift + 1, (2, len(idx)))
+        return shift_images(x[idx], dy, dx, shift), y[idx]
     length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
     offset = int(rng.integers(0, x.shape[1] - length + 1))
     xb = x[idx, offset : offset + length]
@@ -60,7 +66,8 @@ def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ..
     return xb.astype(np.float32), y[idx]
 
 
-def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps: int):
+def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps: int,
+                  shift: int | None = None):
     """A ``DatasetCreator`` of :func:`augmented_batch` from ``first_step`` on; worker ``w``
     of ``n`` input pipelines takes rows ``w::n`` of every global batch."""
     scale = x.std(axis=(0, 1))
@@ -73,7 +80,7 @@ def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps
         def batches():
             step = first_step
             while True:
-                xb, yb = augmented_batch(x, y, batch, key, step, steps, scale)
+                xb, yb = augmented_batch(x, y, batch, key, step, steps, scale, shift)
                 yield xb[w::n], yb[w::n]
                 step += 1
 
@@ -192,7 +199,8 @@ def saved_epochs(backup_dir: Path) -> int:
 
 def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train, val,
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
-              patience: int, verbose: int, log_dir: Path | None = None) -> dict:
+              patience: int, verbose: int, log_dir: Path | None = None,
+              shift: int | None = None) -> dict:
     """Trains one phase (or restores it, if a previous run finished it); returns its record:
     epochs run, best epoch, best held-out loss, per-epoch history."""
     done = state.finished(phase)
@@ -219,7 +227,8 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir / phase)))
     if start < epochs and not (tracker.epochs_run and tracker.epochs_run - 1
                                - tracker.best_epoch >= patience):
-        model.fit(batch_dataset(train.x, train.y, batch, (seed, index), start * steps, steps),
+        model.fit(batch_dataset(train.x, train.y, batch, (seed, index), start * steps, steps,
+                                shift),
                   steps_per_epoch=steps, epochs=epochs, validation_data=(val.x, val.y),
                   callbacks=callbacks,
                   # progress bars on a terminal, one line per epoch in a log file

@@ -164,6 +164,27 @@ def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
             yield xb.astype(np.float32), y[idx]
 
 
+def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, shift: int) -> np.ndarray:
+    """Each image (rows, cols) moved by ``dy - shift`` rows and ``dx - shift`` columns
+    (offsets in ``0..2*shift``), zero-filled."""
+    rows, cols = images.shape[1:]
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift)))
+    return np.stack([p[a : a + rows, b : b + cols]
+                     for p, a, b in zip(padded, dy, dx, strict=True)]).astype(np.float32)
+
+
+def shifted_batches(x: np.ndarray, y: np.ndarray, batch: int, rng, shift: int):
+    """Endless shuffled batches of images (N, rows, cols) moved by up to ``shift`` pixels
+    in each direction (zero fill): the augmentation for digits read row by row, where a
+    crop of the time axis would cut strokes off."""
+    while True:
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            dy, dx = rng.integers(0, 2 * shift + 1, (2, len(idx)))
+            yield shift_images(x[idx], dy, dx, shift), y[idx]
+
+
 def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
                         callbacks=()) -> dict[str, float]:
     x, y = np.asarray(data.x, np.float32), np.asarray(data.y)
@@ -173,14 +194,22 @@ def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
         model.get_layer("normalize").adapt(x.reshape(-1, x.shape[-1]))
     rng = np.random.default_rng(recipe.get("seed", 0))
     batch = recipe["batch_size"]
+    steps = math.ceil(len(x) / batch)
+    # recipe["augment"]: {"shift": pixels} for images read row by row; absent: sensor-style
+    # crops, gain and jitter. recipe["schedule"] == "cosine": the rate decays to 5 %.
+    shift = recipe.get("augment", {}).get("shift")
+    batches = (shifted_batches(x, y, batch, rng, shift) if shift
+               else augmented_batches(x, y, batch, rng))
+    rate = recipe["learning_rate"]
+    if recipe.get("schedule") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, recipe["epochs"] * steps, alpha=0.05)
     model.compile(
-        optimizer=keras.optimizers.Adam(recipe["learning_rate"], clipnorm=1.0),
+        optimizer=keras.optimizers.Adam(rate, clipnorm=1.0),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    hist = model.fit(augmented_batches(x, y, batch, rng), steps_per_epoch=math.ceil(len(x) / batch),
-                     epochs=recipe["epochs"], verbose=2 if verbose else 0,
-                     callbacks=list(callbacks))
+    hist = model.fit(batches, steps_per_epoch=steps, epochs=recipe["epochs"],
+                     verbose=2 if verbose else 0, callbacks=list(callbacks))
     return {"loss": float(hist.history["loss"][-1])}
 
 

