@@ -122,3 +122,11 @@ def test_stratified_split_holds_out_every_class():
     np.testing.assert_array_equal(held, stratified_split(y, 0.2, seed=0)[1])  # seeded
     with pytest.raises(DataError, match=r"\(0, 1\)"):
         stratified_split(y, 1.0, seed=0)
+
+
+def test_a_test_file_may_hold_one_class(tmp_path):
+    np.savez(tmp_path / "t.npz", x=np.ones((2, 3, 2)), y=np.array(["up", "up"]))
+    data = load_sequences(tmp_path / "t.npz", classes=("down", "up"))
+    check_fits(data, "t.npz", min_per_class=0, features=2)
+    with pytest.raises(DataError, match="one class"):
+        check_fits(data, "t.npz")

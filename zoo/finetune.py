@@ -9,10 +9,15 @@ epoch. The result is a model directory that every command takes in place of a zo
     lstm-zoo export my_model --out my_bundle
 
 A model directory holds ``finetuned.weights.h5`` and ``finetuned.json``: the builder
-config, the class names, the parent weights' sha256, the data file's path and sha256 and
-the exact train / held-out split, the measured metrics and the training history. Its
+config, the class and channel names, the parent weights' sha256, the data file's path and
+sha256 and the exact train / held-out split, the measured metrics and the training
+history; beside them TensorBoard logs (``logs/``) and ``training_curve.svg``. Its
 evaluation split (for ``export`` parity) is the ``--test`` file if one was given, else the
 held-out split that early stopping used (recorded as such).
+
+Training runs on any tf.distribute strategy (:mod:`zoo.distribute`) and survives a kill:
+the same call again resumes from the checkpoints in ``.OUT.partial``
+(:mod:`zoo.resumable`).
 """
 
 from __future__ import annotations

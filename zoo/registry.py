@@ -163,6 +163,11 @@ def fewer_units(n: int, fraction: float) -> int:
     return max(1, int(round(n * (1.0 - fraction))))
 
 
+def shrink_units(config: Mapping[str, Any], fraction: float) -> dict[str, Any]:
+    """``ModelSpec.shrink`` for builders whose ``units`` lists one size per recurrent layer."""
+    return {"units": tuple(fewer_units(n, fraction) for n in config["units"])}
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
 
 

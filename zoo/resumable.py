@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from zoo._keras import keras, tf
-from zoo.train import shift_images
+from zoo.train import sensor_augment, shift_images
 from zoo.weights import atomic_write_bytes
 
 STATE = "state"  # inside the staging directory; removed before the run is published
@@ -47,10 +47,9 @@ def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ..
                     steps: int, scale: np.ndarray, shift: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Training batch number ``step`` (counted from the start of the phase): a seeded
-    permutation per epoch, always ``batch`` series (wrapping around), each a random crop
-    of 70-100 % of its length with per-channel gain and additive jitter (``scale`` is the
-    per-channel standard deviation of the data); or, with ``shift``, images moved by up
-    to ``shift`` pixels (the parent recipe's augmentation for images read row by row)."""
+    permutation per epoch, always ``batch`` series (wrapping around), augmented as the
+    training recipes do (:func:`zoo.train.sensor_augment`, or with ``shift`` images moved
+    by up to ``shift`` pixels), from a generator seeded by (key, epoch, step)."""
     epoch, i = divmod(step, steps)
     order = np.random.default_rng([*key, epoch]).permutation(len(x))
     idx = order[np.arange(i * batch, (i + 1) * batch) % len(x)]
@@ -58,12 +57,7 @@ def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ..
     if shift:
         dy, dx = rng.integers(0, 2 * shift + 1, (2, len(idx)))
         return shift_images(x[idx], dy, dx, shift), y[idx]
-    length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
-    offset = int(rng.integers(0, x.shape[1] - length + 1))
-    xb = x[idx, offset : offset + length]
-    xb = xb * rng.normal(1.0, 0.1, (len(idx), 1, x.shape[-1]))
-    xb = xb + rng.normal(0.0, 0.05, xb.shape) * scale
-    return xb.astype(np.float32), y[idx]
+    return sensor_augment(x, idx, rng, scale), y[idx]
 
 
 def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps: int,

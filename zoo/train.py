@@ -156,12 +156,19 @@ def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
         order = rng.permutation(len(x))
         for i in range(steps):
             idx = order[i * batch : (i + 1) * batch]
-            length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
-            offset = int(rng.integers(0, x.shape[1] - length + 1))
-            xb = x[idx, offset : offset + length]
-            xb = xb * rng.normal(1.0, 0.1, (len(idx), 1, x.shape[-1]))
-            xb = xb + rng.normal(0.0, 0.05, xb.shape) * scale
-            yield xb.astype(np.float32), y[idx]
+            yield sensor_augment(x, idx, rng, scale), y[idx]
+
+
+def sensor_augment(x: np.ndarray, idx: np.ndarray, rng, scale: np.ndarray) -> np.ndarray:
+    """Series ``idx`` of ``x`` (N, T, C): one random crop of 70-100 % of the length for the
+    batch, per-series per-channel gain (sd 0.1) and additive jitter (sd 0.05 of ``scale``,
+    the per-channel standard deviation of the data)."""
+    length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
+    offset = int(rng.integers(0, x.shape[1] - length + 1))
+    xb = x[idx, offset : offset + length]
+    xb = xb * rng.normal(1.0, 0.1, (len(idx), 1, x.shape[-1]))
+    xb = xb + rng.normal(0.0, 0.05, xb.shape) * scale
+    return xb.astype(np.float32)
 
 
 def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, shift: int) -> np.ndarray:

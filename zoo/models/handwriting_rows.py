@@ -20,8 +20,8 @@ from zoo.registry import (
     DataSpec,
     ModelSpec,
     Tolerance,
-    fewer_units,
     register_model,
+    shrink_units,
 )
 
 ROWS = COLUMNS = 28
@@ -50,11 +50,10 @@ DATA = DataSpec(dataset="mnist_rows", train="train", test="test", calibration="t
                 extra="mnist", license=LICENSE)
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
-        1e-4, "same float32 weights; ONNX Runtime's LSTM matches Keras to 5.5e-7, LiteRT's "
-              "fused LSTM is the outlier again (as for bilstm_activity): its log-probabilities "
-              "moved by up to 2.1e-3, so a confident probability (p = 0.987) moved by 2.4e-5; "
-              "2 of 20,000 outputs exceeded 1e-5 (measured on 2,000 images, shipped weights). "
-              "Decisions are gated separately: fp32 must classify every image as Keras does"),
+        1e-5, "same float32 weights, kernels that sum in another order: probabilities differ "
+              "by 6.6e-7 on LiteRT and 5.5e-7 on ORT (measured, shipped weights; LiteRT was "
+              "2.4e-5 off before export.tflite.unclip_lstm_cells removed the converter's "
+              "cell clip)"),
     "float16": Tolerance(
         1e-3, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
               "weight)"),
@@ -93,8 +92,7 @@ SPEC = register_model(ModelSpec(
     metric_drop=METRIC_DROP,
     precisions=FUSED_LSTM_PRECISIONS,
     precision_gaps=FUSED_LSTM_GAPS,
-    shrink=lambda config, fraction: {
-        "units": tuple(fewer_units(n, fraction) for n in config["units"])},
+    shrink=shrink_units,
     meta=META,
     recipe={"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "augment": {"shift": 2}, "seed": 0,
@@ -110,10 +108,10 @@ register_model(replace(
     weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "augment": {"shift": 2},
             "seed": 0},
+    tensor_tolerance={**TENSOR_TOLERANCE, "float16": Tolerance(
+        1e-2, "the tiny variant's 8-unit LSTM, trained for 2 epochs at a high rate, amplifies "
+              "float16 weight rounding: 3.4e-3 on LiteRT (measured)")},
     metric_drop={**METRIC_DROP,
-                 "dynamic": Tolerance(0.05, "the tiny variant, trained for seconds, leaves "
-                                            "many images near-tied between two digits"),
-                 "int8": Tolerance(0.05, "the tiny variant leaves many images near-tied"),
                  "compressed": Tolerance(0.5, "the tiny variant has 8 units: tests check the "
                                               "mechanics, the pretrained model the accuracy")},
     tiny=True,

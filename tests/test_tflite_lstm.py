@@ -1,0 +1,68 @@
+"""The TFLite converter's fused LSTM clips its cell state at 10; a Keras LSTM does not.
+export.tflite removes the clip, so LiteRT computes the Keras function."""
+
+import numpy as np
+
+from export.tflite import _FUSED_LSTMS, convert, unclip_lstm_cells
+from zoo._keras import keras
+
+
+def cell_climber():
+    """LSTM(1) whose cell state counts the input: input and forget gates open (bias 20),
+    candidate tanh(5 x) = ±1, so c climbs to +15 over 15 steps of x = +1, then falls to +5
+    over 10 steps of x = -1: h = tanh(5) = 1.0. Clipped at 10, c ends at 0 and h at 0."""
+    inputs = keras.Input((None, 1), name="sequence")
+    lstm = keras.layers.LSTM(1, name="lstm")
+    outputs = keras.layers.Activation("linear", name="h")(lstm(inputs))
+    model = keras.Model(inputs, outputs)
+    kernel = np.array([[0.0, 0.0, 5.0, 0.0]], np.float32)  # gates i, f, c, o
+    lstm.set_weights([kernel, np.zeros((1, 4), np.float32),
+                      np.array([20.0, 20.0, 0.0, 20.0], np.float32)])
+    return model
+
+
+SEQUENCE = np.concatenate([np.ones(15), -np.ones(10)]).astype(np.float32).reshape(1, 25, 1)
+
+
+def run_litert(flatbuffer, x):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def cell_clips(flatbuffer):
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    return [op.builtinOptions.cellClip for g in model.subgraphs for op in g.operators
+            if codes[op.opcodeIndex] in _FUSED_LSTMS]
+
+
+def test_exported_lstm_does_not_clip_its_cell_state():
+    model = cell_climber()
+    x = SEQUENCE
+    keras_h = model(x).numpy()
+    assert float(keras_h[0, 0]) > 0.99  # c ended at 5
+    flatbuffer = convert(model, "fp32")
+    assert cell_clips(flatbuffer) == [0.0]
+    np.testing.assert_allclose(run_litert(flatbuffer, x), keras_h, atol=1e-5)
+
+
+def test_the_converter_still_clips_at_10():
+    """Guards the reason for unclip_lstm_cells: if TF stops inserting the clip, this fails
+    and the patch can go."""
+    from export.tflite import _converter
+
+    model = cell_climber()
+    raw = _converter(model).convert()
+    assert cell_clips(raw) == [10.0]
+    clipped = run_litert(raw, SEQUENCE)
+    assert abs(float(clipped[0, 0])) < 0.05  # clipped at 10, c ended at 0
+    assert cell_clips(unclip_lstm_cells(raw)) == [0.0]
