@@ -39,7 +39,7 @@ from zoo.graphs import keras_graphs
 from zoo.registry import DataSpec, ModelSpec, build_model, get_spec, jsonable_config
 from zoo.resumable import RunState, run_phase
 from zoo.tasks import get_task
-from zoo.train import count_params, seed_everything
+from zoo.train import adapt_normalization, count_params, seed_everything
 from zoo.userdata import LabelledSequences, check_fits, load_sequences, stratified_split
 from zoo.weights import WEIGHTS_SUFFIX, save_weights_atomic, sha256_of
 
@@ -146,7 +146,8 @@ def finetune(
     if "normalize" in [layer.name for layer in model.layers]:
         # The backbone was trained on normalised inputs: normalise the new data likewise,
         # with the new data's own statistics.
-        model.get_layer("normalize").adapt(train_set.x.reshape(-1, features))
+        base = get_spec(spec.base) if spec.base else spec
+        adapt_normalization(model, train_set.x, (base.recipe or {}).get("normalize", "channel"))
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     # Everything goes to a hidden sibling renamed into place last, so a failed run leaves
     # no model directory. It also holds the training checkpoints: rerunning the same

@@ -95,7 +95,7 @@ SPEC = register_model(ModelSpec(
     shrink=shrink_units,
     meta=META,
     recipe={"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
-            "augment": {"shift": 2}, "seed": 0,
+            "augment": {"shift": 2}, "normalize": "global", "seed": 0,
             "finetune": {"epochs": 5, "learning_rate": 5e-4},
             "target": {"accuracy": (">=", 0.97)}, "reproduce_tolerance": {"accuracy": 0.005}},
 ))
@@ -107,7 +107,7 @@ register_model(replace(
     defaults={"units": (8,), "dropout": 0.0},
     weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "augment": {"shift": 2},
-            "seed": 0},
+            "normalize": "global", "seed": 0},
     tensor_tolerance={**TENSOR_TOLERANCE, "float16": Tolerance(
         1e-2, "the tiny variant's 8-unit LSTM, trained for 2 epochs at a high rate, amplifies "
               "float16 weight rounding: 3.4e-3 on LiteRT (measured)")},
