@@ -52,8 +52,10 @@ def cmd_info(args) -> int:
 def cmd_train(args) -> int:
     from zoo.train import train
 
-    meta = train(args.name, out_dir=args.out, epochs=args.epochs, limit=args.limit)
-    print(f"wrote {Path(args.out) / meta['file']}  sha256={meta['sha256']}")
+    meta = train(args.name, out_dir=args.out, epochs=args.epochs, limit=args.limit,
+                 strategy=args.strategy)
+    print(f"wrote {Path(args.out) / meta['file']}  sha256={meta['sha256']}  (TensorBoard "
+          f"logs: {meta['training']['logs']})")
     for split, metrics in meta["metrics"].items():
         print(f"measured on {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     ok = True
@@ -205,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights)")
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--limit", type=int, default=None, help="at most N training samples")
+    s.add_argument("--strategy", default="default",
+                   help="tf.distribute strategy: default (reproduces the shipped weights), "
+                        "mirrored, or multiworker (every worker runs this command with its "
+                        "own TF_CONFIG)")
     s.set_defaults(fn=cmd_train)
     s = sub.add_parser("finetune", help="fine-tune a pretrained model on your own labelled "
                                         "data; writes a model directory")

@@ -205,3 +205,46 @@ def test_cli_refuses_bad_strategies_without_a_traceback(task, tmp_path, monkeypa
     _, err = capsys.readouterr()
     assert code == 2 and match in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
+
+
+def test_two_workers_train_a_recipe_to_the_same_weights(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for i in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "export.cli", "train", "bilstm_activity_tiny", "--out",
+             str(tmp_path / f"worker{i}"), "--strategy", "multiworker"],
+            cwd=ROOT, env=environment(TF_CONFIG=json.dumps(config)), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    try:
+        outputs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-2000:]
+    metas = [json.loads(next((tmp_path / f"worker{i}").glob("*.json")).read_text())
+             for i in range(2)]
+    assert metas[0]["sha256"] == metas[1]["sha256"]  # the same weights file, to the byte
+    assert [m["training"]["worker"] for m in metas] == [0, 1]
+    assert metas[0]["recipe"]["batches"] == "keyed by step"
+    assert (tmp_path / "worker0" / "logs" / "bilstm_activity_tiny.basicmotions").is_dir()
+
+
+def test_train_mirrored_in_process_and_its_logs(tmp_path):
+    from zoo.train import train
+
+    meta = train("seq2seq_g2p_tiny", out_dir=tmp_path, strategy="mirrored", epochs=1,
+                 limit=256, verbose=0)
+    assert meta["training"]["strategy"] == "mirrored"
+    events = list((tmp_path / "logs" / "seq2seq_g2p_tiny.cmudict" / "train").glob("events.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_multiworker_seq2seq_training_is_refused_with_the_reason(capsys, tmp_path):
+    code = main(["train", "seq2seq_g2p_tiny", "--out", str(tmp_path), "--strategy",
+                 "multiworker"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "keras Sequence" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())

@@ -23,7 +23,7 @@ import numpy as np
 
 from zoo import datasets
 from zoo._keras import keras, tf
-from zoo.errors import DataError
+from zoo.errors import DataError, UnsupportedError
 from zoo.graphs import keras_graphs
 from zoo.registry import get_spec, jsonable_config
 from zoo.tasks import get_task
@@ -55,6 +55,7 @@ def train(
     tag: str | None = None,
     epochs: int | None = None,
     limit: int | None = None,
+    strategy: str = "default",
     verbose: int = 1,
 ) -> dict[str, Any]:
     """Trains ``name`` with its recipe, evaluates it on the test split, writes weights.
@@ -65,15 +66,32 @@ def train(
             refresh the shipped weights with ``zoo/pretrained``).
         tag: weights tag (default: the spec's default tag, else the dataset name).
         epochs / limit: override the recipe (limit: at most this many training samples).
+        strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (:mod:`zoo.distribute`;
+            every worker writes the same weights to its own ``out_dir``). Only
+            ``"default"`` reproduces the shipped weights bit for bit: the others draw
+            classification batches keyed by step (:mod:`zoo.resumable`), sharded across
+            workers.
         verbose: 0 silent, 1 progress bars.
+
+    TensorBoard logs go to ``out_dir/logs/NAME.TAG``.
 
     Returns:
         The metadata written beside the weights, plus ``reproduction``: for a shipped
         weights tag, each metric against the shipped value and the recipe's tolerance.
     """
+    from zoo.distribute import check_strategy, get_strategy
+
+    check_strategy(strategy)
     spec = get_spec(name)
     if not spec.recipe:
         raise DataError(f"{name} has no training recipe")
+    if strategy == "multiworker" and spec.task not in STEP_KEYED:
+        raise UnsupportedError(
+            f"{name}: multi-worker training of {spec.task} models is not supported yet: their "
+            "batches come from a keras Sequence, which multi-worker training cannot shard "
+            f"exactly; use --strategy mirrored or default (multi-worker: {sorted(STEP_KEYED)})")
+    # First, before TensorFlow runs an op: multi-worker collectives are set up here.
+    distribution, cluster = get_strategy(strategy)
     recipe = dict(spec.recipe)
     if epochs is not None:
         recipe["epochs"] = int(epochs)
@@ -81,19 +99,25 @@ def train(
         recipe["limit"] = int(limit)
     seed_everything(recipe.get("seed", 0))
     config = spec.config()
-    model = spec.builder(**config)
+    with distribution.scope():
+        model = spec.builder(**config)
     train_data = datasets.load(spec.data.dataset, spec.data.train)
     test_data = datasets.load(spec.data.dataset, spec.data.test)
+    tag = tag or spec.default_weights or spec.data.dataset
+    out_dir = Path(out_dir)
+    log_dir = out_dir / "logs" / f"{name}.{tag}"
+    if strategy != "default":
+        recipe["batches"] = "keyed by step"
     start = time.time()
-    history = FIT[spec.task](model, train_data, recipe, spec, verbose)
+    with distribution.scope():
+        history = FIT[spec.task](model, train_data, recipe, spec, verbose,
+                                 callbacks=[keras.callbacks.TensorBoard(str(log_dir))])
     seconds = time.time() - start
     task = get_task(spec.task)
     predictions = task.predict(keras_graphs(spec, model), task.inputs(test_data), spec.meta,
                                batch_size=256)
     metrics = task.score(predictions, test_data, spec.meta)
-    tag = tag or spec.default_weights or spec.data.dataset
     shipped = read_metadata(pretrained_path(name, tag)) if tag in spec.weights else {}
-    out_dir = Path(out_dir)
     weights_path = out_dir / f"{name}.{tag}{WEIGHTS_SUFFIX}"
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights_atomic(model, weights_path)
@@ -113,7 +137,9 @@ def train(
         "recipe": {**recipe, "command": f"lstm-zoo train {name}"},
         "training": {"seconds": round(seconds, 1), "final_loss": history.get("loss"),
                      "machine": f"{platform.machine()}, {platform.python_version()}",
-                     "tensorflow": tf.__version__, "tf_keras": keras.__version__},
+                     "tensorflow": tf.__version__, "tf_keras": keras.__version__,
+                     "strategy": strategy, "workers": cluster.size, "worker": cluster.index,
+                     "logs": str(log_dir)},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_bytes(weights_path.with_name(f"{name}.{tag}.json"),
@@ -224,8 +250,14 @@ def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
     # recipe["augment"]: {"shift": pixels} for images read row by row; absent: sensor-style
     # crops, gain and jitter. recipe["schedule"] == "cosine": the rate decays to 5 %.
     shift = recipe.get("augment", {}).get("shift")
-    batches = (shifted_batches(x, y, batch, rng, shift) if shift
-               else augmented_batches(x, y, batch, rng))
+    if recipe.get("batches") == "keyed by step":  # shardable across workers
+        from zoo.resumable import batch_dataset
+
+        batches = batch_dataset(x, y, batch, (recipe.get("seed", 0), 0), 0, steps, shift)
+    elif shift:
+        batches = shifted_batches(x, y, batch, rng, shift)
+    else:
+        batches = augmented_batches(x, y, batch, rng)
     rate = recipe["learning_rate"]
     if recipe.get("schedule") == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, recipe["epochs"] * steps, alpha=0.05)
@@ -322,3 +354,5 @@ def _fit_seq2seq(model, data, recipe, spec, verbose, *, adapt=True,
 # (classification) fits the normalisation layer to the data first, for training from
 # scratch.
 FIT = {"classification": _fit_classification, "seq2seq": _fit_seq2seq}
+# Tasks whose training batches can be keyed by step, so multi-worker training shards them.
+STEP_KEYED = ("classification",)
