@@ -1,0 +1,154 @@
+"""Online handwriting: pen trajectories synthesised from the Hershey single-stroke fonts.
+
+No real pen data ships offline (../shared/DATA.md), so words are written with the Hershey
+vector fonts (``pip install 'lstm-zoo[handwriting]'``, MIT) by a simulated writer: slant,
+anisotropic scale, rotation, pen speed (sampling step along each stroke), tremor (jitter)
+and stroke-order noise vary per sample (:class:`WriterStyle`). A sample is the sequence a
+tablet would record: per point ``(dx, dy, pen_up)``, the move from the previous point in
+units of the font's body height and 1 where the pen was lifted before the point.
+
+Faces: several Hershey names draw identical lowercase glyphs (measured: rowmans = futural,
+rowmand = futuram, timesrb = rowmant, cursive = scripts), so splits are by *distinct*
+face: :data:`TEST_FACES` are never seen in training. Words come from CMUdict's own
+train/test split (``zoo.datasets.cmudict``), so test words are unseen as well.
+License: Hershey fonts (public domain), packaged in Hershey-Fonts (MIT).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from zoo.errors import DataError
+
+LICENSE = "Hershey vector fonts (public domain) via the Hershey-Fonts package (MIT); words "\
+          "from CMUdict (BSD-style); trajectories synthesised"
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+TRAIN_FACES = ("futural", "futuram", "rowmant", "scripts", "timesr", "timesib")
+TEST_FACES = ("scriptc", "timesi")
+BODY = 21.0  # font units from descender to ascender of the Hershey Roman faces
+
+
+@dataclass(frozen=True)
+class WriterStyle:
+    """How one simulated writer deviates from the font."""
+
+    slant: float = 0.0  # shear of x by y
+    scale_x: float = 1.0
+    scale_y: float = 1.0
+    rotation: float = 0.0  # radians
+    step: float = 1.5  # font units between recorded points (pen speed)
+    jitter: float = 0.0  # sd of tremor noise, font units
+    swap: float = 0.0  # probability of drawing two neighbouring strokes in swapped order
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> WriterStyle:
+        return cls(slant=float(rng.uniform(-0.35, 0.35)),
+                   scale_x=float(rng.uniform(0.8, 1.25)), scale_y=float(rng.uniform(0.8, 1.25)),
+                   rotation=float(rng.uniform(-0.08, 0.08)), step=float(rng.uniform(1.0, 2.5)),
+                   jitter=float(rng.uniform(0.0, 0.35)), swap=float(rng.uniform(0.0, 0.15)))
+
+
+@cache
+def _font(face: str):
+    try:
+        from HersheyFonts import HersheyFonts
+    except ImportError:
+        from zoo.errors import MissingExtraError
+
+        raise MissingExtraError("the Hershey fonts ship in the 'Hershey-Fonts' package, which "
+                                "is not installed; install it with: pip install "
+                                "'lstm-zoo[handwriting]'") from None
+    if face not in TRAIN_FACES + TEST_FACES:
+        raise DataError(f"unknown face {face!r}; expected one of {TRAIN_FACES + TEST_FACES}")
+    font = HersheyFonts()
+    font.load_default_font(face)
+    return font
+
+
+def glyph_strokes(text: str, face: str) -> list[np.ndarray]:
+    """The font's strokes for ``text``: a list of (points, 2) arrays, y up."""
+    bad = sorted(set(text) - set(ALPHABET))
+    if bad or not text:
+        raise DataError(f"text {text!r} must be non-empty and use only {ALPHABET!r}; "
+                        f"got {bad}")
+    return [np.asarray(s, np.float64) * [1.0, -1.0]
+            for s in _font(face).strokes_for_text(text)]
+
+
+def write(text: str, face: str, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
+    """The pen trajectory of ``text`` in ``face`` by ``style``: (T, 3) float32 rows of
+    ``(dx, dy, pen_up)``; the first row is the pen going down at the origin."""
+    strokes = glyph_strokes(text, face)
+    order = list(range(len(strokes)))
+    for i in range(len(order) - 1):
+        if rng.random() < style.swap:
+            order[i], order[i + 1] = order[i + 1], order[i]
+    c, s = math.cos(style.rotation), math.sin(style.rotation)
+    transform = np.array([[c, -s], [s, c]]) @ np.array(
+        [[style.scale_x, style.slant * style.scale_y], [0.0, style.scale_y]])
+    points, pen = [], []
+    for k in order:
+        stroke = _resample(strokes[k] @ transform.T, style.step)
+        stroke = stroke + rng.normal(0.0, style.jitter, stroke.shape)
+        points.append(stroke)
+        pen += [1.0] + [0.0] * (len(stroke) - 1)
+    xy = np.concatenate(points)
+    deltas = np.diff(xy, axis=0, prepend=xy[:1]) / BODY
+    return np.concatenate([deltas, np.asarray(pen)[:, None]], axis=1).astype(np.float32)
+
+
+def _resample(stroke: np.ndarray, step: float) -> np.ndarray:
+    """Points every ``step`` font units along the stroke (its end points kept)."""
+    if len(stroke) < 2:
+        return stroke
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(stroke, axis=0), axis=1))])
+    if arc[-1] == 0.0:
+        return stroke[:1]
+    at = np.linspace(0.0, arc[-1], max(2, int(math.ceil(arc[-1] / step)) + 1))
+    return np.stack([np.interp(at, arc, stroke[:, d]) for d in range(2)], axis=1)
+
+
+def absolute(trajectory: np.ndarray) -> np.ndarray:
+    """Pen positions (in font units) back from ``(dx, dy, pen_up)`` rows."""
+    return np.cumsum(np.asarray(trajectory, np.float64)[:, :2], axis=0) * BODY
+
+
+@dataclass(frozen=True)
+class StrokeData:
+    """``x``: one (T_i, 3) trajectory per sample; ``texts``: what each one writes."""
+
+    x: list[np.ndarray]
+    texts: list[str]
+    faces: list[str]
+
+
+@cache
+def _words(split: str, low: int = 2, high: int = 8) -> tuple[str, ...]:
+    from zoo.datasets import cmudict
+
+    words = cmudict.load(split).words
+    return tuple(sorted({w for w in words if low <= len(w) <= high and set(w) <= set(ALPHABET)}))
+
+
+def load(split: str, count: int, seed: int = 0) -> StrokeData:
+    """``count`` synthetic samples: ``"train"`` writes CMUdict training words in
+    :data:`TRAIN_FACES`, ``"test"`` CMUdict test words in the held-out :data:`TEST_FACES`;
+    each sample has its own :class:`WriterStyle`. Deterministic in (split, count, seed)."""
+    if split not in ("train", "test"):
+        raise DataError(f"Hershey strokes have splits ['train', 'test']; got {split!r}")
+    if count < 1:
+        raise DataError(f"count must be >= 1; got {count}")
+    faces = TRAIN_FACES if split == "train" else TEST_FACES
+    words = _words(split)
+    rng = np.random.default_rng([seed, split == "test"])
+    x, texts, used = [], [], []
+    for _ in range(count):
+        word, face = words[int(rng.integers(len(words)))], faces[int(rng.integers(len(faces)))]
+        x.append(write(word, face, WriterStyle.sample(rng), rng))
+        texts.append(word)
+        used.append(face)
+    return StrokeData(x, texts, used)
