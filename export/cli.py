@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("error: interrupted; nothing half-written was kept", file=sys.stderr)
+        # exports leave nothing; a fine-tuning run keeps its checkpoints to resume from
+        print("error: interrupted; no output was written", file=sys.stderr)
         return 130
 
 
