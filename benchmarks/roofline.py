@@ -68,8 +68,12 @@ def _input_shapes_in(graph_model, layer) -> list[tuple]:
 def graph_flops(graph_model, time_len: int) -> int:
     """Matrix-product FLOPs of one call of an export graph with ``time_len`` steps."""
     macs = 0
-    for layer in graph_model.layers:
-        if isinstance(layer, keras.layers.Bidirectional):
+    for layer in graph_model.layers:  # in call order; a strided Conv1D shortens time after it
+        if type(layer) is keras.layers.Conv1D:
+            width, channels_in, channels_out = (int(d) for d in layer.kernel.shape)
+            time_len = -(-time_len // layer.strides[0])  # padding "same"
+            macs += time_len * width * channels_in * channels_out
+        elif isinstance(layer, keras.layers.Bidirectional):
             macs += 2 * _lstm_macs(layer.forward_layer, time_len)
         elif isinstance(layer, (keras.layers.LSTM, keras.layers.LSTMCell)):
             macs += _lstm_macs(layer, time_len if isinstance(layer, keras.layers.LSTM) else 1)

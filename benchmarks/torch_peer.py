@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-PEER_FAMILIES = {"bilstm_classifier", "seq2seq_attention"}
+PEER_FAMILIES = {"bilstm_classifier", "seq2seq_attention", "ctc_recognizer"}
 
 
 def keras_weights(model) -> dict[str, np.ndarray]:
@@ -121,6 +121,38 @@ def build(family: str, weights: dict[str, np.ndarray]):
                 return torch.softmax(self.projection(out), dim=-1), h1, c1
 
         return {"encoder": Encoder(), "decoder_step": DecoderStep()}
+    if family == "ctc_recognizer":
+        names = sorted({k.split("/")[0] for k in weights if k.startswith("bilstm_")})
+
+        class Recognizer(nn.Module):
+            def __init__(self):
+                super().__init__()
+                mean, var = _layer(weights, "normalize")[:2]
+                self.register_buffer("mean", torch.tensor(mean))
+                self.register_buffer("std", torch.tensor(np.sqrt(var)))
+                kernel, bias = _layer(weights, "frontend")  # Keras (k, in, out)
+                self.size = kernel.shape[0]
+                self.stride = self.size // 2  # the builder's kernel is 2 x stride
+                self.conv = nn.Conv1d(kernel.shape[1], kernel.shape[2], self.size, self.stride)
+                self.conv.weight.data = torch.tensor(kernel.transpose(2, 1, 0).copy())
+                self.conv.bias.data = torch.tensor(bias)
+                self.lstms = nn.ModuleList(bilstm(n) for n in names)
+                self.head = lin("logits")
+
+            def forward(self, strokes):
+                x = ((strokes - self.mean) / self.std).transpose(1, 2)  # (B, C, T)
+                # Keras "same" padding: ceil(T / s) frames; with k = 2s the total padding
+                # (frames + 1) * s - T is always positive, split with the smaller half left
+                length = x.shape[-1]
+                frames = (length + self.stride - 1) // self.stride
+                total = (frames + 1) * self.stride - length
+                x = nn.functional.pad(x, (total // 2, total - total // 2))
+                x = torch.relu(self.conv(x)).transpose(1, 2)
+                for lstm in self.lstms:
+                    x, _ = lstm(x)
+                return torch.softmax(self.head(x), dim=-1)
+
+        return {"recognizer": Recognizer()}
     raise ValueError(f"no PyTorch peer for family {family!r}")
 
 

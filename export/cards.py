@@ -84,12 +84,15 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
 
 
 def transfer_markdown(result: dict) -> str:
-    """The table of ``python -m benchmarks.transfer``: each arm's test accuracy per budget."""
+    """The table of ``python -m benchmarks.transfer``: each arm's test metric per budget."""
     arms = result["arms"]
+    metric = result.get("metric", "accuracy")
+    better = "lower" if metric == "cer" else "higher"
     lines = [f"Measured {result['created']} ({result['machine']}): `{result['command']}`. "
              f"`{result['model']}` fine-tuned to {result['target']} against the same "
              f"architecture from scratch; same series, split, stopping rule and augmentation; "
-             f"mean ± std over seeds {result['seeds']}.", "",
+             f"test {metric} ({better} is better), mean ± std over seeds {result['seeds']}.",
+             "",
              f"| {result['unit']} | train series | " + " | ".join(arms) + " | " +
              " | ".join(f"{arm} − scratch" for arm in arms if arm != "scratch") + " |",
              "|---" * (2 + len(arms) + len(arms) - 1) + "|"]

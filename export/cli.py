@@ -181,13 +181,21 @@ def cmd_verify(args) -> int:
 
 def cmd_predict(args) -> int:
     from export.runtime import load_bundle
+    from zoo.errors import UnsupportedError
 
     bundle = load_bundle(args.bundle)
     task = bundle.task
-    item = task.parse_input(args.input, bundle.meta)
-    prediction = bundle.predict([item if isinstance(item, str) else item[0]],
-                                backend=args.backend, precision=args.precision)[0]
-    print(task.format(prediction, bundle.meta))
+    meta = bundle.meta
+    if args.beam is not None or args.lexicon is not None:
+        if not hasattr(task, "decoding_options"):
+            raise UnsupportedError(f"--beam and --lexicon are for CTC recognisers; "
+                                   f"{bundle.model_name} is a {task.name} model")
+        meta = task.decoding_options(meta, 16 if args.beam is None else args.beam,
+                                     args.lexicon)
+    item = task.parse_input(args.input, meta)
+    prediction = task.predict(bundle.runners(args.backend, args.precision),
+                              [item if isinstance(item, str) else item[0]], meta)[0]
+    print(task.format(prediction, meta))
     return 0
 
 
@@ -214,10 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_train)
     s = sub.add_parser("finetune", help="fine-tune a pretrained model on your own labelled "
                                         "data; writes a model directory")
-    s.add_argument("name", help="a pretrained classifier, or a fine-tuned model directory")
+    s.add_argument("name", help="a pretrained classifier or CTC recogniser, or a fine-tuned "
+                                "model directory")
     s.add_argument("--data", required=True,
-                   help=".npz (x: (N, T, C), y: (N,) labels[, channels]) or long-form .csv "
-                        "(id, label, feature columns)")
+                   help="classifiers: .npz (x: (N, T, C), y: (N,) labels[, channels]) or "
+                        "long-form .csv (id, label, feature columns); CTC recognisers: .jsonl "
+                        "({text, points} per line) or .npz (points, lengths, texts)")
     s.add_argument("--out", required=True, help="model directory to create (must not exist)")
     s.add_argument("--test", default=None, help="labelled file to report the metric on "
                                                  "(never trained on)")
@@ -270,11 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("bundle")
     s.add_argument("--limit", type=int, default=None)
     s.set_defaults(fn=cmd_verify)
-    s = sub.add_parser("predict", help="run a bundle on a .npy/.csv sequence or a word")
+    s = sub.add_parser("predict", help="run a bundle on a .npy/.csv sequence, a stroke file "
+                                       "or a word")
     s.add_argument("bundle")
-    s.add_argument("--input", required=True, help="a .npy/.csv file, or a word for G2P")
+    s.add_argument("--input", required=True,
+                   help="a .npy/.csv sequence; for handwriting a .npy/.json stroke file; a "
+                        "word for G2P")
     s.add_argument("--backend", default="litert", choices=("litert", "onnx", "keras"))
     s.add_argument("--precision", default="fp32")
+    s.add_argument("--beam", type=int, default=None, metavar="WIDTH",
+                   help="CTC models: prefix beam search of this width (default: greedy)")
+    s.add_argument("--lexicon", default=None, metavar="FILE",
+                   help="CTC models: only words of this file (one per line); implies --beam "
+                        "16 unless given")
     s.set_defaults(fn=cmd_predict)
     return p
 

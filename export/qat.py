@@ -128,14 +128,16 @@ def _targets(layer) -> list[tuple[Any, str, dict]]:
             for attr in ("kernel", "recurrent_kernel"):
                 targets.append((rnn.cell, attr, {"blocks": GATES[type(rnn)]}))
         return targets
-    if isinstance(inner, (keras.layers.Dense, LuongAttention)):
+    if isinstance(inner, (keras.layers.Dense, LuongAttention)) or \
+            type(inner) is keras.layers.Conv1D:  # (Conv1DTranspose's last axis is its input)
+        # per output channel (the last axis), as TFLite's int8 FULLY_CONNECTED / CONV_2D
         return [(inner, "kernel", {"per_channel": True})]
     if isinstance(inner, keras.layers.Embedding):
         return [(inner, "embeddings", {})]
     raise UnsupportedError(
         f"no QAT rule for layer {layer.name!r} ({type(layer).__name__}); rules exist for "
-        "LSTM, GRU, ConvLSTM2D, Bidirectional, Dense, TimeDistributed(Dense), Embedding and "
-        "LuongAttention")
+        "LSTM, GRU, ConvLSTM2D, Bidirectional, Dense, TimeDistributed(Dense), Conv1D, "
+        "Embedding and LuongAttention")
 
 
 def _config_class():

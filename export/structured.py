@@ -99,6 +99,8 @@ class _Trace:
                                 "fixed")]
         if isinstance(layer, keras.layers.Embedding):
             return [self._space(f"{name}:fixed", layer.output_dim, layer, "fixed")]
+        if type(layer) is keras.layers.Conv1D:  # its filters are kept (not Conv1DTranspose)
+            return [self._space(f"{name}:fixed", layer.filters, layer, "fixed")]
         if isinstance(layer, keras.layers.Dense):
             return [self._space(f"{name}:out", layer.units, layer, "dense")]
         if isinstance(layer, RNN):
@@ -126,7 +128,7 @@ class _Trace:
             return [ins[0]]
         raise UnsupportedError(
             f"structured pruning: no rule for layer {name!r} ({type(layer).__name__}); "
-            "supported: LSTM, GRU, Bidirectional, Dense, Embedding, Concatenate, "
+            "supported: LSTM, GRU, Bidirectional, Dense, Embedding, Conv1D, Concatenate, "
             f"LuongAttention and {[c.__name__ for c in PASS_THROUGH]}")
 
     def _tie(self, state: Segments, space: str, layer) -> None:
@@ -192,6 +194,8 @@ def _sliced_weights(trace: _Trace, kept: dict[str, np.ndarray], layer) -> list[n
                 + _rnn_weights(layer.backward_layer, rows, kept[f"{layer.name}:backward"]))
     if isinstance(layer, LuongAttention):
         return [weights[0][_indices(trace, kept, ins[0])][:, _indices(trace, kept, ins[1])]]
+    if type(layer) is keras.layers.Conv1D:  # kernel (width, in, filters)
+        return [weights[0][:, _indices(trace, kept, ins[0])]] + weights[1:]
     if isinstance(layer, (keras.layers.Normalization, keras.layers.LayerNormalization)):
         idx = _indices(trace, kept, ins[0])  # per-feature statistics / scales
         return [w[..., idx] if w.ndim else w for w in weights]

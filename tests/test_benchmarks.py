@@ -92,6 +92,19 @@ def test_flop_count_of_a_stacked_bilstm():
     assert r["fraction_of_roof"] == pytest.approx(0.1)
 
 
+def test_flop_count_follows_a_strided_front_end():
+    import zoo
+    from benchmarks.roofline import graph_flops
+
+    # 3 channels -> Conv1D(8 filters, kernel 8, stride 4) -> BiLSTM(8) -> Dense(27) per frame
+    model = zoo.create_model("handwriting_ctc_tiny")
+    frames = 25  # ceil(99 / 4)
+    conv = frames * 8 * 3 * 8
+    lstm = frames * 2 * 4 * 8 * (8 + 8)
+    dense = frames * 16 * 27
+    assert graph_flops(model, 99) == 2 * (conv + lstm + dense)
+
+
 def test_plots_are_written(tmp_path):
     pytest.importorskip("matplotlib")
     from benchmarks.plots import plot
@@ -171,6 +184,21 @@ def test_transfer_task_files_are_the_real_splits(tmp_path):
     assert not np.array_equal(train.x, other.x)  # the seed draws the utterances
 
 
+def test_handwriting_adaptation_task_trains_and_tests_on_disjoint_words(tmp_path):
+    pytest.importorskip("HersheyFonts")
+    from benchmarks.transfer import ADAPT_FACE, handwriting_face_task
+    from zoo import datasets
+    from zoo.userdata import load_transcribed
+
+    train_path, test_path = handwriting_face_task(tmp_path, words=12, seed=0)
+    train, test = load_transcribed(train_path), load_transcribed(test_path)
+    split = datasets.load("hershey_strokes", "test")
+    assert len(train.texts) == 12
+    assert test.texts == [t for t, f in zip(split.texts, split.faces, strict=True)
+                          if f == ADAPT_FACE]
+    assert not set(train.texts) & set(test.texts)  # CMUdict's train / test words
+
+
 def test_transfer_results_reach_the_card():
     path = ROOT / "benchmarks" / "results" / "transfer.json"
     if not path.is_file():
@@ -194,3 +222,22 @@ def test_optdigits_task_trains_and_tests_on_disjoint_images(tmp_path):
     assert len(test.y) == len(optdigits.load().y) - 30
     seen = {x.tobytes() for x in train.x}
     assert sum(x.tobytes() in seen for x in test.x) == 0
+
+
+def test_ctc_decoding_benchmark_reports_every_decoder_and_backend(monkeypatch):
+    pytest.importorskip("HersheyFonts")
+    from benchmarks import ctc_decoding
+
+    monkeypatch.setattr(ctc_decoding, "lexicon_words", lambda: ["zoo", "pen", "adult"])
+    result = ctc_decoding.run_model("handwriting_ctc_tiny", limit=4, weights=None)
+    rows = result["rows"]
+    assert {(r["decoder"], r["backend"], r["precision"]) for r in rows} == {
+        (d, b, p) for d in ("greedy", "beam 16", "beam 16 + lexicon")
+        for b, p in (("keras", "fp32"), ("litert", "fp32"), ("onnx", "fp32"),
+                     ("litert", "dynamic"), ("onnx", "dynamic"))}
+    for r in rows:
+        assert 0 <= r["word_accuracy"] <= 1 and r["cer"] >= 0 and r["ms_per_word"] > 0
+        if r["precision"] == "fp32":
+            assert r["disagreements_with_keras"] == 0
+    assert "| beam 16 + lexicon | onnx | fp32 |" in ctc_decoding.markdown(
+        {"date": "d", "machine": "m", "models": [result]})

@@ -58,10 +58,26 @@ def test_distinct_faces_draw_distinct_glyphs():
 @pytest.mark.parametrize("call, match", [
     (lambda: hs.glyph_strokes("Hi!", "futural"), "only"),
     (lambda: hs.glyph_strokes("", "futural"), "non-empty"),
-    (lambda: hs.glyph_strokes("hi", "gothiceng"), "unknown face"),
+    (lambda: hs.glyph_strokes("hi", "gothgbt"), "unknown face"),  # = gothiceng
     (lambda: hs.load("val", 3), "splits"),
     (lambda: hs.load("train", 0), "count"),
 ])
 def test_refusals(call, match):
     with pytest.raises(DataError, match=match):
         call()
+
+
+def test_fresh_draws_of_the_training_split(monkeypatch):
+    monkeypatch.setitem(hs.SPLITS, "train", ("train", 20, 0))  # the real one has 16,000
+    hs._fixed.cache_clear()
+    try:
+        first = hs.load_split("train:1")
+        assert first.texts == hs.load_split("train:1").texts  # deterministic
+        assert hs.load_split("train:0") is hs.load_split("train")
+        assert first.texts != hs.load_split("train").texts
+        assert len(first.x) == 20 and set(first.faces) <= set(hs.TRAIN_FACES)
+    finally:
+        hs._fixed.cache_clear()
+    for bad in ("test:1", "train:x", "val"):
+        with pytest.raises(DataError, match="splits"):
+            hs.load_split(bad)

@@ -137,7 +137,7 @@ def test_model_without_shrink_rule_is_refused(monkeypatch):
         shrink(BILSTM, model, 0.5, config)
 
 
-def test_layer_without_slicing_rule_is_refused(monkeypatch):
+def test_conv1d_after_a_recurrent_layer_loses_the_removed_input_channels(monkeypatch):
     def builder(*, units=8):
         inputs = keras.Input((None, 5))
         x = keras.layers.LSTM(units, return_sequences=True, name="rnn")(inputs)
@@ -147,8 +147,29 @@ def test_layer_without_slicing_rule_is_refused(monkeypatch):
     spec = replace(zoo.get_spec(BILSTM), name="conv_test", builder=builder, defaults={},
                    shrink=lambda config, f: {"units": registry.fewer_units(config["units"], f)})
     monkeypatch.setitem(registry._REGISTRY, "conv_test", spec)
-    with pytest.raises(UnsupportedError, match="no rule for layer 'conv' \\(Conv1D\\)"):
-        shrink("conv_test", builder(), 0.5, {"units": 8})
+    big = builder()
+    small, _, report = shrink("conv_test", big, 0.5, {"units": 8})
+    assert report["units"] == {"rnn:h": [8, 4]}
+    conv_big = big.get_layer("conv").get_weights()
+    conv_small = small.get_layer("conv").get_weights()
+    assert conv_small[0].shape == (3, 4, 4) and np.array_equal(conv_small[1], conv_big[1])
+    # every kept input channel is one of the big kernel's, unchanged
+    for c in range(4):
+        assert any(np.array_equal(conv_small[0][:, c], conv_big[0][:, j]) for j in range(8))
+
+
+def test_layer_without_slicing_rule_is_refused(monkeypatch):
+    def builder(*, units=8):
+        inputs = keras.Input((None, 5))
+        x = keras.layers.LSTM(units, return_sequences=True, name="rnn")(inputs)
+        x = keras.layers.SimpleRNN(4, name="simple")(x)
+        return keras.Model(inputs, x)
+
+    spec = replace(zoo.get_spec(BILSTM), name="rnn_test", builder=builder, defaults={},
+                   shrink=lambda config, f: {"units": registry.fewer_units(config["units"], f)})
+    monkeypatch.setitem(registry._REGISTRY, "rnn_test", spec)
+    with pytest.raises(UnsupportedError, match="no rule for layer 'simple' \\(SimpleRNN\\)"):
+        shrink("rnn_test", builder(), 0.5, {"units": 8})
 
 
 def test_structured_export_is_smaller_fused_and_reverifies(tmp_path, tiny_weights):

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import numpy as np
+
 from zoo._keras import keras, tf
 from zoo.distribute import check_strategy, get_strategy
 from zoo.errors import DataError, ShapeError, UnsupportedError
@@ -40,7 +42,15 @@ from zoo.registry import DataSpec, ModelSpec, build_model, get_spec, jsonable_co
 from zoo.resumable import RunState, run_phase
 from zoo.tasks import get_task
 from zoo.train import adapt_normalization, count_params, seed_everything
-from zoo.userdata import LabelledSequences, check_fits, load_sequences, stratified_split
+from zoo.userdata import (
+    LabelledSequences,
+    TranscribedSequences,
+    check_fits,
+    load_sequences,
+    load_transcribed,
+    random_split,
+    stratified_split,
+)
 from zoo.weights import WEIGHTS_SUFFIX, save_weights_atomic, sha256_of
 
 TAG = "finetuned"
@@ -49,7 +59,7 @@ LOGS = "logs"  # TensorBoard event files, one run per phase
 CURVE = "training_curve.svg"
 DATASET_PREFIX = "finetuned:"
 # Layers replaced for a new label set, per task (everything else is transferred).
-HEADS = {"classification": ("probs",)}
+HEADS = {"classification": ("probs",), "ctc": ("logits",)}
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
 
@@ -114,6 +124,11 @@ def finetune(
     if spec.task not in HEADS:
         raise UnsupportedError(f"fine-tuning supports tasks {sorted(HEADS)}; {spec.name} is "
                                f"a {spec.task} model")
+    if spec.task == "ctc" and strategy == "multiworker":
+        raise UnsupportedError(
+            "multi-worker fine-tuning of CTC recognisers is not supported yet (their padded "
+            "batches are not sharded and tested across workers); use --strategy default or "
+            "mirrored")
     _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patience, batch_size)
     out = Path(out)
     if out.exists():
@@ -121,33 +136,32 @@ def finetune(
     # First, before TensorFlow runs an op: multi-worker collectives are set up here.
     distribution, cluster = get_strategy(strategy)
     parent, config = build_model(spec.name, None if from_scratch else weights)
-    full = load_sequences(data)
-    check_fits(full, str(data))
-    features = full.x.shape[2]
-    held_out = None if test is None else load_sequences(test, classes=full.classes)
-    if held_out is not None:
-        check_fits(held_out, str(test), min_per_class=0, features=features)
-    if features != int(parent.input_shape[-1]):
-        if "num_features" not in spec.override_names():
-            raise ShapeError(f"{data}: the data has {features} features per step; "
-                             f"{spec.name} takes {int(parent.input_shape[-1])}")
-        # A new input width: the first layer's input weights start fresh, its recurrent
-        # weights and every later layer transfer (see _transfer).
-        config = {**config, "num_features": features}
-    train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
+    base = get_spec(spec.base) if spec.base else spec
+    head = HEADS[spec.task]
+    if spec.task == "ctc":
+        full, held_out, config, meta = _ctc_data(spec, parent, config, data, test)
+        train_idx, val_idx = random_split(len(full.texts), val_fraction, seed)
+    else:
+        full, held_out, config, meta = _classification_data(spec, parent, config, data, test)
+        train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
 
     seed_everything(seed)
-    config = {**config, "num_classes": len(full.classes)}
     with distribution.scope():
         model = spec.builder(**config)
-    head = HEADS[spec.task]
-    transferred = {} if from_scratch else _transfer(parent, model, head)
-    if "normalize" in [layer.name for layer in model.layers]:
+    if from_scratch:
+        transferred = {}
+    elif spec.task == "ctc":  # same input channels and units: keep the parent's statistics
+        transferred = _transfer(parent, model, head, keep_normalization=True)
+        transferred["logits"] = _transfer_symbols(parent, model, parent_meta(spec)["alphabet"],
+                                                  meta["alphabet"])
+    else:
+        transferred = _transfer(parent, model, head)
+    if "normalize" in [layer.name for layer in model.layers] and "normalize" not in transferred:
         # The backbone was trained on normalised inputs: normalise the new data likewise,
         # with the new data's own statistics.
-        base = get_spec(spec.base) if spec.base else spec
-        adapt_normalization(model, train_set.x, (base.recipe or {}).get("normalize", "channel"))
+        points = (np.concatenate(train_set.x)[None] if spec.task == "ctc" else train_set.x)
+        adapt_normalization(model, points, (base.recipe or {}).get("normalize", "channel"))
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     # Everything goes to a hidden sibling renamed into place last, so a failed run leaves
     # no model directory. It also holds the training checkpoints: rerunning the same
@@ -164,7 +178,7 @@ def finetune(
         "workers": cluster.size, "worker": cluster.index}, verbose)
     try:
         metadata = _train_and_describe(
-            spec, model=model, config=config, full=full, held_out=held_out,
+            spec, model=model, config=config, meta=meta, full=full, held_out=held_out,
             train_set=train_set, val_set=val_set, split=(train_idx, val_idx), head=head,
             transferred=transferred, weights=weights, from_scratch=from_scratch,
             state=state, settings=settings, distribution=distribution, verbose=verbose)
@@ -187,7 +201,7 @@ def finetune(
     return metadata
 
 
-def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_set,
+def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set, val_set,
                         split, head, transferred, weights, from_scratch, state, settings,
                         distribution, verbose) -> dict[str, Any]:
     """Runs the phases (TensorBoard logs under ``logs/<phase>``), measures the metrics
@@ -204,7 +218,8 @@ def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_s
                          val=val_set, epochs=epochs, learning_rate=learning_rate,
                          trainable=trainable, batch=s["batch_size"], seed=s["seed"],
                          patience=s["patience"], verbose=verbose,
-                         log_dir=state.staging / LOGS, shift=shift)
+                         log_dir=state.staging / LOGS, shift=shift,
+                         ctc_meta=meta if spec.task == "ctc" else None)
 
     if from_scratch:
         phases.append(phase("scratch", 0, s["epochs"], s["learning_rate"], None))
@@ -217,7 +232,7 @@ def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_s
     seconds = time.time() - start
 
     task = get_task(spec.task)
-    derived = _derived_spec(spec, config, full.classes, full.channels)
+    derived = _derived_spec(spec, config, meta)
     graphs = keras_graphs(derived, model)
     metrics = {"val": task.score(task.predict(graphs, task.inputs(val_set), derived.meta,
                                               batch_size=64), val_set, derived.meta)}
@@ -231,8 +246,7 @@ def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_s
         "tag": TAG,
         "params": count_params(model),
         "config": jsonable_config(config),
-        "meta": {**dict(spec.meta), "classes": list(full.classes),
-                 "channels": list(full.channels)},
+        "meta": meta,
         "parent": parent_record,
         "from_scratch": from_scratch,
         "transferred_layers": transferred,
@@ -251,18 +265,71 @@ def _train_and_describe(spec, *, model, config, full, held_out, train_set, val_s
     }
 
 
-def _transfer(parent, model, head) -> dict[str, str]:
+def _classification_data(spec, parent, config, data, test):
+    """The user's labelled sequences (and test file), the builder config for them and the
+    model directory's meta (classes, channel names)."""
+    full = load_sequences(data)
+    check_fits(full, str(data))
+    features = full.x.shape[2]
+    held_out = None if test is None else load_sequences(test, classes=full.classes)
+    if held_out is not None:
+        check_fits(held_out, str(test), min_per_class=0, features=features)
+    if features != int(parent.input_shape[-1]):
+        if "num_features" not in spec.override_names():
+            raise ShapeError(f"{data}: the data has {features} features per step; "
+                             f"{spec.name} takes {int(parent.input_shape[-1])}")
+        # A new input width: the first layer's input weights start fresh, its recurrent
+        # weights and every later layer transfer (see _transfer).
+        config = {**config, "num_features": features}
+    config = {**config, "num_classes": len(full.classes)}
+    meta = {**dict(parent_meta(spec)), "classes": list(full.classes),
+            "channels": list(full.channels)}
+    return full, held_out, config, meta
+
+
+def _ctc_data(spec, parent, config, data, test):
+    """The user's transcribed sequences (and test file), the builder config for their
+    alphabet and the model directory's meta (alphabet)."""
+    channels = int(parent.input_shape[-1])
+    full = load_transcribed(data, channels=channels)
+    held_out = None
+    if test is not None:
+        held_out = load_transcribed(test, channels=channels, alphabet=full.alphabet)
+    config = {**config, "alphabet_size": len(full.alphabet)}
+    return full, held_out, config, {**dict(parent_meta(spec)), "alphabet": full.alphabet}
+
+
+def parent_meta(spec) -> dict:
+    return dict(spec.meta)
+
+
+def _transfer_symbols(parent, model, parent_alphabet: str, alphabet: str) -> str:
+    """The new output layer starts from the parent's columns for the blank and for every
+    symbol both alphabets share; other symbols keep their fresh initialisation."""
+    kernel, bias = parent.get_layer("logits").get_weights()
+    new_kernel, new_bias = model.get_layer("logits").get_weights()
+    pairs = [(0, 0)] + [(i + 1, parent_alphabet.index(ch) + 1)
+                        for i, ch in enumerate(alphabet) if ch in parent_alphabet]
+    for new, old in pairs:
+        new_kernel[:, new], new_bias[new] = kernel[:, old], bias[old]
+    model.get_layer("logits").set_weights([new_kernel, new_bias])
+    return (f"partial: the blank and {len(pairs) - 1} of {len(alphabet)} symbols from the "
+            "parent")
+
+
+def _transfer(parent, model, head, keep_normalization: bool = False) -> dict[str, str]:
     """Copies weights from ``parent`` into ``model`` layer by layer (by name), except the
-    ``head`` layers and the normalisation (adapted to the new data instead). A weight
-    whose shape changed (the first layer's input kernel, for data with another number
-    of features) keeps its fresh initialisation.
+    ``head`` layers and (unless ``keep_normalization``) the normalisation (adapted to the
+    new data instead). A weight whose shape changed (the first layer's input kernel, for
+    data with another number of features) keeps its fresh initialisation.
 
     Returns:
         ``{layer: "all" | "partial: kept fresh <weights>"}`` for the layers copied.
     """
     done = {}
     for layer in model.layers:
-        if layer.name in head or layer.name == "normalize" or not layer.weights:
+        if layer.name in head or not layer.weights or (
+                layer.name == "normalize" and not keep_normalization):
             continue
         source = parent.get_layer(layer.name).get_weights()
         target = layer.get_weights()
@@ -295,7 +362,7 @@ def _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patienc
 # --------------------------------------------------------------------------- model dirs
 
 
-def _derived_spec(spec: ModelSpec, config: dict, classes, channels, path: Path | None = None,
+def _derived_spec(spec: ModelSpec, config: dict, meta: dict, path: Path | None = None,
                   metadata: dict | None = None) -> ModelSpec:
     base = get_spec(spec.base) if spec.base else spec
     name = str(path) if path is not None else f"{base.name} (fine-tuning)"
@@ -310,9 +377,11 @@ def _derived_spec(spec: ModelSpec, config: dict, classes, channels, path: Path |
         base,
         name=name,
         base=base.name,
-        description=f"{base.name} fine-tuned on {source} ({len(classes)} classes)",
+        description=f"{base.name} fine-tuned on {source} (" + (
+            f"alphabet {meta['alphabet']!r})" if base.task == "ctc"
+            else f"{len(meta['classes'])} classes)"),
         defaults=dict(config),
-        meta={**dict(base.meta), "classes": list(classes), "channels": list(channels)},
+        meta={**dict(base.meta), **meta},
         weights=(TAG,) if path is not None else (),
         weights_dir=str(path) if path is not None else None,
         data=data,
@@ -330,11 +399,10 @@ def model_dir_spec(path: str | os.PathLike) -> ModelSpec:
         raise DataError(f"{path} is not a readable model directory ({e})") from None
     base = get_spec(metadata["model"])
     config = base.config(**metadata["config"])
-    return _derived_spec(base, config, metadata["meta"]["classes"],
-                         metadata["meta"]["channels"], path, metadata)
+    return _derived_spec(base, config, metadata["meta"], path, metadata)
 
 
-def load_split(path: str, split: str) -> LabelledSequences:
+def load_split(path: str, split: str) -> LabelledSequences | TranscribedSequences:
     """Split ``"train"``, ``"val"`` or ``"test"`` of a model directory's data, read from the
     recorded files (their sha256 must still match)."""
     directory = Path(path)
@@ -354,7 +422,12 @@ def load_split(path: str, split: str) -> LabelledSequences:
     if sha256_of(source["path"]) != source["sha256"]:
         raise DataError(f"{source['path']} changed since fine-tuning (sha256 differs); the "
                         "recorded split no longer applies")
-    data = load_sequences(source["path"], classes=tuple(metadata["meta"]["classes"]))
+    if "alphabet" in metadata["meta"] and "classes" not in metadata["meta"]:
+        channels = len(metadata["meta"]["channels"])
+        data = load_transcribed(source["path"], channels=channels,
+                                alphabet=metadata["meta"]["alphabet"])
+    else:
+        data = load_sequences(source["path"], classes=tuple(metadata["meta"]["classes"]))
     if split == "test":
         return data
     return data.subset(record["split"][split])

@@ -191,12 +191,59 @@ def saved_epochs(backup_dir: Path) -> int:
     return int(epoch) + 1
 
 
+def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
+                      first_step: int, steps: int):
+    """A ``DatasetCreator`` of CTC training batches (:func:`zoo.train.ctc_batches`) keyed
+    like :func:`augmented_batch`: epoch ``e``'s batches come from a generator seeded by
+    ``(key, e)``, so a resumed phase replays them exactly; worker ``w`` of ``n`` input
+    pipelines takes rows ``w::n`` of every batch."""
+    from zoo.train import ctc_batches
+
+    channels = data.x[0].shape[1]
+    spec = (tf.TensorSpec((None, None, channels), tf.float32),
+            (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32),
+             tf.TensorSpec((None,), tf.int32)))
+
+    def dataset_fn(context):
+        w, n = context.input_pipeline_id, context.num_input_pipelines
+
+        def batches():
+            step, cached = first_step, (None, None)
+            while True:
+                epoch, i = divmod(step, steps)
+                if cached[0] != epoch:
+                    cached = (epoch, ctc_batches(data, meta, batch, stride,
+                                                 np.random.default_rng([*key, epoch])))
+                xb, (labels, label_length, frames) = cached[1][i]
+                yield xb[w::n], (labels[w::n], label_length[w::n], frames[w::n])
+                step += 1
+
+        return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+
+    return keras.utils.experimental.DatasetCreator(dataset_fn)
+
+
+class _Batches(keras.utils.Sequence):
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return self.batches[i]
+
+
 def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train, val,
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
               patience: int, verbose: int, log_dir: Path | None = None,
-              shift: int | None = None) -> dict:
+              shift: int | None = None, ctc_meta: dict | None = None) -> dict:
     """Trains one phase (or restores it, if a previous run finished it); returns its record:
-    epochs run, best epoch, best held-out loss, per-epoch history."""
+    epochs run, best epoch, best held-out loss, per-epoch history.
+
+    With ``ctc_meta`` (the recogniser's alphabet), the model is a CTC recogniser trained
+    with :class:`zoo.train.CTCTrainer` on transcribed sequences; otherwise a classifier."""
     done = state.finished(phase)
     if done is not None:
         state.restore_finished(phase, model)
@@ -205,12 +252,30 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         return done
     for layer in model.layers:
         layer.trainable = trainable is None or layer.name in trainable
-    with strategy.scope():
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     backup = state.state / f"{phase}.backup"
     start = saved_epochs(backup)
     steps = math.ceil(len(train.x) / batch)
+    if ctc_meta is not None:
+        from zoo.train import CTCTrainer, ctc_batches, frame_stride
+
+        stride = frame_stride(model)
+        with strategy.scope():
+            fitted = CTCTrainer(model)
+            fitted.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0))
+        # ctc_batches sorts by length within chunks of 20 batches: the count can differ
+        steps = len(ctc_batches(train, ctc_meta, batch, stride, np.random.default_rng(0)))
+        data = ctc_batch_dataset(train, ctc_meta, batch, stride, (seed, index),
+                                 start * steps, steps)
+        validation = _Batches(ctc_batches(val, ctc_meta, 64, stride,
+                                          np.random.default_rng(0)))
+    else:
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        fitted = model
+        data = batch_dataset(train.x, train.y, batch, (seed, index), start * steps, steps,
+                             shift)
+        validation = (val.x, val.y)
     tracker = PhaseTracker(state.state, phase, patience)
     if verbose:
         print(f"[lstm-zoo] phase {phase!r}: up to {epochs} epochs at lr {learning_rate:g} "
@@ -221,14 +286,12 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir / phase)))
     if start < epochs and not (tracker.epochs_run and tracker.epochs_run - 1
                                - tracker.best_epoch >= patience):
-        model.fit(batch_dataset(train.x, train.y, batch, (seed, index), start * steps, steps,
-                                shift),
-                  steps_per_epoch=steps, epochs=epochs, validation_data=(val.x, val.y),
-                  callbacks=callbacks,
-                  # progress bars on a terminal, one line per epoch in a log file
-                  verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0)
+        fitted.fit(data, steps_per_epoch=steps, epochs=epochs, validation_data=validation,
+                   callbacks=callbacks,
+                   # progress bars on a terminal, one line per epoch in a log file
+                   verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0)
     else:  # the interrupted run had already reached the end of this phase
-        tracker.set_model(model)
+        tracker.set_model(fitted)
         tracker.on_train_end()
     for layer in model.layers:
         layer.trainable = True

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from zoo import ctc
 from zoo.decoding import greedy_decode
-from zoo.errors import ShapeError
+from zoo.errors import DataError, ShapeError
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
@@ -193,7 +194,153 @@ class Seq2Seq:
         return " ".join(prediction)
 
 
-TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq()}
+@dataclass(frozen=True)
+class CTCRecognition:
+    """Sequence recognition with CTC: the graph ``recognizer`` gives per-frame probabilities
+    over the blank (index ``meta["blank"]`` = 0) and ``meta["alphabet"]``, and the
+    transcript is decoded on the host (:mod:`zoo.ctc`, greedy best path), identically for
+    every backend. Metrics: character error rate, word accuracy."""
+
+    name: str = "ctc"
+    metric: str = "cer"
+    higher_is_better: bool = False
+
+    def inputs(self, data) -> list[np.ndarray]:
+        return [np.asarray(x, np.float32) for x in data.x]
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> list[str]:
+        """Transcripts, one input at a time (inputs have their own lengths).
+
+        Greedy best path unless ``meta["beam_width"]`` > 1: CTC prefix beam search, limited
+        to the words of ``meta["lexicon"]`` if given (an empty transcript when no word
+        survives the beam)."""
+        graph = graphs["recognizer"]
+        width = int(meta.get("beam_width", 1))
+        lexicon = None
+        if meta.get("lexicon"):
+            lexicon = ctc.Lexicon(self.labels(w, meta) for w in meta["lexicon"])
+        out = []
+        for x in inputs:
+            probs = graph({"strokes": np.asarray(x, np.float32)[None]})["probs"][0]
+            if width > 1 or lexicon is not None:
+                beams = ctc.beam_search(probs, width, meta["blank"], lexicon)
+                symbols = beams[0][0] if beams else []
+            else:
+                symbols = ctc.greedy_decode(probs, meta["blank"])
+            out.append(self.transcript(symbols, meta))
+            if progress:
+                progress(1)
+        return out
+
+    def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
+        """``meta`` with a beam width and a lexicon read from a file of words, one per line
+        (every word checked against the alphabet)."""
+        if beam_width < 1:
+            raise ShapeError(f"beam width must be >= 1; got {beam_width}")
+        out = {**meta, "beam_width": beam_width}
+        if lexicon_path is not None:
+            path = Path(lexicon_path)
+            if not path.is_file():
+                raise ShapeError(f"lexicon file {lexicon_path!r} does not exist; expected a "
+                                 f"text file of words, one per line")
+            words = [w.strip() for w in path.read_text().splitlines() if w.strip()]
+            if not words:
+                raise ShapeError(f"lexicon file {lexicon_path!r} has no words")
+            for i, w in enumerate(words):
+                try:
+                    self.labels(w, meta)
+                except ShapeError as e:
+                    raise ShapeError(f"{lexicon_path}, line {i + 1}: {e}") from None
+            out["lexicon"] = words
+        return out
+
+    @staticmethod
+    def transcript(symbols, meta) -> str:
+        """Symbol indices (blank 0 excluded) as text."""
+        return "".join(meta["alphabet"][s - 1] for s in symbols)
+
+    @staticmethod
+    def labels(text: str, meta) -> list[int]:
+        """Text as symbol indices (1 + its position in the alphabet)."""
+        index = {ch: i + 1 for i, ch in enumerate(meta["alphabet"])}
+        unknown = sorted(set(text) - set(index))
+        if unknown:
+            raise ShapeError(f"text {text!r} has characters {unknown} outside the alphabet "
+                             f"{meta['alphabet']!r}")
+        return [index[ch] for ch in text]
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        errors = sum(edit_distance(p, t) for p, t in zip(predictions, data.texts, strict=True))
+        length = sum(len(t) for t in data.texts)
+        correct = sum(p == t for p, t in zip(predictions, data.texts, strict=True))
+        return {"cer": errors / max(length, 1),
+                "word_accuracy": correct / max(len(predictions), 1)}
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[np.ndarray]:
+        """The test trajectories, then calibration ones, until ``minimum``."""
+        pool = self.inputs(test)
+        if len(pool) < minimum:
+            pool += self.inputs(extra)[: minimum - len(pool)]
+        return pool
+
+    def compare(self, a, b) -> dict[str, Any]:
+        return {"disagreements": sum(x != y for x, y in zip(a, b, strict=True))}
+
+    def parse_input(self, source: str, meta) -> np.ndarray:
+        """Reads a trajectory: ``.npy`` (T, 3) rows of ``(dx, dy, pen_up)``; ``.json``, the
+        same rows as a list, or ``{"strokes": [[[x, y], ...], ...], "body_height": h}``
+        (absolute pen positions per stroke, converted by
+        :func:`zoo.datasets.hershey_strokes.from_points`)."""
+        import json
+
+        channels = len(meta["channels"])
+        path = Path(source)
+        expected = (f"a .npy or .json stroke file: rows (time, {channels}) of "
+                    f"{tuple(meta['channels'])}, or JSON {{\"strokes\": [[[x, y], ...], ...], "
+                    f"\"body_height\": h}}")
+        if not path.is_file():
+            raise ShapeError(f"input file {source!r} does not exist; expected {expected}")
+        try:
+            if path.suffix == ".npy":
+                x = np.load(path, allow_pickle=False)
+            elif path.suffix == ".json":
+                value = json.loads(path.read_text())
+                if isinstance(value, dict):
+                    from zoo.datasets.hershey_strokes import from_points
+
+                    if set(value) != {"strokes", "body_height"}:
+                        raise ShapeError(f"{source}: expected keys ['body_height', 'strokes'], "
+                                         f"got {sorted(value)}")
+                    x = from_points(value["strokes"], value["body_height"])
+                else:
+                    x = np.asarray(value, dtype=np.float64)
+            else:
+                raise ShapeError(f"{source}: expected {expected}; got {path.suffix!r}")
+        except (ShapeError, DataError) as e:
+            raise type(e)(f"{source}: {e}" if not str(e).startswith(source) else str(e)) \
+                from None
+        except Exception as e:  # json / numpy raise several types for malformed files
+            raise ShapeError(f"{source}: cannot read a trajectory from it ({e})") from None
+        return self.check_input(x, meta, source)[None]
+
+    def check_input(self, x, meta, where="input") -> np.ndarray:
+        """One trajectory (T, C) as :meth:`predict` takes it, or a :class:`ShapeError`."""
+        x = Classification().check_sequence(x, meta, where)[0]
+        if len(x) > meta["max_points"]:
+            raise ShapeError(f"{where}: {len(x)} points; the model takes at most "
+                             f"{meta['max_points']} per trajectory")
+        pen = x[:, meta["channels"].index("pen_up")]
+        if not np.all((pen == 0) | (pen == 1)):
+            raise ShapeError(f"{where}: pen_up must be 0 or 1; got values "
+                             f"{sorted(set(pen.tolist()) - {0.0, 1.0})[:5]}")
+        return x
+
+    def format(self, prediction, meta) -> str:
+        return prediction
+
+
+TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq(),
+                            "ctc": CTCRecognition()}
 
 
 def get_task(name: str):

@@ -350,9 +350,131 @@ def _fit_seq2seq(model, data, recipe, spec, verbose, *, adapt=True,
     return {"loss": float(hist.history["loss"][-1])}
 
 
+# --------------------------------------------------------------------------- CTC
+
+
+def ctc_batches(data, meta, batch_size: int, stride: int, rng, limit=None) -> list:
+    """One epoch of CTC training batches: trajectories of similar length together (each
+    chunk of 20 batches is sorted by length), zero rows padded at the end to a multiple of
+    ``stride``, batch order shuffled. A batch is
+    ``(x (B, T, C), (labels (B, L) padded with 0, label_length (B,), frames (B,)))`` where
+    ``frames`` is each trajectory's own number of output frames, so the loss never reads
+    the padding's frames."""
+    from zoo.tasks import CTCRecognition
+
+    x, texts = list(data.x), list(data.texts)
+    if limit:
+        x, texts = x[:limit], texts[:limit]
+    order = rng.permutation(len(x))
+    chunk = 20 * batch_size
+    groups = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: len(x[i]))
+        groups += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(groups)
+    batches = []
+    for idx in groups:
+        lengths = np.array([len(x[i]) for i in idx], np.int32)
+        width = int(math.ceil(lengths.max() / stride) * stride)
+        xb = np.zeros((len(idx), width, x[idx[0]].shape[1]), np.float32)
+        for r, i in enumerate(idx):
+            xb[r, : len(x[i])] = x[i]
+        labels = [CTCRecognition.labels(texts[i], meta) for i in idx]
+        lb = np.zeros((len(idx), max(map(len, labels))), np.int32)
+        for r, lab in enumerate(labels):
+            lb[r, : len(lab)] = lab
+        frames = -(-lengths // stride)
+        batches.append((xb, (lb, np.array([len(la) for la in labels], np.int32), frames)))
+    return batches
+
+
+class CTCTrainer(keras.Model):
+    """Trains a recogniser whose last layer is the softmax over its logits: CTC loss
+    (blank 0) on the logits, each sample over its own number of frames."""
+
+    def __init__(self, model):
+        super().__init__(name="ctc_trainer")
+        self.net = model
+        # the input of the final softmax in *this* model's graph (a cloned model, e.g.
+        # tfmot's pruning wrapper, shares the unwrapped softmax layer with the original)
+        layer, node_index, _ = model.outputs[0]._keras_history
+        self.logits = keras.Model(model.inputs,
+                                  layer._inbound_nodes[node_index].input_tensors)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, x, training=False):
+        return self.logits(x, training=training)
+
+    def _loss(self, data, training):
+        x, (labels, label_length, frames) = data
+        logits = self.logits(x, training=training)
+        return tf.reduce_mean(tf.nn.ctc_loss(labels, logits, label_length, frames,
+                                             logits_time_major=False, blank_index=0))
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self._loss(data, True)
+        variables = self.logits.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables,
+                                           strict=True))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        self.loss_tracker.update_state(self._loss(data, False))
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+def frame_stride(model) -> int:
+    """Input steps per output frame of a recogniser: the strides of its Conv1D layers (also
+    inside tfmot's pruning or clustering wrappers)."""
+    stride = 1
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if type(inner) is keras.layers.Conv1D:
+            stride *= int(inner.strides[0])
+    return stride
+
+
+def _fit_ctc(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) -> dict:
+    config_stride = frame_stride(model)
+    if adapt:  # from scratch: per-channel statistics over every training point
+        points = np.concatenate([np.asarray(x, np.float32) for x in data.x])[None]
+        adapt_normalization(model, points, recipe.get("normalize", "channel"))
+    seed = recipe.get("seed", 0)
+
+    def make(epoch):
+        # recipe["fresh_draws"]: the training split is synthetic and each epoch draws new
+        # writers and words from it ("train:K", see zoo.datasets.hershey_strokes)
+        drawn = data
+        if recipe.get("fresh_draws") and epoch:
+            drawn = datasets.load(spec.data.dataset, f"{spec.data.train}:{epoch}")
+        return ctc_batches(drawn, spec.meta, recipe["batch_size"], config_stride,
+                           np.random.default_rng([seed, epoch]), recipe.get("limit"))
+
+    train_seq = _BatchSequence(make)
+    val = datasets.load(spec.data.dataset, spec.data.calibration)
+    val_batches = ctc_batches(val, spec.meta, 64, config_stride, np.random.default_rng(0))
+    rate = recipe["learning_rate"]
+    if recipe.get("schedule") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=recipe["epochs"] * len(train_seq), alpha=0.05)
+    trainer = CTCTrainer(model)
+    trainer.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=1.0))
+    hist = trainer.fit(train_seq, epochs=recipe["epochs"], shuffle=False,
+                       verbose=2 if verbose else 0,
+                       validation_data=_BatchSequence(lambda _: val_batches),
+                       callbacks=list(callbacks))
+    return {"loss": float(hist.history["loss"][-1])}
+
+
 # task -> fit(model, train data, recipe, spec, verbose, *, adapt, callbacks); ``adapt``
 # (classification) fits the normalisation layer to the data first, for training from
 # scratch.
-FIT = {"classification": _fit_classification, "seq2seq": _fit_seq2seq}
+FIT = {"classification": _fit_classification, "seq2seq": _fit_seq2seq, "ctc": _fit_ctc}
 # Tasks whose training batches can be keyed by step, so multi-worker training shards them.
 STEP_KEYED = ("classification",)

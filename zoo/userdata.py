@@ -223,3 +223,143 @@ def _check_values(x: np.ndarray, path: Path) -> None:
         n, t, c = np.argwhere(bad)[0]
         raise ShapeError(f"{path}: {int(bad.sum())} value(s) are NaN or infinite (first: "
                          f"series {n}, step {t}, feature {c}); expected finite numbers")
+
+
+# --------------------------------------------------------------------------- transcribed
+
+TRANSCRIBED_FORMATS = (".jsonl", ".npz")
+
+
+@dataclass(frozen=True)
+class TranscribedSequences:
+    """Variable-length sequences with transcripts, for CTC recognisers: ``x`` a list of
+    (T_i, C) float32 arrays, ``texts`` their transcripts, ``alphabet`` the symbols (sorted
+    characters found, or the model's)."""
+
+    x: list
+    texts: list
+    alphabet: str
+    source: dict
+
+    def subset(self, index) -> TranscribedSequences:
+        return TranscribedSequences([self.x[i] for i in index], [self.texts[i] for i in index],
+                                    self.alphabet, self.source)
+
+
+def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | None = None
+                     ) -> TranscribedSequences:
+    """Reads and validates sequences with transcripts (e.g. pen trajectories and words).
+
+    Formats:
+
+    - ``.jsonl``, one sample per line: ``{"text": "word", "points": [[dx, dy, pen_up], ...]}``,
+      or with absolute pen positions ``{"text": "word", "strokes": [[[x, y], ...], ...],
+      "body_height": h}`` (converted by :func:`zoo.datasets.hershey_strokes.from_points`).
+    - ``.npz`` with ``points`` (sum of T_i, C) (every sample's rows, one after another),
+      ``lengths`` (N,) and ``texts`` (N,) strings.
+
+    Args:
+        channels: numbers per step the model takes.
+        alphabet: the symbols a transcript may use (a test file must stay within the
+            training alphabet); default: the sorted characters found.
+
+    Raises:
+        DataError: missing/unreadable file, unknown format, empty transcripts, characters
+            outside ``alphabet``, a malformed line.
+        ShapeError: a sample with another number of channels, no steps, NaN/inf values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data path {str(path)!r} does not exist; expected a .jsonl of "
+                        "{text, points} lines or a .npz with points, lengths and texts")
+    if path.suffix.lower() not in TRANSCRIBED_FORMATS:
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; expected one of "
+                        f"{list(TRANSCRIBED_FORMATS)}")
+    x, texts = (_read_jsonl(path) if path.suffix.lower() == ".jsonl"
+                else _read_transcribed_npz(path))
+    if not texts:
+        raise DataError(f"{path}: no samples found")
+    for i, (seq, text) in enumerate(zip(x, texts, strict=True)):
+        if not text:
+            raise DataError(f"{path}: sample {i} has an empty transcript")
+        if seq.ndim != 2 or seq.shape[1] != channels or len(seq) == 0:
+            raise ShapeError(f"{path}: sample {i} has shape {seq.shape}; expected (time >= 1, "
+                             f"{channels})")
+        if not np.all(np.isfinite(seq)):
+            raise ShapeError(f"{path}: sample {i} has NaN or infinite values")
+    found = "".join(sorted(set("".join(texts))))
+    if alphabet is None:
+        alphabet = found
+    unknown = sorted(set(found) - set(alphabet))
+    if unknown:
+        raise DataError(f"{path}: transcripts use characters {unknown} outside the model's "
+                        f"alphabet {alphabet!r}")
+    source = {"path": str(path.resolve()), "sha256": sha256_of(path),
+              "format": path.suffix.lower()[1:], "samples": len(texts),
+              "points": int(sum(len(s) for s in x)), "features": channels}
+    return TranscribedSequences([s.astype(np.float32) for s in x], texts, alphabet, source)
+
+
+def _read_jsonl(path: Path):
+    import json
+
+    from zoo.datasets.hershey_strokes import from_points
+
+    x, texts = [], []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: not a JSON object ({e})") from None
+        if not isinstance(item, dict) or "text" not in item or not (
+                "points" in item or {"strokes", "body_height"} <= set(item)):
+            raise DataError(f"{path}:{lineno}: expected {{\"text\", \"points\"}} or "
+                            "{\"text\", \"strokes\", \"body_height\"}")
+        try:
+            if "points" in item:
+                seq = np.asarray(item["points"], np.float64)
+            else:
+                seq = from_points(item["strokes"], item["body_height"])
+        except (TypeError, ValueError) as e:
+            raise ShapeError(f"{path}:{lineno}: cannot read the points ({e})") from None
+        x.append(seq)
+        texts.append(str(item["text"]).strip())
+    return x, texts
+
+
+def _read_transcribed_npz(path: Path):
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = {"points", "lengths", "texts"} - set(f.files)
+            if missing:
+                raise DataError(f"{path}: missing array(s) {sorted(missing)}; expected points "
+                                f"(sum T, C), lengths (N,), texts (N,); found {sorted(f.files)}")
+            points, lengths, texts = f["points"], f["lengths"], f["texts"]
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    if points.ndim != 2 or lengths.ndim != 1 or texts.shape != lengths.shape \
+            or (lengths < 0).any() or int(lengths.sum()) != len(points):
+        raise ShapeError(f"{path}: points {points.shape}, lengths {lengths.shape} summing to "
+                         f"{int(lengths.sum())}, texts {texts.shape}: the lengths must add up "
+                         "to the points' rows, one length and one text per sample")
+    cuts = np.cumsum(lengths)[:-1]
+    return np.split(points.astype(np.float64), cuts), [str(t).strip() for t in texts]
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held_out): ``fraction`` of ``n`` samples held out (at least one,
+    leaving at least one), by a seeded shuffle."""
+    if not 0 < fraction < 1:
+        raise DataError(f"validation fraction must be in (0, 1); got {fraction}")
+    if n < 2:
+        raise DataError(f"{n} sample(s): fine-tuning needs at least 2 (one to train on, one "
+                        "to hold out)")
+    idx = np.random.default_rng(seed).permutation(n)
+    k = min(max(1, int(round(fraction * n))), n - 1)
+    return np.sort(idx[k:]), np.sort(idx[:k])

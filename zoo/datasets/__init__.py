@@ -40,7 +40,7 @@ def load(name: str, split: str):
     return LOADERS[name](split)
 
 
-from zoo.datasets import basicmotions, cmudict, mnist_rows  # noqa: E402
+from zoo.datasets import basicmotions, cmudict, hershey_strokes, mnist_rows  # noqa: E402
 
 LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
-           "mnist_rows": mnist_rows.load}
+           "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split}

@@ -1,3 +1,8 @@
 """Model families. Importing this package registers every family."""
 
-from zoo.models import bilstm_activity, handwriting_rows, seq2seq_g2p  # noqa: F401
+from zoo.models import (  # noqa: F401
+    bilstm_activity,
+    handwriting_ctc,
+    handwriting_rows,
+    seq2seq_g2p,
+)
