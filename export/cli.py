@@ -85,7 +85,7 @@ def cmd_finetune(args) -> int:
     settings = {k: getattr(args, k) for k in FINETUNE_SETTINGS if getattr(args, k) is not None}
     meta = finetune(args.name, args.data, args.out, weights=args.weights, test=args.test,
                     from_scratch=args.from_scratch, strategy=args.strategy, verbose=1,
-                    **settings)
+                    alphabet=args.alphabet, **settings)
     for phase in meta["phases"]:
         print(f"phase {phase['phase']}: {phase['epochs_run']} epochs at lr "
               f"{phase['learning_rate']:g}, best epoch {phase['best_epoch']} (held-out loss "
@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="model directory to create (must not exist)")
     s.add_argument("--test", default=None, help="labelled file to report the metric on "
                                                  "(never trained on)")
+    s.add_argument("--alphabet", default=None,
+                   help="CTC recognisers: the output symbols, e.g. 0123456789 (default: the "
+                        "parent's, plus new characters of the transcripts)")
     s.add_argument("--weights", default="DEFAULT",
                    help="parent weights: DEFAULT, a tag, a .weights.h5 path or URL")
     s.add_argument("--from-scratch", action="store_true",

@@ -258,23 +258,38 @@ def test_ctc_recogniser_fine_tunes_to_a_new_alphabet(tiny_ctc_bundle, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", 30, ["futural", "timesr"])
     test = write_jsonl(tmp_path / "test.jsonl", 6, ["timesi"], seed=1, absolute=True)
     meta = finetune("handwriting_ctc_tiny", data, tmp_path / "m", weights=parent, test=test,
-                    head_epochs=2, epochs=2, verbose=0)
-    assert meta["meta"]["alphabet"] == "abcdef" and meta["config"]["alphabet_size"] == 6
+                    head_epochs=2, epochs=2, alphabet="fedcba", verbose=0)
+    assert meta["meta"]["alphabet"] == "fedcba" and meta["config"]["alphabet_size"] == 6
     assert meta["transferred_layers"]["logits"] == ("partial: the blank and 6 of 6 symbols "
                                                     "from the parent")
     assert meta["transferred_layers"]["bilstm_0"] == "all"
     assert meta["transferred_layers"]["normalize"] == "all"  # same channels: kept
     assert [p["phase"] for p in meta["phases"]] == ["head", "unfrozen"]
     assert set(meta["metrics"]) == {"val", "test"} and 0 <= meta["metrics"]["test"]["cer"]
-    # the head's blank and shared letters start from the parent's columns
-    parent_model = zoo.create_model("handwriting_ctc_tiny", weights=parent)
     model = zoo.create_model(str(tmp_path / "m"), weights="DEFAULT")
     assert model.output_shape == (None, None, 7)
     report = export_model(str(tmp_path / "m"), tmp_path / "b")
     assert report["passed"], report["failures"]
     assert report["reference"]["metrics"] == pytest.approx(meta["metrics"]["test"])
-    assert parent_model.get_layer("bilstm_0").get_weights()[0].shape == \
-        model.get_layer("bilstm_0").get_weights()[0].shape
+
+
+def test_ctc_fine_tuning_keeps_the_parents_letters_and_their_head_columns(tiny_ctc_bundle,
+                                                                          tmp_path):
+    from zoo.finetune import finetune
+
+    *_, parent = tiny_ctc_bundle
+    data = write_jsonl(tmp_path / "train.jsonl", 12, ["futural"])
+    # no training at all (0 epochs is refused; 1 epoch at a vanishing rate): the head is
+    # the parent's for every letter, so the model reads as the parent does
+    meta = finetune("handwriting_ctc_tiny", data, tmp_path / "m", weights=parent,
+                    head_epochs=1, epochs=1, learning_rate=1e-12, verbose=0)
+    assert meta["meta"]["alphabet"] == hs.ALPHABET  # the data's 6 letters lack 20 of them
+    assert meta["transferred_layers"]["logits"] == ("partial: the blank and 26 of 26 "
+                                                    "symbols from the parent")
+    before = zoo.create_model("handwriting_ctc_tiny", weights=parent).get_layer("logits")
+    after = zoo.create_model(str(tmp_path / "m"), weights="DEFAULT").get_layer("logits")
+    for w0, w1 in zip(before.get_weights(), after.get_weights(), strict=True):
+        np.testing.assert_allclose(w0, w1, atol=1e-6)
 
 
 def test_ctc_fine_tuning_refusals(tiny_ctc_bundle, tmp_path):
@@ -291,7 +306,10 @@ def test_ctc_fine_tuning_refusals(tiny_ctc_bundle, tmp_path):
     with pytest.raises(DataError, match=r"characters \['o', 'z'\] outside the model's alphabet "
                                         "'abcde'"):
         finetune("handwriting_ctc_tiny", data, tmp_path / "m", weights=parent, test=other,
-                 verbose=0)
+                 alphabet="abcde", verbose=0)
+    with pytest.raises(DataError, match="without repeats; got 'aab'"):
+        finetune("handwriting_ctc_tiny", data, tmp_path / "m", weights=parent,
+                 alphabet="aab", verbose=0)
     assert not any(p.name.startswith((".m", "m")) for p in tmp_path.iterdir())
 
 

@@ -84,6 +84,7 @@ def finetune(
     batch_size: int = DEFAULTS["batch_size"],
     seed: int = DEFAULTS["seed"],
     from_scratch: bool = False,
+    alphabet: str | None = None,
     strategy: str = "default",
     verbose: int = 1,
 ) -> dict[str, Any]:
@@ -102,6 +103,8 @@ def finetune(
         learning_rate: of the head phase; the unfrozen phase uses it times
             ``unfreeze_factor``.
         val_fraction: share of each class held out for early stopping.
+        alphabet: CTC recognisers: the output symbols (default: the parent's, plus any
+            new characters of the data's transcripts).
         from_scratch: the same architecture, data, split and stopping rule, but random
             initial weights trained in one phase at ``learning_rate``: the baseline that
             shows what the pretrained weights are worth.
@@ -139,7 +142,7 @@ def finetune(
     base = get_spec(spec.base) if spec.base else spec
     head = HEADS[spec.task]
     if spec.task == "ctc":
-        full, held_out, config, meta = _ctc_data(spec, parent, config, data, test)
+        full, held_out, config, meta = _ctc_data(spec, parent, config, data, test, alphabet)
         train_idx, val_idx = random_split(len(full.texts), val_fraction, seed)
     else:
         full, held_out, config, meta = _classification_data(spec, parent, config, data, test)
@@ -287,16 +290,30 @@ def _classification_data(spec, parent, config, data, test):
     return full, held_out, config, meta
 
 
-def _ctc_data(spec, parent, config, data, test):
-    """The user's transcribed sequences (and test file), the builder config for their
-    alphabet and the model directory's meta (alphabet)."""
+def _ctc_data(spec, parent, config, data, test, alphabet):
+    """The user's transcribed sequences (and test file), the builder config for the
+    alphabet and the model directory's meta (alphabet).
+
+    The alphabet is ``alphabet`` if given (every transcript must stay within it), else the
+    parent's symbols followed by any new characters the data uses (sorted), so a few
+    words of a new style or writer do not cost the model the letters they happen to lack.
+    """
     channels = int(parent.input_shape[-1])
-    full = load_transcribed(data, channels=channels)
+    if alphabet is not None:
+        if not alphabet or len(set(alphabet)) != len(alphabet):
+            raise DataError(f"alphabet must be non-empty characters without repeats; got "
+                            f"{alphabet!r}")
+        full = load_transcribed(data, channels=channels, alphabet=alphabet)
+    else:
+        full = load_transcribed(data, channels=channels)
+        inherited = parent_meta(spec)["alphabet"]
+        alphabet = inherited + "".join(sorted(set(full.alphabet) - set(inherited)))
+        full = replace(full, alphabet=alphabet)
     held_out = None
     if test is not None:
-        held_out = load_transcribed(test, channels=channels, alphabet=full.alphabet)
-    config = {**config, "alphabet_size": len(full.alphabet)}
-    return full, held_out, config, {**dict(parent_meta(spec)), "alphabet": full.alphabet}
+        held_out = load_transcribed(test, channels=channels, alphabet=alphabet)
+    config = {**config, "alphabet_size": len(alphabet)}
+    return full, held_out, config, {**dict(parent_meta(spec)), "alphabet": alphabet}
 
 
 def parent_meta(spec) -> dict:
