@@ -52,6 +52,12 @@ def build(family: str, weights: dict[str, np.ndarray]):
             layer.bias.data = torch.tensor(w[1])
         return layer
 
+    def normalization(module):
+        """The model's ``normalize`` layer as buffers ``mean`` and ``std`` of ``module``."""
+        mean, var = _layer(weights, "normalize")[:2]
+        module.register_buffer("mean", torch.tensor(mean))
+        module.register_buffer("std", torch.tensor(np.sqrt(var)))
+
     def bilstm(name):
         w = _layer(weights, name)  # forward kernel, recurrent, bias, then backward
         lstm = nn.LSTM(w[0].shape[0], w[1].shape[0], batch_first=True, bidirectional=True)
@@ -65,9 +71,7 @@ def build(family: str, weights: dict[str, np.ndarray]):
         class Classifier(nn.Module):
             def __init__(self):
                 super().__init__()
-                mean, var = _layer(weights, "normalize")[:2]
-                self.register_buffer("mean", torch.tensor(mean))
-                self.register_buffer("std", torch.tensor(np.sqrt(var)))
+                normalization(self)
                 self.lstms = nn.ModuleList(bilstm(n) for n in names)
                 self.head = lin("probs")
 
@@ -127,9 +131,7 @@ def build(family: str, weights: dict[str, np.ndarray]):
         class Recognizer(nn.Module):
             def __init__(self):
                 super().__init__()
-                mean, var = _layer(weights, "normalize")[:2]
-                self.register_buffer("mean", torch.tensor(mean))
-                self.register_buffer("std", torch.tensor(np.sqrt(var)))
+                normalization(self)
                 kernel, bias = _layer(weights, "frontend")  # Keras (k, in, out)
                 self.size = kernel.shape[0]
                 self.stride = self.size // 2  # the builder's kernel is 2 x stride
