@@ -178,6 +178,7 @@ def finetune(
         "test": None if held_out is None else held_out.source["sha256"],
         "parent": None if from_scratch else _parent_record(spec, weights)["sha256"],
         "from_scratch": from_scratch, "settings": settings, "strategy": strategy,
+        "alphabet": alphabet,
         "workers": cluster.size, "worker": cluster.index}, verbose)
     try:
         metadata = _train_and_describe(
