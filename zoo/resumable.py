@@ -223,18 +223,6 @@ def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
     return keras.utils.experimental.DatasetCreator(dataset_fn)
 
 
-class _Batches(keras.utils.Sequence):
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, i):
-        return self.batches[i]
-
-
 def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train, val,
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
               patience: int, verbose: int, log_dir: Path | None = None,
@@ -256,7 +244,7 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
     start = saved_epochs(backup)
     steps = math.ceil(len(train.x) / batch)
     if ctc_meta is not None:
-        from zoo.train import CTCTrainer, ctc_batches, frame_stride
+        from zoo.train import CTCTrainer, _BatchSequence, ctc_batches, frame_stride
 
         stride = frame_stride(model)
         with strategy.scope():
@@ -266,8 +254,8 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         steps = len(ctc_batches(train, ctc_meta, batch, stride, np.random.default_rng(0)))
         data = ctc_batch_dataset(train, ctc_meta, batch, stride, (seed, index),
                                  start * steps, steps)
-        validation = _Batches(ctc_batches(val, ctc_meta, 64, stride,
-                                          np.random.default_rng(0)))
+        val_batches = ctc_batches(val, ctc_meta, 64, stride, np.random.default_rng(0))
+        validation = _BatchSequence(lambda _: val_batches)
     else:
         with strategy.scope():
             model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
