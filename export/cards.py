@@ -74,11 +74,14 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
         lines += ["## Intended use", "", spec.intended_use, ""]
     if spec.limitations:
         lines += ["## Limitations", "", *[f"- {item}" for item in spec.limitations], ""]
+    from zoo.tasks import get_task
+
+    metric = get_task(spec.task).metric  # "accuracy", "cer", "per"
     lines += ["## Tolerances", "",
               *[f"- tensor, {p}: max |diff| ≤ {t.value}"
                 + "".join(f" + {r:g}·|{n}|" for n, r in t.relative.items())
                 + f" — {t.reason}" for p, t in spec.tensor_tolerance.items()],
-              *[f"- {spec.task} metric drop, {p}: ≤ {t.value} — {t.reason}"
+              *[f"- {metric} drop, {p}: ≤ {t.value} — {t.reason}"
                 for p, t in spec.metric_drop.items()], ""]
     return "\n".join(lines)
 

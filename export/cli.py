@@ -32,6 +32,14 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def cmd_fetch_data(args) -> int:
+    from zoo.datasets import spoken_digits
+
+    root = spoken_digits.fetch(args.to)
+    print(f"asterisk recordings of {len(spoken_digits.SPEAKERS)} speakers in {root}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from zoo import get_spec, list_models
 
@@ -202,6 +210,11 @@ def cmd_predict(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lstm-zoo", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("fetch-data", help="fetch the speech recordings (Debian's asterisk "
+                                          "sound packages, via apt-get download) once")
+    s.add_argument("--to", default=None, help="folder (default: $LSTM_ZOO_SOUNDS, else "
+                                              "~/.cache/lstm-zoo/asterisk)")
+    s.set_defaults(fn=cmd_fetch_data)
     s = sub.add_parser("list", help="registered models")
     s.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'bilstm*'")
     s.set_defaults(fn=cmd_list)
@@ -226,8 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "model directory")
     s.add_argument("--data", required=True,
                    help="classifiers: .npz (x: (N, T, C), y: (N,) labels[, channels]) or "
-                        "long-form .csv (id, label, feature columns); CTC recognisers: .jsonl "
-                        "({text, points} per line) or .npz (points, lengths, texts)")
+                        "long-form .csv (id, label, feature columns); keyword spotters: also a "
+                        "folder with one subfolder of .wav files per label; CTC recognisers: "
+                        ".jsonl ({text, points} per line) or .npz (points, lengths, texts)")
     s.add_argument("--out", required=True, help="model directory to create (must not exist)")
     s.add_argument("--test", default=None, help="labelled file to report the metric on "
                                                  "(never trained on)")

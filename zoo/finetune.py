@@ -46,6 +46,7 @@ from zoo.userdata import (
     LabelledSequences,
     TranscribedSequences,
     check_fits,
+    data_sha256,
     load_sequences,
     load_transcribed,
     random_split,
@@ -59,7 +60,7 @@ LOGS = "logs"  # TensorBoard event files, one run per phase
 CURVE = "training_curve.svg"
 DATASET_PREFIX = "finetuned:"
 # Layers replaced for a new label set, per task (everything else is transferred).
-HEADS = {"classification": ("probs",), "ctc": ("logits",)}
+HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",)}
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
 
@@ -93,7 +94,8 @@ def finetune(
     Args:
         name: a registered classifier with pretrained weights (or a model directory, to
             fine-tune a fine-tuned model again).
-        data: ``.npz`` or long-form ``.csv`` (:mod:`zoo.userdata`).
+        data: ``.npz`` or long-form ``.csv``; for a keyword spotter, also a folder of WAV
+            files per label (:mod:`zoo.userdata`).
         out: model directory to create (must not exist; written atomically).
         weights: the parent weights (``"DEFAULT"``, a tag or a path).
         test: optional labelled file to report the metric on (never trained on).
@@ -213,16 +215,17 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
     s = settings
     phases = []
     start = time.time()
-    # the augmentation of the parent's recipe: image shifts for models that read images
+    # the augmentation of the parent's recipe: image shifts for models that read images,
+    # none for log-mel windows (the spotter's were augmented as audio)
     base = get_spec(spec.base) if spec.base else spec
-    shift = (base.recipe or {}).get("augment", {}).get("shift")
+    augment = (base.recipe or {}).get("augment")
 
     def phase(name, index, epochs, learning_rate, trainable):
         return run_phase(state, distribution, model, name, index=index, train=train_set,
                          val=val_set, epochs=epochs, learning_rate=learning_rate,
                          trainable=trainable, batch=s["batch_size"], seed=s["seed"],
                          patience=s["patience"], verbose=verbose,
-                         log_dir=state.staging / LOGS, shift=shift,
+                         log_dir=state.staging / LOGS, augment=augment,
                          ctc_meta=meta if spec.task == "ctc" else None)
 
     if from_scratch:
@@ -437,7 +440,7 @@ def load_split(path: str, split: str) -> LabelledSequences | TranscribedSequence
     if not Path(source["path"]).is_file():
         raise DataError(f"{directory}: its data file {source['path']} is gone; the model "
                         "directory needs it to evaluate (export, verify)")
-    if sha256_of(source["path"]) != source["sha256"]:
+    if data_sha256(source["path"]) != source["sha256"]:
         raise DataError(f"{source['path']} changed since fine-tuning (sha256 differs); the "
                         "recorded split no longer applies")
     if "alphabet" in metadata["meta"] and "classes" not in metadata["meta"]:

@@ -44,16 +44,20 @@ def load_arrays(model, path: Path) -> None:
 
 
 def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ...], step: int,
-                    steps: int, scale: np.ndarray, shift: int | None = None
+                    steps: int, scale: np.ndarray, augment=None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Training batch number ``step`` (counted from the start of the phase): a seeded
     permutation per epoch, always ``batch`` series (wrapping around), augmented as the
-    training recipes do (:func:`zoo.train.sensor_augment`, or with ``shift`` images moved
-    by up to ``shift`` pixels), from a generator seeded by (key, epoch, step)."""
+    training recipe's ``augment`` says (:func:`zoo.train.sensor_augment` by default;
+    ``{"shift": n}``: images moved by up to n pixels; ``"none"``: as they are), from a
+    generator seeded by (key, epoch, step)."""
     epoch, i = divmod(step, steps)
     order = np.random.default_rng([*key, epoch]).permutation(len(x))
     idx = order[np.arange(i * batch, (i + 1) * batch) % len(x)]
     rng = np.random.default_rng([*key, epoch, i, 1])
+    if augment == "none":
+        return x[idx].astype(np.float32), y[idx]
+    shift = augment.get("shift") if isinstance(augment, dict) else None
     if shift:
         dy, dx = rng.integers(0, 2 * shift + 1, (2, len(idx)))
         return shift_images(x[idx], dy, dx, shift), y[idx]
@@ -61,7 +65,7 @@ def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ..
 
 
 def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps: int,
-                  shift: int | None = None):
+                  augment=None):
     """A ``DatasetCreator`` of :func:`augmented_batch` from ``first_step`` on; worker ``w``
     of ``n`` input pipelines takes rows ``w::n`` of every global batch."""
     scale = x.std(axis=(0, 1))
@@ -74,7 +78,7 @@ def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps
         def batches():
             step = first_step
             while True:
-                xb, yb = augmented_batch(x, y, batch, key, step, steps, scale, shift)
+                xb, yb = augmented_batch(x, y, batch, key, step, steps, scale, augment)
                 yield xb[w::n], yb[w::n]
                 step += 1
 
@@ -226,7 +230,7 @@ def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
 def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train, val,
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
               patience: int, verbose: int, log_dir: Path | None = None,
-              shift: int | None = None, ctc_meta: dict | None = None) -> dict:
+              augment=None, ctc_meta: dict | None = None) -> dict:
     """Trains one phase (or restores it, if a previous run finished it); returns its record:
     epochs run, best epoch, best held-out loss, per-epoch history.
 
@@ -262,7 +266,7 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         fitted = model
         data = batch_dataset(train.x, train.y, batch, (seed, index), start * steps, steps,
-                             shift)
+                             augment)
         validation = (val.x, val.y)
     tracker = PhaseTracker(state.state, phase, patience)
     if verbose:

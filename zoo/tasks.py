@@ -339,8 +339,91 @@ class CTCRecognition:
         return prediction
 
 
+@dataclass(frozen=True)
+class KeywordSpotting(Classification):
+    """Keyword spotting over log-mel frames, whole-window and streamed; metric: accuracy.
+
+    Each prediction is a (2, classes) array: row 0 from the ``classifier`` graph over the
+    whole window, row 1 from the ``step`` graph fed the same frames one at a time from zero
+    state (the path a device runs). Accuracy is scored on the streamed row; the metrics
+    also report ``stream_max_diff``, the largest difference between the two rows, which
+    must stay at float32 rounding on every backend.
+    """
+
+    name: str = "kws"
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> np.ndarray:
+        full = Classification.predict(self, graphs, inputs, meta, None, batch_size)
+        step = graphs["step"]
+        widths = _state_widths(step)
+        streamed = []
+        for i in range(0, len(inputs), batch_size):
+            batch = np.asarray(inputs[i : i + batch_size], dtype=np.float32)
+            feed = {n: np.zeros((len(batch), w), np.float32) for n, w in widths.items()}
+            for t in range(batch.shape[1]):
+                out = step({"frame": batch[:, t], **feed})
+                feed = {n: out[f"{n}_next"] for n in widths}
+            streamed.append(out["probs"])
+            if progress:
+                progress(len(batch))
+        return np.stack([full, np.concatenate(streamed)], axis=1)
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        predictions = np.asarray(predictions)
+        labels = np.argmax(predictions[:, 1], axis=-1)
+        truth = np.asarray(data.y)
+        digits = truth < 10
+        others = ~digits
+        return {
+            "accuracy": float(np.mean(labels == truth)),
+            "digit_accuracy": float(np.mean(labels[digits] == truth[digits])) if digits.any()
+            else float("nan"),
+            # a non-digit window (another word, silence) taken for a digit
+            "false_accepts": float(np.mean(labels[others] < 10)) if others.any()
+            else float("nan"),
+            "stream_max_diff": float(np.abs(predictions[:, 0] - predictions[:, 1]).max()),
+        }
+
+    def compare(self, a, b) -> dict[str, Any]:
+        la, lb = np.argmax(np.asarray(a)[:, 1], -1), np.argmax(np.asarray(b)[:, 1], -1)
+        return {"disagreements": int(np.sum(la != lb))}
+
+    def parse_input(self, source: str, meta) -> np.ndarray:
+        """Reads a ``.wav`` file (mono PCM; another sample rate is resampled; at most
+        ``meta["max_seconds"]``), trims its silence and centres it in the model's window as
+        the test recordings were (:func:`zoo.audio.fit_window`), and computes its log-mel
+        frames; or reads frames from ``.npy`` / ``.csv``."""
+        if Path(source).suffix.lower() != ".wav":
+            if Path(source).suffix.lower() not in (".npy", ".csv"):
+                raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy "
+                                 f"or .csv), got {Path(source).suffix!r}")
+            return super().parse_input(source, meta)
+        from zoo.audio import fit_window, log_mel, read_wav
+
+        wave = read_wav(source, rate=meta["sample_rate"], max_seconds=meta["max_seconds"])
+        window = int(round(meta["window_seconds"] * meta["sample_rate"]))
+        return self.check_sequence(log_mel(fit_window(wave, window)), meta, source)
+
+    def format(self, prediction, meta) -> str:
+        return super().format(np.asarray(prediction)[1], meta)
+
+
+def _state_widths(graph) -> dict[str, int]:
+    """The state inputs of a step graph (every input but ``frame``) and their widths, read
+    from its Keras model or its artifact's signature (through wrappers such as
+    :class:`export.verify.Recorder`, which keep the graph as ``.graph``)."""
+    while hasattr(graph, "graph"):
+        graph = graph.graph
+    if hasattr(graph, "model"):  # zoo.graphs.KerasGraph
+        shapes = {n: t.shape for n, t in zip(graph.model.input_names, graph.model.inputs,
+                                             strict=True)}
+    else:  # export.runtime runners: the bundle's input signature
+        shapes = {i["name"]: i["shape"] for i in graph.inputs}
+    return {n: int(shape[-1]) for n, shape in shapes.items() if n != "frame"}
+
+
 TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq(),
-                            "ctc": CTCRecognition()}
+                            "ctc": CTCRecognition(), "kws": KeywordSpotting()}
 
 
 def get_task(name: str):

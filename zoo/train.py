@@ -197,6 +197,15 @@ def sensor_augment(x: np.ndarray, idx: np.ndarray, rng, scale: np.ndarray) -> np
     return xb.astype(np.float32)
 
 
+def plain_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
+    """Endless shuffled batches, as they are (for data that was augmented when drawn)."""
+    while True:
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            yield x[idx], y[idx]
+
+
 def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, shift: int) -> np.ndarray:
     """Each image (rows, cols) moved by ``dy - shift`` rows and ``dx - shift`` columns
     (offsets in ``0..2*shift``), zero-filled."""
@@ -249,13 +258,17 @@ def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
     steps = math.ceil(len(x) / batch)
     # recipe["augment"]: {"shift": pixels} for images read row by row; absent: sensor-style
     # crops, gain and jitter. recipe["schedule"] == "cosine": the rate decays to 5 %.
-    shift = recipe.get("augment", {}).get("shift")
+    # "none": the data is augmented already (spoken digits: every window a new draw).
+    augment = recipe.get("augment", {})
+    shift = augment.get("shift") if isinstance(augment, dict) else None
     if recipe.get("batches") == "keyed by step":  # shardable across workers
         from zoo.resumable import batch_dataset
 
-        batches = batch_dataset(x, y, batch, (recipe.get("seed", 0), 0), 0, steps, shift)
+        batches = batch_dataset(x, y, batch, (recipe.get("seed", 0), 0), 0, steps, augment)
     elif shift:
         batches = shifted_batches(x, y, batch, rng, shift)
+    elif augment == "none":
+        batches = plain_batches(x, y, batch, rng)
     else:
         batches = augmented_batches(x, y, batch, rng)
     rate = recipe["learning_rate"]
@@ -475,6 +488,7 @@ def _fit_ctc(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) ->
 # task -> fit(model, train data, recipe, spec, verbose, *, adapt, callbacks); ``adapt``
 # (classification) fits the normalisation layer to the data first, for training from
 # scratch.
-FIT = {"classification": _fit_classification, "seq2seq": _fit_seq2seq, "ctc": _fit_ctc}
+FIT = {"classification": _fit_classification, "kws": _fit_classification, "seq2seq": _fit_seq2seq,
+       "ctc": _fit_ctc}
 # Tasks whose training batches can be keyed by step, so multi-worker training shards them.
 STEP_KEYED = ("classification",)

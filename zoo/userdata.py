@@ -13,6 +13,11 @@ Formats:
       s1,Walking,0.15,-0.97,0.04,0.02,0.01,0.02
       ...
 
+- a folder of WAV files, one subfolder per label (``my_words/yes/001.wav``, ...), for
+  speech models: each recording (mono PCM, any sample rate, at most 2 s) is trimmed of
+  silence and centred in 1 s (:func:`zoo.audio.fit_window`; all padded to the longest if
+  one is longer), then becomes log-mel frames (:func:`zoo.audio.log_mel`).
+
 Every series must have the same length (pad or resample before; the model itself runs
 any length, but training batches are rectangular). Labels are kept as strings; class
 order is sorted, so the same data always gives the same class indices.
@@ -32,6 +37,7 @@ from zoo.errors import DataError, ShapeError
 from zoo.weights import sha256_of
 
 FORMATS = (".npz", ".csv")
+MAX_SECONDS = 2.0  # the speech models' longest input
 # A class needs one sample to train on and one to hold out for early stopping.
 MIN_PER_CLASS = 2
 
@@ -66,14 +72,18 @@ def load_sequences(path: str | Path, *, classes: tuple[str, ...] | None = None
         ShapeError: ragged lengths, wrong rank, non-numeric or non-finite values.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        x, labels, channels = _read_wav_folder(path)
+    elif not path.is_file():
         raise DataError(f"data path {str(path)!r} does not exist; expected a .npz "
-                        "(x: (N, T, C), y: (N,)) or a long-form .csv (id, label, features)")
-    if path.suffix.lower() not in FORMATS:
+                        "(x: (N, T, C), y: (N,)), a long-form .csv (id, label, features) or "
+                        "a folder of WAV files per label")
+    elif path.suffix.lower() not in FORMATS:
         raise DataError(f"{path}: unknown data format {path.suffix!r}; expected one of "
-                        f"{list(FORMATS)}")
-    x, labels, channels = (_read_npz(path) if path.suffix.lower() == ".npz"
-                           else _read_csv(path))
+                        f"{list(FORMATS)} or a folder of WAV files per label")
+    else:
+        x, labels, channels = (_read_npz(path) if path.suffix.lower() == ".npz"
+                               else _read_csv(path))
     if len(labels) == 0:
         raise DataError(f"{path}: no series found")
     _check_values(x, path)
@@ -91,8 +101,9 @@ def load_sequences(path: str | Path, *, classes: tuple[str, ...] | None = None
                         f"{list(classes)}")
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[v] for v in labels], np.int64)
-    source = {"path": str(path.resolve()), "sha256": sha256_of(path),
-              "format": path.suffix.lower()[1:], "series": int(len(y)),
+    source = {"path": str(path.resolve()), "sha256": data_sha256(path),
+              "format": "wav-folder" if path.is_dir() else path.suffix.lower()[1:],
+              "series": int(len(y)),
               "length": int(x.shape[1]), "features": int(x.shape[2])}
     channels = tuple(channels) or tuple(f"x{i}" for i in range(x.shape[2]))
     return LabelledSequences(x.astype(np.float32), y, tuple(classes), source, channels)
@@ -131,6 +142,46 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
         held += list(idx[:n])
         train += list(idx[n:])
     return np.sort(np.array(train, np.int64)), np.sort(np.array(held, np.int64))
+
+
+def data_sha256(path: str | Path) -> str:
+    """sha256 of a data file, or of a WAV folder: over each ``.wav``'s relative path and
+    sha256, in sorted order (so renaming, adding or changing a recording changes it)."""
+    import hashlib
+
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_of(path)
+    digest = hashlib.sha256()
+    for f in sorted(path.rglob("*.wav")):
+        digest.update(f"{f.relative_to(path).as_posix()}\0{sha256_of(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def _read_wav_folder(path: Path):
+    """``path/<label>/*.wav`` -> log-mel frames (N, T, 40), labels, channel names."""
+    from zoo.audio import MELS, SAMPLE_RATE, fit_window, log_mel, read_wav
+
+    stray = sorted(f.name for f in path.glob("*.wav"))
+    if stray:
+        raise DataError(f"{path}: WAV files directly in the folder ({stray[:3]}); expected "
+                        "one subfolder per label: <folder>/<label>/*.wav")
+    labels, waves = [], []
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.wav"))
+        if not files:
+            raise DataError(f"{folder}: no .wav files; expected recordings of label "
+                            f"{folder.name!r}")
+        for f in files:
+            waves.append(read_wav(f, rate=SAMPLE_RATE, max_seconds=MAX_SECONDS))
+            labels.append(folder.name)
+    if not waves:
+        raise DataError(f"{path}: no label subfolders; expected <folder>/<label>/*.wav")
+    waves = [fit_window(w, SAMPLE_RATE) for w in waves]  # as the models were trained
+    length = max(len(w) for w in waves)
+    x = np.stack([log_mel(np.pad(w, ((length - len(w)) // 2, length - len(w)
+                                     - (length - len(w)) // 2))) for w in waves])
+    return x.astype(np.float64), labels, [f"mel_{i}" for i in range(MELS)]
 
 
 def _read_npz(path: Path):

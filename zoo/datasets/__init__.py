@@ -40,7 +40,14 @@ def load(name: str, split: str):
     return LOADERS[name](split)
 
 
-from zoo.datasets import basicmotions, cmudict, hershey_strokes, mnist_rows  # noqa: E402
+from zoo.datasets import (  # noqa: E402
+    basicmotions,
+    cmudict,
+    hershey_strokes,
+    mnist_rows,
+    spoken_digits,
+)
 
 LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
-           "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split}
+           "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split,
+           "spoken_digits": spoken_digits.load}

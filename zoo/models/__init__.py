@@ -4,5 +4,6 @@ from zoo.models import (  # noqa: F401
     bilstm_activity,
     handwriting_ctc,
     handwriting_rows,
+    kws_lstm,
     seq2seq_g2p,
 )

@@ -1,0 +1,283 @@
+"""kws_lstm: the spoken-digit data (real asterisk recordings, espeak-ng), the streaming
+step graph, and the tiny spotter exported and streamed frame by frame on LiteRT and ONNX
+Runtime."""
+
+import json
+import os
+import re
+import stat
+
+import numpy as np
+import pytest
+
+import zoo
+from export.cli import main
+from zoo import audio
+from zoo.errors import DataError, ShapeError
+from zoo.graphs import KerasGraph
+from zoo.tasks import get_task
+
+pytest.importorskip("espeakng_loader")
+
+from zoo.datasets import spoken_digits as sd  # noqa: E402
+
+TASK = get_task("kws")
+META = zoo.get_spec("kws_lstm").meta
+
+
+def test_speakers_are_split_never_clips():
+    assert not set(sd.TEST_SPEAKERS) & set(sd.TRAIN_SPEAKERS)
+    # Allison speaks English and Spanish: both recordings are held out together.
+    test_people = {sd.SPEAKERS[s].directory.split("_")[-1] for s in sd.TEST_SPEAKERS}
+    train_people = {sd.SPEAKERS[s].directory.split("_")[-1] for s in sd.TRAIN_SPEAKERS}
+    assert not test_people & train_people
+
+
+@pytest.mark.parametrize("speaker", sorted(sd.SPEAKERS))
+def test_every_speaker_has_ten_real_digits_and_other_words(speaker):
+    clips = sd.human_clips(speaker)
+    assert len(clips["digits"]) == 10 and len(clips["other"]) >= 30
+    for x in clips["digits"]:
+        assert x.dtype == np.float32 and 0.15 * audio.SAMPLE_RATE < len(x) < 1.5 * audio.SAMPLE_RATE
+        assert 0.05 < np.abs(x).max() <= 1.0  # speech, not silence
+
+
+def test_test_split_is_the_held_out_speakers_unaugmented():
+    waves, labels, names = sd.test_windows()
+    assert np.bincount(labels).tolist() == [3] * 10 + [90, 20]
+    assert {n.split("/")[0] for n in names} == {*sd.TEST_SPEAKERS, "noise"}
+    # a digit window is the recording itself, centred: nothing was added to it
+    x = sd.human_clips("allison_en")["digits"][7]
+    w = waves[names.index("allison_en/digits/7")]
+    start = (len(w) - len(x)) // 2
+    np.testing.assert_array_equal(w[start : start + len(x)], x)
+    assert not w[:start].any()
+    data = sd.load("test")
+    assert data.x.shape == (140, audio.frames_for(sd.WINDOW), audio.MELS)
+
+
+def test_training_windows_cover_every_class_and_are_augmented():
+    waves, labels = sd.training_windows(120, seed=5)
+    assert set(labels.tolist()) == set(range(len(sd.CLASSES)))
+    assert waves.shape == (120, sd.WINDOW) and np.all(np.abs(waves) <= 1.0)
+    again, _ = sd.training_windows(120, seed=5)
+    np.testing.assert_array_equal(waves, again)  # a seed fixes every draw
+
+
+@pytest.mark.parametrize("lang", sd.LANGUAGES)
+def test_espeak_says_each_languages_digits(lang):
+    synth = sd.Synthesizer()
+    lengths = [len(synth.say(word, lang + "+m3")) for word in sd.DIGIT_WORDS[lang][:3]]
+    assert all(0.15 * audio.SAMPLE_RATE < n < 1.2 * audio.SAMPLE_RATE for n in lengths)
+    with pytest.raises(DataError, match="no voice"):
+        synth.say("one", "xx-nonexistent")
+
+
+def test_missing_recordings_say_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTM_ZOO_SOUNDS", str(tmp_path / "none"))
+    with pytest.raises(DataError, match="lstm-zoo fetch-data"):
+        sd.speaker_dir("june_fr")
+
+
+def test_fetch_failure_leaves_nothing_behind(tmp_path, monkeypatch):
+    """apt-get fails (a fake one on PATH): a typed error with its output, no folder."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "apt-get"
+    calls = tmp_path / "calls"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n"
+                    "echo 'E: Unable to locate package' >&2\nexit 100\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    root = tmp_path / "sounds"
+    with pytest.raises(DataError, match="Unable to locate package"):
+        sd.fetch(root, speakers=("june_fr",))
+    assert list(root.iterdir()) == []
+    expected = ["download asterisk-core-sounds-fr-wav"]
+    if os.geteuid() == 0:  # root refreshes the package lists once before giving up
+        expected.append("update -qq")
+    assert calls.read_text().split("\n")[:-1] == expected
+
+
+def test_fetch_skips_speakers_already_there(tmp_path, monkeypatch):
+    root = tmp_path / "sounds"
+    (root / sd.SPEAKERS["june_fr"].directory / "digits").mkdir(parents=True)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no apt-get: nothing may run
+    assert sd.fetch(root, speakers=("june_fr",)) == root
+
+
+def test_step_graph_is_the_trained_cell():
+    from zoo.models.kws_lstm import step_graph
+
+    model = zoo.create_model("kws_lstm_tiny")
+    model.get_layer("normalize").adapt(np.random.default_rng(0).normal(size=(4, 9, 40)))
+    step = step_graph(model)
+    assert step.input_names == ["frame", "h_0", "c_0"]
+    assert step.output_names == ["probs", "h_0_next", "c_0_next"]
+    x = np.random.default_rng(1).normal(size=(3, 17, 40)).astype(np.float32)
+    graphs = {"classifier": KerasGraph(model), "step": KerasGraph(step)}
+    both = TASK.predict(graphs, list(x), zoo.get_spec("kws_lstm_tiny").meta, batch_size=3)
+    assert both.shape == (3, 2, len(sd.CLASSES))
+    np.testing.assert_allclose(both[:, 0], both[:, 1], atol=1e-6)  # float32 rounding
+
+
+def test_score_counts_streamed_predictions_and_false_accepts():
+    data = sd.SequenceData(np.zeros((4, 1, 40)), np.array([3, 3, 10, 11]), sd.CLASSES)
+    eye = np.eye(12, dtype=np.float32)
+    full = eye[[3, 3, 10, 11]]
+    streamed = eye[[3, 5, 2, 11]]  # a wrong digit, and an unknown word taken for "two"
+    scores = TASK.score(np.stack([full, streamed], 1), data, META)
+    assert scores["accuracy"] == 0.5 and scores["digit_accuracy"] == 0.5
+    assert scores["false_accepts"] == 0.5 and scores["stream_max_diff"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_kws_bundle(tmp_path_factory):
+    """The tiny spotter trained for seconds on 512 windows, exported at fp32 + dynamic."""
+    from export import export_model
+    from zoo.train import train
+
+    root = tmp_path_factory.mktemp("kws")
+    meta = train("kws_lstm_tiny", out_dir=root / "w", verbose=0)
+    out = root / "bundle"
+    report = export_model("kws_lstm_tiny", out, weights=root / "w" / meta["file"],
+                          precisions="fp32,dynamic")
+    return report, out, root / "w" / meta["file"]
+
+
+def test_tiny_spotter_streams_like_the_whole_window_on_every_backend(tiny_kws_bundle):
+    report, out, _ = tiny_kws_bundle
+    assert report["passed"], [r["checks"] for r in report["results"] if not r["passed"]]
+    for r in report["results"]:
+        if r["precision"] == "fp32":
+            # frame by frame through the step artifact == the classifier artifact
+            assert r["metrics"]["stream_max_diff"] <= 1e-6, r["backend"]
+            assert r["disagreements"] == 0
+    assert report["reference"]["metrics"]["stream_max_diff"] <= 1e-6
+    manifest = json.loads((out / "manifest.json").read_text())
+    steps = [a for a in manifest["artifacts"] if a["graph"] == "step"]
+    assert len(steps) == 4 and all(a["all_fused"] and not a["loops"] for a in steps)
+    classifiers = [a for a in manifest["artifacts"] if a["graph"] == "classifier"]
+    assert all(a["all_fused"] for a in classifiers)
+
+
+def test_state_carries_across_chunks(tiny_kws_bundle):
+    """A device feeding 10 ms frames in chunks, keeping the state between calls, hears
+    the same as one pass over the window."""
+    from export.runtime import load_bundle
+
+    _, out, _ = tiny_kws_bundle
+    bundle = load_bundle(out)
+    x = sd.load("test").x[[0, 40]]
+    for backend in ("litert", "onnx"):
+        graphs = bundle.runners(backend, "fp32")
+        step, width = graphs["step"], graphs["step"].inputs[1]["shape"][-1]
+        for window in x:
+            state = {"h_0": np.zeros((1, width), np.float32),
+                     "c_0": np.zeros((1, width), np.float32)}
+            for chunk in np.array_split(window, [30, 31, 75]):  # 30, 1, 44, 23 frames
+                for frame in chunk:
+                    res = step({"frame": frame[None], **state})
+                    state = {"h_0": res["h_0_next"], "c_0": res["c_0_next"]}
+            whole = graphs["classifier"]({"sequence": window[None]})["probs"]
+            np.testing.assert_allclose(res["probs"], whole, atol=1e-6)
+
+
+def test_cli_predicts_a_wav_file(tiny_kws_bundle, tmp_path, capsys):
+    _, out, _ = tiny_kws_bundle
+    path = tmp_path / "three.wav"
+    audio.write_wav(path, sd.human_clips("allison_en")["digits"][3])
+    assert main(["predict", str(out), "--input", str(path)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert sorted(c.split()[0] for c in line.split(", ")) == sorted(sd.CLASSES)
+    # the same file at 16 kHz is resampled, not refused
+    from scipy.signal import resample_poly
+
+    audio.write_wav(tmp_path / "16k.wav", resample_poly(audio.read_wav(path), 2, 1), 16000)
+    assert main(["predict", str(out), "--input", str(tmp_path / "16k.wav")]) == 0
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("stereo", "2 channels; expected mono"),
+    ("empty", "no samples"),
+    ("long", "3.00 s of audio; this model takes at most 2 s"),
+    ("text", "not a PCM WAV file"),
+    ("mp3", r"expected a .wav file.*'.mp3'"),
+])
+def test_cli_refuses_bad_audio(tiny_kws_bundle, tmp_path, capsys, kind, match):
+    import wave
+
+    _, out, _ = tiny_kws_bundle
+    path = tmp_path / ("x.mp3" if kind == "mp3" else "x.wav")
+    if kind == "text" or kind == "mp3":
+        path.write_text("not audio")
+    else:
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(2 if kind == "stereo" else 1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"" if kind == "empty" else
+                          np.zeros(24000 * (2 if kind == "stereo" else 1), "<i2").tobytes())
+    assert main(["predict", str(out), "--input", str(path)]) == 2
+    assert "Traceback" not in (err := capsys.readouterr().err)
+    assert re.search(match, err), err
+
+
+def phonetic_folder(root, words=("a", "b", "c")):
+    """A user's keyword folder from real recordings: "alpha", "bravo", "charlie" (the
+    phonetic alphabet) said by every speaker that has them, one subfolder per word."""
+    for w in words:
+        (root / w).mkdir(parents=True)
+        for s in sd.SPEAKERS:
+            f = sd.sounds_root() / sd.SPEAKERS[s].directory / "phonetic" / f"{w}_p.wav"
+            if f.is_file():
+                (root / w / f"{s}.wav").write_bytes(f.read_bytes())
+    return root
+
+
+def test_finetunes_on_a_folder_of_wavs_per_label(tiny_kws_bundle, tmp_path):
+    from zoo.finetune import finetune
+    from zoo.userdata import data_sha256, load_sequences
+
+    _, _, weights = tiny_kws_bundle
+    folder = phonetic_folder(tmp_path / "words")
+    data = load_sequences(folder)
+    assert data.classes == ("a", "b", "c") and len(data.y) == 21  # 7 speakers x 3 words
+    # trimmed and centred in 1 s, all padded to the longest
+    assert data.x.shape[1] >= audio.frames_for(audio.SAMPLE_RATE)
+    assert data.x.shape[2] == audio.MELS
+    assert data.source["format"] == "wav-folder"
+    meta = finetune("kws_lstm_tiny", folder, tmp_path / "m", weights=weights, head_epochs=2,
+                    epochs=2, patience=2, verbose=0)
+    assert meta["meta"]["classes"] == ["a", "b", "c"]
+    assert meta["meta"]["sample_rate"] == 8000  # the parent's front end travels along
+    step = zoo.create_model(str(tmp_path / "m"))
+    assert step.output_shape == (None, 3)
+    before = data_sha256(folder)
+    (folder / "a" / "june_fr.wav").write_bytes((folder / "b" / "june_fr.wav").read_bytes())
+    assert data_sha256(folder) != before  # a changed recording is noticed
+
+
+@pytest.mark.parametrize("layout, match", [
+    ("stray", r"WAV files directly in the folder"),
+    ("empty_label", r"no \.wav files; expected recordings of label 'b'"),
+    ("nothing", r"no label subfolders"),
+    ("bad_wav", r"not a PCM WAV file"),
+])
+def test_wav_folder_refusals(tmp_path, layout, match):
+    from zoo.userdata import load_sequences
+
+    root = tmp_path / "d"
+    (root / "a").mkdir(parents=True)
+    if layout != "nothing":
+        audio.write_wav(root / "a" / "1.wav", np.zeros(4000, np.float32))
+    else:
+        (root / "a").rmdir()
+    if layout == "stray":
+        audio.write_wav(root / "x.wav", np.zeros(4000, np.float32))
+    if layout == "empty_label":
+        (root / "b").mkdir()
+    if layout == "bad_wav":
+        (root / "a" / "2.wav").write_text("not audio")
+    with pytest.raises((DataError, ShapeError), match=match):
+        load_sequences(root)

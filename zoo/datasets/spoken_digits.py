@@ -1,0 +1,508 @@
+"""Spoken digits: real human recordings from Debian's asterisk sound packages, plus
+espeak-ng voices, as 1-second log-mel windows for keyword spotting.
+
+Human speech (8 kHz, 16-bit, one speaker per directory; ../shared/DATA.md): the asterisk
+PBX prompts. Each speaker has ``digits/0..9.wav`` and about a hundred other words
+(``letters/``, ``phonetic/``, days and months), which are the "unknown" class. Speakers
+are split, never clips: :data:`TEST_SPEAKERS` (Allison in English and in Spanish, Menardi
+in Italian) are never heard in training, whose human speakers are June and Armelle (fr),
+Carlo (it), the Russian IVR voice and the Colombian Spanish prompts (Armelle's and the
+Colombian packages are GSM-encoded: fetch decodes them to WAV with the ffmpeg binary of
+``imageio-ffmpeg``). English digits reach training only through espeak-ng
+(``espeakng-loader``, which bundles libespeak-ng and its voices: GPL-3 engine, the audio
+it makes is data), which says every language's digits in many voice variants, rates and
+pitches.
+
+The recordings are not a Python package: ``lstm-zoo fetch-data`` (or :func:`fetch`) takes
+the ``.deb`` files from Debian's archive with ``apt-get download`` and unpacks the word
+folders of each speaker into :func:`sounds_root` (``$LSTM_ZOO_SOUNDS``, else
+``~/.cache/lstm-zoo/asterisk``; ~30 MB). Nothing is fetched at training or test time.
+
+Classes: the ten digits by meaning (so "three", "tres", "trois", "tre" and "три" are one
+class), ``_unknown_`` (another word) and ``_silence_`` (background noise only).
+Training windows are augmented: speed (0.85-1.15), level, position in the window, a
+telephone channel (band-pass, tilt, mu-law) and white/pink/brown noise at 5-40 dB SNR.
+License: asterisk-core-sounds CC-BY-SA-3.0 (Allison Smith, June Wallack, Carlo Flora, the
+IVR voice); asterisk-prompt-it-menardi CC-BY-SA-3.0 IT (Marco Menardi; voice Paola Dal Zot);
+asterisk-prompt-fr-armelle GPL-2+ (Armelle Desjardins' voice, Michel Gutierrez);
+asterisk-prompt-es-co GPL; espeak-ng GPL-3.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from zoo.audio import SAMPLE_RATE, log_mel, read_wav, trim_silence
+from zoo.datasets.basicmotions import SequenceData
+from zoo.errors import DataError, MissingExtraError
+
+LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
+           "CC-BY-SA-3.0, asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; "
+           "espeak-ng (GPL-3) synthesised voices")
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+UNKNOWN, SILENCE = "_unknown_", "_silence_"
+CLASSES = (*DIGITS, UNKNOWN, SILENCE)
+WINDOW = SAMPLE_RATE  # one second
+
+
+@dataclass(frozen=True)
+class Speaker:
+    package: str
+    directory: str  # under usr/share/asterisk/sounds in the package, and under sounds_root()
+    language: str
+    encoding: str = "wav"  # "gsm": GSM 06.10 frames, turned into WAV by fetch()
+
+
+SPEAKERS = {
+    "allison_en": Speaker("asterisk-core-sounds-en-wav", "en_US_f_Allison", "en"),
+    "allison_es": Speaker("asterisk-core-sounds-es-wav", "es_MX_f_Allison", "es"),
+    "menardi_it": Speaker("asterisk-prompt-it-menardi-wav", "it_IT_f_Menardi", "it"),
+    "june_fr": Speaker("asterisk-core-sounds-fr-wav", "fr_CA_f_June", "fr"),
+    "carlo_it": Speaker("asterisk-core-sounds-it-wav", "it_IT_m_Carlo", "it"),
+    "ivr_ru": Speaker("asterisk-core-sounds-ru-wav", "ru_RU_f_IvrvoiceRU", "ru"),
+    "armelle_fr": Speaker("asterisk-prompt-fr-armelle", "fr", "fr", "gsm"),
+    "colombia_es": Speaker("asterisk-prompt-es-co", "es", "es", "gsm"),
+}
+TEST_SPEAKERS = ("allison_en", "allison_es", "menardi_it")
+TRAIN_SPEAKERS = ("june_fr", "armelle_fr", "carlo_it", "ivr_ru", "colombia_es")
+FOLDERS = ("digits", "letters", "phonetic")  # those a speaker has are fetched
+# Words of digits/ that are no digit: the unknown class, beside letters/ and phonetic/
+# ("oh" is left out: it is how English speakers say zero in a number).
+OTHER_IN_DIGITS = ("a-m", "p-m", "at", "day-0", "day-1", "day-2", "day-3", "day-4", "day-5",
+                   "day-6", "dollars", "hundred", "million", "minus", "mon-0", "mon-1", "mon-2",
+                   "mon-3", "mon-4", "mon-5", "mon-6", "mon-7", "mon-8", "mon-9", "mon-10",
+                   "mon-11", "oclock", "pound", "star", "thousand", "today", "tomorrow",
+                   "yesterday")
+LANGUAGES = ("en", "es", "fr", "it", "ru")
+
+# What espeak-ng says for each digit, and words it says for the unknown class.
+DIGIT_WORDS = {
+    "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    "es": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"),
+    "fr": ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"),
+    "it": ("zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove"),
+    "ru": ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь",
+           "девять"),
+}
+OTHER_WORDS = {
+    "en": ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "hello",
+           "cancel", "menu", "again", "ten", "twenty", "hundred", "phone", "call", "back"),
+    "es": ("sí", "no", "arriba", "abajo", "izquierda", "derecha", "hola", "diez", "cien",
+           "menú", "llamar", "otra", "vez", "gracias", "adiós", "casa", "perro", "mesa"),
+    "fr": ("oui", "non", "haut", "bas", "gauche", "droite", "bonjour", "dix", "cent", "menu",
+           "appeler", "encore", "merci", "maison", "chien", "table", "rouge", "vert"),
+    "it": ("sì", "no", "su", "giù", "sinistra", "destra", "ciao", "dieci", "cento", "menu",
+           "chiamare", "ancora", "grazie", "casa", "cane", "tavolo", "rosso", "verde"),
+    "ru": ("да", "нет", "вверх", "вниз", "влево", "вправо", "привет", "десять", "сто",
+           "меню", "позвонить", "снова", "спасибо", "дом", "собака", "стол", "красный"),
+}
+VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4",
+            "+f5", "+croak", "+klatt", "+klatt2", "+klatt3", "+klatt4", "+whisper", "+Andy",
+            "+Annie", "+Denis", "+Gene", "+Lee", "+Mario", "+Michael", "+Mike", "+Storm",
+            "+adam", "+anika", "+aunty", "+belinda", "+benjamin", "+boris", "+caleb", "+david",
+            "+ed", "+edward", "+grandma", "+grandpa", "+ian", "+john", "+linda", "+max",
+            "+michel", "+norbert", "+pablo", "+paul", "+pedro", "+quincy", "+robert", "+steph",
+            "+travis", "+victor", "+zac")
+
+
+# --------------------------------------------------------------------------- the recordings
+
+
+def sounds_root() -> Path:
+    """Where :func:`fetch` puts the recordings: ``$LSTM_ZOO_SOUNDS``, else
+    ``$XDG_CACHE_HOME/lstm-zoo/asterisk`` (``~/.cache/lstm-zoo/asterisk``)."""
+    if os.environ.get("LSTM_ZOO_SOUNDS"):
+        return Path(os.environ["LSTM_ZOO_SOUNDS"])
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "lstm-zoo" / "asterisk"
+
+
+def speaker_dir(speaker: str) -> Path:
+    """The folder of ``speaker``'s recordings, or a :class:`DataError` saying how to get it."""
+    if speaker not in SPEAKERS:
+        raise DataError(f"unknown speaker {speaker!r}; expected one of {sorted(SPEAKERS)}")
+    path = sounds_root() / SPEAKERS[speaker].directory
+    if not (path / "digits").is_dir():
+        raise DataError(
+            f"the recordings of {speaker!r} are not in {path}; fetch them once with "
+            f"`lstm-zoo fetch-data` (Debian package {SPEAKERS[speaker].package}, via "
+            "apt-get download), or set LSTM_ZOO_SOUNDS to a folder that has them")
+    return path
+
+
+def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
+    """Downloads the speakers' Debian packages with ``apt-get download`` and unpacks their
+    word folders into ``root`` (default :func:`sounds_root`). Speakers already there are
+    skipped; each speaker's folder appears whole or not at all.
+
+    Raises:
+        DataError: ``apt-get`` or ``dpkg-deb`` is missing or fails (the message has its
+            output).
+    """
+    root = Path(root) if root else sounds_root()
+    root.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in speakers if not (root / SPEAKERS[s].directory / "digits").is_dir()]
+    for tool in ("apt-get", "dpkg-deb"):
+        if todo and shutil.which(tool) is None:
+            raise DataError(f"fetching the asterisk recordings needs {tool!r} (Debian or "
+                            "Ubuntu); alternatively unpack the packages yourself and set "
+                            "LSTM_ZOO_SOUNDS")
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        for package in sorted({SPEAKERS[s].package for s in todo}):
+            _download(package, tmp)
+            deb = next(Path(tmp).glob(f"{package}_*.deb"))
+            unpacked = Path(tmp) / package
+            _run(["dpkg-deb", "-x", str(deb), str(unpacked)], cwd=tmp)
+            for s in todo:
+                spk = SPEAKERS[s]
+                if spk.package != package:
+                    continue
+                source = unpacked / "usr/share/asterisk/sounds" / spk.directory
+                staged = Path(tmp) / f"staged-{spk.directory}"
+                staged.mkdir()
+                for folder in FOLDERS:
+                    if not (source / folder).is_dir():
+                        continue
+                    if spk.encoding == "wav":
+                        shutil.copytree(source / folder, staged / folder)
+                    else:
+                        (staged / folder).mkdir()
+                        for f in sorted((source / folder).glob(f"*.{spk.encoding}")):
+                            _gsm_to_wav(f, staged / folder / f"{f.stem}.wav")
+                staged.rename(root / spk.directory)  # atomic: whole or absent
+    return root
+
+
+def _download(package: str, where: str) -> None:
+    """``apt-get download``; when the package lists lack it (a fresh container) and we may,
+    refresh them once with ``apt-get update`` and retry."""
+    try:
+        _run(["apt-get", "download", package], cwd=where)
+    except DataError:
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
+            raise
+        _run(["apt-get", "update", "-qq"], cwd=where)
+        _run(["apt-get", "download", package], cwd=where)
+
+
+def _gsm_to_wav(source: Path, target: Path) -> None:
+    """Decodes raw GSM 06.10 frames (asterisk's .gsm, 8 kHz) to 16-bit WAV with the ffmpeg
+    binary that the ``imageio-ffmpeg`` wheel carries."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise MissingExtraError("two speakers' recordings are GSM-encoded; decoding them needs "
+                                "the 'imageio-ffmpeg' package: pip install 'lstm-zoo[speech]'"
+                                ) from None
+    _run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "gsm",
+          "-ar", str(SAMPLE_RATE), "-i", str(source), "-ac", "1", "-c:a", "pcm_s16le",
+          str(target)], cwd=str(target.parent))
+
+
+def _run(cmd: list[str], cwd: str) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise DataError(f"`{' '.join(cmd)}` failed ({proc.returncode}): "
+                        f"{(proc.stderr or proc.stdout).strip()[-400:]}")
+
+
+@cache
+def human_clips(speaker: str) -> dict[str, list[np.ndarray]]:
+    """``speaker``'s clips, trimmed: ``{"digits": [10 waveforms, 0..9], "other": [...]}``
+    (other: every letter and phonetic-alphabet word, and :data:`OTHER_IN_DIGITS`)."""
+    path = speaker_dir(speaker)
+    digits = [trim_silence(read_wav(path / "digits" / f"{d}.wav")) for d in range(10)]
+    files = [p for folder in ("letters", "phonetic") for p in sorted((path / folder).glob("*.wav"))]
+    files += [path / "digits" / f"{w}.wav" for w in OTHER_IN_DIGITS
+              if (path / "digits" / f"{w}.wav").is_file()]
+    other = [trim_silence(read_wav(p)) for p in files]
+    other = [x for x in other if len(x) >= SAMPLE_RATE // 10]  # drop clicks and blanks
+    return {"digits": digits, "other": other}
+
+
+# --------------------------------------------------------------------------- espeak-ng
+
+
+class Synthesizer:
+    """espeak-ng through ctypes (``espeakng-loader``), resampled to 8 kHz. One per
+    process: the library keeps global state."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+            cls._instance._init()
+        return cls._instance
+
+    def _init(self):
+        import ctypes
+
+        try:
+            import espeakng_loader
+        except ImportError:
+            raise MissingExtraError("espeak-ng voices come from the 'espeakng-loader' package, "
+                                    "which is not installed; install it with: pip install "
+                                    "'lstm-zoo[speech]'") from None
+        self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        # AUDIO_OUTPUT_SYNCHRONOUS = 2: espeak_Synth returns when the text is spoken.
+        self.rate = self._lib.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)
+        if self.rate <= 0:
+            raise DataError(f"espeak-ng failed to initialise (returned {self.rate})")
+        self._chunks: list[np.ndarray] = []
+        callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
+                                         ctypes.c_int, ctypes.c_void_p)
+
+        def collect(wav, count, _events):
+            if count > 0:
+                self._chunks.append(np.ctypeslib.as_array(wav, (count,)).copy())
+            return 0
+
+        self._callback = callback_type(collect)  # kept: the library holds the pointer
+        self._lib.espeak_SetSynthCallback(self._callback)
+
+    def say(self, text: str, voice: str, rate: int = 160, pitch: int = 50) -> np.ndarray:
+        """``text`` spoken by ``voice`` (e.g. ``"fr+m3"``), float32 at 8 kHz."""
+        from scipy.signal import resample_poly
+
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise DataError(f"espeak-ng has no voice {voice!r}")
+        self._lib.espeak_SetParameter(1, int(rate), 0)  # espeakRATE, words per minute
+        self._lib.espeak_SetParameter(3, int(pitch), 0)  # espeakPITCH, 0-100
+        self._chunks.clear()
+        data = text.encode()
+        # position 0, POS_CHARACTER, no end, espeakCHARS_UTF8
+        self._lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None)
+        self._lib.espeak_Synchronize()
+        x = np.concatenate(self._chunks).astype(np.float32) / 32768.0 if self._chunks \
+            else np.zeros(0, np.float32)
+        if self.rate != SAMPLE_RATE:
+            from math import gcd
+
+            g = gcd(self.rate, SAMPLE_RATE)
+            x = resample_poly(x, SAMPLE_RATE // g, self.rate // g).astype(np.float32)
+        return trim_silence(x)
+
+
+def draw_voice(rng, words, languages=LANGUAGES) -> tuple[tuple[str, str, int, int], int]:
+    """A random espeak-ng request for a random entry of ``words[lang]``:
+    ((text, voice, rate, pitch), index of the word)."""
+    lang = languages[int(rng.integers(len(languages)))]
+    k = int(rng.integers(len(words[lang])))
+    voice = lang + VARIANTS[int(rng.integers(len(VARIANTS)))]
+    return (words[lang][k], voice, int(rng.integers(110, 220)), int(rng.integers(20, 80))), k
+
+
+def synthesize(requests: list[tuple[str, str, int, int]]) -> list[np.ndarray]:
+    """Speaks each ``(text, voice, rate, pitch)`` request, in a fresh process.
+
+    espeak-ng's output depends on what the process synthesised before (measured: "three"
+    said four times in a row by en+m3 came out 2,911, 2,801, 2,919 and 2,914 samples long,
+    the same four in every new process; neither ``espeak_ng_SetRandSeed`` nor
+    re-initialising the library made calls repeatable). A new process per batch of
+    requests, with espeak-ng's noise generator seeded, makes a split a function of its
+    seed alone (``tests/test_kws.py`` draws one twice)."""
+    if not requests:
+        return []
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_synthesize_here, (requests,))
+
+
+def _synthesize_here(requests):
+    synth = Synthesizer()
+    # Whispered and Klatt voices add noise from the C library's rand(), which espeak-ng
+    # seeds from the clock when it starts: fix it.
+    synth._lib.espeak_ng_SetRandSeed(0)
+    return [synth.say(text, voice, rate, pitch) for text, voice, rate, pitch in requests]
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def noise(rng, n: int) -> np.ndarray:
+    """White, pink or brown noise of unit RMS."""
+    kind = int(rng.integers(3))
+    white = rng.standard_normal(n)
+    if kind == 0:
+        x = white
+    else:
+        spectrum = np.fft.rfft(white)
+        f = np.arange(len(spectrum), dtype=np.float64)
+        f[0] = 1.0
+        spectrum /= f ** (0.5 if kind == 1 else 1.0)
+        x = np.fft.irfft(spectrum, n)
+    x = x - x.mean()
+    return (x / (np.sqrt(np.mean(x ** 2)) + 1e-12)).astype(np.float32)
+
+
+def telephone_channel(rng, x: np.ndarray) -> np.ndarray:
+    """A random telephone-like channel: band-pass (low cut 80-400 Hz, high cut 2.8-3.9 kHz,
+    2nd-order Butterworth), a spectral tilt (first-order pre- or de-emphasis), and G.711
+    mu-law companding for half the windows. espeak-ng's clean output and the prompt
+    recordings differ most here."""
+    from scipy.signal import butter, lfilter
+
+    low, high = float(rng.uniform(80, 400)), float(rng.uniform(2800, 3900))
+    b, a = butter(2, [low, high], btype="bandpass", fs=SAMPLE_RATE)
+    y = lfilter(b, a, x)
+    tilt = float(rng.uniform(-0.7, 0.7))
+    y = lfilter([1.0, -tilt], [1.0], y) if tilt >= 0 else lfilter([1.0], [1.0, tilt], y)
+    peak = np.abs(y).max()
+    if peak > 0:
+        y = y / peak * np.abs(x).max()
+    if rng.random() < 0.5:
+        mu = 255.0
+        q = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * 127.0) / 127.0
+        y = np.sign(q) * np.expm1(np.abs(q) * np.log1p(mu)) / mu
+    return y.astype(np.float32)
+
+
+def place(rng, speech: np.ndarray | None, augment: bool) -> np.ndarray:
+    """A 1-second window holding ``speech`` (None: noise only).
+
+    With ``augment``: speed 0.85-1.15, peak level 0.05-0.9, a random position, a random
+    telephone channel (:func:`telephone_channel`), and noise at 5-40 dB SNR (none for a
+    fifth of the windows). Without: the clip as recorded,
+    centred, nothing added (longer clips keep their middle second)."""
+    from scipy.signal import resample_poly
+
+    out = np.zeros(WINDOW, np.float32)
+    if speech is not None:
+        x = speech.astype(np.float32)
+        if augment:
+            speed = float(rng.uniform(0.85, 1.15))
+            x = resample_poly(x, 100, int(round(100 * speed))).astype(np.float32)
+            x = x / (np.abs(x).max() + 1e-9) * float(rng.uniform(0.05, 0.9))
+        if len(x) > WINDOW:
+            cut = (len(x) - WINDOW) // 2 if not augment else int(rng.integers(len(x) - WINDOW + 1))
+            x = x[cut : cut + WINDOW]
+        start = (WINDOW - len(x)) // 2 if not augment else int(rng.integers(WINDOW - len(x) + 1))
+        out[start : start + len(x)] = x
+    if augment and speech is not None:
+        out = telephone_channel(rng, out)
+    if augment or speech is None:
+        if speech is None:
+            level = float(10 ** rng.uniform(-4, -1))
+            out += level * noise(rng, WINDOW)
+        elif rng.random() >= 0.2:
+            rms = np.sqrt(np.mean(out[out != 0] ** 2)) if np.any(out) else 0.1
+            snr = float(rng.uniform(5, 40))
+            out += rms * 10 ** (-snr / 20) * noise(rng, WINDOW)
+    return np.clip(out, -1.0, 1.0)
+
+
+def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
+                     synthetic: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` augmented windows (waveforms) and labels: 10 digits 70 %, unknown 20 %,
+    silence 10 %; a digit or unknown word is espeak-ng's with probability ``synthetic``,
+    else a training speaker's recording. The same ``seed`` gives the same windows."""
+    rng = np.random.default_rng(seed)
+    clips = [human_clips(s) for s in humans]
+    labels = np.zeros(count, np.int64)
+    sources: list = []  # a recording, an index into ``requests``, or None (silence)
+    requests = []
+    for i in range(count):
+        r = rng.random()
+        human = clips[int(rng.integers(len(clips)))] if rng.random() >= synthetic else None
+        if r < 0.9 and human is None:
+            request, k = draw_voice(rng, DIGIT_WORDS if r < 0.7 else OTHER_WORDS)
+            labels[i] = k if r < 0.7 else CLASSES.index(UNKNOWN)
+            sources.append(len(requests))
+            requests.append(request)
+        elif r < 0.7:
+            labels[i] = int(rng.integers(10))
+            sources.append(human["digits"][labels[i]])
+        elif r < 0.9:
+            labels[i] = CLASSES.index(UNKNOWN)
+            sources.append(human["other"][int(rng.integers(len(human["other"])))])
+        else:
+            labels[i] = CLASSES.index(SILENCE)
+            sources.append(None)
+    spoken = synthesize(requests)
+    waves = np.zeros((count, WINDOW), np.float32)
+    for i, source in enumerate(sources):
+        speech = spoken[source] if isinstance(source, int) else source
+        waves[i] = place(rng, speech, augment=True)
+    return waves, labels
+
+
+def test_windows(speakers=TEST_SPEAKERS, others_per_speaker: int = 30, silences: int = 20,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Held-out human recordings, unaugmented: every digit of each speaker, a fixed sample
+    of ``others_per_speaker`` other words each, and ``silences`` noise-only windows.
+    Returns waveforms, labels and a description of each window."""
+    rng = np.random.default_rng(seed)
+    waves, labels, names = [], [], []
+    for s in speakers:
+        clips = human_clips(s)
+        for d, x in enumerate(clips["digits"]):
+            waves.append(place(rng, x, augment=False))
+            labels.append(d)
+            names.append(f"{s}/digits/{d}")
+        pick = rng.choice(len(clips["other"]), min(others_per_speaker, len(clips["other"])),
+                          replace=False)
+        for k in sorted(pick):
+            waves.append(place(rng, clips["other"][k], augment=False))
+            labels.append(CLASSES.index(UNKNOWN))
+            names.append(f"{s}/other/{k}")
+    for k in range(silences):
+        waves.append(place(rng, None, augment=False))
+        labels.append(CLASSES.index(SILENCE))
+        names.append(f"noise/{k}")
+    return np.stack(waves), np.asarray(labels, np.int64), names
+
+
+def features(waves: np.ndarray) -> np.ndarray:
+    """(N, samples) -> (N, frames, 40) log-mel features (:func:`zoo.audio.log_mel`)."""
+    return np.stack([log_mel(w) for w in waves])
+
+
+def augmented_features(waves: np.ndarray, seed: int) -> np.ndarray:
+    """Training features: each window's log-mel with a random vocal tract length warp
+    (0.85-1.15), then SpecAugment-style masks: up to two bands of 1-6 mel bins and up to
+    two spans of 1-10 frames set to the window's mean."""
+    rng = np.random.default_rng([seed, 7])
+    out = np.stack([log_mel(w, warp=float(rng.uniform(0.85, 1.15))) for w in waves])
+    frames, mels = out.shape[1:]
+    for x in out:
+        mean = x.mean()
+        for _ in range(int(rng.integers(0, 3))):
+            width = int(rng.integers(1, 7))
+            start = int(rng.integers(0, mels - width + 1))
+            x[:, start : start + width] = mean
+        for _ in range(int(rng.integers(0, 3))):
+            width = int(rng.integers(1, 11))
+            start = int(rng.integers(0, frames - width + 1))
+            x[start : start + width] = mean
+    return out
+
+
+SPLITS = {"train": 24000, "calibration": 200, "train_small": 512}
+
+
+@cache
+def load(split: str) -> SequenceData:
+    """``"train"`` (24,000 augmented windows: espeak-ng voices and the training speakers),
+    ``"calibration"`` (200 more, another seed), ``"train_small"`` (512, for the tiny test
+    model) or ``"test"`` (the held-out speakers, unaugmented). ``x``: (N, 98 frames, 40)
+    log-mel features; ``y``: indices into :data:`CLASSES`."""
+    if split == "test":
+        waves, labels, _ = test_windows()
+        return SequenceData(features(waves), labels, CLASSES)
+    if split not in SPLITS:
+        raise DataError(f"spoken digits have splits {sorted([*SPLITS, 'test'])}; got {split!r}")
+    seed = {"train": 0, "calibration": 1, "train_small": 2}[split]
+    waves, labels = training_windows(SPLITS[split], seed)
+    if split == "calibration":  # calibration sees what inference sees: plain features
+        return SequenceData(features(waves), labels, CLASSES)
+    return SequenceData(augmented_features(waves, seed), labels, CLASSES)

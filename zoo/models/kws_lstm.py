@@ -1,0 +1,192 @@
+"""Streaming keyword spotting: an LSTM over log-mel frames that names the spoken digit.
+
+Input: log-mel frames (:func:`zoo.audio.log_mel`, computed on the host; 100 per second of
+8 kHz audio). Output: probabilities over ten digits (by meaning, in five languages),
+``_unknown_`` (another word) and ``_silence_``, after the last frame.
+
+Exported as two graphs:
+  classifier: sequence (1, T, 40) -> probs (1, 12): fused LSTM ops, whole window at once.
+  step:       frame (1, 40), h_i, c_i per layer -> probs (1, 12), h_i_next, c_i_next: one
+              frame, the recurrent state as explicit inputs and outputs (LSTMCell with the
+              trained weights, a flat graph), so a device runs it frame by frame as audio
+              arrives and keeps the state itself. TFLite's converter does not carry the
+              state of a stateful Keras LSTM, so state in/out is the portable form.
+Feeding a window's frames one by one through ``step`` from zero state gives the
+classifier's output (``tests/test_kws.py`` checks it on every backend; the task reports
+the largest difference as ``stream_max_diff``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from zoo._keras import keras
+from zoo.audio import MELS, SAMPLE_RATE
+from zoo.datasets.spoken_digits import CLASSES, LICENSE
+from zoo.registry import (
+    FUSED_LSTM_GAPS,
+    FUSED_LSTM_PRECISIONS,
+    DataSpec,
+    GraphSpec,
+    ModelSpec,
+    Tolerance,
+    register_model,
+    shrink_units,
+)
+
+
+def kws_lstm(*, num_features: int = MELS, num_classes: int = len(CLASSES),
+             units: Sequence[int] = (128,), dropout: float = 0.1):
+    """Builds ``sequence (B, T, num_features) -> probs (B, num_classes)``.
+
+    Args:
+        num_features: log-mel bins per frame.
+        num_classes: output classes.
+        units: units per LSTM layer (unidirectional: the model must run as audio arrives).
+        dropout: dropout before the classifier head (training only).
+
+    Example:
+        >>> from zoo import create_model
+        >>> create_model("kws_lstm_tiny").output_names
+        ['probs']
+    """
+    units = tuple(int(u) for u in units)
+    if not units or min(units) < 1:
+        raise ValueError(f"units must be a non-empty sequence of positive ints; got {units}")
+    inputs = keras.Input((None, num_features), name="sequence")
+    x = keras.layers.Normalization(axis=-1, name="normalize")(inputs)
+    for i, n in enumerate(units):
+        x = keras.layers.LSTM(n, return_sequences=i < len(units) - 1, name=f"lstm_{i}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, probs, name="kws_lstm")
+
+
+def lstm_layers(model) -> list:
+    return sorted((layer for layer in model.layers if layer.name.startswith("lstm_")),
+                  key=lambda layer: int(layer.name.split("_")[1]))
+
+
+def state_names(model) -> tuple[list[str], list[str]]:
+    """Names of the step graph's state inputs and outputs, in order."""
+    ins = [f"{k}_{i}" for i in range(len(lstm_layers(model))) for k in ("h", "c")]
+    return ins, [f"{n}_next" for n in ins]
+
+
+def step_graph(model):
+    """One frame through the trained layers: (frame, states) -> (probs, next states)."""
+    num_features = model.input_shape[-1]
+    frame = keras.Input((num_features,), name="frame")
+    x = keras.layers.Reshape((1, num_features), name="frame_as_sequence")(frame)
+    x = model.get_layer("normalize")(x)  # the layer is built for (B, T, C)
+    x = keras.layers.Reshape((num_features,), name="normalized_frame")(x)
+    states_in, states_out = [], []
+    for i, lstm in enumerate(lstm_layers(model)):
+        h = keras.Input((lstm.units,), name=f"h_{i}")
+        c = keras.Input((lstm.units,), name=f"c_{i}")
+        cell = keras.layers.LSTMCell(lstm.units, name=f"cell_{i}")
+        x, (h_next, c_next) = cell(x, [h, c])
+        cell.set_weights(lstm.cell.get_weights())
+        states_in += [h, c]
+        states_out += [keras.layers.Activation("linear", name=f"h_{i}_next")(h_next),
+                       keras.layers.Activation("linear", name=f"c_{i}_next")(c_next)]
+    probs = model.get_layer("probs")(x)
+    return keras.Model([frame, *states_in], [probs, *states_out], name="step")
+
+
+def _graphs(layers: int) -> tuple[GraphSpec, ...]:
+    states = [f"{k}_{i}" for i in range(layers) for k in ("h", "c")]
+    return (
+        GraphSpec("classifier", ("sequence",), ("probs",)),
+        GraphSpec("step", ("frame", *states), ("probs", *(f"{s}_next" for s in states)),
+                  build=step_graph, recurrent="step"),
+    )
+
+
+DATA = DataSpec(dataset="spoken_digits", train="train", test="test", calibration="calibration",
+                extra="speech", license=LICENSE)
+TENSOR_TOLERANCE = {
+    "fp32": Tolerance(
+        1e-5, "same float32 weights, kernels that sum in another order (fused LSTM op vs "
+              "TensorFlow's, a single cell step vs the same cell inside a loop)"),
+    "float16": Tolerance(
+        2e-3, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
+              "weight); the state of 98 steps accumulates it"),
+}
+METRIC_DROP = {
+    "fp32": Tolerance(0.0, "fp32 artifacts must classify every test window as Keras does"),
+    "dynamic": Tolerance(0.02, "int8 weights may flip near-tied windows: at most 2 pt"),
+    "float16": Tolerance(0.01, "float16 weights may flip a near-tied window: at most 1 pt"),
+    "int8": Tolerance(0.03, "int8 weights and activations, calibrated on 200 training "
+                            "windows: at most 3 pt"),
+    "compressed": Tolerance(0.03, "pruned or clustered weights (fine-tuned): at most 3 pt "
+                                  "of accuracy against the uncompressed model"),
+}
+META = {
+    "classes": list(CLASSES),
+    "channels": [f"mel_{i}" for i in range(MELS)],
+    "sample_rate": SAMPLE_RATE,
+    "front_end": "zoo.audio.log_mel: 25 ms frames every 10 ms, 256-point FFT, 40 HTK mel "
+                 "bins 20-4000 Hz, log(mel + 1e-6)",
+    "window_seconds": 1.0,
+    "max_seconds": 2.0,
+    "streaming": {"graph": "step", "input": "frame"},
+}
+
+SPEC = register_model(ModelSpec(
+    name="kws_lstm",
+    builder=kws_lstm,
+    family="kws",
+    task="kws",
+    graphs=_graphs(1),
+    data=DATA,
+    description="LSTM(128) spoken-digit keyword spotter over log-mel frames, exported for "
+                "streaming (one frame per call, state in/out).",
+    weights=(),  # pretrained weights: next commit
+    intended_use="Spotting a spoken digit (0-9, in English, Spanish, French, Italian or "
+                 "Russian) in a 1-second window of 8 kHz telephone-band audio, frame by frame "
+                 "on a device; rejects other words and silence. A starting point for "
+                 "fine-tuning on your own keywords.",
+    limitations=(
+        "Human training speech comes from five speakers (two French, one Italian, one "
+        "Russian, one Colombian Spanish), ten digit recordings each; English digits were "
+        "learnt from espeak-ng voices only. Accents and recording conditions unlike the "
+        "asterisk prompts are untested.",
+        "Evaluated on three held-out speakers' real recordings: a small test set (30 digit "
+        "recordings, 90 other words, 20 noise windows); read its accuracy with that in mind.",
+        "Classifies a window ending now; a device running the step graph continuously "
+        "should reset the state (zeros) after a detection or every window.",
+        "Data licenses: asterisk-core-sounds and asterisk-prompt-it-menardi CC-BY-SA-3.0, "
+        "asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; espeak-ng GPL-3 "
+        "(synthesised audio).",
+    ),
+    tensor_tolerance=TENSOR_TOLERANCE,
+    metric_drop=METRIC_DROP,
+    precisions=FUSED_LSTM_PRECISIONS,
+    precision_gaps=FUSED_LSTM_GAPS,
+    shrink=shrink_units,
+    meta=META,
+    recipe={"epochs": 30, "batch_size": 64, "learning_rate": 3e-3, "schedule": "cosine",
+            "augment": "none", "normalize": "channel", "seed": 0,
+            "finetune": {"epochs": 5, "learning_rate": 5e-4},
+            "target": {"accuracy": (">=", 0.9)}, "reproduce_tolerance": {"accuracy": 0.03}},
+))
+
+register_model(replace(
+    SPEC,
+    name="kws_lstm_tiny",
+    description="Tiny variant of kws_lstm for tests.",
+    defaults={"units": (8,), "dropout": 0.0},
+    data=replace(DATA, train="train_small"),
+    weights=(),
+    recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "augment": "none",
+            "normalize": "channel", "seed": 0},
+    metric_drop={**METRIC_DROP, **{p: Tolerance(1.0, "the tiny variant is trained for 2 "
+                                                    "epochs on 512 windows: tests check the "
+                                                    "mechanics, the pretrained model the "
+                                                    "accuracy")
+                                   for p in ("dynamic", "float16", "int8", "compressed")}},
+    tiny=True,
+))
