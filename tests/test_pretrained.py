@@ -12,7 +12,10 @@ TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "
            "handwriting_rows": ("accuracy", ">=", 0.97),
            # issue 4 asks for CER <= 8 % on held-out faces: not met. The shipped model
            # measures 15.6 % (timesi 4.7 %, scriptc 28.0 %); this bounds that figure
-           "handwriting_ctc": ("cer", "<=", 0.16)}
+           "handwriting_ctc": ("cer", "<=", 0.16),
+           # issue 4 sets no accuracy target for the spotter; the shipped model measures
+           # 0.829 (digits of the held-out speakers: 11 of 30); this bounds that figure
+           "kws_lstm": ("accuracy", ">=", 0.82)}
 
 
 @pytest.fixture(params=sorted(TARGETS))
@@ -76,6 +79,23 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
         for backend in ("litert", "onnx"):
             assert main(["predict", str(out), "--input", str(path), "--backend", backend]) == 0
             assert capsys.readouterr().out.strip() == "acetone"
+    elif name == "kws_lstm":
+        from zoo import audio
+        from zoo.datasets import spoken_digits as sd
+
+        # held-out speakers' own recordings, as WAV files: the digits Keras gets right
+        model = zoo.create_model(name, weights="DEFAULT")
+        for speaker in sd.TEST_SPEAKERS:
+            clips = sd.human_clips(speaker)["digits"]
+            windows = np.stack([audio.log_mel(audio.fit_window(x)) for x in clips])
+            right = np.flatnonzero(model.predict(windows, verbose=0).argmax(-1) == np.arange(10))
+            for d in right[:2]:
+                path = tmp_path / f"{speaker}_{d}.wav"
+                audio.write_wav(path, clips[d])
+                for backend in ("litert", "onnx"):
+                    assert main(["predict", str(out), "--input", str(path),
+                                 "--backend", backend]) == 0
+                    assert capsys.readouterr().out.split()[0] == sd.DIGITS[d]
     else:
         spec = zoo.get_spec(name)
         test = datasets.load(spec.data.dataset, spec.data.test)

@@ -26,7 +26,6 @@ from zoo.audio import MELS, SAMPLE_RATE
 from zoo.datasets.spoken_digits import CLASSES, LICENSE
 from zoo.registry import (
     FUSED_LSTM_GAPS,
-    FUSED_LSTM_PRECISIONS,
     DataSpec,
     GraphSpec,
     ModelSpec,
@@ -110,17 +109,30 @@ DATA = DataSpec(dataset="spoken_digits", train="train", test="test", calibration
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights, kernels that sum in another order (fused LSTM op vs "
-              "TensorFlow's, a single cell step vs the same cell inside a loop)"),
+              "TensorFlow's, a single cell step vs the same cell inside a loop): "
+              "probabilities within 3.6e-6 (measured, shipped weights, both runtimes). The "
+              "cell state is unbounded (|c| reaches 98 on the test windows) and its float32 "
+              "rounding grows with it: c_0_next was 9.5e-6 off, so it may also move by "
+              "1e-6 of its value (8 float32 ulps)",
+        relative={"c_0_next": 1e-6}),
     "float16": Tolerance(
-        2e-3, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
-              "weight); the state of 98 steps accumulates it"),
+        1e-2, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
+              "weight), accumulated over 98 steps: probabilities 5.0e-3 off (measured, "
+              "shipped weights); the unbounded cell state (|c| up to 98) moved 1.6e-2, so it "
+              "may also move by 1e-3 of its value",
+        relative={"c_0_next": 1e-3}),
 }
+# Measured with the shipped weights (lstm-zoo export kws_lstm --precision ...,int8).
+INT8_GAP = (
+    "full int8 breaks streaming: the step graph's state crosses every call as an int8 "
+    "tensor, and the cell state (|c| up to 98) loses up to 20 in it; fed back for 98 frames, "
+    "the streamed probabilities ended up to 0.99 away from the whole-window classifier's, "
+    "and accuracy fell 3.6 pt on both runtimes (0.829 -> 0.793). Use dynamic (int8 weights, "
+    "float state): 197 KB against 697 KB fp32, no accuracy lost on LiteRT")
 METRIC_DROP = {
     "fp32": Tolerance(0.0, "fp32 artifacts must classify every test window as Keras does"),
     "dynamic": Tolerance(0.02, "int8 weights may flip near-tied windows: at most 2 pt"),
     "float16": Tolerance(0.01, "float16 weights may flip a near-tied window: at most 1 pt"),
-    "int8": Tolerance(0.03, "int8 weights and activations, calibrated on 200 training "
-                            "windows: at most 3 pt"),
     "compressed": Tolerance(0.03, "pruned or clustered weights (fine-tuned): at most 3 pt "
                                   "of accuracy against the uncompressed model"),
 }
@@ -144,7 +156,7 @@ SPEC = register_model(ModelSpec(
     data=DATA,
     description="LSTM(128) spoken-digit keyword spotter over log-mel frames, exported for "
                 "streaming (one frame per call, state in/out).",
-    weights=(),  # pretrained weights: next commit
+    weights=("asterisk",),
     intended_use="Spotting a spoken digit (0-9, in English, Spanish, French, Italian or "
                  "Russian) in a 1-second window of 8 kHz telephone-band audio, frame by frame "
                  "on a device; rejects other words and silence. A starting point for "
@@ -164,8 +176,8 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=FUSED_LSTM_PRECISIONS,
-    precision_gaps=FUSED_LSTM_GAPS,
+    precisions=("fp32", "dynamic", "float16"),
+    precision_gaps={**FUSED_LSTM_GAPS, "int8": INT8_GAP},
     shrink=shrink_units,
     meta=META,
     recipe={"epochs": 30, "batch_size": 64, "learning_rate": 3e-3, "schedule": "cosine",
