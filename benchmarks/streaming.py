@@ -104,7 +104,11 @@ def run(name: str = "kws_lstm", weights="DEFAULT", repeats: int = 20, windows: i
     from zoo._keras import tf
     from zoo.registry import get_spec
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        keras_threads = "1"
+    except RuntimeError:  # TensorFlow started before (a test session): its pool stays
+        keras_threads = "TensorFlow's default"
     spec = get_spec(name)
     test = datasets.load(spec.data.dataset, spec.data.test)
     frames = np.concatenate(list(test.x[:windows])).astype(np.float32)
@@ -150,6 +154,7 @@ def run(name: str = "kws_lstm", weights="DEFAULT", repeats: int = 20, windows: i
                 })
     units = get_spec(name).config()["units"]
     return {"model": name, "units": list(units), "frames_timed": len(frames),
+            "keras_threads": keras_threads,
             "window_frames": int(window.shape[1]), "goal_us": GOAL_US, "rows": rows}
 
 
