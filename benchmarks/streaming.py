@@ -97,8 +97,19 @@ class ORTStep:
 
 
 def run(name: str = "kws_lstm", weights="DEFAULT", repeats: int = 20, windows: int = 4,
-        precisions=PRECISIONS) -> dict:
-    from export import export_model
+        precisions=PRECISIONS, bundle: Path | None = None) -> dict:
+    """Times ``name``'s step graph; exports it first, unless ``bundle`` is an exported
+    bundle of it already (``weights`` and ``precisions`` are then the bundle's)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if bundle is None:
+            from export import export_model
+
+            bundle = Path(tmp) / name
+            export_model(name, bundle, weights=weights, precisions=list(precisions))
+        return _run(name, Path(bundle), repeats, windows)
+
+
+def _run(name: str, out: Path, repeats: int, windows: int) -> dict:
     from export.runtime import load_bundle
     from zoo import datasets
     from zoo._keras import tf
@@ -114,44 +125,43 @@ def run(name: str = "kws_lstm", weights="DEFAULT", repeats: int = 20, windows: i
     frames = np.concatenate(list(test.x[:windows])).astype(np.float32)
     window = test.x[0][None].astype(np.float32)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / name
-        export_model(name, out, weights=weights, precisions=list(precisions))
-        bundle = load_bundle(out)
-        manifest = json.loads((out / "manifest.json").read_text())
-        keras_step = bundle.runners("keras", "fp32")["step"]
-        states = [n for n in keras_step.input_names if n != "frame"]
-        widths = {n: int(keras_step.model.get_layer(n).output.shape[-1]) for n in states}
-        state = {n: np.zeros((1, w), np.float32) for n, w in widths.items()}
+    bundle = load_bundle(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    precisions = sorted({a["precision"] for a in manifest["artifacts"]},
+                        key=lambda p: (p != "fp32", p))
+    keras_step = bundle.runners("keras", "fp32")["step"]
+    states = [n for n in keras_step.input_names if n != "frame"]
+    widths = {n: int(keras_step.model.get_layer(n).output.shape[-1]) for n in states}
+    state = {n: np.zeros((1, w), np.float32) for n, w in widths.items()}
 
-        def keras_call(frame):
-            nonlocal state
-            res = keras_step({"frame": frame[None], **state})
-            state = {n: res[f"{n}_next"] for n in states}
-            return res["probs"]
+    def keras_call(frame):
+        nonlocal state
+        res = keras_step({"frame": frame[None], **state})
+        state = {n: res[f"{n}_next"] for n in states}
+        return res["probs"]
 
-        keras_classifier = bundle.runners("keras", "fp32")["classifier"]
-        reference = per_call_us(keras_call, frames, max(2, repeats // 5))
-        rows.append({"backend": "keras", "precision": "fp32", "step": reference,
-                     "window_us": per_call_us(lambda w: keras_classifier({"sequence": w}),
-                                              window[None], repeats)["median_us"]})
-        for precision in precisions:
-            for backend, cls, fmt in (("litert", LiteRTStep, "tflite"),
-                                      ("onnx", ORTStep, "onnx")):
-                art = next((a for a in manifest["artifacts"] if a["graph"] == "step"
-                            and a["format"] == fmt and a["precision"] == precision), None)
-                if art is None:  # float16 is a TFLite precision
-                    continue
-                step = cls(out / art["file"])
-                timing = per_call_us(step, frames, repeats)
-                classifier = bundle.runners(backend, precision)["classifier"]
-                rows.append({
-                    "backend": backend, "precision": precision, "step": timing,
-                    "step_kb": art["size"] / 1024,
-                    "window_us": per_call_us(lambda w, c=classifier: c({"sequence": w}),
-                                             window[None], repeats)["median_us"],
-                    "vs_keras": reference["median_us"] / timing["median_us"],
-                })
+    keras_classifier = bundle.runners("keras", "fp32")["classifier"]
+    reference = per_call_us(keras_call, frames, max(2, repeats // 5))
+    rows.append({"backend": "keras", "precision": "fp32", "step": reference,
+                 "window_us": per_call_us(lambda w: keras_classifier({"sequence": w}),
+                                          window[None], repeats)["median_us"]})
+    for precision in precisions:
+        for backend, cls, fmt in (("litert", LiteRTStep, "tflite"),
+                                  ("onnx", ORTStep, "onnx")):
+            art = next((a for a in manifest["artifacts"] if a["graph"] == "step"
+                        and a["format"] == fmt and a["precision"] == precision), None)
+            if art is None:  # float16 is a TFLite precision
+                continue
+            step = cls(out / art["file"])
+            timing = per_call_us(step, frames, repeats)
+            classifier = bundle.runners(backend, precision)["classifier"]
+            rows.append({
+                "backend": backend, "precision": precision, "step": timing,
+                "step_kb": art["size"] / 1024,
+                "window_us": per_call_us(lambda w, c=classifier: c({"sequence": w}),
+                                         window[None], repeats)["median_us"],
+                "vs_keras": reference["median_us"] / timing["median_us"],
+            })
     units = get_spec(name).config()["units"]
     return {"model": name, "units": list(units), "frames_timed": len(frames),
             "keras_threads": keras_threads,

@@ -242,18 +242,3 @@ def test_ctc_decoding_benchmark_reports_every_decoder_and_backend(monkeypatch):
     assert "| beam 16 + lexicon | onnx | fp32 |" in ctc_decoding.markdown(
         {"date": "d", "machine": "m", "models": [result]})
 
-
-def test_streaming_benchmark_times_the_step_graph_on_each_runtime():
-    pytest.importorskip("espeakng_loader")
-    from benchmarks import streaming
-
-    result = streaming.run("kws_lstm_tiny", weights=None, repeats=2, windows=1,
-                           precisions=("fp32",))
-    rows = {(r["backend"], r["precision"]): r for r in result["rows"]}
-    assert set(rows) == {("keras", "fp32"), ("litert", "fp32"), ("onnx", "fp32")}
-    for r in rows.values():
-        assert 0 < r["step"]["median_us"] <= r["step"]["p90_us"] and r["window_us"] > 0
-    assert result["units"] == [8] and result["frames_timed"] == 98
-    assert result["keras_threads"] in ("1", "TensorFlow's default")  # TF may be running
-    text = streaming.markdown({"date": "d", "machine": "m", "result": result})
-    assert "| litert | fp32 |" in text and "Goal: <= 15 us per step" in text

@@ -281,3 +281,19 @@ def test_wav_folder_refusals(tmp_path, layout, match):
         (root / "a" / "2.wav").write_text("not audio")
     with pytest.raises((DataError, ShapeError), match=match):
         load_sequences(root)
+
+
+def test_streaming_benchmark_times_the_step_graph_on_each_runtime(tiny_kws_bundle):
+    from benchmarks import streaming
+
+    _, out, _ = tiny_kws_bundle
+    result = streaming.run("kws_lstm_tiny", repeats=2, windows=1, bundle=out)
+    rows = {(r["backend"], r["precision"]): r for r in result["rows"]}
+    assert set(rows) == {("keras", "fp32"), ("litert", "fp32"), ("onnx", "fp32"),
+                         ("litert", "dynamic"), ("onnx", "dynamic")}
+    for r in rows.values():
+        assert 0 < r["step"]["median_us"] <= r["step"]["p90_us"] and r["window_us"] > 0
+    assert result["units"] == [8] and result["frames_timed"] == 98
+    assert result["keras_threads"] in ("1", "TensorFlow's default")  # TF may be running
+    text = streaming.markdown({"date": "d", "machine": "m", "result": result})
+    assert "| litert | dynamic |" in text and "Goal: <= 15 us per step" in text
