@@ -32,16 +32,20 @@ GOAL_US = 15.0
 PRECISIONS = ("fp32", "dynamic", "float16")  # kws_lstm withdraws int8 (its spec says why)
 
 
-def per_call_us(fn, frames: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median and p90 over ``repeats`` passes of the time per call of ``fn(frame)``."""
-    for frame in frames[:10]:
+def per_call_us(fn, windows: np.ndarray, repeats: int, reset=None) -> dict[str, float]:
+    """Median and p90 over ``repeats`` passes of the time per call of ``fn(frame)`` over
+    every frame of ``windows`` (N, T, ...), ``reset()`` (zero state) before each window."""
+    for frame in windows[0][:10]:
         fn(frame)
     passes = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for frame in frames:
-            fn(frame)
-        passes.append((time.perf_counter() - start) * 1e6 / len(frames))
+        for window in windows:
+            if reset:
+                reset()
+            for frame in window:
+                fn(frame)
+        passes.append((time.perf_counter() - start) * 1e6 / (windows.shape[0] * windows.shape[1]))
     return {"median_us": float(np.median(passes)), "p90_us": float(np.percentile(passes, 90))}
 
 
@@ -122,7 +126,7 @@ def _run(name: str, out: Path, repeats: int, windows: int) -> dict:
         keras_threads = "TensorFlow's default"
     spec = get_spec(name)
     test = datasets.load(spec.data.dataset, spec.data.test)
-    frames = np.concatenate(list(test.x[:windows])).astype(np.float32)
+    frames = np.asarray(test.x[:windows], np.float32)  # windows of frames
     window = test.x[0][None].astype(np.float32)
     rows = []
     bundle = load_bundle(out)
@@ -132,7 +136,11 @@ def _run(name: str, out: Path, repeats: int, windows: int) -> dict:
     keras_step = bundle.runners("keras", "fp32")["step"]
     states = [n for n in keras_step.input_names if n != "frame"]
     widths = {n: int(keras_step.model.get_layer(n).output.shape[-1]) for n in states}
-    state = {n: np.zeros((1, w), np.float32) for n, w in widths.items()}
+    state = {}
+
+    def keras_reset():
+        nonlocal state
+        state = {n: np.zeros((1, w), np.float32) for n, w in widths.items()}
 
     def keras_call(frame):
         nonlocal state
@@ -141,10 +149,11 @@ def _run(name: str, out: Path, repeats: int, windows: int) -> dict:
         return res["probs"]
 
     keras_classifier = bundle.runners("keras", "fp32")["classifier"]
-    reference = per_call_us(keras_call, frames, max(2, repeats // 5))
+    keras_reset()
+    reference = per_call_us(keras_call, frames, max(2, repeats // 5), keras_reset)
     rows.append({"backend": "keras", "precision": "fp32", "step": reference,
                  "window_us": per_call_us(lambda w: keras_classifier({"sequence": w}),
-                                          window[None], repeats)["median_us"]})
+                                          window[None, None], repeats)["median_us"]})
     for precision in precisions:
         for backend, cls, fmt in (("litert", LiteRTStep, "tflite"),
                                   ("onnx", ORTStep, "onnx")):
@@ -153,17 +162,18 @@ def _run(name: str, out: Path, repeats: int, windows: int) -> dict:
             if art is None:  # float16 is a TFLite precision
                 continue
             step = cls(out / art["file"])
-            timing = per_call_us(step, frames, repeats)
+            timing = per_call_us(step, frames, repeats, step.reset)
             classifier = bundle.runners(backend, precision)["classifier"]
             rows.append({
                 "backend": backend, "precision": precision, "step": timing,
                 "step_kb": art["size"] / 1024,
                 "window_us": per_call_us(lambda w, c=classifier: c({"sequence": w}),
-                                         window[None], repeats)["median_us"],
+                                         window[None, None], repeats)["median_us"],
                 "vs_keras": reference["median_us"] / timing["median_us"],
             })
     units = get_spec(name).config()["units"]
-    return {"model": name, "units": list(units), "frames_timed": len(frames),
+    return {"model": name, "units": list(units),
+            "frames_timed": int(frames.shape[0] * frames.shape[1]),
             "keras_threads": keras_threads,
             "window_frames": int(window.shape[1]), "goal_us": GOAL_US, "rows": rows}
 

@@ -62,6 +62,24 @@ def test_training_windows_cover_every_class_and_are_augmented():
     assert waves.shape == (120, sd.WINDOW) and np.all(np.abs(waves) <= 1.0)
     again, _ = sd.training_windows(120, seed=5)
     np.testing.assert_array_equal(waves, again)  # a seed fixes every draw
+    # one recording placed twice: another speed, level, position, channel and noise
+    x = sd.human_clips("june_fr")["digits"][3]
+    rng = np.random.default_rng(0)
+    a, b = sd.place(rng, x, augment=True), sd.place(rng, x, augment=True)
+    assert not np.allclose(a, b, atol=1e-3)
+    plain = sd.place(rng, x, augment=False)
+    assert not np.any(plain[: (sd.WINDOW - len(x)) // 2])  # unaugmented: silence around it
+    starts = [np.flatnonzero(np.abs(sd.place(rng, x, True)) > 0.05)[0] for _ in range(20)]
+    assert np.ptp(starts) > 800  # the word moves in the window (by more than 100 ms)
+
+
+def test_predict_and_the_test_split_window_a_recording_alike():
+    """fit_window (predict, WAV folders) and place(augment=False) (the test split) agree,
+    for a short recording and for one longer than the window."""
+    rng = np.random.default_rng(0)
+    for x in (sd.human_clips("allison_en")["digits"][0],
+              np.concatenate([sd.human_clips("allison_en")["digits"][0]] * 2)):
+        np.testing.assert_array_equal(audio.fit_window(x), sd.place(rng, x, augment=False))
 
 
 @pytest.mark.parametrize("lang", sd.LANGUAGES)
@@ -97,6 +115,13 @@ def test_fetch_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     if os.geteuid() == 0:  # root refreshes the package lists once before giving up
         expected.append("update -qq")
     assert calls.read_text().split("\n")[:-1] == expected
+
+
+def test_fetch_refuses_a_folder_in_the_way(tmp_path):
+    root = tmp_path / "sounds"
+    (root / sd.SPEAKERS["june_fr"].directory).mkdir(parents=True)
+    with pytest.raises(DataError, match="exists but has no digits/ folder"):
+        sd.fetch(root, speakers=("june_fr",))
 
 
 def test_fetch_skips_speakers_already_there(tmp_path, monkeypatch):
@@ -161,25 +186,31 @@ def test_tiny_spotter_streams_like_the_whole_window_on_every_backend(tiny_kws_bu
     assert all(a["all_fused"] for a in classifiers)
 
 
-def test_state_carries_across_chunks(tiny_kws_bundle):
-    """A device feeding 10 ms frames in chunks, keeping the state between calls, hears
-    the same as one pass over the window."""
+def test_audio_arriving_in_chunks_streams_to_the_whole_window_answer(tiny_kws_bundle):
+    """A device: samples arrive in uneven chunks, StreamingLogMel turns them into frames as
+    they complete, each frame goes through the step artifact with the state fed back; the
+    answer after the last frame is the classifier's over the whole recording."""
     from export.runtime import load_bundle
 
     _, out, _ = tiny_kws_bundle
     bundle = load_bundle(out)
-    x = sd.load("test").x[[0, 40]]
+    recordings = [audio.fit_window(sd.human_clips("menardi_it")["digits"][4]),
+                  audio.fit_window(sd.human_clips("allison_en")["other"][0])]
     for backend in ("litert", "onnx"):
         graphs = bundle.runners(backend, "fp32")
-        step, width = graphs["step"], graphs["step"].inputs[1]["shape"][-1]
-        for window in x:
+        width = graphs["step"].inputs[1]["shape"][-1]
+        for wave in recordings:
+            stream = audio.StreamingLogMel()
             state = {"h_0": np.zeros((1, width), np.float32),
                      "c_0": np.zeros((1, width), np.float32)}
-            for chunk in np.array_split(window, [30, 31, 75]):  # 30, 1, 44, 23 frames
-                for frame in chunk:
-                    res = step({"frame": frame[None], **state})
+            seen = 0
+            for chunk in np.split(wave, [37, 1237, 1240, 5000, 7919]):  # 37..2960 samples
+                for frame in stream.push(chunk):
+                    res = graphs["step"]({"frame": frame[None], **state})
                     state = {"h_0": res["h_0_next"], "c_0": res["c_0_next"]}
-            whole = graphs["classifier"]({"sequence": window[None]})["probs"]
+                    seen += 1
+            assert seen == audio.frames_for(len(wave)) == 98
+            whole = graphs["classifier"]({"sequence": audio.log_mel(wave)[None]})["probs"]
             np.testing.assert_allclose(res["probs"], whole, atol=1e-6)
 
 
@@ -250,6 +281,11 @@ def test_finetunes_on_a_folder_of_wavs_per_label(tiny_kws_bundle, tmp_path):
     meta = finetune("kws_lstm_tiny", folder, tmp_path / "m", weights=weights, head_epochs=2,
                     epochs=2, patience=2, verbose=0)
     assert meta["meta"]["classes"] == ["a", "b", "c"]
+    assert "stream_max_diff" in meta["metrics"]["val"]  # the task streamed the held-out split
+    from zoo import datasets
+
+    val = datasets.load(f"finetuned:{tmp_path / 'm'}", "val")  # what export reads
+    assert len(val.y) == len(meta["data"]["split"]["val"]) and val.x.shape[2] == audio.MELS
     assert meta["meta"]["sample_rate"] == 8000  # the parent's front end travels along
     step = zoo.create_model(str(tmp_path / "m"))
     assert step.output_shape == (None, 3)
@@ -263,6 +299,8 @@ def test_finetunes_on_a_folder_of_wavs_per_label(tiny_kws_bundle, tmp_path):
     ("empty_label", r"no \.wav files; expected recordings of label 'b'"),
     ("nothing", r"no label subfolders"),
     ("bad_wav", r"not a PCM WAV file"),
+    ("truncated", r"truncated: the header announces 4000 samples"),
+    ("hidden_only", r"no label subfolders"),
 ])
 def test_wav_folder_refusals(tmp_path, layout, match):
     from zoo.userdata import load_sequences
@@ -279,6 +317,14 @@ def test_wav_folder_refusals(tmp_path, layout, match):
         (root / "b").mkdir()
     if layout == "bad_wav":
         (root / "a" / "2.wav").write_text("not audio")
+    if layout == "truncated":
+        data = (root / "a" / "1.wav").read_bytes()
+        (root / "a" / "1.wav").write_bytes(data[:-1001])
+    if layout == "hidden_only":  # a notebook's checkpoint folder is no label
+        (root / "a" / "1.wav").rename(tmp_path / "1.wav")
+        (root / "a").rmdir()
+        (root / ".ipynb_checkpoints").mkdir()
+        (tmp_path / "1.wav").rename(root / ".ipynb_checkpoints" / "1.wav")
     with pytest.raises((DataError, ShapeError), match=match):
         load_sequences(root)
 

@@ -13,9 +13,12 @@ TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "
            # issue 4 asks for CER <= 8 % on held-out faces: not met. The shipped model
            # measures 15.6 % (timesi 4.7 %, scriptc 28.0 %); this bounds that figure
            "handwriting_ctc": ("cer", "<=", 0.16),
-           # issue 4 sets no accuracy target for the spotter; the shipped model measures
-           # 0.829 (digits of the held-out speakers: 11 of 30); this bounds that figure
+           # issue 4 sets no accuracy target for the spotter (its recipe aimed at 0.9: not
+           # met). The shipped model measures 0.829, 11 of 30 of the held-out speakers'
+           # digits; always answering "_unknown_" would score 0.643, so the digits are
+           # bounded too (KWS_DIGITS)
            "kws_lstm": ("accuracy", ">=", 0.82)}
+KWS_DIGITS = 0.36
 
 
 @pytest.fixture(params=sorted(TARGETS))
@@ -29,6 +32,8 @@ def test_target_and_metadata_reproduced(exported):
     keras_metrics = report["reference"]["metrics"]
     value = keras_metrics[metric]
     assert value >= bound if op == ">=" else value <= bound
+    if name == "kws_lstm":
+        assert keras_metrics["digit_accuracy"] >= KWS_DIGITS
     meta = read_metadata(pretrained_path(name, zoo.get_spec(name).default_weights))
     # the model card's numbers are what the shipped weights measure, here and now
     assert keras_metrics == pytest.approx(meta["metrics"]["test"], abs=1e-9)
@@ -89,6 +94,7 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
             clips = sd.human_clips(speaker)["digits"]
             windows = np.stack([audio.log_mel(audio.fit_window(x)) for x in clips])
             right = np.flatnonzero(model.predict(windows, verbose=0).argmax(-1) == np.arange(10))
+            assert right.size, speaker  # the model reads at least one of each speaker's digits
             for d in right[:2]:
                 path = tmp_path / f"{speaker}_{d}.wav"
                 audio.write_wav(path, clips[d])

@@ -109,14 +109,47 @@ def trim_silence(x: np.ndarray, floor_db: float = 35.0, margin: int = 400) -> np
 
 
 def fit_window(x: np.ndarray, window: int = SAMPLE_RATE) -> np.ndarray:
-    """A recording as the speech models were trained and tested on it: leading and
-    trailing silence trimmed (:func:`trim_silence`), then centred in ``window`` samples of
-    silence if shorter (a longer recording is kept whole)."""
+    """A recording as the speech models were tested on it: leading and trailing silence
+    trimmed (:func:`trim_silence`), then centred in ``window`` samples of silence, or, if
+    longer, its middle ``window`` samples
+    (:func:`zoo.datasets.spoken_digits.place` without augmentation does the same)."""
     x = trim_silence(np.asarray(x, np.float32))
     if len(x) >= window:
-        return x
+        cut = (len(x) - window) // 2
+        return x[cut : cut + window]
     start = (window - len(x)) // 2
     return np.pad(x, (start, window - len(x) - start))
+
+
+class StreamingLogMel:
+    """:func:`log_mel` as audio arrives, for a device feeding the step graph: ``push`` takes
+    the next chunk of samples (any length) and returns the frames it completed, possibly
+    none. The frames of all chunks are those of :func:`log_mel` over their concatenation.
+
+    Example:
+        >>> import numpy as np
+        >>> from zoo.audio import StreamingLogMel, log_mel
+        >>> x = np.random.default_rng(0).uniform(-0.5, 0.5, 8000).astype(np.float32)
+        >>> stream = StreamingLogMel()
+        >>> frames = np.concatenate([stream.push(c) for c in np.split(x, [150, 4001])])
+        >>> frames.shape == log_mel(x).shape and bool(np.allclose(frames, log_mel(x), atol=1e-5))
+        True
+    """
+
+    def __init__(self):
+        self._pending = np.zeros(0, np.float32)  # samples of frames not yet complete
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 1 or not np.all(np.isfinite(chunk)):
+            raise ShapeError(f"expected a 1-D chunk of finite samples, got shape {chunk.shape}")
+        x = np.concatenate([self._pending, chunk.astype(np.float32)])
+        n = frames_for(len(x))
+        if n == 0:
+            self._pending = x
+            return np.zeros((0, MELS), np.float32)
+        self._pending = x[HOP * n :]  # the next frame starts there
+        return log_mel(x[: FRAME + HOP * (n - 1)])
 
 
 def read_wav(source, *, rate: int = SAMPLE_RATE, max_seconds: float | None = None,
@@ -152,6 +185,9 @@ def read_wav(source, *, rate: int = SAMPLE_RATE, max_seconds: float | None = Non
     if count == 0 or not raw:
         raise ShapeError(f"{where}: the WAV file has no samples; expected mono audio at "
                          f"{rate} Hz")
+    if len(raw) != count * width:
+        raise ShapeError(f"{where}: truncated: the header announces {count} samples of "
+                         f"{width} bytes, the file holds {len(raw)} bytes of them")
     if src_rate <= 0:
         raise ShapeError(f"{where}: sample rate {src_rate} Hz; expected a positive rate")
     seconds = count / src_rate

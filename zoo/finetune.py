@@ -215,8 +215,9 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
     s = settings
     phases = []
     start = time.time()
-    # the augmentation of the parent's recipe: image shifts for models that read images,
-    # none for log-mel windows (the spotter's were augmented as audio)
+    # the augmentation of the parent's recipe: image shifts for models that read images;
+    # none for log-mel windows (the spotter's recipe augments audio before the front end,
+    # which a user's recordings do not go through)
     base = get_spec(spec.base) if spec.base else spec
     augment = (base.recipe or {}).get("augment")
 
@@ -437,7 +438,7 @@ def load_split(path: str, split: str) -> LabelledSequences | TranscribedSequence
         source = record["train"]
     else:
         raise DataError(f"{directory}: unknown split {split!r}; expected train, val or test")
-    if not Path(source["path"]).is_file():
+    if not Path(source["path"]).exists():  # a file, or a folder of WAV files
         raise DataError(f"{directory}: its data file {source['path']} is gone; the model "
                         "directory needs it to evaluate (export, verify)")
     if data_sha256(source["path"]) != source["sha256"]:

@@ -491,4 +491,4 @@ def _fit_ctc(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) ->
 FIT = {"classification": _fit_classification, "kws": _fit_classification, "seq2seq": _fit_seq2seq,
        "ctc": _fit_ctc}
 # Tasks whose training batches can be keyed by step, so multi-worker training shards them.
-STEP_KEYED = ("classification",)
+STEP_KEYED = ("classification", "kws")

@@ -15,8 +15,8 @@ Formats:
 
 - a folder of WAV files, one subfolder per label (``my_words/yes/001.wav``, ...), for
   speech models: each recording (mono PCM, any sample rate, at most 2 s) is trimmed of
-  silence and centred in 1 s (:func:`zoo.audio.fit_window`; all padded to the longest if
-  one is longer), then becomes log-mel frames (:func:`zoo.audio.log_mel`).
+  silence and centred in 1 s, or cut to its middle second (:func:`zoo.audio.fit_window`),
+  then becomes log-mel frames (:func:`zoo.audio.log_mel`). Hidden folders are skipped.
 
 Every series must have the same length (pad or resample before; the model itself runs
 any length, but training batches are rectangular). Labels are kept as strings; class
@@ -153,7 +153,7 @@ def data_sha256(path: str | Path) -> str:
     if not path.is_dir():
         return sha256_of(path)
     digest = hashlib.sha256()
-    for f in sorted(path.rglob("*.wav")):
+    for f in sorted(path.glob("[!.]*/*.wav")):  # the files the loader reads
         digest.update(f"{f.relative_to(path).as_posix()}\0{sha256_of(f)}\n".encode())
     return digest.hexdigest()
 
@@ -167,7 +167,8 @@ def _read_wav_folder(path: Path):
         raise DataError(f"{path}: WAV files directly in the folder ({stray[:3]}); expected "
                         "one subfolder per label: <folder>/<label>/*.wav")
     labels, waves = [], []
-    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in path.iterdir()
+                         if p.is_dir() and not p.name.startswith(".")):
         files = sorted(folder.glob("*.wav"))
         if not files:
             raise DataError(f"{folder}: no .wav files; expected recordings of label "
@@ -177,10 +178,8 @@ def _read_wav_folder(path: Path):
             labels.append(folder.name)
     if not waves:
         raise DataError(f"{path}: no label subfolders; expected <folder>/<label>/*.wav")
-    waves = [fit_window(w, SAMPLE_RATE) for w in waves]  # as the models were trained
-    length = max(len(w) for w in waves)
-    x = np.stack([log_mel(np.pad(w, ((length - len(w)) // 2, length - len(w)
-                                     - (length - len(w)) // 2))) for w in waves])
+    # trimmed and centred in (or cut to) one second, as predict and the test split do
+    x = np.stack([log_mel(fit_window(w, SAMPLE_RATE)) for w in waves])
     return x.astype(np.float64), labels, [f"mel_{i}" for i in range(MELS)]
 
 

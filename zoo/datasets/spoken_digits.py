@@ -145,20 +145,31 @@ def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
 
     Raises:
         DataError: ``apt-get`` or ``dpkg-deb`` is missing or fails (the message has its
-            output).
+            output), a package without the expected digits, a speaker folder in the way.
+        MissingExtraError: a GSM-encoded speaker is due and ``imageio-ffmpeg`` is missing.
     """
     root = Path(root) if root else sounds_root()
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".fetch-*"):  # left by a fetch that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     todo = [s for s in speakers if not (root / SPEAKERS[s].directory / "digits").is_dir()]
+    for s in todo:
+        if (root / SPEAKERS[s].directory).exists():
+            raise DataError(f"{root / SPEAKERS[s].directory} exists but has no digits/ folder; "
+                            "remove it and fetch again")
     for tool in ("apt-get", "dpkg-deb"):
         if todo and shutil.which(tool) is None:
             raise DataError(f"fetching the asterisk recordings needs {tool!r} (Debian or "
                             "Ubuntu); alternatively unpack the packages yourself and set "
                             "LSTM_ZOO_SOUNDS")
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
+    if any(SPEAKERS[s].encoding == "gsm" for s in todo):
+        _ffmpeg()  # before downloading anything
+    with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
         for package in sorted({SPEAKERS[s].package for s in todo}):
             _download(package, tmp)
-            deb = next(Path(tmp).glob(f"{package}_*.deb"))
+            deb = next(Path(tmp).glob(f"{package}_*.deb"), None)
+            if deb is None:
+                raise DataError(f"apt-get download {package} wrote no .deb file")
             unpacked = Path(tmp) / package
             _run(["dpkg-deb", "-x", str(deb), str(unpacked)], cwd=tmp)
             for s in todo:
@@ -177,6 +188,11 @@ def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
                         (staged / folder).mkdir()
                         for f in sorted((source / folder).glob(f"*.{spk.encoding}")):
                             _gsm_to_wav(f, staged / folder / f"{f.stem}.wav")
+                digits = staged / "digits"
+                if not all((digits / f"{d}.wav").is_file() for d in range(10)):
+                    raise DataError(f"{package}: no digits/0..9 recordings under "
+                                    f"usr/share/asterisk/sounds/{spk.directory}; the package "
+                                    "layout is not the one this loader knows")
                 staged.rename(root / spk.directory)  # atomic: whole or absent
     return root
 
@@ -196,15 +212,19 @@ def _download(package: str, where: str) -> None:
 def _gsm_to_wav(source: Path, target: Path) -> None:
     """Decodes raw GSM 06.10 frames (asterisk's .gsm, 8 kHz) to 16-bit WAV with the ffmpeg
     binary that the ``imageio-ffmpeg`` wheel carries."""
+    _run([_ffmpeg(), "-hide_banner", "-loglevel", "error", "-f", "gsm",
+          "-ar", str(SAMPLE_RATE), "-i", str(source), "-ac", "1", "-c:a", "pcm_s16le",
+          str(target)], cwd=str(target.parent))
+
+
+def _ffmpeg() -> str:
     try:
         import imageio_ffmpeg
     except ImportError:
         raise MissingExtraError("two speakers' recordings are GSM-encoded; decoding them needs "
                                 "the 'imageio-ffmpeg' package: pip install 'lstm-zoo[speech]'"
                                 ) from None
-    _run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "gsm",
-          "-ar", str(SAMPLE_RATE), "-i", str(source), "-ac", "1", "-c:a", "pcm_s16le",
-          str(target)], cwd=str(target.parent))
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _run(cmd: list[str], cwd: str) -> None:
@@ -239,8 +259,9 @@ class Synthesizer:
 
     def __new__(cls):
         if cls._instance is None:
-            cls._instance = super().__new__(cls)
-            cls._instance._init()
+            instance = super().__new__(cls)
+            instance._init()  # cached only once it works
+            cls._instance = instance
         return cls._instance
 
     def _init(self):
@@ -280,8 +301,11 @@ class Synthesizer:
         self._chunks.clear()
         data = text.encode()
         # position 0, POS_CHARACTER, no end, espeakCHARS_UTF8
-        self._lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None)
+        status = self._lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None)
         self._lib.espeak_Synchronize()
+        if status != 0 or not self._chunks:
+            raise DataError(f"espeak-ng said nothing for {text!r} in voice {voice!r} "
+                            f"(espeak_Synth returned {status})")
         x = np.concatenate(self._chunks).astype(np.float32) / 32768.0 if self._chunks \
             else np.zeros(0, np.float32)
         if self.rate != SAMPLE_RATE:

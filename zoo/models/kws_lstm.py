@@ -42,7 +42,8 @@ def kws_lstm(*, num_features: int = MELS, num_classes: int = len(CLASSES),
     Args:
         num_features: log-mel bins per frame.
         num_classes: output classes.
-        units: units per LSTM layer (unidirectional: the model must run as audio arrives).
+        units: ``(n,)``: the units of the one LSTM layer (unidirectional: the model must
+            run as audio arrives).
         dropout: dropout before the classifier head (training only).
 
     Example:
@@ -51,8 +52,11 @@ def kws_lstm(*, num_features: int = MELS, num_classes: int = len(CLASSES),
         ['probs']
     """
     units = tuple(int(u) for u in units)
-    if not units or min(units) < 1:
-        raise ValueError(f"units must be a non-empty sequence of positive ints; got {units}")
+    if len(units) != 1 or units[0] < 1:
+        # The exported step graph carries one layer's state (h_0, c_0); more layers would
+        # need more state inputs in the spec's graph list.
+        raise ValueError(f"units must be one positive int (one LSTM layer, whose state the "
+                         f"step graph carries); got {units}")
     inputs = keras.Input((None, num_features), name="sequence")
     x = keras.layers.Normalization(axis=-1, name="normalize")(inputs)
     for i, n in enumerate(units):
