@@ -13,15 +13,12 @@ Writes benchmarks/results/ctc_decoding.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.run import RESULTS
+from benchmarks.run import RESULTS, save, stamp
 
 MODELS = ("handwriting_ctc",)
 BEAM = 16
@@ -104,15 +101,9 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="test words (default: all)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    results = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               "machine": f"{platform.machine()}, Python {platform.python_version()}",
-               "command": "python -m benchmarks.ctc_decoding " + " ".join(argv or sys.argv[1:]),
+    results = {**stamp("benchmarks.ctc_decoding", argv),
                "models": [run_model(m, args.limit) for m in args.models.split(",")]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ctc_decoding.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    (args.out / "ctc_decoding.md").write_text(text)
-    print(text)
+    save(results, markdown(results), args.out, "ctc_decoding")
     return 0
 
 

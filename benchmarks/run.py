@@ -257,6 +257,24 @@ def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
+def stamp(module: str, argv) -> dict:
+    """When, on what, and with which command a stand-alone benchmark was measured."""
+    return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, Python {platform.python_version()}",
+            "command": f"python -m {module} " + " ".join(argv or sys.argv[1:])}
+
+
+def save(results: dict, text: str, out: Path, stem: str) -> None:
+    """Writes a stand-alone benchmark's ``stem.json`` and ``stem.md`` into ``out``
+    (atomically) and prints the markdown."""
+    from zoo.weights import atomic_write_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / f"{stem}.json", (json.dumps(results, indent=2) + "\n").encode())
+    atomic_write_bytes(out / f"{stem}.md", text.encode())
+    print(text)
+
+
 def write(results, out: Path) -> None:
     from zoo.weights import atomic_write_bytes
 

@@ -16,9 +16,7 @@ Writes benchmarks/results/streaming.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import RESULTS
+from benchmarks.run import RESULTS, save, stamp
 
 GOAL_US = 15.0
 PRECISIONS = ("fp32", "dynamic", "float16")  # kws_lstm withdraws int8 (its spec says why)
@@ -78,14 +76,13 @@ class LiteRTStep:
 
 
 class ORTStep:
-    def __init__(self, path: Path):
-        import onnxruntime as ort
+    """The step graph on the ONNX Runtime session of the bundle's runner (one thread),
+    called without the runner's per-call input checks."""
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+    def __init__(self, path: Path):
+        from export.runtime import ORTRunner
+
+        self.session = ORTRunner(path, inputs=[]).session
         self.state_names = [i.name for i in self.session.get_inputs() if i.name != "frame"]
         self.widths = {i.name: i.shape[-1] for i in self.session.get_inputs()}
         self.outputs = ["probs", *(f"{n}_next" for n in self.state_names)]
@@ -202,15 +199,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    results = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               "machine": f"{platform.machine()}, Python {platform.python_version()}",
-               "command": "python -m benchmarks.streaming " + " ".join(argv or sys.argv[1:]),
+    results = {**stamp("benchmarks.streaming", argv),
                "result": run(args.model, repeats=args.repeats)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "streaming.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    (args.out / "streaming.md").write_text(text)
-    print(text)
+    save(results, markdown(results), args.out, "streaming")
     return 0
 
 

@@ -108,17 +108,42 @@ def trim_silence(x: np.ndarray, floor_db: float = 35.0, margin: int = 400) -> np
     return x[start:stop]
 
 
-def fit_window(x: np.ndarray, window: int = SAMPLE_RATE) -> np.ndarray:
-    """A recording as the speech models were tested on it: leading and trailing silence
-    trimmed (:func:`trim_silence`), then centred in ``window`` samples of silence, or, if
-    longer, its middle ``window`` samples
-    (:func:`zoo.datasets.spoken_digits.place` without augmentation does the same)."""
-    x = trim_silence(np.asarray(x, np.float32))
+def center(x: np.ndarray, window: int = SAMPLE_RATE) -> np.ndarray:
+    """``x`` centred in ``window`` samples of silence, or, if longer, its middle ``window``
+    samples."""
+    x = np.asarray(x, np.float32)
     if len(x) >= window:
         cut = (len(x) - window) // 2
         return x[cut : cut + window]
     start = (window - len(x)) // 2
     return np.pad(x, (start, window - len(x) - start))
+
+
+def fit_window(x: np.ndarray, window: int = SAMPLE_RATE) -> np.ndarray:
+    """A recording as the speech models were tested on it: leading and trailing silence
+    trimmed (:func:`trim_silence`), then :func:`center`-ed in ``window`` samples (the test
+    split's recordings are trimmed when loaded and centred the same way)."""
+    return center(trim_silence(np.asarray(x, np.float32)), window)
+
+
+def resample(x: np.ndarray, source_rate: int, rate: int = SAMPLE_RATE,
+             where: str = "audio") -> np.ndarray:
+    """``x`` from ``source_rate`` to ``rate`` Hz with a polyphase filter
+    (``scipy.signal.resample_poly``); float32. ``where`` names the source in errors."""
+    if source_rate == rate:
+        return np.asarray(x, np.float32)
+    from math import gcd
+
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:
+        from zoo.errors import MissingExtraError
+
+        raise MissingExtraError(f"{where}: {source_rate} Hz audio must be resampled to "
+                                f"{rate} Hz, which needs scipy: pip install "
+                                "'lstm-zoo[speech]' (or resample the file first)") from None
+    g = gcd(source_rate, rate)
+    return resample_poly(x, rate // g, source_rate // g).astype(np.float32)
 
 
 class StreamingLogMel:
@@ -194,22 +219,7 @@ def read_wav(source, *, rate: int = SAMPLE_RATE, max_seconds: float | None = Non
     if max_seconds is not None and seconds > max_seconds:
         raise ShapeError(f"{where}: {seconds:.2f} s of audio; this model takes at most "
                          f"{max_seconds:g} s")
-    x = _pcm_to_float(raw, width, where)
-    if src_rate != rate:
-        from math import gcd
-
-        try:
-            from scipy.signal import resample_poly
-        except ImportError:
-            from zoo.errors import MissingExtraError
-
-            raise MissingExtraError(f"{where}: {src_rate} Hz audio must be resampled to "
-                                    f"{rate} Hz, which needs scipy: pip install "
-                                    "'lstm-zoo[speech]' (or resample the file first)") from None
-
-        g = gcd(src_rate, rate)
-        x = resample_poly(x, rate // g, src_rate // g).astype(np.float32)
-    return x
+    return resample(_pcm_to_float(raw, width, where), src_rate, rate, where)
 
 
 def _pcm_to_float(raw: bytes, width: int, where: str) -> np.ndarray:

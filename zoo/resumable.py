@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from zoo._keras import keras, tf
-from zoo.train import sensor_augment, shift_images
+from zoo.train import augment_shift, sensor_augment, shift_images
 from zoo.weights import atomic_write_bytes
 
 STATE = "state"  # inside the staging directory; removed before the run is published
@@ -57,7 +57,7 @@ def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ..
     rng = np.random.default_rng([*key, epoch, i, 1])
     if augment == "none":
         return x[idx].astype(np.float32), y[idx]
-    shift = augment.get("shift") if isinstance(augment, dict) else None
+    shift = augment_shift(augment)
     if shift:
         dy, dx = rng.integers(0, 2 * shift + 1, (2, len(idx)))
         return shift_images(x[idx], dy, dx, shift), y[idx]

@@ -197,6 +197,12 @@ def sensor_augment(x: np.ndarray, idx: np.ndarray, rng, scale: np.ndarray) -> np
     return xb.astype(np.float32)
 
 
+def augment_shift(augment) -> int | None:
+    """The pixel shift of a recipe's ``augment`` entry (``{"shift": n}``), else None
+    (``"none"``, or absent: sensor-style augmentation)."""
+    return augment.get("shift") if isinstance(augment, dict) else None
+
+
 def plain_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
     """Endless shuffled batches, as they are (for data that was augmented when drawn)."""
     while True:
@@ -260,7 +266,7 @@ def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
     # crops, gain and jitter. recipe["schedule"] == "cosine": the rate decays to 5 %.
     # "none": the data is augmented already (spoken digits: every window a new draw).
     augment = recipe.get("augment", {})
-    shift = augment.get("shift") if isinstance(augment, dict) else None
+    shift = augment_shift(augment)
     if recipe.get("batches") == "keyed by step":  # shardable across workers
         from zoo.resumable import batch_dataset
 

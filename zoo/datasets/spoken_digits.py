@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.audio import SAMPLE_RATE, log_mel, read_wav, trim_silence
+from zoo.audio import SAMPLE_RATE, center, log_mel, read_wav, resample, trim_silence
 from zoo.datasets.basicmotions import SequenceData
 from zoo.errors import DataError, MissingExtraError
 
@@ -292,8 +292,6 @@ class Synthesizer:
 
     def say(self, text: str, voice: str, rate: int = 160, pitch: int = 50) -> np.ndarray:
         """``text`` spoken by ``voice`` (e.g. ``"fr+m3"``), float32 at 8 kHz."""
-        from scipy.signal import resample_poly
-
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise DataError(f"espeak-ng has no voice {voice!r}")
         self._lib.espeak_SetParameter(1, int(rate), 0)  # espeakRATE, words per minute
@@ -306,14 +304,8 @@ class Synthesizer:
         if status != 0 or not self._chunks:
             raise DataError(f"espeak-ng said nothing for {text!r} in voice {voice!r} "
                             f"(espeak_Synth returned {status})")
-        x = np.concatenate(self._chunks).astype(np.float32) / 32768.0 if self._chunks \
-            else np.zeros(0, np.float32)
-        if self.rate != SAMPLE_RATE:
-            from math import gcd
-
-            g = gcd(self.rate, SAMPLE_RATE)
-            x = resample_poly(x, SAMPLE_RATE // g, self.rate // g).astype(np.float32)
-        return trim_silence(x)
+        x = np.concatenate(self._chunks).astype(np.float32) / 32768.0
+        return trim_silence(resample(x, self.rate, SAMPLE_RATE, f"espeak-ng {voice!r}"))
 
 
 def draw_voice(rng, words, languages=LANGUAGES) -> tuple[tuple[str, str, int, int], int]:
@@ -401,16 +393,17 @@ def place(rng, speech: np.ndarray | None, augment: bool) -> np.ndarray:
     from scipy.signal import resample_poly
 
     out = np.zeros(WINDOW, np.float32)
-    if speech is not None:
+    if speech is not None and not augment:
+        out = center(speech, WINDOW)  # as zoo.audio.fit_window windows a user's recording
+    elif speech is not None:
         x = speech.astype(np.float32)
-        if augment:
-            speed = float(rng.uniform(0.85, 1.15))
-            x = resample_poly(x, 100, int(round(100 * speed))).astype(np.float32)
-            x = x / (np.abs(x).max() + 1e-9) * float(rng.uniform(0.05, 0.9))
+        speed = float(rng.uniform(0.85, 1.15))
+        x = resample_poly(x, 100, int(round(100 * speed))).astype(np.float32)
+        x = x / (np.abs(x).max() + 1e-9) * float(rng.uniform(0.05, 0.9))
         if len(x) > WINDOW:
-            cut = (len(x) - WINDOW) // 2 if not augment else int(rng.integers(len(x) - WINDOW + 1))
+            cut = int(rng.integers(len(x) - WINDOW + 1))
             x = x[cut : cut + WINDOW]
-        start = (WINDOW - len(x)) // 2 if not augment else int(rng.integers(WINDOW - len(x) + 1))
+        start = int(rng.integers(WINDOW - len(x) + 1))
         out[start : start + len(x)] = x
     if augment and speech is not None:
         out = telephone_channel(rng, out)

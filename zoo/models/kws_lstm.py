@@ -72,12 +72,6 @@ def lstm_layers(model) -> list:
                   key=lambda layer: int(layer.name.split("_")[1]))
 
 
-def state_names(model) -> tuple[list[str], list[str]]:
-    """Names of the step graph's state inputs and outputs, in order."""
-    ins = [f"{k}_{i}" for i in range(len(lstm_layers(model))) for k in ("h", "c")]
-    return ins, [f"{n}_next" for n in ins]
-
-
 def step_graph(model):
     """One frame through the trained layers: (frame, states) -> (probs, next states)."""
     num_features = model.input_shape[-1]
