@@ -17,7 +17,10 @@ TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "
            # met). The shipped model measures 0.829, 11 of 30 of the held-out speakers'
            # digits; always answering "_unknown_" would score 0.643, so the digits are
            # bounded too (KWS_DIGITS)
-           "kws_lstm": ("accuracy", ">=", 0.82)}
+           "kws_lstm": ("accuracy", ">=", 0.82),
+           # issue 5: beat the naive baseline by the card's margin: always "great" scores
+           # 0.660 on the 993 test reviews; the card states >= 0.78 (+12 pt)
+           "bilstm_text": ("accuracy", ">=", 0.78)}
 KWS_DIGITS = 0.36
 
 
@@ -102,6 +105,25 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
                     assert main(["predict", str(out), "--input", str(path),
                                  "--backend", backend]) == 0
                     assert capsys.readouterr().out.split()[0] == sd.DIGITS[d]
+    elif name == "bilstm_text":
+        from zoo.tasks import get_task
+
+        # held-out reviews the Keras model gets right, one of each class, given as a .txt
+        # file and as the text itself
+        test = datasets.load("reviews", "test")
+        task = get_task("text")
+        model = zoo.create_model(name, weights="DEFAULT")
+        meta = zoo.get_spec(name).meta
+        for c, label in enumerate(meta["classes"]):
+            i = next(i for i in range(len(test)) if test.y[i] == c and int(np.argmax(
+                model.predict(task.encode(test.texts[i], meta)[None], verbose=0))) == c)
+            path = tmp_path / f"review{i}.txt"
+            path.write_text(test.texts[i], encoding="utf-8")
+            for source in (str(path), test.texts[i]):
+                for backend in ("litert", "onnx"):
+                    assert main(["predict", str(out), "--input", source,
+                                 "--backend", backend]) == 0
+                    assert capsys.readouterr().out.split()[0] == label
     else:
         spec = zoo.get_spec(name)
         test = datasets.load(spec.data.dataset, spec.data.test)

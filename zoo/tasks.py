@@ -409,6 +409,87 @@ class KeywordSpotting(Classification):
         return super().format(np.asarray(prediction)[1], meta)
 
 
+@dataclass(frozen=True)
+class TextClassification(Classification):
+    """Text classification over word ids; metric: accuracy.
+
+    Inputs are texts; :meth:`encode` turns one into ids with the tokenizer and vocabulary
+    in ``meta`` (:mod:`zoo.datasets.reviews`), the same on every backend. The graph
+    ``classifier`` takes ``tokens (B, T)`` int32; a batch holds texts of one length only,
+    so nothing is padded.
+    """
+
+    name: str = "text"
+
+    def inputs(self, data) -> list[str]:
+        return list(data.texts)
+
+    @staticmethod
+    def index(meta) -> dict[str, int]:
+        from zoo.datasets.reviews import word_index
+
+        return word_index(meta["vocab"])
+
+    def encode(self, text: str, meta, index=None) -> np.ndarray:
+        """Token ids (T,) of ``text``; a :class:`ShapeError` for a text without words."""
+        from zoo.datasets.reviews import encode
+
+        return encode(text, self.index(meta) if index is None else index,
+                      meta["tokenizer"]["max_tokens"])
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> np.ndarray:
+        graph = graphs["classifier"]
+        index = self.index(meta)
+        ids = [self.encode(t, meta, index) for t in inputs]
+        out: list[np.ndarray | None] = [None] * len(ids)
+        by_length: dict[int, list[int]] = {}
+        for i, x in enumerate(ids):
+            by_length.setdefault(len(x), []).append(i)
+        for _, idx in sorted(by_length.items()):
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                probs = graph({"tokens": np.stack([ids[i] for i in chunk])})["probs"]
+                for i, p in zip(chunk, probs, strict=True):
+                    out[i] = p
+                if progress:
+                    progress(len(chunk))
+        return np.stack(out) if out else np.zeros((0, len(meta["classes"])), np.float32)
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[str]:
+        """The test texts, then the ``extra`` (calibration) ones, until ``minimum``."""
+        pool = self.inputs(test)
+        if len(pool) < minimum:
+            pool += self.inputs(extra)[: minimum - len(pool)]
+        return pool
+
+    def check_input(self, text, meta, where="input") -> str:
+        """One text as :meth:`predict` takes it, or a :class:`ShapeError`."""
+        if not isinstance(text, str):
+            raise ShapeError(f"{where}: expected a text (str), got {type(text).__name__}")
+        try:
+            self.encode(text, meta)
+        except ShapeError as e:
+            raise ShapeError(f"{where}: {e}") from None
+        return text
+
+    def parse_input(self, source: str, meta) -> str:
+        """The text of a ``.txt`` file (UTF-8), or ``source`` itself as the text."""
+        path = Path(source)
+        if path.suffix.lower() == ".txt":
+            if not path.is_file():
+                raise ShapeError(f"input file {source!r} does not exist; expected a UTF-8 "
+                                 f".txt file or the text itself")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise ShapeError(f"{source}: not UTF-8 text ({e})") from None
+            return self.check_input(text, meta, source)
+        return self.check_input(source, meta)
+
+    def format(self, prediction, meta) -> str:
+        return super().format(np.asarray(prediction), meta)
+
+
 def _state_widths(graph) -> dict[str, int]:
     """The state inputs of a step graph (every input but ``frame``) and their widths, read
     from its Keras model or its artifact's signature (through wrappers such as
@@ -424,7 +505,8 @@ def _state_widths(graph) -> dict[str, int]:
 
 
 TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq(),
-                            "ctc": CTCRecognition(), "kws": KeywordSpotting()}
+                            "ctc": CTCRecognition(), "kws": KeywordSpotting(),
+                            "text": TextClassification()}
 
 
 def get_task(name: str):

@@ -161,7 +161,10 @@ def reproduction(recipe, shipped: dict, split: str, metrics: dict) -> dict[str, 
 
 
 def _samples(data):
-    return data.x if hasattr(data, "x") else data.words
+    for field in ("x", "texts", "words"):
+        if hasattr(data, field):
+            return getattr(data, field)
+    raise TypeError(f"{type(data).__name__} has no samples (x, texts or words)")
 
 
 # --------------------------------------------------------------------------- classification
@@ -369,6 +372,52 @@ def _fit_seq2seq(model, data, recipe, spec, verbose, *, adapt=True,
     return {"loss": float(hist.history["loss"][-1])}
 
 
+# --------------------------------------------------------------------------- text
+
+
+def text_batches(ids: list[np.ndarray], y: np.ndarray, batch_size: int, rng) -> list:
+    """One epoch of (tokens, labels) batches of texts of similar length, each padded with
+    id 0 (masked) to its longest text; the batch order is shuffled.
+
+    Lengths get uniform noise of +-10 % before sorting, so a text meets other neighbours
+    every epoch.
+    """
+    lengths = np.array([len(x) for x in ids], np.float64)
+    order = np.argsort(lengths * rng.uniform(0.9, 1.1, len(ids)), kind="stable")
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = []
+    for k in rng.permutation(len(chunks)):
+        idx = chunks[k]
+        width = max(len(ids[i]) for i in idx)
+        tokens = np.zeros((len(idx), width), np.int32)
+        for r, i in enumerate(idx):
+            tokens[r, : len(ids[i])] = ids[i]
+        batches.append((tokens, np.asarray(y)[idx]))
+    return batches
+
+
+def _fit_text(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) -> dict:
+    task = get_task(spec.task)
+    index = task.index(spec.meta)
+    texts, y = list(data.texts), np.asarray(data.y)
+    if recipe.get("limit"):
+        texts, y = texts[: recipe["limit"]], y[: recipe["limit"]]
+    ids = [task.encode(t, spec.meta, index) for t in texts]
+    seed = recipe.get("seed", 0)
+    train_seq = _BatchSequence(
+        lambda epoch: text_batches(ids, y, recipe["batch_size"],
+                                   np.random.default_rng(seed + epoch)))
+    rate = recipe["learning_rate"]
+    if recipe.get("schedule") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=recipe["epochs"] * len(train_seq), alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=1.0),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = model.fit(train_seq, epochs=recipe["epochs"], shuffle=False,
+                     verbose=2 if verbose else 0, callbacks=list(callbacks))
+    return {"loss": float(hist.history["loss"][-1])}
+
+
 # --------------------------------------------------------------------------- CTC
 
 
@@ -495,6 +544,6 @@ def _fit_ctc(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) ->
 # (classification) fits the normalisation layer to the data first, for training from
 # scratch.
 FIT = {"classification": _fit_classification, "kws": _fit_classification, "seq2seq": _fit_seq2seq,
-       "ctc": _fit_ctc}
+       "ctc": _fit_ctc, "text": _fit_text}
 # Tasks whose training batches can be keyed by step, so multi-worker training shards them.
 STEP_KEYED = ("classification", "kws")

@@ -45,9 +45,10 @@ from zoo.datasets import (  # noqa: E402
     cmudict,
     hershey_strokes,
     mnist_rows,
+    reviews,
     spoken_digits,
 )
 
 LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split,
-           "spoken_digits": spoken_digits.load}
+           "spoken_digits": spoken_digits.load, "reviews": reviews.load}

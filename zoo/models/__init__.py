@@ -2,6 +2,7 @@
 
 from zoo.models import (  # noqa: F401
     bilstm_activity,
+    bilstm_text,
     handwriting_ctc,
     handwriting_rows,
     kws_lstm,
