@@ -2,10 +2,13 @@
 the tiny model's export and predict (the pretrained model: test_pretrained.py,
 test_parity_matrix.py)."""
 
+import json
+
 import numpy as np
 import pytest
 
 import zoo
+from export.cli import main
 from zoo.datasets import reviews
 from zoo.errors import DataError, ShapeError
 from zoo.models.bilstm_text import unmasked
@@ -95,10 +98,7 @@ def test_the_unmasked_graph_on_one_text_is_the_masked_model_on_a_padded_batch():
 
 
 def test_tiny_export_is_fused_and_predicts(tmp_path, capsys):
-    import json
-
     from export import export_model
-    from export.cli import main
     from zoo.train import train
 
     meta = train("bilstm_text_tiny", out_dir=tmp_path, verbose=0)  # 2 epochs, 512 reviews
@@ -118,3 +118,125 @@ def test_tiny_export_is_fused_and_predicts(tmp_path, capsys):
                           ("...", "has no words")):
         assert main(["predict", str(out), "--input", source]) != 0
         assert match in capsys.readouterr().err
+
+
+def test_padding_benchmark_measures_every_variant_on_both_runtimes():
+    """The machinery of ``python -m benchmarks.text_padding`` (its figures: the shipped
+    model, benchmarks/results/text_padding.md), on the tiny model with random weights."""
+    from benchmarks import text_padding
+
+    result = text_padding.run("bilstm_text_tiny", weights=None, limit=12, timing=3)
+    rows = {(r["variant"], r["format"]): r for r in result["rows"]}
+    assert set(rows) == {(v, f) for v in text_padding.VARIANTS for f in ("tflite", "onnx")}
+    assert not [r for r in rows.values() if "error" in r]
+    # exact length and the mask compute the masked model's function; the fixed-shape
+    # graph without a mask computes another one
+    for variant in ("exact", "masked"):
+        for fmt in ("tflite", "onnx"):
+            assert rows[variant, fmt]["max_diff_vs_masked_keras"] <= 1e-5
+    assert rows["exact", "tflite"]["recurrent_ops"] == {"UNIDIRECTIONAL_SEQUENCE_LSTM": 2}
+    assert "WHILE" in rows["masked", "tflite"]["recurrent_ops"]
+    assert rows["pad_post", "onnx"]["max_diff_vs_masked_keras"] > 1e-4
+    text = text_padding.markdown({"date": "d", "machine": "m", "result": result})
+    assert text.count("\n| ") == 1 + 8 and "random weights" in text  # header + 8 rows
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def write_tsv(path, texts, labels):
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["text", "label"])
+        w.writerows(zip(texts, labels, strict=True))
+    return path
+
+
+def review_task(directory, n_train=80, n_test=60):
+    """The user's own data: held-out test reviews (never trained on by the shipped model),
+    labelled with new class names, as TSV files."""
+    test = reviews.load("test")
+    names = np.array(["meh", "love"])[test.y]
+    return (write_tsv(directory / "train.tsv", test.texts[:n_train], names[:n_train]),
+            write_tsv(directory / "test.tsv", test.texts[n_train:n_train + n_test],
+                      names[n_train:n_train + n_test]))
+
+
+def test_load_texts_reads_quoted_fields_and_indexes_sorted_classes(tmp_path):
+    from zoo.userdata import load_texts
+
+    path = tmp_path / "t.tsv"
+    path.write_text('id\ttext\tlabel\n1\t"Tabs\tand\nbreaks, quoted"\tb\n2\tplain\ta\n',
+                    encoding="utf-8")
+    data = load_texts(path)
+    assert data.texts == ["Tabs\tand\nbreaks, quoted", "plain"]
+    assert data.classes == ("a", "b") and data.y.tolist() == [1, 0]
+    assert data.source["format"] == "tsv" and data.source["series"] == 2
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("t.tsv", "text\tlabel\n", "no rows"),
+    ("t.tsv", "", "no rows"),
+    ("t.tsv", "review\tlabel\nnice\ta\n", r"expected 'text' and 'label' \(missing \['text'\]\)"),
+    ("t.tsv", "text\tlabel\nnice\t\n", "line 2: empty label"),
+    ("t.tsv", "text\tlabel\nnice\ta\n...\tb\n", "line 3: the text '...' has no words"),
+    ("t.txt", "text\tlabel\nnice\ta\n", "unknown data format '.txt'"),
+])
+def test_load_texts_refusals(tmp_path, name, content, match):
+    from zoo.userdata import load_texts
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=match):
+        load_texts(path)
+
+
+def test_load_texts_refuses_other_encodings_missing_files_and_unknown_labels(tmp_path):
+    from zoo.userdata import load_texts
+
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes("text\tlabel\ncaf\xe9\ta\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_texts(latin)
+    with pytest.raises(DataError, match="does not exist"):
+        load_texts(tmp_path / "missing.tsv")
+    ok = write_tsv(tmp_path / "ok.tsv", ["good", "bad"], ["a", "c"])
+    with pytest.raises(DataError, match=r"labels \['c'\] are not among"):
+        load_texts(ok, classes=("a", "b"))
+
+
+def test_shipped_text_model_fine_tunes_on_a_tsv_and_exports(tmp_path, capsys):
+    from zoo.finetune import finetune
+
+    train, test = review_task(tmp_path)
+    out = tmp_path / "mine"
+    meta = finetune("bilstm_text", train, out, test=test, head_epochs=2, epochs=2,
+                    patience=2, batch_size=16, verbose=0)
+    assert meta["meta"]["classes"] == ["love", "meh"]
+    assert meta["meta"]["vocab"] == list(reviews.vocabulary())  # the parent's word ids
+    assert meta["transferred_layers"] == {"embedding": "all", "bilstm_0": "all"}
+    assert meta["data"]["train"]["format"] == "tsv"
+    assert 0 <= meta["metrics"]["test"]["accuracy"] <= 1
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(out), "--out", str(bundle), "--precision", "fp32"]) == 0
+    capsys.readouterr()
+    report = json.loads((bundle / "parity.json").read_text())
+    assert report["passed"] and report["reference"]["metrics"] == pytest.approx(
+        meta["metrics"]["test"])
+    assert main(["predict", str(bundle), "--input", "Wonderful, I love it!"]) == 0
+    assert capsys.readouterr().out.split()[0] in ("love", "meh")
+
+
+def test_text_fine_tuning_refusals_leave_nothing(tmp_path):
+    from zoo.finetune import finetune
+
+    one_class = write_tsv(tmp_path / "one.tsv", ["good", "fine", "great"], ["a"] * 3)
+    with pytest.raises(DataError, match="found one class"):
+        finetune("bilstm_text", one_class, tmp_path / "out", verbose=0)
+    npz = tmp_path / "x.npz"
+    np.savez(npz, x=np.zeros((4, 3, 2)), y=np.array([0, 1, 0, 1]))
+    with pytest.raises(DataError, match="text classifiers take"):
+        finetune("bilstm_text", npz, tmp_path / "out", verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.tsv", "x.npz"]

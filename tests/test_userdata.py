@@ -104,7 +104,7 @@ def test_labels_outside_the_training_classes(tmp_path):
 def test_check_fits(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.ones((5, 3, 2)), y=np.array(["a", "a", "a", "b", "c"]))
     data = load_sequences(tmp_path / "d.npz")
-    with pytest.raises(DataError, match=r"fewer than 2 series .*'b': 1, 'c': 1.*larger than"):
+    with pytest.raises(DataError, match=r"fewer than 2 samples .*'b': 1, 'c': 1.*larger than"):
         check_fits(data, "d.npz")
     check_fits(data, "d.npz", min_per_class=1)
     with pytest.raises(ShapeError, match="has 2 features per step; expected 6"):

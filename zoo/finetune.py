@@ -44,10 +44,13 @@ from zoo.tasks import get_task
 from zoo.train import adapt_normalization, count_params, seed_everything
 from zoo.userdata import (
     LabelledSequences,
+    LabelledTexts,
     TranscribedSequences,
+    check_classes,
     check_fits,
     data_sha256,
     load_sequences,
+    load_texts,
     load_transcribed,
     random_split,
     stratified_split,
@@ -60,7 +63,8 @@ LOGS = "logs"  # TensorBoard event files, one run per phase
 CURVE = "training_curve.svg"
 DATASET_PREFIX = "finetuned:"
 # Layers replaced for a new label set, per task (everything else is transferred).
-HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",)}
+HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",),
+         "text": ("probs",)}
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
 
@@ -95,7 +99,8 @@ def finetune(
         name: a registered classifier with pretrained weights (or a model directory, to
             fine-tune a fine-tuned model again).
         data: ``.npz`` or long-form ``.csv``; for a keyword spotter, also a folder of WAV
-            files per label (:mod:`zoo.userdata`).
+            files per label; for a text classifier, a ``.tsv`` of text and label
+            (:mod:`zoo.userdata`).
         out: model directory to create (must not exist; written atomically).
         weights: the parent weights (``"DEFAULT"``, a tag or a path).
         test: optional labelled file to report the metric on (never trained on).
@@ -146,6 +151,9 @@ def finetune(
     if spec.task == "ctc":
         full, held_out, config, meta = _ctc_data(spec, parent, config, data, test, alphabet)
         train_idx, val_idx = random_split(len(full.texts), val_fraction, seed)
+    elif spec.task == "text":
+        full, held_out, config, meta = _text_data(spec, config, data, test)
+        train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
     else:
         full, held_out, config, meta = _classification_data(spec, parent, config, data, test)
         train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
@@ -227,7 +235,8 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
                          trainable=trainable, batch=s["batch_size"], seed=s["seed"],
                          patience=s["patience"], verbose=verbose,
                          log_dir=state.staging / LOGS, augment=augment,
-                         ctc_meta=meta if spec.task == "ctc" else None)
+                         ctc_meta=meta if spec.task == "ctc" else None,
+                         text_meta=meta if spec.task == "text" else None)
 
     if from_scratch:
         phases.append(phase("scratch", 0, s["epochs"], s["learning_rate"], None))
@@ -292,6 +301,18 @@ def _classification_data(spec, parent, config, data, test):
     config = {**config, "num_classes": len(full.classes)}
     meta = {**dict(parent_meta(spec)), "classes": list(full.classes),
             "channels": list(full.channels)}
+    return full, held_out, config, meta
+
+
+def _text_data(spec, config, data, test):
+    """The user's labelled texts (and test file), the builder config for their classes and
+    the model directory's meta: the parent's tokenizer and vocabulary (its word vectors
+    transfer; words outside it are the unknown id), the new classes."""
+    full = load_texts(data)
+    check_classes(full.y, full.classes, str(data))
+    held_out = None if test is None else load_texts(test, classes=full.classes)
+    config = {**config, "num_classes": len(full.classes)}
+    meta = {**dict(parent_meta(spec)), "classes": list(full.classes)}
     return full, held_out, config, meta
 
 
@@ -424,7 +445,8 @@ def model_dir_spec(path: str | os.PathLike) -> ModelSpec:
     return _derived_spec(base, config, metadata["meta"], path, metadata)
 
 
-def load_split(path: str, split: str) -> LabelledSequences | TranscribedSequences:
+def load_split(path: str, split: str
+               ) -> LabelledSequences | TranscribedSequences | LabelledTexts:
     """Split ``"train"``, ``"val"`` or ``"test"`` of a model directory's data, read from the
     recorded files (their sha256 must still match)."""
     directory = Path(path)
@@ -444,7 +466,9 @@ def load_split(path: str, split: str) -> LabelledSequences | TranscribedSequence
     if data_sha256(source["path"]) != source["sha256"]:
         raise DataError(f"{source['path']} changed since fine-tuning (sha256 differs); the "
                         "recorded split no longer applies")
-    if "alphabet" in metadata["meta"] and "classes" not in metadata["meta"]:
+    if "vocab" in metadata["meta"]:
+        data = load_texts(source["path"], classes=tuple(metadata["meta"]["classes"]))
+    elif "alphabet" in metadata["meta"] and "classes" not in metadata["meta"]:
         channels = len(metadata["meta"]["channels"])
         data = load_transcribed(source["path"], channels=channels,
                                 alphabet=metadata["meta"]["alphabet"])

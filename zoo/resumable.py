@@ -227,15 +227,46 @@ def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
     return keras.utils.experimental.DatasetCreator(dataset_fn)
 
 
+def text_batch_dataset(ids: list, y: np.ndarray, batch: int, key: tuple[int, ...],
+                       first_step: int, steps: int):
+    """A ``DatasetCreator`` of padded text batches (:func:`zoo.train.text_batches`) keyed
+    like :func:`augmented_batch`: epoch ``e``'s batches come from a generator seeded by
+    ``(key, e)``; worker ``w`` of ``n`` input pipelines takes rows ``w::n`` of every batch."""
+    from zoo.train import text_batches
+
+    spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int64))
+
+    def dataset_fn(context):
+        w, n = context.input_pipeline_id, context.num_input_pipelines
+
+        def batches():
+            step, cached = first_step, (None, None)
+            while True:
+                epoch, i = divmod(step, steps)
+                if cached[0] != epoch:
+                    cached = (epoch, text_batches(ids, y, batch,
+                                                  np.random.default_rng([*key, epoch])))
+                tokens, labels = cached[1][i]
+                yield tokens[w::n], labels[w::n].astype(np.int64)
+                step += 1
+
+        return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+
+    return keras.utils.experimental.DatasetCreator(dataset_fn)
+
+
 def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train, val,
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
               patience: int, verbose: int, log_dir: Path | None = None,
-              augment=None, ctc_meta: dict | None = None) -> dict:
+              augment=None, ctc_meta: dict | None = None,
+              text_meta: dict | None = None) -> dict:
     """Trains one phase (or restores it, if a previous run finished it); returns its record:
     epochs run, best epoch, best held-out loss, per-epoch history.
 
     With ``ctc_meta`` (the recogniser's alphabet), the model is a CTC recogniser trained
-    with :class:`zoo.train.CTCTrainer` on transcribed sequences; otherwise a classifier."""
+    with :class:`zoo.train.CTCTrainer` on transcribed sequences; with ``text_meta`` (the
+    tokenizer and vocabulary), a text classifier on padded, masked batches of word ids;
+    otherwise a sequence classifier."""
     done = state.finished(phase)
     if done is not None:
         state.restore_finished(phase, model)
@@ -246,8 +277,23 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         layer.trainable = trainable is None or layer.name in trainable
     backup = state.state / f"{phase}.backup"
     start = saved_epochs(backup)
-    steps = math.ceil(len(train.x) / batch)
-    if ctc_meta is not None:
+    if text_meta is not None:
+        from zoo.tasks import get_task
+        from zoo.train import _BatchSequence, text_batches
+
+        task = get_task("text")
+        words = task.index(text_meta)
+        ids = [task.encode(t, text_meta, words) for t in train.texts]
+        val_ids = [task.encode(t, text_meta, words) for t in val.texts]
+        steps = math.ceil(len(ids) / batch)
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        fitted = model
+        data = text_batch_dataset(ids, train.y, batch, (seed, index), start * steps, steps)
+        val_batches = text_batches(val_ids, val.y, 64, np.random.default_rng(0))
+        validation = _BatchSequence(lambda _: val_batches)
+    elif ctc_meta is not None:
         from zoo.train import CTCTrainer, _BatchSequence, ctc_batches, frame_stride
 
         stride = frame_stride(model)
@@ -261,6 +307,7 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         val_batches = ctc_batches(val, ctc_meta, 64, stride, np.random.default_rng(0))
         validation = _BatchSequence(lambda _: val_batches)
     else:
+        steps = math.ceil(len(train.x) / batch)
         with strategy.scope():
             model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])

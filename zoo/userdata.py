@@ -1,4 +1,4 @@
-"""The user's own labelled sequences, for fine-tuning: NPZ and CSV, validated.
+"""The user's own labelled data, for fine-tuning: NPZ, CSV, WAV folders, TSV texts, validated.
 
 Formats:
 
@@ -13,6 +13,8 @@ Formats:
       s1,Walking,0.15,-0.97,0.04,0.02,0.01,0.02
       ...
 
+- ``.tsv`` texts with a ``text`` and a ``label`` column, for text classifiers
+  (:func:`load_texts`).
 - a folder of WAV files, one subfolder per label (``my_words/yes/001.wav``, ...), for
   speech models: each recording (mono PCM, any sample rate, at most 2 s) is trimmed of
   silence and centred in 1 s, or cut to its middle second (:func:`zoo.audio.fit_window`),
@@ -118,15 +120,7 @@ def check_fits(data: LabelledSequences, where: str, min_per_class: int = MIN_PER
                          f"expected {features}")
     if min_per_class == 0:  # data to evaluate on: any classes of the label set will do
         return
-    counts = Counter(data.classes[i] for i in data.y)
-    if len(counts) < 2:
-        raise DataError(f"{where}: found one class ({list(counts)}); a classifier needs at "
-                        "least 2")
-    few = {c: counts.get(c, 0) for c in data.classes if counts.get(c, 0) < min_per_class}
-    if few:
-        raise DataError(f"{where}: classes with fewer than {min_per_class} series (one to "
-                        f"train on, one to hold out): {few}; the label set is larger than "
-                        "the data supports")
+    check_classes(data.y, data.classes, where, min_per_class)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -413,3 +407,99 @@ def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nda
     idx = np.random.default_rng(seed).permutation(n)
     k = min(max(1, int(round(fraction * n))), n - 1)
     return np.sort(idx[k:]), np.sort(idx[:k])
+
+
+TEXT_FORMATS = (".tsv",)
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Texts and labels, for text classifiers: ``y`` (N,) int64 indices into ``classes``."""
+
+    texts: list
+    y: np.ndarray
+    classes: tuple[str, ...]
+    source: dict
+
+    def subset(self, index) -> LabelledTexts:
+        index = np.asarray(index, np.int64)
+        return LabelledTexts([self.texts[i] for i in index], self.y[index], self.classes,
+                             self.source)
+
+
+def load_texts(path: str | Path, *, classes: tuple[str, ...] | None = None) -> LabelledTexts:
+    """Reads labelled texts from a UTF-8 ``.tsv`` file whose header names a ``text`` and a
+    ``label`` column (other columns are ignored); a field may be quoted (``"..."``) to
+    hold tabs or line breaks. Example::
+
+        text	label
+        Arrived stale and crushed.	other
+        Best coffee I have had in years!	great
+
+    Args:
+        classes: the class list to index labels with (a test file must use the training
+            file's classes); default: the sorted labels found.
+
+    Raises:
+        DataError: a missing or unreadable file, another format, missing columns, a row
+            with an empty label or a text without words, labels outside ``classes``.
+    """
+    from zoo.datasets.reviews import tokenize
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data path {str(path)!r} does not exist; expected a .tsv file with "
+                        "a header naming 'text' and 'label' columns")
+    if path.suffix.lower() not in TEXT_FORMATS:
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; text classifiers take "
+                        f"{list(TEXT_FORMATS)} (columns text, label)")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+            header = list(rows[0]) if rows else None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: not a readable TSV file ({e})") from None
+    if header is None:
+        raise DataError(f"{path}: no rows; expected a header (text, label) and one row per "
+                        "text")
+    missing = [c for c in ("text", "label") if c not in header]
+    if missing:
+        raise DataError(f"{path}: the header has columns {[c for c in header if c]}; "
+                        f"expected 'text' and 'label' (missing {missing})")
+    texts, labels = [], []
+    for line, row in enumerate(rows, start=2):
+        text, label = row["text"] or "", (row["label"] or "").strip()
+        if not label:
+            raise DataError(f"{path}, line {line}: empty label; every text needs a class name")
+        if not tokenize(text):
+            raise DataError(f"{path}, line {line}: the text {text[:40]!r} has no words "
+                            "(letters or digits)")
+        texts.append(text)
+        labels.append(label)
+    found = tuple(sorted(set(labels)))
+    classes = found if classes is None else tuple(classes)
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise DataError(f"{path}: labels {unknown} are not among the model's classes "
+                        f"{list(classes)}")
+    index = {c: i for i, c in enumerate(classes)}
+    source = {"path": str(path.resolve()), "sha256": sha256_of(path), "format": "tsv",
+              "series": len(texts)}
+    return LabelledTexts(texts, np.array([index[v] for v in labels], np.int64), classes,
+                         source)
+
+
+def check_classes(y: np.ndarray, classes: tuple[str, ...], where: str,
+                  min_per_class: int = MIN_PER_CLASS) -> None:
+    """Two classes or more, each with at least ``min_per_class`` samples."""
+    counts = Counter(classes[i] for i in y)
+    if len(counts) < 2:
+        raise DataError(f"{where}: found one class ({list(counts)}); a classifier needs at "
+                        "least 2")
+    few = {c: counts.get(c, 0) for c in classes if counts.get(c, 0) < min_per_class}
+    if few:
+        raise DataError(f"{where}: classes with fewer than {min_per_class} samples (one to "
+                        f"train on, one to hold out): {few}; the label set is larger than "
+                        "the data supports")
