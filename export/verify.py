@@ -34,15 +34,18 @@ class Recorder:
         return self.graph(feeds)
 
 
-def random_feeds(graph_model, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Fixed-seed inputs for a graph: N(0,1) floats, uniform ids for integer inputs."""
+def random_feeds(graph_model, count: int, seed: int = 0,
+                 lengths: list[int] | None = None) -> list[dict[str, np.ndarray]]:
+    """Fixed-seed inputs for a graph: N(0,1) floats, uniform ids for integer inputs; time
+    axes of 3-15 steps, or of ``lengths`` in turn (a graph that takes only some lengths)."""
     from export.graphs import input_infos, int_input_ranges
 
     rng = np.random.default_rng(seed)
     ranges = int_input_ranges(graph_model)
     feeds = []
     for k in range(count):
-        time_len = 3 + k % 13  # varied lengths exercise the dynamic time axis
+        # varied lengths exercise the dynamic time axis
+        time_len = lengths[k % len(lengths)] if lengths else 3 + k % 13
         feed = {}
         for info in input_infos(graph_model):
             shape = [1] + [time_len if d is None else d for d in info.shape[1:]]
@@ -110,8 +113,9 @@ class Reference:
         task.predict(recorders, tensor_inputs, spec.meta)
         self.tensor_samples = len(tensor_inputs)
         self.feeds = {n: r.feeds for n, r in recorders.items()}
+        lengths = task.feed_lengths(spec.meta) if hasattr(task, "feed_lengths") else None
         for n, m in self.graph_models.items():
-            self.feeds[n] = self.feeds[n] + random_feeds(m, RANDOM_FEEDS)
+            self.feeds[n] = self.feeds[n] + random_feeds(m, RANDOM_FEEDS, lengths=lengths)
         self.outputs = {n: [self.graphs[n](f) for f in fs] for n, fs in self.feeds.items()}
 
 

@@ -13,14 +13,16 @@ def test_list_models_shows_both_families():
         names)
     assert zoo.list_models("seq2seq*") == ["seq2seq_g2p", "seq2seq_g2p_tiny"]
     assert set(zoo.list_models(pretrained=True)) == {"bilstm_activity", "bilstm_text",
-                                                     "handwriting_ctc",
+                                                     "handwriting_ctc", "lstm_forecaster",
+                                                     "lstm_forecaster_co2",
                                                      "handwriting_rows", "kws_lstm",
                                                      "seq2seq_g2p"}
 
 
 @pytest.mark.parametrize("name", ["bilstm_activity_tiny", "seq2seq_g2p_tiny",
                                   "handwriting_rows_tiny", "handwriting_ctc_tiny",
-                                  "kws_lstm_tiny", "bilstm_text_tiny"])
+                                  "kws_lstm_tiny", "bilstm_text_tiny",
+                                  "lstm_forecaster_tiny"])
 def test_builders_are_keyword_only_and_functional(name):
     spec = zoo.get_spec(name)
     params = inspect.signature(spec.builder).parameters.values()

@@ -490,6 +490,116 @@ class TextClassification(Classification):
         return super().format(np.asarray(prediction), meta)
 
 
+@dataclass(frozen=True)
+class Forecasting:
+    """Multi-step forecasting: the graph ``forecaster`` maps ``history (B, window, 1)`` to
+    ``forecast (B, horizon)``, both in the series' own units. Metrics: MASE (the primary:
+    mean absolute error over the seasonal naive method's in-sample error) and sMAPE (%),
+    each also for the seasonal naive forecast of the same windows (``naive_*``)."""
+
+    name: str = "forecast"
+    metric: str = "mase"
+    higher_is_better: bool = False
+
+    def inputs(self, data) -> np.ndarray:
+        return np.asarray(data.x, np.float32)
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> np.ndarray:
+        graph = graphs["forecaster"]
+        out = []
+        for i in range(0, len(inputs), batch_size):
+            batch = np.asarray(inputs[i : i + batch_size], np.float32)
+            out.append(graph({"history": batch})["forecast"])
+            if progress:
+                progress(len(batch))
+        return np.concatenate(out) if out else np.zeros((0, meta["horizon"]), np.float32)
+
+    @staticmethod
+    def errors(forecast, actual, scale) -> dict[str, float]:
+        forecast, actual = np.asarray(forecast, np.float64), np.asarray(actual, np.float64)
+        absolute = np.abs(forecast - actual)
+        denominator = np.abs(actual) + np.abs(forecast)
+        smape = 200.0 * np.mean(np.where(denominator > 0, absolute / np.where(
+            denominator > 0, denominator, 1.0), 0.0))
+        return {"mase": float(absolute.mean() / scale), "smape": float(smape)}
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        model = self.errors(predictions, data.y, data.scale)
+        naive = self.errors(data.naive, data.y, data.scale)
+        return {**model, "naive_mase": naive["mase"], "naive_smape": naive["smape"]}
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[np.ndarray]:
+        """The test windows, then calibration windows, until ``minimum``."""
+        pool = list(self.inputs(test))
+        if len(pool) < minimum:
+            pool += list(self.inputs(extra))[: minimum - len(pool)]
+        return pool
+
+    @staticmethod
+    def feed_lengths(meta) -> list[int]:
+        """The window length, which the graph's input fixes, for random parity feeds."""
+        return [int(meta["window"])]
+
+    def compare(self, a, b) -> dict[str, Any]:
+        """Windows whose forecasts differ by more than 1e-5 of the value (+1e-5)."""
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        far = np.abs(a - b) > 1e-5 * (np.abs(a) + 1.0)
+        return {"disagreements": int(np.sum(far.any(axis=-1)))}
+
+    def check_input(self, x, meta, where="input") -> np.ndarray:
+        """The last ``meta["window"]`` values of a 1-D series as (window, 1), or a
+        :class:`ShapeError` (too short, not numbers, gaps)."""
+        x = np.asarray(x)
+        if x.ndim == 2 and 1 in x.shape:
+            x = x.reshape(-1)
+        window = int(meta["window"])
+        if x.ndim != 1:
+            raise ShapeError(f"{where}: expected one series (a column of values), got shape "
+                             f"{x.shape}")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise ShapeError(f"{where}: expected real numbers, got dtype {x.dtype}")
+        if len(x) < window:
+            raise ShapeError(f"{where}: {len(x)} values; the model forecasts from the last "
+                             f"{window} ({meta['step']}s), so give at least {window}")
+        x = x[-window:].astype(np.float64)
+        if not np.all(np.isfinite(x)):
+            bad = np.flatnonzero(~np.isfinite(x))
+            raise ShapeError(f"{where}: {len(bad)} of the last {window} values are missing, "
+                             f"NaN or infinite (first at position {len(x) - window + bad[0]} "
+                             "of the window); fill the gaps before forecasting")
+        return x.astype(np.float32)[:, None]
+
+    def parse_input(self, source: str, meta) -> np.ndarray:
+        """A series from ``.npy`` (1-D) or ``.csv`` (one value per line, or one column; a
+        non-numeric first line is taken as a header; an empty field is a gap)."""
+        path = Path(source)
+        if not path.is_file():
+            raise ShapeError(f"input file {source!r} does not exist; expected a .npy or .csv "
+                             f"series of at least {meta['window']} values")
+        try:
+            if path.suffix == ".npy":
+                x = np.load(path, allow_pickle=False)
+            elif path.suffix == ".csv":
+                lines = path.read_text().rstrip("\n").splitlines()
+                try:
+                    float(lines[0].split(",")[-1]) if lines else None
+                except ValueError:
+                    lines = lines[1:]  # a header
+                # an empty line or field is a gap (NaN), refused by check_input
+                x = np.array([float(v.split(",")[-1]) if v.split(",")[-1].strip() else np.nan
+                              for v in lines], np.float64)
+            else:
+                raise ShapeError(f"{source}: expected a .npy or .csv file, got {path.suffix!r}")
+        except ShapeError:
+            raise
+        except Exception as e:  # numpy / float() raise several types for malformed files
+            raise ShapeError(f"{source}: cannot read a series from it ({e})") from None
+        return self.check_input(x, meta, source)[None]
+
+    def format(self, prediction, meta) -> str:
+        return " ".join(f"{v:.6g}" for v in np.asarray(prediction).ravel())
+
+
 def _state_widths(graph) -> dict[str, int]:
     """The state inputs of a step graph (every input but ``frame``) and their widths, read
     from its Keras model or its artifact's signature (through wrappers such as
@@ -506,7 +616,7 @@ def _state_widths(graph) -> dict[str, int]:
 
 TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq(),
                             "ctc": CTCRecognition(), "kws": KeywordSpotting(),
-                            "text": TextClassification()}
+                            "text": TextClassification(), "forecast": Forecasting()}
 
 
 def get_task(name: str):

@@ -418,6 +418,31 @@ def _fit_text(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) -
     return {"loss": float(hist.history["loss"][-1])}
 
 
+# --------------------------------------------------------------------------- forecast
+
+
+def _fit_forecast(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) -> dict:
+    """Mean absolute error over the seasonal naive in-sample error (MASE) on raw values."""
+    x, y = np.asarray(data.x, np.float32), np.asarray(data.y, np.float32)
+    if recipe.get("limit"):
+        x, y = x[: recipe["limit"]], y[: recipe["limit"]]
+    scale = float(data.scale)
+    batch = recipe["batch_size"]
+    steps = math.ceil(len(x) / batch)
+    rate = recipe["learning_rate"]
+    if recipe.get("schedule") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, recipe["epochs"] * steps, alpha=0.05)
+
+    def mase(target, forecast):
+        return tf.reduce_mean(tf.abs(target - forecast), axis=-1) / scale
+
+    model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=1.0), loss=mase)
+    hist = model.fit(plain_batches(x, y, batch, np.random.default_rng(recipe.get("seed", 0))),
+                     steps_per_epoch=steps, epochs=recipe["epochs"],
+                     verbose=2 if verbose else 0, callbacks=list(callbacks))
+    return {"loss": float(hist.history["loss"][-1])}
+
+
 # --------------------------------------------------------------------------- CTC
 
 
@@ -544,6 +569,7 @@ def _fit_ctc(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) ->
 # (classification) fits the normalisation layer to the data first, for training from
 # scratch.
 FIT = {"classification": _fit_classification, "kws": _fit_classification, "seq2seq": _fit_seq2seq,
-       "ctc": _fit_ctc, "text": _fit_text}
+       "ctc": _fit_ctc, "text": _fit_text,
+       "forecast": _fit_forecast}
 # Tasks whose training batches can be keyed by step, so multi-worker training shards them.
 STEP_KEYED = ("classification", "kws")

@@ -46,9 +46,11 @@ from zoo.datasets import (  # noqa: E402
     hershey_strokes,
     mnist_rows,
     reviews,
+    series,
     spoken_digits,
 )
 
 LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split,
-           "spoken_digits": spoken_digits.load, "reviews": reviews.load}
+           "spoken_digits": spoken_digits.load, "reviews": reviews.load,
+           "co2": series.loader("co2"), "taylor": series.loader("taylor")}

@@ -6,5 +6,6 @@ from zoo.models import (  # noqa: F401
     handwriting_ctc,
     handwriting_rows,
     kws_lstm,
+    lstm_forecaster,
     seq2seq_g2p,
 )
