@@ -46,6 +46,8 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
                   f"- recipe: `{meta['recipe']['command']}` — {meta['recipe']['epochs']} epochs, "
                   f"{meta['training']['seconds']:.0f} s on {meta['training']['machine']}; "
                   f"reproduces within {meta['recipe'].get('reproduce_tolerance', {})}",
+                  *_target_lines(meta["recipe"].get("target", {}),
+                                 meta["metrics"][spec.data.test]),
                   f"- weights license: {meta['license']['weights']}", ""]
     model = (bench or {}).get("models", {}).get(name)
     if model:
@@ -76,13 +78,16 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
         lines += ["## Limitations", "", *[f"- {item}" for item in spec.limitations], ""]
     from zoo.tasks import get_task
 
-    metric = get_task(spec.task).metric  # "accuracy", "cer", "per"
+    metric = get_task(spec.task).metric  # "accuracy", "cer", "per", "mase"
     lines += ["## Tolerances", "",
               *[f"- tensor, {p}: max |diff| ≤ {t.value}"
                 + "".join(f" + {r:g}·|{n}|" for n, r in t.relative.items())
                 + f" — {t.reason}" for p, t in spec.tensor_tolerance.items()],
               *[f"- {metric} drop, {p}: ≤ {t.value} — {t.reason}"
                 for p, t in spec.metric_drop.items()], ""]
+    lines += ["## Precisions", "",
+              f"Exported and verified at: {', '.join(spec.precisions)}.",
+              *[f"- not {p}: {reason}" for p, reason in spec.precision_gaps.items()], ""]
     return "\n".join(lines)
 
 
@@ -104,3 +109,23 @@ def transfer_markdown(result: dict) -> str:
             f"{row[arm]['mean']:.3f} ± {row[arm]['std']:.3f}" for arm in arms) + " | " +
             " | ".join(f"{gain:+.3f}" for gain in row["gain"].values()) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _target_lines(target, metrics) -> list[str]:
+    """The recipe's targets, each with the measured value and whether it is met; a
+    ``naive_*`` metric beside it is the baseline on the same test samples."""
+    import operator
+
+    ops = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
+    lines = []
+    for metric, (op, bound) in target.items():
+        value = metrics.get(metric)
+        if value is None:
+            continue
+        verdict = "met" if ops[op](value, bound) else "NOT met"
+        naive = metrics.get(f"naive_{metric}")
+        baseline = (f"; the seasonal naive forecast scores {naive:.4f}, so the margin is "
+                    f"{naive - value:+.4f}" if naive is not None else "")
+        lines.append(f"- target: {metric} {op} {bound} — {verdict} ({value:.4f}){baseline}")
+    return lines
+

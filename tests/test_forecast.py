@@ -113,3 +113,12 @@ def test_tiny_export_is_fused_and_forecasts(tmp_path, capsys):
         assert main(["predict", str(out), "--input", str(path), "--backend", backend]) == 0
         values = [float(v) for v in capsys.readouterr().out.split()]
         assert len(values) == 12
+
+
+def test_cards_state_the_target_and_the_baseline_margin():
+    from export.cards import card_markdown
+
+    card = card_markdown("lstm_forecaster_co2", None)
+    assert "- target: mase < 1.0 — met (0.3950); the seasonal naive forecast scores 1.4139" \
+        in card
+    assert "full int8 quantizes the raw series" in card  # the withdrawn precision, and why

@@ -133,6 +133,8 @@ SPEC = register_model(ModelSpec(
         "'other' lumps 1-4 stars together.",
         "Words outside the 7,303-word vocabulary (those seen at least twice in training) "
         "all become one 'unknown' id; only the first 256 words of a text are read.",
+        "Baseline: answering 'great' every time scores 0.660 on the 993 test reviews; the "
+        "recipe's target (accuracy >= 0.78) asks for 12 points more.",
         "Data license: modeldata MIT (SNAP Amazon fine-food reviews).",
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
