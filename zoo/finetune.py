@@ -46,9 +46,11 @@ from zoo.userdata import (
     LabelledSequences,
     LabelledTexts,
     TranscribedSequences,
+    TranscribedWords,
     check_classes,
     check_fits,
     data_sha256,
+    load_pairs,
     load_sequences,
     load_texts,
     load_transcribed,
@@ -62,9 +64,10 @@ METADATA = f"{TAG}.json"
 LOGS = "logs"  # TensorBoard event files, one run per phase
 CURVE = "training_curve.svg"
 DATASET_PREFIX = "finetuned:"
+MAX_SOURCE = 40  # characters of a seq2seq source (the encoder runs any length)
 # Layers replaced for a new label set, per task (everything else is transferred).
 HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",),
-         "text": ("probs",)}
+         "text": ("probs",), "seq2seq": ("target_embedding", "projection")}
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
 
@@ -99,8 +102,8 @@ def finetune(
         name: a registered classifier with pretrained weights (or a model directory, to
             fine-tune a fine-tuned model again).
         data: ``.npz`` or long-form ``.csv``; for a keyword spotter, also a folder of WAV
-            files per label; for a text classifier, a ``.tsv`` of text and label
-            (:mod:`zoo.userdata`).
+            files per label; for a text classifier, a ``.tsv`` of text and label; for a
+            seq2seq model, a ``.tsv`` of source and target symbols (:mod:`zoo.userdata`).
         out: model directory to create (must not exist; written atomically).
         weights: the parent weights (``"DEFAULT"``, a tag or a path).
         test: optional labelled file to report the metric on (never trained on).
@@ -154,6 +157,9 @@ def finetune(
     elif spec.task == "text":
         full, held_out, config, meta = _text_data(spec, config, data, test)
         train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
+    elif spec.task == "seq2seq":
+        full, held_out, config, meta = _seq2seq_data(spec, config, data, test)
+        train_idx, val_idx = random_split(len(full.words), val_fraction, seed)
     else:
         full, held_out, config, meta = _classification_data(spec, parent, config, data, test)
         train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
@@ -164,6 +170,9 @@ def finetune(
         model = spec.builder(**config)
     if from_scratch:
         transferred = {}
+    elif spec.task == "seq2seq":  # the parent's target symbols keep their ids
+        transferred = _transfer(parent, model, head)
+        transferred.update(_transfer_symbol_prefix(parent, model, head))
     elif spec.task == "ctc":  # same input channels and units: keep the parent's statistics
         transferred = _transfer(parent, model, head, keep_normalization=True)
         transferred["logits"] = _transfer_symbols(parent, model, parent_meta(spec)["alphabet"],
@@ -236,7 +245,8 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
                          patience=s["patience"], verbose=verbose,
                          log_dir=state.staging / LOGS, augment=augment,
                          ctc_meta=meta if spec.task == "ctc" else None,
-                         text_meta=meta if spec.task == "text" else None)
+                         text_meta=meta if spec.task == "text" else None,
+                         seq2seq_meta=meta if spec.task == "seq2seq" else None)
 
     if from_scratch:
         phases.append(phase("scratch", 0, s["epochs"], s["learning_rate"], None))
@@ -314,6 +324,43 @@ def _text_data(spec, config, data, test):
     config = {**config, "num_classes": len(full.classes)}
     meta = {**dict(parent_meta(spec)), "classes": list(full.classes)}
     return full, held_out, config, meta
+
+
+def _seq2seq_data(spec, config, data, test):
+    """The user's source -> target pairs (and test file), the builder config for the new
+    target vocabulary and the model directory's meta: the parent's target vocabulary
+    first (its symbols keep their ids and weights), then the new symbols, sorted."""
+    parent = parent_meta(spec)
+    limits = {"alphabet": parent["source_vocab"][2:], "max_source": MAX_SOURCE,
+              "max_target": parent["max_output_len"] - 2}
+    full = load_pairs(data, **limits)
+    vocab = list(parent["target_vocab"])
+    vocab += [s for s in full.symbols if s not in vocab]
+    held_out = None if test is None else load_pairs(test, symbols=full.symbols, **limits)
+    config = {**config, "target_vocab": len(vocab)}
+    return full, held_out, config, {**parent, "target_vocab": vocab}
+
+
+def _transfer_symbol_prefix(parent, model, layers) -> dict[str, str]:
+    """The target symbols the parent knew keep their weights: the first rows of the
+    target embedding, the first columns of the projection (the vocabulary extends the
+    parent's); new symbols keep their fresh initialisation."""
+    done = {}
+    for name in layers:
+        source, target = parent.get_layer(name).get_weights(), model.get_layer(name).get_weights()
+        old = source[0].shape[0 if name == "target_embedding" else -1]
+        out = []
+        for s, t in zip(source, target, strict=True):
+            t = t.copy()
+            if name == "target_embedding":
+                t[:old] = s
+            else:  # projection kernel (units, V) and bias (V,)
+                t[..., :old] = s
+            out.append(t)
+        model.get_layer(name).set_weights(out)
+        new = target[0].shape[0 if name == "target_embedding" else -1] - old
+        done[name] = f"partial: {old} symbols from the parent, {new} new"
+    return done
 
 
 def _ctc_data(spec, parent, config, data, test, alphabet):
@@ -422,6 +469,7 @@ def _derived_spec(spec: ModelSpec, config: dict, meta: dict, path: Path | None =
         base=base.name,
         description=f"{base.name} fine-tuned on {source} (" + (
             f"alphabet {meta['alphabet']!r})" if base.task == "ctc"
+            else f"{len(meta['target_vocab']) - 3} target symbols)" if base.task == "seq2seq"
             else f"{len(meta['classes'])} classes)"),
         defaults=dict(config),
         meta={**dict(base.meta), **meta},
@@ -446,7 +494,7 @@ def model_dir_spec(path: str | os.PathLike) -> ModelSpec:
 
 
 def load_split(path: str, split: str
-               ) -> LabelledSequences | TranscribedSequences | LabelledTexts:
+               ) -> LabelledSequences | TranscribedSequences | LabelledTexts | TranscribedWords:
     """Split ``"train"``, ``"val"`` or ``"test"`` of a model directory's data, read from the
     recorded files (their sha256 must still match)."""
     directory = Path(path)
@@ -468,6 +516,10 @@ def load_split(path: str, split: str
                         "recorded split no longer applies")
     if "vocab" in metadata["meta"]:
         data = load_texts(source["path"], classes=tuple(metadata["meta"]["classes"]))
+    elif "target_vocab" in metadata["meta"]:
+        meta = metadata["meta"]
+        data = load_pairs(source["path"], alphabet=meta["source_vocab"][2:],
+                          max_source=MAX_SOURCE, max_target=meta["max_output_len"] - 2)
     elif "alphabet" in metadata["meta"] and "classes" not in metadata["meta"]:
         channels = len(metadata["meta"]["channels"])
         data = load_transcribed(source["path"], channels=channels,

@@ -195,18 +195,17 @@ def saved_epochs(backup_dir: Path) -> int:
     return int(epoch) + 1
 
 
-def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
-                      first_step: int, steps: int):
-    """A ``DatasetCreator`` of CTC training batches (:func:`zoo.train.ctc_batches`) keyed
+def epoch_keyed_dataset(make_epoch, signature, key: tuple[int, ...], first_step: int,
+                        steps: int):
+    """A ``DatasetCreator`` of the batches ``make_epoch(rng)`` lists for an epoch, keyed
     like :func:`augmented_batch`: epoch ``e``'s batches come from a generator seeded by
     ``(key, e)``, so a resumed phase replays them exactly; worker ``w`` of ``n`` input
-    pipelines takes rows ``w::n`` of every batch."""
-    from zoo.train import ctc_batches
+    pipelines takes rows ``w::n`` of every array of every batch."""
 
-    channels = data.x[0].shape[1]
-    spec = (tf.TensorSpec((None, None, channels), tf.float32),
-            (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32),
-             tf.TensorSpec((None,), tf.int32)))
+    def rows(value, w, n):
+        if isinstance(value, tuple):
+            return tuple(rows(v, w, n) for v in value)
+        return value[w::n]
 
     def dataset_fn(context):
         w, n = context.input_pipeline_id, context.num_input_pipelines
@@ -216,56 +215,65 @@ def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
             while True:
                 epoch, i = divmod(step, steps)
                 if cached[0] != epoch:
-                    cached = (epoch, ctc_batches(data, meta, batch, stride,
-                                                 np.random.default_rng([*key, epoch])))
-                xb, (labels, label_length, frames) = cached[1][i]
-                yield xb[w::n], (labels[w::n], label_length[w::n], frames[w::n])
+                    cached = (epoch, make_epoch(np.random.default_rng([*key, epoch])))
+                yield rows(cached[1][i], w, n)
                 step += 1
 
-        return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+        return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
 
     return keras.utils.experimental.DatasetCreator(dataset_fn)
+
+
+def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
+                      first_step: int, steps: int):
+    """CTC training batches (:func:`zoo.train.ctc_batches`) as an
+    :func:`epoch_keyed_dataset`."""
+    from zoo.train import ctc_batches
+
+    channels = data.x[0].shape[1]
+    signature = (tf.TensorSpec((None, None, channels), tf.float32),
+                 (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32),
+                  tf.TensorSpec((None,), tf.int32)))
+    return epoch_keyed_dataset(lambda rng: ctc_batches(data, meta, batch, stride, rng),
+                               signature, key, first_step, steps)
 
 
 def text_batch_dataset(ids: list, y: np.ndarray, batch: int, key: tuple[int, ...],
                        first_step: int, steps: int):
-    """A ``DatasetCreator`` of padded text batches (:func:`zoo.train.text_batches`) keyed
-    like :func:`augmented_batch`: epoch ``e``'s batches come from a generator seeded by
-    ``(key, e)``; worker ``w`` of ``n`` input pipelines takes rows ``w::n`` of every batch."""
+    """Padded text batches (:func:`zoo.train.text_batches`) as an
+    :func:`epoch_keyed_dataset`."""
     from zoo.train import text_batches
 
-    spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int64))
+    signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int64))
+    y = np.asarray(y, np.int64)
+    return epoch_keyed_dataset(lambda rng: text_batches(ids, y, batch, rng), signature, key,
+                               first_step, steps)
 
-    def dataset_fn(context):
-        w, n = context.input_pipeline_id, context.num_input_pipelines
 
-        def batches():
-            step, cached = first_step, (None, None)
-            while True:
-                epoch, i = divmod(step, steps)
-                if cached[0] != epoch:
-                    cached = (epoch, text_batches(ids, y, batch,
-                                                  np.random.default_rng([*key, epoch])))
-                tokens, labels = cached[1][i]
-                yield tokens[w::n], labels[w::n].astype(np.int64)
-                step += 1
+def seq2seq_batch_dataset(data, meta, batch: int, key: tuple[int, ...], first_step: int,
+                          steps: int):
+    """Teacher-forcing batches (:func:`zoo.train.seq2seq_batches`) as an
+    :func:`epoch_keyed_dataset`."""
+    from zoo.train import seq2seq_batches
 
-        return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
-
-    return keras.utils.experimental.DatasetCreator(dataset_fn)
+    ids = tf.TensorSpec((None, None), tf.int32)
+    signature = ((ids, ids), ids, tf.TensorSpec((None, None), tf.float32))
+    return epoch_keyed_dataset(lambda rng: list(seq2seq_batches(data, meta, batch, rng)),
+                               signature, key, first_step, steps)
 
 
 def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train, val,
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
               patience: int, verbose: int, log_dir: Path | None = None,
               augment=None, ctc_meta: dict | None = None,
-              text_meta: dict | None = None) -> dict:
+              text_meta: dict | None = None, seq2seq_meta: dict | None = None) -> dict:
     """Trains one phase (or restores it, if a previous run finished it); returns its record:
     epochs run, best epoch, best held-out loss, per-epoch history.
 
     With ``ctc_meta`` (the recogniser's alphabet), the model is a CTC recogniser trained
     with :class:`zoo.train.CTCTrainer` on transcribed sequences; with ``text_meta`` (the
     tokenizer and vocabulary), a text classifier on padded, masked batches of word ids;
+    with ``seq2seq_meta`` (the vocabularies), an encoder-decoder on teacher-forcing batches;
     otherwise a sequence classifier."""
     done = state.finished(phase)
     if done is not None:
@@ -277,7 +285,20 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         layer.trainable = trainable is None or layer.name in trainable
     backup = state.state / f"{phase}.backup"
     start = saved_epochs(backup)
-    if text_meta is not None:
+    if seq2seq_meta is not None:
+        from zoo.train import _BatchSequence, seq2seq_batches
+
+        steps = len(list(seq2seq_batches(train, seq2seq_meta, batch, np.random.default_rng(0))))
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          weighted_metrics=["accuracy"])
+        fitted = model
+        data = seq2seq_batch_dataset(train, seq2seq_meta, batch, (seed, index), start * steps,
+                                     steps)
+        val_batches = list(seq2seq_batches(val, seq2seq_meta, 64, np.random.default_rng(0)))
+        validation = _BatchSequence(lambda _: val_batches)
+    elif text_meta is not None:
         from zoo.tasks import get_task
         from zoo.train import _BatchSequence, text_batches
 

@@ -453,21 +453,7 @@ def load_texts(path: str | Path, *, classes: tuple[str, ...] | None = None) -> L
     if path.suffix.lower() not in TEXT_FORMATS:
         raise DataError(f"{path}: unknown data format {path.suffix!r}; text classifiers take "
                         f"{list(TEXT_FORMATS)} (columns text, label)")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-            header = list(rows[0]) if rows else None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from None
-    except csv.Error as e:
-        raise DataError(f"{path}: not a readable TSV file ({e})") from None
-    if header is None:
-        raise DataError(f"{path}: no rows; expected a header (text, label) and one row per "
-                        "text")
-    missing = [c for c in ("text", "label") if c not in header]
-    if missing:
-        raise DataError(f"{path}: the header has columns {[c for c in header if c]}; "
-                        f"expected 'text' and 'label' (missing {missing})")
+    rows = _read_tsv(path, ("text", "label"))
     texts, labels = [], []
     for line, row in enumerate(rows, start=2):
         text, label = row["text"] or "", (row["label"] or "").strip()
@@ -503,3 +489,110 @@ def check_classes(y: np.ndarray, classes: tuple[str, ...], where: str,
         raise DataError(f"{where}: classes with fewer than {min_per_class} samples (one to "
                         f"train on, one to hold out): {few}; the label set is larger than "
                         "the data supports")
+
+
+PAIR_FORMATS = (".tsv",)
+
+
+@dataclass(frozen=True)
+class TranscribedWords:
+    """Source strings and their target symbol sequences, for seq2seq models: the fields of
+    :class:`zoo.datasets.cmudict.G2PData` (``references``: the one target of each word)."""
+
+    words: tuple
+    targets: tuple
+    source: dict
+
+    @property
+    def references(self) -> tuple:
+        return tuple((t,) for t in self.targets)
+
+    @property
+    def symbols(self) -> list[str]:
+        """The target symbols used, sorted."""
+        return sorted({s for t in self.targets for s in t})
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def subset(self, index) -> TranscribedWords:
+        return TranscribedWords(tuple(self.words[i] for i in index),
+                                tuple(self.targets[i] for i in index), self.source)
+
+
+def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int,
+               symbols=None) -> TranscribedWords:
+    """Reads source -> target pairs from a UTF-8 ``.tsv`` whose header names a ``source``
+    and a ``target`` column; the target is symbols separated by spaces. Example (G2P with
+    stress marks)::
+
+        source	target
+        lidar	L AY1 D AA0 R
+        zoom	Z UW1 M
+
+    Sources are lower-cased and stripped.
+
+    Args:
+        alphabet: the characters a source may use (the model's source vocabulary).
+        max_source / max_target: the longest source (characters) and target (symbols).
+        symbols: the target symbols allowed (a test file: the training file's); default:
+            any.
+
+    Raises:
+        DataError: a missing or unreadable file, another format, missing columns, an empty
+            source or target, characters outside ``alphabet``, symbols outside ``symbols``,
+            a source or target longer than the limits.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data path {str(path)!r} does not exist; expected a .tsv file with "
+                        "a header naming 'source' and 'target' columns")
+    if path.suffix.lower() not in PAIR_FORMATS:
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; seq2seq models take "
+                        f"{list(PAIR_FORMATS)} (columns source, target)")
+    rows = _read_tsv(path, ("source", "target"))
+    alphabet, allowed = set(alphabet), None if symbols is None else set(symbols)
+    words, targets = [], []
+    for line, row in enumerate(rows, start=2):
+        word, target = (row["source"] or "").strip().lower(), (row["target"] or "").split()
+        where = f"{path}, line {line}"
+        if not word or not target:
+            raise DataError(f"{where}: empty {'source' if not word else 'target'}; every row "
+                            "needs both")
+        bad = sorted(set(word) - alphabet)
+        if bad:
+            raise DataError(f"{where}: source {word!r} has characters {bad} outside the "
+                            f"model's alphabet {''.join(sorted(alphabet))!r}")
+        unknown = [] if allowed is None else sorted(set(target) - allowed)
+        if unknown:
+            raise DataError(f"{where}: target symbols {unknown} are not among the training "
+                            "data's symbols")
+        if len(word) > max_source or len(target) > max_target:
+            raise DataError(f"{where}: {len(word)} characters -> {len(target)} symbols; the "
+                            f"model takes at most {max_source} -> {max_target}")
+        words.append(word)
+        targets.append(tuple(target))
+    source = {"path": str(path.resolve()), "sha256": sha256_of(path), "format": "tsv",
+              "series": len(words)}
+    return TranscribedWords(tuple(words), tuple(targets), source)
+
+
+def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    """The rows of a UTF-8 TSV file with a header that names ``columns``."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: not a readable TSV file ({e})") from None
+    if not rows:
+        raise DataError(f"{path}: no rows; expected a header ({', '.join(columns)}) and one "
+                        "row per sample")
+    header = list(rows[0])
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataError(f"{path}: the header has columns {[c for c in header if c]}; "
+                        f"expected {' and '.join(repr(c) for c in columns)} (missing "
+                        f"{missing})")
+    return rows
