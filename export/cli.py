@@ -235,13 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_train)
     s = sub.add_parser("finetune", help="fine-tune a pretrained model on your own labelled "
                                         "data; writes a model directory")
-    s.add_argument("name", help="a pretrained classifier or CTC recogniser, or a fine-tuned "
-                                "model directory")
+    s.add_argument("name", help="a pretrained classifier, CTC recogniser or seq2seq model, "
+                                "or a fine-tuned model directory")
     s.add_argument("--data", required=True,
                    help="classifiers: .npz (x: (N, T, C), y: (N,) labels[, channels]) or "
                         "long-form .csv (id, label, feature columns); keyword spotters: also a "
-                        "folder with one subfolder of .wav files per label; CTC recognisers: "
-                        ".jsonl ({text, points} per line) or .npz (points, lengths, texts)")
+                        "folder with one subfolder of .wav files per label; text classifiers: "
+                        ".tsv (text, label); CTC recognisers: .jsonl ({text, points} per "
+                        "line) or .npz (points, lengths, texts); seq2seq models: .tsv "
+                        "(source, target symbols separated by spaces)")
     s.add_argument("--out", required=True, help="model directory to create (must not exist)")
     s.add_argument("--test", default=None, help="labelled file to report the metric on "
                                                  "(never trained on)")

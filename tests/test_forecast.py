@@ -78,6 +78,7 @@ def test_series_input_is_checked(tmp_path):
     np.testing.assert_allclose(x[0, :, 0], series.raw("co2")[-36:], rtol=1e-6)
     cases = {
         "gap.csv": ("value\n" + "\n".join(["1.0"] * 20 + [""] + ["1.0"] * 20), "fill the gaps"),
+        "first_gap.csv": ("\n" + "\n".join(["1.0"] * 35), "fill the gaps"),
         "nan.csv": ("\n".join(["1.0"] * 35 + ["nan"]), "missing, NaN or infinite"),
         "short.csv": ("\n".join(["1.0"] * 35), "35 values; the model forecasts from the last 36"),
         "words.csv": ("a\nb\nc\n", "cannot read a series"),

@@ -29,6 +29,15 @@ def edit_distance(a: Sequence, b: Sequence) -> int:
     return prev[-1]
 
 
+def parity_pool(task, test, extra, minimum: int) -> list:
+    """Tensor-parity inputs: every test input, then the ``extra`` (calibration) split's
+    inputs until there are ``minimum``."""
+    pool = list(task.inputs(test))
+    if len(pool) < minimum:
+        pool += list(task.inputs(extra))[: minimum - len(pool)]
+    return pool
+
+
 @dataclass(frozen=True)
 class Classification:
     """Sequence classification; metric: accuracy."""
@@ -278,10 +287,7 @@ class CTCRecognition:
 
     def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[np.ndarray]:
         """The test trajectories, then calibration ones, until ``minimum``."""
-        pool = self.inputs(test)
-        if len(pool) < minimum:
-            pool += self.inputs(extra)[: minimum - len(pool)]
-        return pool
+        return parity_pool(self, test, extra, minimum)
 
     def compare(self, a, b) -> dict[str, Any]:
         return {"disagreements": sum(x != y for x, y in zip(a, b, strict=True))}
@@ -457,10 +463,7 @@ class TextClassification(Classification):
 
     def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[str]:
         """The test texts, then the ``extra`` (calibration) ones, until ``minimum``."""
-        pool = self.inputs(test)
-        if len(pool) < minimum:
-            pool += self.inputs(extra)[: minimum - len(pool)]
-        return pool
+        return parity_pool(self, test, extra, minimum)
 
     def check_input(self, text, meta, where="input") -> str:
         """One text as :meth:`predict` takes it, or a :class:`ShapeError`."""
@@ -530,10 +533,7 @@ class Forecasting:
 
     def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[np.ndarray]:
         """The test windows, then calibration windows, until ``minimum``."""
-        pool = list(self.inputs(test))
-        if len(pool) < minimum:
-            pool += list(self.inputs(extra))[: minimum - len(pool)]
-        return pool
+        return parity_pool(self, test, extra, minimum)
 
     @staticmethod
     def feed_lengths(meta) -> list[int]:
@@ -581,8 +581,9 @@ class Forecasting:
                 x = np.load(path, allow_pickle=False)
             elif path.suffix == ".csv":
                 lines = path.read_text().rstrip("\n").splitlines()
+                first = lines[0].split(",")[-1].strip() if lines else ""
                 try:
-                    float(lines[0].split(",")[-1]) if lines else None
+                    float(first or "nan")  # an empty first value is a gap, not a header
                 except ValueError:
                     lines = lines[1:]  # a header
                 # an empty line or field is a gap (NaN), refused by check_input
