@@ -208,12 +208,15 @@ def test_load_texts_refuses_other_encodings_missing_files_and_unknown_labels(tmp
 
 
 def test_shipped_text_model_fine_tunes_on_a_tsv_and_exports(tmp_path, capsys):
-    from zoo.finetune import finetune
+    from zoo.finetune import METADATA
 
     train, test = review_task(tmp_path)
     out = tmp_path / "mine"
-    meta = finetune("bilstm_text", train, out, test=test, head_epochs=2, epochs=2,
-                    patience=2, batch_size=16, verbose=0)
+    assert main(["finetune", "bilstm_text", "--data", str(train), "--test", str(test),
+                 "--out", str(out), "--head-epochs", "2", "--epochs", "2", "--patience", "2",
+                 "--batch-size", "16"]) == 0
+    assert "measured on test" in capsys.readouterr().out
+    meta = json.loads((out / METADATA).read_text())
     assert meta["meta"]["classes"] == ["love", "meh"]
     assert meta["meta"]["vocab"] == list(reviews.vocabulary())  # the parent's word ids
     assert meta["transferred_layers"] == {"embedding": "all", "bilstm_0": "all"}
