@@ -535,8 +535,8 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int,
     Args:
         alphabet: the characters a source may use (the model's source vocabulary).
         max_source / max_target: the longest source (characters) and target (symbols).
-        symbols: the target symbols allowed (a test file: the training file's); default:
-            any.
+        symbols: the target symbols allowed (a test file: those the fine-tuned model
+            emits); default: any.
 
     Raises:
         DataError: a missing or unreadable file, another format, missing columns, an empty
@@ -565,8 +565,8 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int,
                             f"model's alphabet {''.join(sorted(alphabet))!r}")
         unknown = [] if allowed is None else sorted(set(target) - allowed)
         if unknown:
-            raise DataError(f"{where}: target symbols {unknown} are not among the training "
-                            "data's symbols")
+            raise DataError(f"{where}: target symbols {unknown} are not among the model's "
+                            "target symbols (the parent's and the training file's)")
         if len(word) > max_source or len(target) > max_target:
             raise DataError(f"{where}: {len(word)} characters -> {len(target)} symbols; the "
                             f"model takes at most {max_source} -> {max_target}")
