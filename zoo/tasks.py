@@ -489,9 +489,6 @@ class TextClassification(Classification):
             return self.check_input(text, meta, source)
         return self.check_input(source, meta)
 
-    def format(self, prediction, meta) -> str:
-        return super().format(np.asarray(prediction), meta)
-
 
 @dataclass(frozen=True)
 class Forecasting:
