@@ -520,8 +520,8 @@ class TranscribedWords:
                                 tuple(self.targets[i] for i in index), self.source)
 
 
-def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int,
-               symbols=None) -> TranscribedWords:
+def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int
+               ) -> TranscribedWords:
     """Reads source -> target pairs from a UTF-8 ``.tsv`` whose header names a ``source``
     and a ``target`` column; the target is symbols separated by spaces. Example (G2P with
     stress marks)::
@@ -535,13 +535,11 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int,
     Args:
         alphabet: the characters a source may use (the model's source vocabulary).
         max_source / max_target: the longest source (characters) and target (symbols).
-        symbols: the target symbols allowed (a test file: those the fine-tuned model
-            emits); default: any.
 
     Raises:
         DataError: a missing or unreadable file, another format, missing columns, an empty
-            source or target, characters outside ``alphabet``, symbols outside ``symbols``,
-            a source or target longer than the limits.
+            source or target, characters outside ``alphabet``, a source or target longer
+            than the limits.
     """
     path = Path(path)
     if not path.is_file():
@@ -551,7 +549,7 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int,
         raise DataError(f"{path}: unknown data format {path.suffix!r}; seq2seq models take "
                         f"{list(PAIR_FORMATS)} (columns source, target)")
     rows = _read_tsv(path, ("source", "target"))
-    alphabet, allowed = set(alphabet), None if symbols is None else set(symbols)
+    alphabet = set(alphabet)
     words, targets = [], []
     for line, row in enumerate(rows, start=2):
         word, target = (row["source"] or "").strip().lower(), (row["target"] or "").split()
@@ -563,10 +561,6 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int,
         if bad:
             raise DataError(f"{where}: source {word!r} has characters {bad} outside the "
                             f"model's alphabet {''.join(sorted(alphabet))!r}")
-        unknown = [] if allowed is None else sorted(set(target) - allowed)
-        if unknown:
-            raise DataError(f"{where}: target symbols {unknown} are not among the model's "
-                            "target symbols (the parent's and the training file's)")
         if len(word) > max_source or len(target) > max_target:
             raise DataError(f"{where}: {len(word)} characters -> {len(target)} symbols; the "
                             f"model takes at most {max_source} -> {max_target}")
