@@ -12,7 +12,7 @@ class) and seed, every arm is scored on a test split that none of them trains on
   (12 LPC channels, 9 speakers; utterances resampled to 29 frames), official TEST split.
 - ``handwriting_rows`` (MNIST) -> UCI optical digits (43 other writers, 8x8 scans put in
   MNIST's 28x28 frame); test: every image not drawn for training.
-- ``seq2seq_g2p`` (ARPAbet without stress) -> ARPAbet with CMUdict's stress marks (70
+- ``seq2seq_g2p`` (ARPAbet without stress) -> ARPAbet with CMUdict's stress marks (69
   target symbols instead of 39: a new output vocabulary); test: 500 of CMUdict's held-out
   test words.
 - ``bilstm_text`` (review sentiment) -> which phone a tweet was sent from (dslabs'
@@ -199,7 +199,7 @@ EXPERIMENTS = {
         "test: its samples in the pretrained model's test split, held-out words)", 1,
         "words", handwriting_face_task, metric="cer"),
     "seq2seq_g2p": Experiment(
-        "seq2seq_g2p", "ARPAbet with CMUdict's stress marks (70 target symbols; test: "
+        "seq2seq_g2p", "ARPAbet with CMUdict's stress marks (69 target symbols; test: "
         f"{STRESS_TEST} held-out CMUdict words)", 1, "words", stress_task, metric="per"),
     "bilstm_text": Experiment(
         "bilstm_text", "the phone a tweet was sent from (dslabs trump_tweets, Android vs "

@@ -1,5 +1,5 @@
 """Fine-tuning the G2P seq2seq model to a new target vocabulary: CMUdict with its stress
-marks (AH0, AH1, AH2: 70 symbols where the shipped model knows 39)."""
+marks (AH0, AH1, AH2: 69 symbols where the shipped model knows 39)."""
 
 import json
 import re
