@@ -298,7 +298,7 @@ def test_ctc_fine_tuning_refusals(tiny_ctc_bundle, tmp_path):
 
     *_, parent = tiny_ctc_bundle
     data = write_jsonl(tmp_path / "train.jsonl", 6, ["futural"])
-    with pytest.raises(UnsupportedError, match="multi-worker fine-tuning of CTC"):
+    with pytest.raises(UnsupportedError, match="multi-worker fine-tuning of ctc models"):
         finetune("handwriting_ctc_tiny", data, tmp_path / "m", weights=parent,
                  strategy="multiworker", verbose=0)
     other = tmp_path / "test.jsonl"

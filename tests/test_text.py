@@ -10,7 +10,7 @@ import pytest
 import zoo
 from export.cli import main
 from zoo.datasets import reviews
-from zoo.errors import DataError, ShapeError
+from zoo.errors import DataError, ShapeError, UnsupportedError
 from zoo.models.bilstm_text import unmasked
 from zoo.tasks import get_task
 from zoo.train import text_batches
@@ -242,4 +242,7 @@ def test_text_fine_tuning_refusals_leave_nothing(tmp_path):
     np.savez(npz, x=np.zeros((4, 3, 2)), y=np.array([0, 1, 0, 1]))
     with pytest.raises(DataError, match="text classifiers take"):
         finetune("bilstm_text", npz, tmp_path / "out", verbose=0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.tsv", "x.npz"]
+    ok = write_tsv(tmp_path / "ok.tsv", ["good", "fine", "bad", "awful"], ["a", "a", "b", "b"])
+    with pytest.raises(UnsupportedError, match="multi-worker fine-tuning of text models"):
+        finetune("bilstm_text", ok, tmp_path / "out", strategy="multiworker", verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.tsv", "one.tsv", "x.npz"]

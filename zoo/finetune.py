@@ -68,6 +68,8 @@ MAX_SOURCE = 40  # characters of a seq2seq source (the encoder runs any length)
 # Layers replaced for a new label set, per task (everything else is transferred).
 HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",),
          "text": ("probs",), "seq2seq": ("target_embedding", "projection")}
+# Tasks trained on padded batches of varying shape: multi-worker sharding is untested.
+PADDED_TASKS = ("ctc", "text", "seq2seq")
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
 
@@ -137,11 +139,11 @@ def finetune(
     if spec.task not in HEADS:
         raise UnsupportedError(f"fine-tuning supports tasks {sorted(HEADS)}; {spec.name} is "
                                f"a {spec.task} model")
-    if spec.task == "ctc" and strategy == "multiworker":
+    if spec.task in PADDED_TASKS and strategy == "multiworker":
         raise UnsupportedError(
-            "multi-worker fine-tuning of CTC recognisers is not supported yet (their padded "
-            "batches are not sharded and tested across workers); use --strategy default or "
-            "mirrored")
+            f"multi-worker fine-tuning of {spec.task} models is not supported yet (their "
+            "padded batches are not sharded and tested across workers); use --strategy "
+            "default or mirrored")
     _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patience, batch_size)
     out = Path(out)
     if out.exists():
