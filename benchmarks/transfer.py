@@ -245,7 +245,9 @@ def run(experiment: Experiment, budgets, seeds) -> dict:
             "machine": f"{platform.machine()}, {platform.python_version()}",
             "model": experiment.model, "target": experiment.target, "unit": experiment.unit,
             "metric": experiment.metric,
-            "command": f"python -m benchmarks.transfer --models {experiment.model}",
+            "command": f"python -m benchmarks.transfer --models {experiment.model} "
+                       f"--budgets {','.join(map(str, budgets))} "
+                       f"--seeds {','.join(map(str, seeds))}",
             "seeds": list(seeds), "arms": ARMS, "summary": summary, "runs": runs}
 
 

@@ -115,7 +115,8 @@ def test_tiny_export_is_fused_and_predicts(tmp_path, capsys):
         assert main(["predict", str(out), "--input", source]) == 0
         assert capsys.readouterr().out.split()[0] in ("great", "other")
     for source, match in ((str(tmp_path / "missing.txt"), "does not exist"),
-                          ("...", "has no words")):
+                          ("...", "has no words"),
+                          (str(tmp_path / meta["file"]), "not a .txt file")):
         assert main(["predict", str(out), "--input", source]) != 0
         assert match in capsys.readouterr().err
 
@@ -178,7 +179,7 @@ def test_load_texts_reads_quoted_fields_and_indexes_sorted_classes(tmp_path):
 
 @pytest.mark.parametrize("name, content, match", [
     ("t.tsv", "text\tlabel\n", "no rows"),
-    ("t.tsv", "", "no rows"),
+    ("t.tsv", "", "empty; expected a header"),
     ("t.tsv", "review\tlabel\nnice\ta\n", r"expected 'text' and 'label' \(missing \['text'\]\)"),
     ("t.tsv", "text\tlabel\nnice\t\n", "line 2: empty label"),
     ("t.tsv", "text\tlabel\nnice\ta\n...\tb\n", "line 3: the text '...' has no words"),
@@ -191,6 +192,30 @@ def test_load_texts_refusals(tmp_path, name, content, match):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError, match=match):
         load_texts(path)
+
+
+def test_load_texts_quoting_line_numbers_and_byte_order_mark(tmp_path):
+    from zoo.userdata import load_texts
+
+    bom = tmp_path / "bom.tsv"
+    bom.write_bytes("text\tlabel\nnice\ta\n".encode("utf-8-sig"))
+    assert load_texts(bom).texts == ["nice"]
+    quoted = tmp_path / "q.tsv"
+    quoted.write_text('text\tlabel\n"""Yum"" said my kid"\ta\n', encoding="utf-8")
+    assert load_texts(quoted).texts == ['"Yum" said my kid']
+    # a quote that opens a field but does not close it is refused, not merged with rows
+    for content in ('text\tlabel\n"Yum" said my kid\ta\n',
+                    'text\tlabel\n"unclosed\ta\nnext\tb\n'):
+        quoted.write_text(content, encoding="utf-8")
+        with pytest.raises(DataError, match="malformed quoting"):
+            load_texts(quoted)
+    # the line an error names is the file's line, after a quoted multi-line field too
+    multi = tmp_path / "m.tsv"
+    multi.write_text('text\tlabel\n"one\ntwo\nthree"\ta\n...\tb\n', encoding="utf-8")
+    with pytest.raises(DataError, match="line 5: the text '...' has no words"):
+        load_texts(multi)
+    with pytest.raises(DataError, match="is a directory"):
+        load_texts(tmp_path)
 
 
 def test_load_texts_refuses_other_encodings_missing_files_and_unknown_labels(tmp_path):

@@ -476,8 +476,12 @@ class TextClassification(Classification):
         return text
 
     def parse_input(self, source: str, meta) -> str:
-        """The text of a ``.txt`` file (UTF-8), or ``source`` itself as the text."""
+        """The text of a ``.txt`` file (UTF-8), or ``source`` itself as the text (unless it
+        names another existing file, which is refused rather than read as words)."""
         path = Path(source)
+        if path.suffix.lower() != ".txt" and path.is_file():
+            raise ShapeError(f"{source}: a file, but not a .txt file; give a UTF-8 .txt file "
+                             "or the text itself")
         if path.suffix.lower() == ".txt":
             if not path.is_file():
                 raise ShapeError(f"input file {source!r} does not exist; expected a UTF-8 "

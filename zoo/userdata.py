@@ -429,8 +429,9 @@ class LabelledTexts:
 
 def load_texts(path: str | Path, *, classes: tuple[str, ...] | None = None) -> LabelledTexts:
     """Reads labelled texts from a UTF-8 ``.tsv`` file whose header names a ``text`` and a
-    ``label`` column (other columns are ignored); a field may be quoted (``"..."``) to
-    hold tabs or line breaks. Example::
+    ``label`` column (other columns are ignored). A field that holds a tab or a line break,
+    or starts with ``"``, is quoted whole with inner quotes doubled, as spreadsheets and
+    pandas write TSV (:func:`_read_tsv`). Example::
 
         text	label
         Arrived stale and crushed.	other
@@ -448,14 +449,14 @@ def load_texts(path: str | Path, *, classes: tuple[str, ...] | None = None) -> L
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data path {str(path)!r} does not exist; expected a .tsv file with "
-                        "a header naming 'text' and 'label' columns")
+        raise DataError(f"data path {str(path)!r} {_not_a_file(path)}; expected a .tsv file "
+                        "with a header naming 'text' and 'label' columns")
     if path.suffix.lower() not in TEXT_FORMATS:
         raise DataError(f"{path}: unknown data format {path.suffix!r}; text classifiers take "
                         f"{list(TEXT_FORMATS)} (columns text, label)")
     rows = _read_tsv(path, ("text", "label"))
     texts, labels = [], []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         text, label = row["text"] or "", (row["label"] or "").strip()
         if not label:
             raise DataError(f"{path}, line {line}: empty label; every text needs a class name")
@@ -543,15 +544,15 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data path {str(path)!r} does not exist; expected a .tsv file with "
-                        "a header naming 'source' and 'target' columns")
+        raise DataError(f"data path {str(path)!r} {_not_a_file(path)}; expected a .tsv file "
+                        "with a header naming 'source' and 'target' columns")
     if path.suffix.lower() not in PAIR_FORMATS:
         raise DataError(f"{path}: unknown data format {path.suffix!r}; seq2seq models take "
                         f"{list(PAIR_FORMATS)} (columns source, target)")
     rows = _read_tsv(path, ("source", "target"))
     alphabet = set(alphabet)
     words, targets = [], []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         word, target = (row["source"] or "").strip().lower(), (row["target"] or "").split()
         where = f"{path}, line {line}"
         if not word or not target:
@@ -571,22 +572,39 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int
     return TranscribedWords(tuple(words), tuple(targets), source)
 
 
-def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict]:
-    """The rows of a UTF-8 TSV file with a header that names ``columns``."""
+def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """``(line, row)`` for each row of a UTF-8 TSV file (a byte-order mark is allowed) with
+    a header that names ``columns``; ``line`` is the file line the row starts on. Quoting
+    is the spreadsheet and pandas convention: a field that holds a tab, a line break or
+    starts with ``"`` is quoted whole, inner quotes doubled; anything else is refused."""
+    rows = []
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, delimiter="\t", strict=True)
+            header = reader.fieldnames
+            end = reader.line_num
+            for row in reader:
+                rows.append((end + 1, row))
+                end = reader.line_num
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e})") from None
     except csv.Error as e:
-        raise DataError(f"{path}: not a readable TSV file ({e})") from None
-    if not rows:
-        raise DataError(f"{path}: no rows; expected a header ({', '.join(columns)}) and one "
+        raise DataError(f"{path}, line {reader.line_num}: malformed quoting ({e}); a field "
+                        "that starts with a quote or holds a tab or line break must be "
+                        "quoted whole, with inner quotes doubled") from None
+    if not header:
+        raise DataError(f"{path}: empty; expected a header ({', '.join(columns)}) and one "
                         "row per sample")
-    header = list(rows[0])
     missing = [c for c in columns if c not in header]
     if missing:
         raise DataError(f"{path}: the header has columns {[c for c in header if c]}; "
                         f"expected {' and '.join(repr(c) for c in columns)} (missing "
                         f"{missing})")
+    if not rows:
+        raise DataError(f"{path}: no rows; expected a header ({', '.join(columns)}) and one "
+                        "row per sample")
     return rows
+
+
+def _not_a_file(path: Path) -> str:
+    return "is a directory" if path.is_dir() else "does not exist"

@@ -176,8 +176,9 @@ SPEC = register_model(ModelSpec(
                 "from the past week (336 values, read a day per step), as a correction to "
                 "last week's values, scaled per window inside the graph.",
     weights=("taylor",),
-    intended_use="Day-ahead forecasts of a half-hourly load or demand series on a device; "
-                 "a starting point for fine-tuning on your own series.",
+    intended_use="Day-ahead forecasts of a half-hourly load or demand series on a device "
+                 "(retrain with the recipe for another series: zoo.finetune does not take "
+                 "forecasters yet).",
     limitations=(*LIMITATIONS, "Trained on 12 weeks of one grid (England and Wales, June to "
                                "August 2000): no winter, no holidays."),
     tensor_tolerance=_tolerance("MW", "about 20,000-40,000"),
@@ -203,8 +204,9 @@ CO2 = register_model(replace(
     description="LSTM(32) forecaster: the next 12 months of Mauna Loa CO2 from the past 36 "
                 "(read a year per step), scaled per window inside the graph.",
     weights=("co2",),
-    intended_use="Year-ahead forecasts of a monthly series with trend and yearly season; "
-                 "a starting point for fine-tuning on your own monthly series.",
+    intended_use="Year-ahead forecasts of a monthly series with trend and yearly season "
+                 "(retrain with the recipe for another series: zoo.finetune does not take "
+                 "forecasters yet).",
     limitations=(*LIMITATIONS, "Trained on 1958-1993 monthly means of one station; 5 "
                                "months without data were interpolated."),
     tensor_tolerance=_tolerance("ppm", "about 310-375"),
