@@ -206,8 +206,8 @@ def test_bad_settings(tiny_weights, tmp_path, kwargs, error, match):
 def test_refusals_leave_nothing(tiny_weights, tmp_path):
     paths = activity_task(tmp_path)
     weights = tiny_weights["bilstm_activity_tiny"]
-    with pytest.raises(UnsupportedError, match="seq2seq"):
-        finetune("seq2seq_g2p_tiny", paths["train"], tmp_path / "m", weights=None)
+    with pytest.raises(UnsupportedError, match="lstm_forecaster_tiny is a forecast model"):
+        finetune("lstm_forecaster_tiny", paths["train"], tmp_path / "m", weights=None)
     (tmp_path / "exists").mkdir()
     with pytest.raises(DataError, match="already exists"):
         finetune("bilstm_activity_tiny", paths["train"], tmp_path / "exists", weights=weights)
