@@ -111,7 +111,7 @@ def test_tiny_export_is_fused_and_predicts(tmp_path, capsys):
     assert all(a["all_fused"] and not a["loops"] for a in manifest["artifacts"])
     text = tmp_path / "review.txt"
     text.write_text("Delicious, my kids love it.", encoding="utf-8")
-    for source in (str(text), "Stale and overpriced."):
+    for source in (str(text), "Stale and overpriced.", "Too sweet. " * 40):  # 440 characters
         assert main(["predict", str(out), "--input", source]) == 0
         assert capsys.readouterr().out.split()[0] in ("great", "other")
     for source, match in ((str(tmp_path / "missing.txt"), "does not exist"),

@@ -479,7 +479,11 @@ class TextClassification(Classification):
         """The text of a ``.txt`` file (UTF-8), or ``source`` itself as the text (unless it
         names another existing file, which is refused rather than read as words)."""
         path = Path(source)
-        if path.suffix.lower() != ".txt" and path.is_file():
+        try:
+            other_file = path.suffix.lower() != ".txt" and path.is_file()
+        except OSError:  # a text longer than a file name can be (ENAMETOOLONG)
+            other_file = False
+        if other_file:
             raise ShapeError(f"{source}: a file, but not a .txt file; give a UTF-8 .txt file "
                              "or the text itself")
         if path.suffix.lower() == ".txt":
