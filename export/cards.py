@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from zoo.registry import get_spec
+from zoo.tasks import get_task
 from zoo.weights import pretrained_path, read_metadata
 
 BENCH_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "latest.json"
@@ -47,7 +48,8 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
                   f"{meta['training']['seconds']:.0f} s on {meta['training']['machine']}; "
                   f"reproduces within {meta['recipe'].get('reproduce_tolerance', {})}",
                   *_target_lines(meta["recipe"].get("target", {}),
-                                 meta["metrics"][spec.data.test]),
+                                 meta["metrics"][spec.data.test],
+                                 getattr(get_task(spec.task), "baseline", "the baseline")),
                   f"- weights license: {meta['license']['weights']}", ""]
     model = (bench or {}).get("models", {}).get(name)
     if model:
@@ -76,7 +78,6 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
         lines += ["## Intended use", "", spec.intended_use, ""]
     if spec.limitations:
         lines += ["## Limitations", "", *[f"- {item}" for item in spec.limitations], ""]
-    from zoo.tasks import get_task
 
     metric = get_task(spec.task).metric  # "accuracy", "cer", "per", "mase"
     lines += ["## Tolerances", "",
@@ -111,9 +112,9 @@ def transfer_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _target_lines(target, metrics) -> list[str]:
+def _target_lines(target, metrics, baseline: str) -> list[str]:
     """The recipe's targets, each with the measured value and whether it is met; a
-    ``naive_*`` metric beside it is the baseline on the same test samples."""
+    ``naive_*`` metric beside it is the ``baseline`` on the same test samples."""
     import operator
 
     ops = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
@@ -124,8 +125,11 @@ def _target_lines(target, metrics) -> list[str]:
             continue
         verdict = "met" if ops[op](value, bound) else "NOT met"
         naive = metrics.get(f"naive_{metric}")
-        baseline = (f"; the seasonal naive forecast scores {naive:.4f}, so the margin is "
-                    f"{naive - value:+.4f}" if naive is not None else "")
-        lines.append(f"- target: {metric} {op} {bound} — {verdict} ({value:.4f}){baseline}")
+        baseline_text = ""
+        if naive is not None:  # the margin is positive when the model is better
+            margin = value - naive if op in (">", ">=") else naive - value
+            baseline_text = f"; {baseline} scores {naive:.4f}, so the margin is {margin:+.4f}"
+        lines.append(f"- target: {metric} {op} {bound} — {verdict} ({value:.4f})"
+                     f"{baseline_text}")
     return lines
 

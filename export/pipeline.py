@@ -291,6 +291,10 @@ def export_model(
                     refused[fmt, precision] = str(e)
         reference = _reference(spec, task, graphs, test, extra, progress,
                                "Keras reference on the test split")
+        # values the task calibrates on the reference (an anomaly threshold) go to the
+        # bundle's meta, for predict
+        manifest["meta"].update({key: reference.metrics[key]
+                                 for key in getattr(task, "calibrated_meta", ())})
         parity: dict[str, Any] = {
             "model": name,
             "test_split": spec.data.test,

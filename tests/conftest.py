@@ -56,3 +56,18 @@ def pretrained_export(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+def export_model_dir(model_dir, bundle, finetune_meta, capsys):
+    """Exports a fine-tuned model directory at fp32 through the CLI and checks that the
+    bundle's verification passed and its Keras reference measures what fine-tuning
+    reported on the same test file."""
+    import json
+
+    from export.cli import main
+
+    assert main(["export", str(model_dir), "--out", str(bundle), "--precision", "fp32"]) == 0
+    capsys.readouterr()
+    report = json.loads((bundle / "parity.json").read_text())
+    assert report["passed"] and report["reference"]["metrics"] == pytest.approx(
+        finetune_meta["metrics"]["test"])

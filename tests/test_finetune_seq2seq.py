@@ -1,10 +1,10 @@
 """Fine-tuning the G2P seq2seq model to a new target vocabulary: CMUdict with its stress
 marks (AH0, AH1, AH2: 69 symbols where the shipped model knows 39)."""
 
-import json
 import re
 
 import pytest
+from conftest import export_model_dir
 
 from export.cli import main
 from zoo.datasets import cmudict
@@ -70,10 +70,6 @@ def test_shipped_g2p_fine_tunes_to_stress_marked_phonemes_and_exports(tmp_path, 
     assert meta["transferred_layers"]["encoder"] == "all"
     assert 0 <= meta["metrics"]["test"]["per"] <= 2
     bundle = tmp_path / "bundle"
-    assert main(["export", str(out), "--out", str(bundle), "--precision", "fp32"]) == 0
-    capsys.readouterr()
-    report = json.loads((bundle / "parity.json").read_text())
-    assert report["passed"] and report["reference"]["metrics"] == pytest.approx(
-        meta["metrics"]["test"])
+    export_model_dir(out, bundle, meta, capsys)
     assert main(["predict", str(bundle), "--input", "computer"]) == 0
     assert capsys.readouterr().out.strip()

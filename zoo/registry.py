@@ -158,6 +158,15 @@ FUSED_LSTM_GAPS = {
                "fallback every LSTM stays float32 and the artifact is no smaller than fp32",
 }
 
+def loose_drops(drops: Mapping[str, Tolerance], bound: float, reason: str,
+                precisions: tuple[str, ...] | None = None) -> dict[str, Tolerance]:
+    """``drops`` with the metric drop of ``precisions`` (default: every one but fp32) set
+    to ``bound``: for tiny variants, trained for seconds, whose tests check the mechanics
+    (``reason`` says so) while the pretrained model's tests check the metric."""
+    loose = [p for p in drops if p != "fp32"] if precisions is None else precisions
+    return {**drops, **{p: Tolerance(bound, reason) for p in loose}}
+
+
 def fewer_units(n: int, fraction: float) -> int:
     """Hidden units left when ``fraction`` of ``n`` are removed (at least one)."""
     return max(1, int(round(n * (1.0 - fraction))))

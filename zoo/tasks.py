@@ -38,6 +38,70 @@ def parity_pool(task, test, extra, minimum: int) -> list:
     return pool
 
 
+def check_encodable(task, value, what: str, meta, where: str) -> str:
+    """``value`` if it is a str that ``task.encode`` takes, else a :class:`ShapeError`
+    prefixed with ``where`` (``what``: "a word", "a text")."""
+    if not isinstance(value, str):
+        raise ShapeError(f"{where}: expected {what} (str), got {type(value).__name__}")
+    try:
+        task.encode(value, meta)
+    except ShapeError as e:
+        raise ShapeError(f"{where}: {e}") from None
+    return value
+
+
+def read_series(source: str, expected: str) -> np.ndarray:
+    """A 1-D series from ``.npy`` or ``.csv`` (one value per line, or the last column; a
+    non-numeric first line is taken as a header; an empty line or field is a gap, NaN).
+    ``expected`` completes the error message of a missing file ("a series of ...")."""
+    path = Path(source)
+    if not path.is_file():
+        raise ShapeError(f"input file {source!r} does not exist; expected a .npy or .csv "
+                         f"series of {expected}")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix != ".csv":
+            raise ShapeError(f"{source}: expected a .npy or .csv file, got {path.suffix!r}")
+        lines = path.read_text().rstrip("\n").splitlines()
+        first = lines[0].split(",")[-1].strip() if lines else ""
+        try:
+            float(first or "nan")  # an empty first value is a gap, not a header
+        except ValueError:
+            lines = lines[1:]  # a header
+        # an empty line or field is a gap (NaN), refused by the task's check_input
+        return np.array([float(v.split(",")[-1]) if v.split(",")[-1].strip() else np.nan
+                         for v in lines], np.float64)
+    except ShapeError:
+        raise
+    except Exception as e:  # numpy / float() raise several types for malformed files
+        raise ShapeError(f"{source}: cannot read a series from it ({e})") from None
+
+
+def check_series(x, minimum: int, where: str, what: str, tail: bool = False) -> np.ndarray:
+    """``x`` as a finite 1-D float64 series of at least ``minimum`` values, or a
+    :class:`ShapeError` saying what was received (``what``: why ``minimum`` are needed).
+    ``tail``: keep (and check) only the last ``minimum`` values."""
+    x = np.asarray(x)
+    if x.ndim == 2 and 1 in x.shape:
+        x = x.reshape(-1)
+    if x.ndim != 1:
+        raise ShapeError(f"{where}: expected one series (a column of values), got shape "
+                         f"{x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ShapeError(f"{where}: expected real numbers, got dtype {x.dtype}")
+    if len(x) < minimum:
+        raise ShapeError(f"{where}: {len(x)} values; {what}, so give at least {minimum}")
+    offset = len(x) - minimum if tail else 0
+    x = x[offset:].astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        bad = np.flatnonzero(~np.isfinite(x))
+        part = f"the last {minimum} values" if tail else "the values"
+        raise ShapeError(f"{where}: {len(bad)} of {part} are missing, NaN or infinite "
+                         f"(first at position {offset + bad[0]}); fill the gaps first")
+    return x
+
+
 @dataclass(frozen=True)
 class Classification:
     """Sequence classification; metric: accuracy."""
@@ -188,13 +252,7 @@ class Seq2Seq:
 
     def check_input(self, word, meta, where="input") -> str:
         """One word as :meth:`predict` takes it, or a :class:`ShapeError`."""
-        if not isinstance(word, str):
-            raise ShapeError(f"{where}: expected a word (str), got {type(word).__name__}")
-        try:
-            self.encode(word, meta)
-        except ShapeError as e:
-            raise ShapeError(f"{where}: {e}") from None
-        return word.strip().lower()
+        return check_encodable(self, word, "a word", meta, where).strip().lower()
 
     def parse_input(self, source: str, meta) -> str:
         return self.check_input(source, meta)
@@ -467,13 +525,7 @@ class TextClassification(Classification):
 
     def check_input(self, text, meta, where="input") -> str:
         """One text as :meth:`predict` takes it, or a :class:`ShapeError`."""
-        if not isinstance(text, str):
-            raise ShapeError(f"{where}: expected a text (str), got {type(text).__name__}")
-        try:
-            self.encode(text, meta)
-        except ShapeError as e:
-            raise ShapeError(f"{where}: {e}") from None
-        return text
+        return check_encodable(self, text, "a text", meta, where)
 
     def parse_input(self, source: str, meta) -> str:
         """The text of a ``.txt`` file (UTF-8), or ``source`` itself as the text (unless it
@@ -508,6 +560,7 @@ class Forecasting:
     name: str = "forecast"
     metric: str = "mase"
     higher_is_better: bool = False
+    baseline: str = "the seasonal naive forecast"
 
     def inputs(self, data) -> np.ndarray:
         return np.asarray(data.x, np.float32)
@@ -554,56 +607,148 @@ class Forecasting:
     def check_input(self, x, meta, where="input") -> np.ndarray:
         """The last ``meta["window"]`` values of a 1-D series as (window, 1), or a
         :class:`ShapeError` (too short, not numbers, gaps)."""
-        x = np.asarray(x)
-        if x.ndim == 2 and 1 in x.shape:
-            x = x.reshape(-1)
         window = int(meta["window"])
-        if x.ndim != 1:
-            raise ShapeError(f"{where}: expected one series (a column of values), got shape "
-                             f"{x.shape}")
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise ShapeError(f"{where}: expected real numbers, got dtype {x.dtype}")
-        if len(x) < window:
-            raise ShapeError(f"{where}: {len(x)} values; the model forecasts from the last "
-                             f"{window} ({meta['step']}s), so give at least {window}")
-        x = x[-window:].astype(np.float64)
-        if not np.all(np.isfinite(x)):
-            bad = np.flatnonzero(~np.isfinite(x))
-            raise ShapeError(f"{where}: {len(bad)} of the last {window} values are missing, "
-                             f"NaN or infinite (first at position {len(x) - window + bad[0]} "
-                             "of the window); fill the gaps before forecasting")
+        x = check_series(x, window, where, f"the model forecasts from the last {window} "
+                                           f"({meta['step']}s)", tail=True)
         return x.astype(np.float32)[:, None]
 
     def parse_input(self, source: str, meta) -> np.ndarray:
-        """A series from ``.npy`` (1-D) or ``.csv`` (one value per line, or one column; a
-        non-numeric first line is taken as a header; an empty field is a gap)."""
-        path = Path(source)
-        if not path.is_file():
-            raise ShapeError(f"input file {source!r} does not exist; expected a .npy or .csv "
-                             f"series of at least {meta['window']} values")
-        try:
-            if path.suffix == ".npy":
-                x = np.load(path, allow_pickle=False)
-            elif path.suffix == ".csv":
-                lines = path.read_text().rstrip("\n").splitlines()
-                first = lines[0].split(",")[-1].strip() if lines else ""
-                try:
-                    float(first or "nan")  # an empty first value is a gap, not a header
-                except ValueError:
-                    lines = lines[1:]  # a header
-                # an empty line or field is a gap (NaN), refused by check_input
-                x = np.array([float(v.split(",")[-1]) if v.split(",")[-1].strip() else np.nan
-                              for v in lines], np.float64)
-            else:
-                raise ShapeError(f"{source}: expected a .npy or .csv file, got {path.suffix!r}")
-        except ShapeError:
-            raise
-        except Exception as e:  # numpy / float() raise several types for malformed files
-            raise ShapeError(f"{source}: cannot read a series from it ({e})") from None
-        return self.check_input(x, meta, source)[None]
+        """A series from ``.npy`` or ``.csv`` (see :func:`read_series`)."""
+        return self.check_input(read_series(source, f"at least {meta['window']} values"),
+                                meta, source)[None]
 
     def format(self, prediction, meta) -> str:
         return " ".join(f"{v:.6g}" for v in np.asarray(prediction).ravel())
+
+
+def detection_scores(scores, labels, n_calibration: int) -> dict[str, float]:
+    """Window decisions at the threshold set on the first ``n_calibration`` (normal)
+    scores: their maximum, so no calibration window is flagged. Returns precision, recall,
+    F1 of the flagged windows against ``labels`` (of the rest), ROC AUC of the scores,
+    ``top_hit`` (1 if the highest-scoring window is anomalous) and the threshold."""
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels)[n_calibration:].astype(bool)
+    threshold = float(scores[:n_calibration].max())
+    test = scores[n_calibration:]
+    flagged = test > threshold
+    tp = int(np.sum(flagged & labels))
+    precision = tp / max(int(flagged.sum()), 1)
+    recall = tp / max(int(labels.sum()), 1)
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    # ROC AUC: the chance that an anomalous window outscores a normal one (ties count half)
+    pos, neg = test[labels], test[~labels]
+    auc = float(np.mean((pos[:, None] > neg[None]) + 0.5 * (pos[:, None] == neg[None]))) \
+        if len(pos) and len(neg) else float("nan")
+    return {"f1": float(f1), "precision": float(precision), "recall": float(recall),
+            "auc": auc, "top_hit": float(labels[int(np.argmax(test))]),
+            "threshold": threshold}
+
+
+@dataclass(frozen=True)
+class AnomalyDetection:
+    """Anomaly detection by reconstruction: the graph ``autoencoder`` maps ``window (B, W,
+    1)`` to ``reconstruction`` and ``score (B,)``. An input is one window (W, 1), or a
+    whole 1-D series, which is cut into windows every ``meta["stride"]`` values (the last
+    one ends at the series' end) and gives ``{"starts", "scores"}``.
+
+    Scoring (:func:`detection_scores`): each backend sets its threshold on its own scores
+    of the normal calibration windows that lead the test split, as a device calibrating
+    itself would; the metric is the F1 of the flagged test windows. ``naive_*``: the
+    dataset's baseline scores, thresholded the same way. The exported bundle records the
+    Keras reference's threshold in its meta (``threshold``) for ``predict``."""
+
+    name: str = "anomaly"
+    metric: str = "f1"
+    higher_is_better: bool = True
+    baseline: str = "reconstructing the training mean"
+    calibrated_meta: tuple[str, ...] = ("threshold",)
+
+    def inputs(self, data) -> np.ndarray:
+        return np.asarray(data.x, np.float32)
+
+    @staticmethod
+    def series_starts(length: int, window: int, stride: int) -> np.ndarray:
+        starts = list(range(0, length - window + 1, stride))
+        if starts[-1] != length - window:
+            starts.append(length - window)
+        return np.asarray(starts, np.int64)
+
+    def _scores(self, graph, windows, batch_size, progress=None) -> np.ndarray:
+        out = []
+        for i in range(0, len(windows), batch_size):
+            batch = np.asarray(windows[i : i + batch_size], np.float32)
+            out.append(np.asarray(graph({"window": batch})["score"]).reshape(-1))
+            if progress:
+                progress(len(batch))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1):
+        graph = graphs["autoencoder"]
+        if all(np.ndim(x) == 2 for x in inputs):
+            return self._scores(graph, inputs, batch_size, progress)
+        out = []
+        for x in inputs:
+            x = np.asarray(x, np.float32)
+            if x.ndim == 2:
+                out.append(self._scores(graph, [x], 1)[0])
+                continue
+            starts = self.series_starts(len(x), int(meta["window"]), int(meta["stride"]))
+            windows = np.stack([x[s : s + int(meta["window"])] for s in starts])[..., None]
+            out.append({"starts": starts, "scores": self._scores(graph, windows, batch_size)})
+            if progress:
+                progress(1)
+        return out
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        model = detection_scores(predictions, data.labels, data.n_calibration)
+        naive = detection_scores(data.naive, data.labels, data.n_calibration)
+        return {**model, **{f"naive_{k}": naive[k] for k in ("f1", "auc", "top_hit")}}
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[np.ndarray]:
+        """The test split's windows (calibration ones first), then calibration windows."""
+        return parity_pool(self, test, extra, minimum)
+
+    @staticmethod
+    def feed_lengths(meta) -> list[int]:
+        """The window length, which the graph's input fixes, for random parity feeds."""
+        return [int(meta["window"])]
+
+    def compare(self, a, b) -> dict[str, Any]:
+        """Windows whose scores differ by more than 1e-5 of the score (+1e-6)."""
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return {"disagreements": int(np.sum(np.abs(a - b) > 1e-5 * np.abs(a) + 1e-6))}
+
+    def check_input(self, x, meta, where="input") -> np.ndarray:
+        """A 1-D series of at least one window, finite, as float32, or a
+        :class:`ShapeError`."""
+        window = int(meta["window"])
+        return check_series(x, window, where, f"the model scores windows of {window} values "
+                                              f"({window / meta['rate']:.2g} s)"
+                            ).astype(np.float32)
+
+    def parse_input(self, source: str, meta) -> np.ndarray:
+        """A series from ``.npy`` or ``.csv`` (see :func:`read_series`), in ``meta["unit"]``
+        sampled at ``meta["rate"]`` Hz."""
+        return self.check_input(read_series(source, f"at least {meta['window']} values"),
+                                meta, source)[None]
+
+    def format(self, prediction, meta) -> str:
+        if not isinstance(prediction, dict):
+            return f"score {float(prediction):.6g}"
+        window, rate = int(meta["window"]), float(meta["rate"])
+        threshold = meta.get("threshold")
+        starts, scores = prediction["starts"], np.asarray(prediction["scores"])
+        lines = [f"{len(starts)} windows of {window} values ({window / rate:.3g} s) every "
+                 f"{meta['stride']}; threshold "
+                 + (f"{threshold:.6g} (the largest score on held-out normal data)"
+                    if threshold is not None else "unknown (not calibrated)")]
+        for start, value in zip(starts, scores, strict=True):
+            flag = " ANOMALY" if threshold is not None and value > threshold else ""
+            lines.append(f"{start:>8} {start / rate:9.3f} s  score {value:.6g}{flag}")
+        if threshold is not None:
+            lines.append(f"{int(np.sum(scores > threshold))} of {len(scores)} windows over the "
+                         "threshold")
+        return "\n".join(lines)
 
 
 def _state_widths(graph) -> dict[str, int]:
@@ -622,7 +767,8 @@ def _state_widths(graph) -> dict[str, int]:
 
 TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq(),
                             "ctc": CTCRecognition(), "kws": KeywordSpotting(),
-                            "text": TextClassification(), "forecast": Forecasting()}
+                            "text": TextClassification(), "forecast": Forecasting(),
+                            "anomaly": AnomalyDetection()}
 
 
 def get_task(name: str):

@@ -443,6 +443,36 @@ def _fit_forecast(model, data, recipe, spec, verbose, *, adapt=True, callbacks=(
     return {"loss": float(hist.history["loss"][-1])}
 
 
+# --------------------------------------------------------------------------- anomaly
+
+
+def _fit_anomaly(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) -> dict:
+    """Minimises the graph's own ``score`` (mean squared standardized reconstruction
+    error) on normal windows; from scratch, the ``normalize`` and ``denormalize`` layers
+    are first fitted to every training value."""
+    x = np.asarray(data.x, np.float32)
+    if recipe.get("limit"):
+        x = x[: recipe["limit"]]
+    if adapt:
+        values = np.asarray(x, np.float32).reshape(-1, 1)
+        for layer in ("normalize", "denormalize"):
+            model.get_layer(layer).adapt(values)
+    batch = recipe["batch_size"]
+    steps = math.ceil(len(x) / batch)
+    rate = recipe["learning_rate"]
+    if recipe.get("schedule") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, recipe["epochs"] * steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=1.0),
+                  loss={"score": lambda _, score: score})
+    zeros = np.zeros(len(x), np.float32)  # the loss is the score itself
+    batches = ((xb, {"score": yb}) for xb, yb in plain_batches(
+        x, zeros, batch, np.random.default_rng(recipe.get("seed", 0))))
+    hist = model.fit(batches,
+                     steps_per_epoch=steps, epochs=recipe["epochs"],
+                     verbose=2 if verbose else 0, callbacks=list(callbacks))
+    return {"loss": float(hist.history["loss"][-1])}
+
+
 # --------------------------------------------------------------------------- CTC
 
 
@@ -570,6 +600,6 @@ def _fit_ctc(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) ->
 # scratch.
 FIT = {"classification": _fit_classification, "kws": _fit_classification, "seq2seq": _fit_seq2seq,
        "ctc": _fit_ctc, "text": _fit_text,
-       "forecast": _fit_forecast}
+       "forecast": _fit_forecast, "anomaly": _fit_anomaly}
 # Tasks whose training batches can be keyed by step, so multi-worker training shards them.
 STEP_KEYED = ("classification", "kws")

@@ -448,13 +448,7 @@ def load_texts(path: str | Path, *, classes: tuple[str, ...] | None = None) -> L
     from zoo.datasets.reviews import tokenize
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data path {str(path)!r} {_not_a_file(path)}; expected a .tsv file "
-                        "with a header naming 'text' and 'label' columns")
-    if path.suffix.lower() not in TEXT_FORMATS:
-        raise DataError(f"{path}: unknown data format {path.suffix!r}; text classifiers take "
-                        f"{list(TEXT_FORMATS)} (columns text, label)")
-    rows = _read_tsv(path, ("text", "label"))
+    rows = _read_tsv(path, ("text", "label"), TEXT_FORMATS, "text classifiers")
     texts, labels = [], []
     for line, row in rows:
         text, label = row["text"] or "", (row["label"] or "").strip()
@@ -543,13 +537,7 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int
             than the limits.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data path {str(path)!r} {_not_a_file(path)}; expected a .tsv file "
-                        "with a header naming 'source' and 'target' columns")
-    if path.suffix.lower() not in PAIR_FORMATS:
-        raise DataError(f"{path}: unknown data format {path.suffix!r}; seq2seq models take "
-                        f"{list(PAIR_FORMATS)} (columns source, target)")
-    rows = _read_tsv(path, ("source", "target"))
+    rows = _read_tsv(path, ("source", "target"), PAIR_FORMATS, "seq2seq models")
     alphabet = set(alphabet)
     words, targets = [], []
     for line, row in rows:
@@ -572,11 +560,20 @@ def load_pairs(path: str | Path, *, alphabet, max_source: int, max_target: int
     return TranscribedWords(tuple(words), tuple(targets), source)
 
 
-def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
+def _read_tsv(path: Path, columns: tuple[str, ...], formats: tuple[str, ...], who: str
+              ) -> list[tuple[int, dict]]:
     """``(line, row)`` for each row of a UTF-8 TSV file (a byte-order mark is allowed) with
     a header that names ``columns``; ``line`` is the file line the row starts on. Quoting
     is the spreadsheet and pandas convention: a field that holds a tab, a line break or
-    starts with ``"`` is quoted whole, inner quotes doubled; anything else is refused."""
+    starts with ``"`` is quoted whole, inner quotes doubled; anything else is refused.
+    ``formats``: the suffixes taken, ``who``: the models that take them (for errors)."""
+    named = " and ".join(repr(c) for c in columns)
+    if not path.is_file():
+        raise DataError(f"data path {str(path)!r} {_not_a_file(path)}; expected a .tsv file "
+                        f"with a header naming {named} columns")
+    if path.suffix.lower() not in formats:
+        raise DataError(f"{path}: unknown data format {path.suffix!r}; {who} take "
+                        f"{list(formats)} (columns {', '.join(columns)})")
     rows = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -598,8 +595,7 @@ def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
     missing = [c for c in columns if c not in header]
     if missing:
         raise DataError(f"{path}: the header has columns {[c for c in header if c]}; "
-                        f"expected {' and '.join(repr(c) for c in columns)} (missing "
-                        f"{missing})")
+                        f"expected {named} (missing {missing})")
     if not rows:
         raise DataError(f"{path}: no rows; expected a header ({', '.join(columns)}) and one "
                         "row per sample")

@@ -43,6 +43,7 @@ def load(name: str, split: str):
 from zoo.datasets import (  # noqa: E402
     basicmotions,
     cmudict,
+    ecg,
     hershey_strokes,
     mnist_rows,
     reviews,
@@ -53,4 +54,5 @@ from zoo.datasets import (  # noqa: E402
 LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split,
            "spoken_digits": spoken_digits.load, "reviews": reviews.load,
-           "co2": series.loader("co2"), "taylor": series.loader("taylor")}
+           "co2": series.loader("co2"), "taylor": series.loader("taylor"),
+           "mitdb": ecg.load}

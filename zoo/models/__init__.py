@@ -6,6 +6,7 @@ from zoo.models import (  # noqa: F401
     handwriting_ctc,
     handwriting_rows,
     kws_lstm,
+    lstm_autoencoder,
     lstm_forecaster,
     seq2seq_g2p,
 )

@@ -1,0 +1,104 @@
+"""A real ECG for anomaly detection: sktime's MIT-BIH excerpt (``mitdb``).
+
+7,500 samples of one ECG lead at 360 Hz (about 21 s, ~26 beats), as sktime ships it
+(``sktime/datasets/data/mitdb/mitdb.csv``: columns ``data`` in mV and ``label``). One
+segment is labelled anomalous (samples 6,936-7,287): a premature beat and the pause after
+it. Everything before it is normal rhythm.
+
+The series is split in time, and the model never sees the anomaly before the test:
+- ``train``: samples 0-4,499, a window starting at every sample (normal rhythm only);
+- ``threshold``: windows of samples 4,500-5,799 every ``STRIDE`` samples (normal only,
+  never trained on); the detection threshold is set on these;
+- ``test``: windows of samples 5,800-7,499 every ``STRIDE`` samples (the anomaly and the
+  normal beats around it). A window is anomalous when it overlaps the labelled segment.
+
+The test split also carries the threshold windows (``n_calibration`` of them first):
+each backend sets its own threshold on its own scores of normal data, as a device would
+(see :class:`zoo.tasks.AnomalyDetection`).
+
+The naive baseline scores a window by the mean squared distance of its values from the
+training mean, in training standard deviations (an autoencoder that always reconstructs
+the mean), with its threshold set on the same threshold windows the same way.
+License: MIT-BIH Arrhythmia Database excerpt as shipped by sktime (BSD-3); PhysioNet
+distributes the database under ODC-By 1.0, research use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from zoo.datasets import package_file
+from zoo.errors import DataError
+
+LICENSE = ("MIT-BIH Arrhythmia Database excerpt (PhysioNet, ODC-By 1.0; research use), as "
+           "shipped by sktime (BSD-3)")
+RATE = 360  # samples per second
+WINDOW = 640  # 1.8 s: at ~290 samples per beat, every window holds two R-R intervals
+STRIDE = 20  # between threshold and test windows
+TRAIN_END, CALIBRATION_END = 4500, 5800
+SPLITS = ("train", "threshold", "test", "train_small")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """``x`` (N, window, 1) windows of the ECG (mV); ``starts`` their first samples;
+    ``labels`` (N,) 1 where a window overlaps the labelled anomaly. The first
+    ``n_calibration`` windows are the normal windows the threshold is set on, the rest
+    are scored. ``naive`` (N,) the baseline's score of every window."""
+
+    x: np.ndarray
+    starts: np.ndarray
+    labels: np.ndarray
+    naive: np.ndarray
+    n_calibration: int
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@cache
+def raw() -> tuple[np.ndarray, np.ndarray]:
+    """The whole ECG (float64, mV) and its 0/1 labels."""
+    path = package_file("sktime", "datasets/data/mitdb/mitdb.csv", "anomaly")
+    table = np.genfromtxt(path, delimiter=",", names=True)
+    return table["data"].astype(np.float64), table["label"].astype(np.int64)
+
+
+def _windows(values, labels, starts, window, mean, std, n_calibration) -> Windows:
+    starts = np.asarray(starts, np.int64)
+    x = np.stack([values[s : s + window] for s in starts])[..., None].astype(np.float32)
+    hit = np.array([labels[s : s + window].any() for s in starts], np.int64)
+    naive = np.mean(np.square((x[..., 0] - mean) / std), axis=1)
+    return Windows(x, starts, hit, naive.astype(np.float32), int(n_calibration))
+
+
+def load(split: str, window: int = WINDOW) -> Windows:
+    """Split ``split`` of the ECG as windows (see the module docstring); ``train_small``:
+    every 4th training window (the tiny model's training set; the quantization
+    calibration and extra tensor-parity windows of both models)."""
+    if split not in SPLITS:
+        raise DataError(f"mitdb has splits {list(SPLITS)}; got {split!r}")
+    return _load(split, int(window))
+
+
+@cache
+def _load(split: str, window: int) -> Windows:
+    values, labels = raw()
+    if labels[:CALIBRATION_END].any():
+        raise DataError("mitdb: a label falls in the training or calibration part; the "
+                        "split assumes normal rhythm there")
+    mean, std = values[:TRAIN_END].mean(), values[:TRAIN_END].std()
+    calibration = range(TRAIN_END, CALIBRATION_END - window + 1, STRIDE)
+    if split == "train":
+        return _windows(values, labels, range(0, TRAIN_END - window + 1), window, mean, std, 0)
+    if split == "train_small":
+        return _windows(values, labels, range(0, TRAIN_END - window + 1, 4), window, mean,
+                        std, 0)
+    if split == "threshold":
+        return _windows(values, labels, calibration, window, mean, std, len(calibration))
+    test = range(CALIBRATION_END, len(values) - window + 1, STRIDE)
+    return _windows(values, labels, [*calibration, *test], window, mean, std,
+                    len(calibration))
