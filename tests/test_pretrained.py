@@ -27,7 +27,10 @@ TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "
            "lstm_forecaster_co2": ("mase", "<", 1.0),
            # issue 5: the autoencoder beats reconstructing the training mean (F1 0.489,
            # ROC AUC 0.574 on the same windows); the card states F1 >= 0.6, AUC >= 0.7
-           "lstm_autoencoder": ("f1", ">=", 0.6)}
+           "lstm_autoencoder": ("f1", ">=", 0.6),
+           # issue 5: the unigram model scores 4.73 bits per character on the same chunks;
+           # the card states <= 2.5
+           "char_lm": ("bpc", "<=", 2.5)}
 # a forecaster's MASE must be at most this share of the seasonal naive MASE
 FORECAST_MARGIN = 0.9
 KWS_DIGITS = 0.36
@@ -151,6 +154,23 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
             assert main(["predict", str(out), "--input", str(path), "--backend", backend]) == 0
             got = np.array([float(v) for v in capsys.readouterr().out.split()])
             np.testing.assert_allclose(got, expected, rtol=1e-5)  # printed to 6 digits
+    elif name == "char_lm":
+        from zoo.generate import generate
+        from zoo.graphs import keras_graphs
+
+        # the same seed gives Keras' text on both runtimes
+        spec = zoo.get_spec(name)
+        expected = generate(keras_graphs(spec, zoo.create_model(name, weights="DEFAULT")),
+                            spec.meta, length=300, prompt="HAMLET.\n", temperature=0.8,
+                            top_k=20, seed=3)
+        for backend in ("litert", "onnx"):
+            assert main(["generate", str(out), "--backend", backend, "--length", "300",
+                         "--prompt", "HAMLET.\n", "--temperature", "0.8", "--top-k", "20",
+                         "--seed", "3"]) == 0
+            assert capsys.readouterr().out == expected + "\n"
+            assert main(["predict", str(out), "--input", "To be, or not to be",
+                         "--backend", backend]) == 0
+            assert "bits per character" in capsys.readouterr().out
     elif name == "lstm_autoencoder":
         import json
 

@@ -64,7 +64,8 @@ class DataSpec:
         dataset: key of :mod:`zoo.datasets`.
         train / test: split names passed to the loader.
         calibration: split used for calibration (never the test split).
-        extra: the optional dependency group that installs the data package.
+        extra: the optional dependency group that installs the data package; ``""``: the
+            data is not a Python package but fetched by ``lstm-zoo fetch-data``.
         license: data license, repeated in the model card.
     """
 

@@ -50,6 +50,29 @@ def check_encodable(task, value, what: str, meta, where: str) -> str:
     return value
 
 
+def read_text_source(source: str) -> tuple[str, str]:
+    """``(text, where)``: the text of a ``.txt`` file (UTF-8; ``where`` is its path), or
+    ``source`` itself as the text (``where`` "input") unless it names another existing
+    file, which is refused rather than read as words."""
+    path = Path(source)
+    try:
+        other_file = path.suffix.lower() != ".txt" and path.is_file()
+    except OSError:  # a text longer than a file name can be (ENAMETOOLONG)
+        other_file = False
+    if other_file:
+        raise ShapeError(f"{source}: a file, but not a .txt file; give a UTF-8 .txt file or "
+                         "the text itself")
+    if path.suffix.lower() != ".txt":
+        return source, "input"
+    if not path.is_file():
+        raise ShapeError(f"input file {source!r} does not exist; expected a UTF-8 .txt file "
+                         "or the text itself")
+    try:
+        return path.read_text(encoding="utf-8"), source
+    except UnicodeDecodeError as e:
+        raise ShapeError(f"{source}: not UTF-8 text ({e})") from None
+
+
 def read_series(source: str, expected: str) -> np.ndarray:
     """A 1-D series from ``.npy`` or ``.csv`` (one value per line, or the last column; a
     non-numeric first line is taken as a header; an empty line or field is a gap, NaN).
@@ -528,26 +551,9 @@ class TextClassification(Classification):
         return check_encodable(self, text, "a text", meta, where)
 
     def parse_input(self, source: str, meta) -> str:
-        """The text of a ``.txt`` file (UTF-8), or ``source`` itself as the text (unless it
-        names another existing file, which is refused rather than read as words)."""
-        path = Path(source)
-        try:
-            other_file = path.suffix.lower() != ".txt" and path.is_file()
-        except OSError:  # a text longer than a file name can be (ENAMETOOLONG)
-            other_file = False
-        if other_file:
-            raise ShapeError(f"{source}: a file, but not a .txt file; give a UTF-8 .txt file "
-                             "or the text itself")
-        if path.suffix.lower() == ".txt":
-            if not path.is_file():
-                raise ShapeError(f"input file {source!r} does not exist; expected a UTF-8 "
-                                 f".txt file or the text itself")
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as e:
-                raise ShapeError(f"{source}: not UTF-8 text ({e})") from None
-            return self.check_input(text, meta, source)
-        return self.check_input(source, meta)
+        """The text of a ``.txt`` file or the text itself (see :func:`read_text_source`)."""
+        text, where = read_text_source(source)
+        return self.check_input(text, meta, where)
 
 
 @dataclass(frozen=True)
@@ -751,8 +757,129 @@ class AnomalyDetection:
         return "\n".join(lines)
 
 
-def _state_widths(graph) -> dict[str, int]:
-    """The state inputs of a step graph (every input but ``frame``) and their widths, read
+def stream(step, tokens: np.ndarray, widths: dict[str, int], state=None):
+    """Feeds ``tokens`` (B, T) through a one-token ``step`` graph from ``state`` (zeros
+    when ``None``); yields each step's outputs (``probs`` and the next state)."""
+    state = state or {n: np.zeros((len(tokens), w), np.float32) for n, w in widths.items()}
+    for t in range(tokens.shape[1]):
+        out = step({"token": tokens[:, t].astype(np.int32), **state})
+        state = {n: out[f"{n}_next"] for n in widths}
+        yield out
+
+
+@dataclass(frozen=True)
+class LanguageModel:
+    """Character language modelling; metric: bits per character (lower is better).
+
+    An evaluation input is a chunk of character ids (T + 1,); its prediction is a pair of
+    summed negative log-likelihoods (nats) of the chunk's last T characters: from the
+    ``lm`` graph over the whole chunk, and from the ``step`` graph fed one character at a
+    time from zero state (the path generation runs). Bits per character are scored on the
+    streamed one; ``stream_max_diff`` (nats per character) is the largest difference
+    between the two, which must stay at float32 rounding on every backend. ``naive_bpc``:
+    the unigram model on the same chunks. A text (str) input gives
+    ``{"bits", "chars", "next"}``: its bits per character and the distribution of the
+    character after it.
+    """
+
+    name: str = "lm"
+    metric: str = "bpc"
+    higher_is_better: bool = False
+    baseline: str = "the unigram model (training character frequencies)"
+    tensor_chars: int = 32  # characters per tensor-parity input (every step is recorded)
+
+    @staticmethod
+    def encode(text: str, meta) -> np.ndarray:
+        index = {c: i + 1 for i, c in enumerate(meta["chars"])}
+        return np.fromiter((index.get(c, 0) for c in text), np.int32, len(text))
+
+    def inputs(self, data) -> np.ndarray:
+        return np.asarray(data.ids, np.int32)
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1):
+        if len(inputs) and isinstance(inputs[0], str):
+            return [self._text(graphs["step"], text, meta) for text in inputs]
+        lm, step = graphs["lm"], graphs["step"]
+        widths = _state_widths(step, "token")
+        out = []
+        for i in range(0, len(inputs), batch_size):
+            batch = np.asarray(inputs[i : i + batch_size], np.int32)
+            x, y = batch[:, :-1], batch[:, 1:]
+            rows = np.arange(len(batch))
+            probs = np.asarray(lm({"ids": x})["probs"], np.float64)
+            whole = -np.log(np.take_along_axis(probs, y[..., None], -1)[..., 0]).sum(axis=1)
+            streamed = np.zeros(len(batch))
+            for t, o in enumerate(stream(step, x, widths)):
+                streamed -= np.log(np.asarray(o["probs"], np.float64)[rows, y[:, t]])
+            out.append(np.stack([whole, streamed], axis=1))
+            if progress:
+                progress(len(batch))
+        return np.concatenate(out) if out else np.zeros((0, 2))
+
+    def _text(self, step, text: str, meta) -> dict:
+        ids = self.encode("\n" + text, meta)  # after a line break, where lines begin
+        bits = 0.0
+        for t, o in enumerate(stream(step, ids[None], _state_widths(step, "token"))):
+            probs = np.asarray(o["probs"], np.float64)[0]
+            if t + 1 < len(ids):
+                bits -= np.log2(probs[ids[t + 1]])
+        return {"bits": float(bits), "chars": len(text), "next": probs}
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        nll = np.asarray(predictions, np.float64)
+        count = nll.shape[0] * (np.asarray(data.ids).shape[1] - 1)
+        return {"bpc": float(nll[:, 1].sum() / count / np.log(2)),
+                "bpc_whole": float(nll[:, 0].sum() / count / np.log(2)),
+                "stream_max_diff": float(np.max(np.abs(nll[:, 0] - nll[:, 1]))
+                                         / (np.asarray(data.ids).shape[1] - 1)),
+                "naive_bpc": float(np.sum(data.naive) / count / np.log(2))}
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[np.ndarray]:
+        """The first ``tensor_chars + 1`` characters of the test chunks, then of the
+        calibration chunks, until ``minimum`` (the step graph is recorded at every
+        character, so whole chunks would only repeat its feeds)."""
+        return [c[: self.tensor_chars + 1] for c in parity_pool(self, test, extra, minimum)]
+
+    def compare(self, a, b) -> dict[str, Any]:
+        """Chunks whose log-likelihoods differ by more than 1e-5 of their value."""
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return {"disagreements": int(np.sum((np.abs(a - b) > 1e-5 * np.abs(a) + 1e-6)
+                                            .any(axis=-1)))}
+
+    def check_input(self, text, meta, where="input"):
+        """A non-empty text (str), or a chunk of character ids (1-D ints in the vocabulary,
+        at least 2: an evaluation or calibration input); else a :class:`ShapeError`."""
+        if isinstance(text, str):
+            if not text:
+                raise ShapeError(f"{where}: the text is empty; give at least one character")
+            return text
+        ids = np.asarray(text)
+        vocab = len(meta["chars"]) + 1
+        if ids.ndim != 1 or len(ids) < 2 or not np.issubdtype(ids.dtype, np.integer):
+            raise ShapeError(f"{where}: expected a text (str) or a 1-D chunk of at least 2 "
+                             f"character ids, got {type(text).__name__} of shape {ids.shape} "
+                             f"and dtype {ids.dtype}")
+        if ids.min() < 0 or ids.max() >= vocab:
+            raise ShapeError(f"{where}: character ids must be in 0..{vocab - 1}; got "
+                             f"{int(ids.min())}..{int(ids.max())}")
+        return ids.astype(np.int32)
+
+    def parse_input(self, source: str, meta) -> str:
+        """The text of a ``.txt`` file or the text itself (see :func:`read_text_source`)."""
+        text, where = read_text_source(source)
+        return self.check_input(text, meta, where)
+
+    def format(self, prediction, meta) -> str:
+        chars = meta["chars"]
+        top = np.argsort(-prediction["next"], kind="stable")[:5]
+        shown = ", ".join(f"{(chars[i - 1] if i else '<unknown>')!r} {prediction['next'][i]:.3f}"
+                          for i in top)
+        return (f"{prediction['bits'] / prediction['chars']:.4f} bits per character over "
+                f"{prediction['chars']} characters; next: {shown}")
+
+
+def _state_widths(graph, data_input: str = "frame") -> dict[str, int]:
+    """The state inputs of a step graph (every input but ``data_input``) and their widths, read
     from its Keras model or its artifact's signature (through wrappers such as
     :class:`export.verify.Recorder`, which keep the graph as ``.graph``)."""
     while hasattr(graph, "graph"):
@@ -762,13 +889,13 @@ def _state_widths(graph) -> dict[str, int]:
                                              strict=True)}
     else:  # export.runtime runners: the bundle's input signature
         shapes = {i["name"]: i["shape"] for i in graph.inputs}
-    return {n: int(shape[-1]) for n, shape in shapes.items() if n != "frame"}
+    return {n: int(shape[-1]) for n, shape in shapes.items() if n != data_input}
 
 
 TASKS: Mapping[str, Any] = {"classification": Classification(), "seq2seq": Seq2Seq(),
                             "ctc": CTCRecognition(), "kws": KeywordSpotting(),
                             "text": TextClassification(), "forecast": Forecasting(),
-                            "anomaly": AnomalyDetection()}
+                            "anomaly": AnomalyDetection(), "lm": LanguageModel()}
 
 
 def get_task(name: str):

@@ -161,10 +161,10 @@ def reproduction(recipe, shipped: dict, split: str, metrics: dict) -> dict[str, 
 
 
 def _samples(data):
-    for field in ("x", "texts", "words"):
+    for field in ("x", "texts", "words", "ids"):
         if hasattr(data, field):
             return getattr(data, field)
-    raise TypeError(f"{type(data).__name__} has no samples (x, texts or words)")
+    raise TypeError(f"{type(data).__name__} has no samples (x, texts, words or ids)")
 
 
 # --------------------------------------------------------------------------- classification
@@ -473,6 +473,36 @@ def _fit_anomaly(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()
     return {"loss": float(hist.history["loss"][-1])}
 
 
+# --------------------------------------------------------------------------- language model
+
+
+def lm_batches(ids: np.ndarray, batch: int, length: int, rng):
+    """Endless batches of ``batch`` windows of ``length + 1`` characters at random places
+    of the corpus: ``(x (B, length), y (B, length))``, ``y`` the next characters."""
+    while True:
+        starts = rng.integers(0, len(ids) - length - 1, batch)
+        window = np.stack([ids[s : s + length + 1] for s in starts])
+        yield window[:, :-1], window[:, 1:]
+
+
+def _fit_lm(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) -> dict:
+    """Cross-entropy of the next character; an epoch is ``recipe["steps"]`` batches."""
+    ids = np.asarray(data.ids, np.int32)
+    if recipe.get("limit"):
+        ids = ids[: recipe["limit"]]
+    steps = recipe["steps"]
+    rate = recipe["learning_rate"]
+    if recipe.get("schedule") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, recipe["epochs"] * steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=1.0),
+                  loss="sparse_categorical_crossentropy")
+    batches = lm_batches(ids, recipe["batch_size"], recipe["length"],
+                         np.random.default_rng(recipe.get("seed", 0)))
+    hist = model.fit(batches, steps_per_epoch=steps, epochs=recipe["epochs"],
+                     verbose=2 if verbose else 0, callbacks=list(callbacks))
+    return {"loss": float(hist.history["loss"][-1])}
+
+
 # --------------------------------------------------------------------------- CTC
 
 
@@ -600,6 +630,6 @@ def _fit_ctc(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) ->
 # scratch.
 FIT = {"classification": _fit_classification, "kws": _fit_classification, "seq2seq": _fit_seq2seq,
        "ctc": _fit_ctc, "text": _fit_text,
-       "forecast": _fit_forecast, "anomaly": _fit_anomaly}
+       "forecast": _fit_forecast, "anomaly": _fit_anomaly, "lm": _fit_lm}
 # Tasks whose training batches can be keyed by step, so multi-worker training shards them.
 STEP_KEYED = ("classification", "kws")

@@ -48,6 +48,7 @@ from zoo.datasets import (  # noqa: E402
     mnist_rows,
     reviews,
     series,
+    shakespeare,
     spoken_digits,
 )
 
@@ -55,4 +56,4 @@ LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split,
            "spoken_digits": spoken_digits.load, "reviews": reviews.load,
            "co2": series.loader("co2"), "taylor": series.loader("taylor"),
-           "mitdb": ecg.load}
+           "mitdb": ecg.load, "shakespeare": shakespeare.load}

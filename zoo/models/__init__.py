@@ -3,6 +3,7 @@
 from zoo.models import (  # noqa: F401
     bilstm_activity,
     bilstm_text,
+    char_lm,
     handwriting_ctc,
     handwriting_rows,
     kws_lstm,
