@@ -21,8 +21,10 @@ def compatibility_rows(manifest: dict) -> list[dict]:
             "recurrent_ops": {op: ops[op] for op in RECURRENT_OPS if op in ops},
             "fallbacks": {op: ops[op] for op in FALLBACK_OPS if op in ops},
             "flex": flex,
+            "loop_reason": a.get("loop_reason"),
             "verdict": ("step graph, no loop" if step and a["all_fused"] else
-                        "fused" if a["all_fused"] else "NOT fused"),
+                        "fused" if a["all_fused"] else
+                        f"loop: {a['loop_reason']}" if a.get("loop_reason") else "NOT fused"),
         })
     return rows
 

@@ -8,6 +8,8 @@ from zoo.weights import pretrained_path, read_metadata
 pytestmark = pytest.mark.pretrained
 
 TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "<=", 0.12),
+           # issue 5: the GRU cell option, same data, recipe and target
+           "bigru_activity": ("accuracy", ">=", 0.95),
            # issue 4: handwriting_rows test accuracy >= 0.97
            "handwriting_rows": ("accuracy", ">=", 0.97),
            # issue 4 asks for CER <= 8 % on held-out faces: not met. The shipped model
@@ -75,8 +77,12 @@ def test_every_recurrent_layer_is_fused(exported):
 
     _, _, out = exported
     manifest = json.loads((out / "manifest.json").read_text())
-    assert all(a["all_fused"] for a in manifest["artifacts"])
-    assert not any(a["loops"] for a in manifest["artifacts"])
+    for a in manifest["artifacts"]:
+        if a["loop_reason"]:  # a GRU on TFLite, which has no fused GRU op: a WHILE loop
+            assert a["format"] == "tflite" and a["expected_directions"]["GRU"] > 0
+            assert a["as_expected"] and set(a["loops"]) == {"WHILE"}
+        else:
+            assert a["all_fused"] and not a["loops"]
 
 
 def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
