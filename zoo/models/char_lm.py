@@ -106,7 +106,7 @@ METRIC_DROP = {
 INT8_GAP = (
     "full int8 quantizes the softmax output to steps of 1/256: every character the model "
     "gives less than 1/512 becomes impossible, and the test text holds some, so bits per "
-    "character are infinite on LiteRT and ORT (probabilities up to 1.8 off); it is also no "
+    "character are infinite on LiteRT and ORT (outputs up to 1.8 off Keras'); it is also no "
     "smaller than dynamic range (658 vs 659 KB). Use dynamic (int8 weights: bpc 2.2926 "
     "LiteRT, 2.2951 ORT against 2.2919) or float16")
 
