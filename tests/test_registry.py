@@ -13,7 +13,8 @@ def test_list_models_shows_both_families():
         names)
     assert zoo.list_models("seq2seq*") == ["seq2seq_g2p", "seq2seq_g2p_tiny"]
     assert set(zoo.list_models(pretrained=True)) == {"bilstm_activity", "bilstm_text",
-                                                     "char_lm", "lstm_autoencoder",
+                                                     "bigru_activity", "char_lm",
+                                                     "lstm_autoencoder",
                                                      "handwriting_ctc", "lstm_forecaster",
                                                      "lstm_forecaster_co2",
                                                      "handwriting_rows", "kws_lstm",
