@@ -543,6 +543,8 @@ def _reference(spec, task, graphs, test, extra, progress: Progress, label: str) 
 def _head(data, n):
     from dataclasses import fields, replace
 
+    if hasattr(data, "head"):  # data that knows which of its samples a limit applies to
+        return data.head(n)
     return replace(data, **{f.name: getattr(data, f.name)[:n] for f in fields(data)
                             if f.name not in ("classes", "source")})
 

@@ -58,6 +58,13 @@ def test_detection_scores_by_hand():
     # AUC: anomalies {3, 1.5, 2, 5} against normals {2.5, 0.1}: 2+1+1+2 = 6 wins of 8
     assert m["auc"] == pytest.approx(6 / 8) and m["top_hit"] == 1.0
     assert detection_scores([1.0, 0.0, 0.5], [0, 0, 1], 1)["f1"] == 0.0  # nothing flagged
+    with pytest.raises(ShapeError, match="2 scores of which 0 set the threshold"):
+        detection_scores([1.0, 2.0], [0, 1], 0)
+    # --limit keeps every threshold window and limits the scored ones
+    test = ecg.load("test")
+    head = test.head(5)
+    assert len(head) == test.n_calibration + 5 and head.n_calibration == test.n_calibration
+    np.testing.assert_array_equal(head.starts, test.starts[: test.n_calibration + 5])
 
 
 def test_series_are_cut_into_windows_and_bad_series_refused(tmp_path):

@@ -112,7 +112,7 @@ def test_tiny_export_streams_and_generates_the_same_text_everywhere(tmp_path, ca
     model = zoo.create_model("char_lm_tiny", weights=tmp_path / meta["file"])
     expected = generate(keras_graphs(spec, model), spec.meta, length=200, prompt="KING.\n",
                         temperature=0.8, top_k=10, seed=7)
-    assert len(expected) == 200 and "\ufffd" not in expected
+    assert len(expected) == 200 and set(expected) <= set(spec.meta["chars"])
     for backend in ("litert", "onnx"):
         assert main(["generate", str(out), "--backend", backend, "--length", "200",
                      "--prompt", "KING.\n", "--temperature", "0.8", "--top-k", "10",

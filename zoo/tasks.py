@@ -633,6 +633,10 @@ def detection_scores(scores, labels, n_calibration: int) -> dict[str, float]:
     F1 of the flagged windows against ``labels`` (of the rest), ROC AUC of the scores,
     ``top_hit`` (1 if the highest-scoring window is anomalous) and the threshold."""
     scores = np.asarray(scores, np.float64)
+    if not 0 < n_calibration < len(scores):
+        raise ShapeError(f"anomaly scoring needs threshold windows and scored windows after "
+                         f"them; got {len(scores)} scores of which {n_calibration} set the "
+                         "threshold")
     labels = np.asarray(labels)[n_calibration:].astype(bool)
     threshold = float(scores[:n_calibration].max())
     test = scores[n_calibration:]

@@ -490,6 +490,9 @@ def _fit_lm(model, data, recipe, spec, verbose, *, adapt=True, callbacks=()) -> 
     ids = np.asarray(data.ids, np.int32)
     if recipe.get("limit"):
         ids = ids[: recipe["limit"]]
+    if len(ids) < recipe["length"] + 2:
+        raise DataError(f"{len(ids)} training characters; a training window takes "
+                        f"{recipe['length'] + 1}, so give at least {recipe['length'] + 2}")
     steps = recipe["steps"]
     rate = recipe["learning_rate"]
     if recipe.get("schedule") == "cosine":

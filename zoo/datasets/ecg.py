@@ -58,6 +58,12 @@ class Windows:
     def __len__(self) -> int:
         return len(self.x)
 
+    def head(self, n: int) -> Windows:
+        """The threshold windows and the first ``n`` scored windows (``--limit``)."""
+        keep = self.n_calibration + max(int(n), 1)
+        return Windows(self.x[:keep], self.starts[:keep], self.labels[:keep],
+                       self.naive[:keep], self.n_calibration)
+
 
 @cache
 def raw() -> tuple[np.ndarray, np.ndarray]:

@@ -127,7 +127,7 @@ SPEC = register_model(ModelSpec(
         "Trained on 12.5 s of one patient's normal rhythm (MIT-BIH excerpt) and tested on "
         "one labelled anomaly (a premature beat and its pause): the figures come from 54 "
         "test windows, 29 of them anomalous, and do not show how it generalizes.",
-        "The threshold is the largest score on 34 normal calibration windows (4.2 s), set "
+        "The threshold is the largest score on 34 normal calibration windows (3.6 s), set "
         "per backend on its own scores; it is not a clinical decision rule.",
         "Research use: the MIT-BIH data license.",
     ),
