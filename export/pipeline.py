@@ -109,9 +109,9 @@ def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str
         fused = onnx_export.recurrent_directions(path)
         loops = {op: ops[op] for op in onnx_export.LOOP_OPS if op in ops}
     loop_reason = None
-    if recurrent == "step":
-        # A single cell step: the recurrence is driven by the host, so the graph must
-        # hold neither a loop nor a sequence op.
+    if recurrent in ("step", "unrolled"):
+        # A single cell step (the recurrence is driven by the host), or a recurrence
+        # unrolled over a fixed number of steps: neither a loop nor a sequence op.
         ok = not loops and not any(fused.values())
         expected_ok = ok
     else:

@@ -14,7 +14,7 @@ def compatibility_rows(manifest: dict) -> list[dict]:
     for a in manifest["artifacts"]:
         ops = a["ops"]
         flex = sorted(op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE"))
-        step = graphs[a["graph"]]["recurrent"] == "step"
+        recurrent = graphs[a["graph"]]["recurrent"]
         rows.append({
             "model": manifest["model"], "graph": a["graph"], "format": a["format"],
             "precision": a["precision"],
@@ -22,7 +22,8 @@ def compatibility_rows(manifest: dict) -> list[dict]:
             "fallbacks": {op: ops[op] for op in FALLBACK_OPS if op in ops},
             "flex": flex,
             "loop_reason": a.get("loop_reason"),
-            "verdict": ("step graph, no loop" if step and a["all_fused"] else
+            "verdict": ("step graph, no loop" if recurrent == "step" and a["all_fused"] else
+                        "unrolled, no loop" if recurrent == "unrolled" and a["all_fused"] else
                         "fused" if a["all_fused"] else
                         f"loop: {a['loop_reason']}" if a.get("loop_reason") else "NOT fused"),
         })

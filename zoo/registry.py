@@ -46,7 +46,8 @@ class GraphSpec:
             fixed to 1 for TFLite (a ``None`` batch does not convert for stacked or
             bidirectional LSTMs) and left dynamic for ONNX.
         recurrent: what the graph's recurrence must become: ``"fused"`` (every LSTM is a
-            fused op, no loop), or ``"step"`` (a single cell step: no loop, no recurrent op).
+            fused op, no loop), ``"step"`` (a single cell step: no loop, no recurrent op) or
+            ``"unrolled"`` (a fixed number of steps written out: no loop, no recurrent op).
     """
 
     name: str

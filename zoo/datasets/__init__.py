@@ -46,6 +46,7 @@ from zoo.datasets import (  # noqa: E402
     ecg,
     hershey_strokes,
     mnist_rows,
+    moving_mnist,
     reviews,
     series,
     shakespeare,
@@ -56,4 +57,5 @@ LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "mnist_rows": mnist_rows.load, "hershey_strokes": hershey_strokes.load_split,
            "spoken_digits": spoken_digits.load, "reviews": reviews.load,
            "co2": series.loader("co2"), "taylor": series.loader("taylor"),
-           "mitdb": ecg.load, "shakespeare": shakespeare.load}
+           "mitdb": ecg.load, "shakespeare": shakespeare.load,
+           "moving_mnist": moving_mnist.load}

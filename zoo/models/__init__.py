@@ -4,6 +4,7 @@ from zoo.models import (  # noqa: F401
     bilstm_activity,
     bilstm_text,
     char_lm,
+    convlstm_nextframe,
     handwriting_ctc,
     handwriting_rows,
     kws_lstm,
