@@ -190,8 +190,13 @@ def cmd_verify(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    import io
+
+    import numpy as np
+
     from export.runtime import load_bundle
     from zoo.errors import UnsupportedError
+    from zoo.weights import atomic_write_bytes
 
     bundle = load_bundle(args.bundle)
     task = bundle.task
@@ -202,10 +207,22 @@ def cmd_predict(args) -> int:
                                    f"{bundle.model_name} is a {task.name} model")
         meta = task.decoding_options(meta, 16 if args.beam is None else args.beam,
                                      args.lexicon)
+    if args.out is not None and Path(args.out).suffix != ".npy":
+        raise UnsupportedError(f"--out writes a .npy file; got {args.out!r}")
     item = task.parse_input(args.input, meta)
     prediction = task.predict(bundle.runners(args.backend, args.precision),
                               [item if isinstance(item, str) else item[0]], meta)[0]
     print(task.format(prediction, meta))
+    if args.out is not None:
+        if not isinstance(prediction, np.ndarray) or not np.issubdtype(prediction.dtype,
+                                                                       np.number):
+            raise UnsupportedError(f"--out writes an array prediction (frames, a forecast); "
+                                   f"{bundle.model_name}'s {task.name} prediction is a "
+                                   f"{type(prediction).__name__}")
+        buffer = io.BytesIO()
+        np.save(buffer, prediction, allow_pickle=False)
+        atomic_write_bytes(Path(args.out), buffer.getvalue())
+        print(f"wrote {args.out} ({prediction.dtype}, shape {prediction.shape})")
     return 0
 
 
@@ -357,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lexicon", default=None, metavar="FILE",
                    help="CTC models: only words of this file (one per line); implies --beam "
                         "16 unless given")
+    s.add_argument("--out", default=None, metavar="FILE.npy",
+                   help="also write the prediction array (predicted frames, a forecast) to "
+                        "this .npy file")
     s.set_defaults(fn=cmd_predict)
     s = sub.add_parser("generate", help="sample text from a character language model")
     s.add_argument("model", help="a bundle directory, or a registered name (runs on Keras "

@@ -136,14 +136,20 @@ def test_tiny_export_is_unrolled_int8_and_predicts(tmp_path, capsys):
     model = zoo.create_model("convlstm_nextframe_tiny", weights=tmp_path / meta["file"])
     expected = model(clip[None, -10:]).numpy()[0, ..., 0]  # predict uses the last 10
     for backend in ("litert", "onnx", "keras"):
-        assert main(["predict", str(out), "--input", str(path), "--backend", backend]) == 0
+        saved = tmp_path / f"{backend}.npy"
+        assert main(["predict", str(out), "--input", str(path), "--backend", backend,
+                     "--out", str(saved)]) == 0
         lines = capsys.readouterr().out.splitlines()
+        assert lines.pop() == f"wrote {saved} (float32, shape (10, 64, 64, 1))"
+        np.testing.assert_allclose(np.load(saved)[..., 0], expected, atol=1e-5)
         assert lines[0] == "10 predicted frames of 64x64 pixels (mean intensity, pixels " \
                            "over 0.5):"
         means = [float(line.split()[1]) for line in lines[1:11]]
         # printed to 4 decimals
         np.testing.assert_allclose(means, expected.mean(axis=(1, 2)), atol=5.1e-5)
         assert lines[11] == "t+10:" and len(lines) == 12 + 32 and len(lines[-1]) == 32
+    assert main(["predict", str(out), "--input", str(path), "--out", "frames.txt"]) == 2
+    assert "--out writes a .npy file; got 'frames.txt'" in capsys.readouterr().err
 
 
 def test_unroll_benchmark_machinery():
