@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from zoo._keras import keras
 from zoo.graphs import TensorInfo, input_infos, output_infos, serving_function, signature
+from zoo.layers import PeepholeLSTMCell
 
 __all__ = ["TensorInfo", "input_infos", "int_input_ranges", "output_infos",
            "recurrent_directions", "serving_function", "signature"]
 
 
 def recurrent_directions(model) -> dict[str, int]:
-    """Counts recurrent directions by cell type: a Bidirectional LSTM counts 2 LSTM."""
+    """Counts recurrent directions by cell type: a Bidirectional LSTM counts 2 LSTM (and
+    so does a Bidirectional peephole RNN, exported as fused LSTM ops)."""
     counts = {"LSTM": 0, "GRU": 0, "other": 0}
 
     def visit(layer, factor=1):
@@ -20,6 +22,8 @@ def recurrent_directions(model) -> dict[str, int]:
             counts["LSTM"] += factor
         elif isinstance(layer, keras.layers.GRU):
             counts["GRU"] += factor
+        elif isinstance(layer, keras.layers.RNN) and isinstance(layer.cell, PeepholeLSTMCell):
+            counts["LSTM"] += factor  # exported as fused LSTM ops (export.peephole)
         elif isinstance(layer, keras.layers.RNN):
             counts["other"] += factor
         elif isinstance(layer, keras.Model):

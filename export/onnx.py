@@ -27,11 +27,19 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         raise ExportError(f"ONNX precision {precision!r} is not one of "
                           f"{FORMAT_PRECISIONS['onnx']}")
 
+    from export import peephole
+
+    # Peephole LSTMs: convert the plain-LSTM twin, which fuses, and write the peepholes
+    # into its LSTM ops (before any quantization, which keeps them).
+    peepholes = peephole.has_peepholes(model)
+    source = peephole.plain_twin(model) if peepholes else model
     try:
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature(model, None),
+        proto, _ = tf2onnx.convert.from_keras(source, input_signature=signature(source, None),
                                               opset=OPSET)
     except Exception as e:  # tf2onnx raises many types
         raise ExportError(f"ONNX conversion of {model.name} failed: {e}") from e
+    if peepholes:
+        peephole.patch_onnx(proto, model)
     expected = list(model.output_names)
     got = [o.name for o in proto.graph.output]
     if got != expected:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from export.graphs import serving_function
 from zoo._keras import tf
-from zoo.errors import ExportError, UnsupportedError
+from zoo.errors import ExportError, UnsupportedError, ZooError
 
 
 def convert(model, precision: str, calibration: list[dict] | None = None) -> bytes:
@@ -29,9 +29,15 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     if precision not in FORMAT_PRECISIONS["tflite"]:
         raise ExportError(f"TFLite precision {precision!r} is not one of "
                           f"{FORMAT_PRECISIONS['tflite']}")
+    from export import peephole
+
+    # Peephole LSTMs: convert the plain-LSTM twin, which fuses, and write the peepholes
+    # into its fused ops (before calibration when there is one).
+    peepholes = peephole.has_peepholes(model)
+    source = peephole.plain_twin(model) if peepholes else model
     if precision in CALIBRATED:
-        _refuse_loops(model, precision)
-    converter = _converter(model)
+        _refuse_loops(source, precision)
+    converter = _converter(source)
     if precision != "fp32":
         # dynamic: int8 weights, float activations; the fused LSTM keeps its op.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -50,13 +56,19 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         converter.target_spec.supported_ops = [
             ops.TFLITE_BUILTINS_INT8 if precision == "int8"
             else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        if peepholes:
+            peephole.calibrating(converter, model)
     try:
         flatbuffer = converter.convert()
+    except ZooError:  # the peephole patch's own, raised inside the converter
+        raise
     except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError
         refused = unsupported_by_converter(str(e))
         if refused is not None:
             raise refused from None
         raise ExportError(f"TFLite {precision} conversion of {model.name} failed: {e}") from e
+    if peepholes and precision not in CALIBRATED:
+        flatbuffer = peephole.patch_tflite(flatbuffer, model)
     return unclip_lstm_cells(flatbuffer)
 
 

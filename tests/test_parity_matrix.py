@@ -13,7 +13,9 @@ from export.pipeline import verify_bundle
 from export.quantize import FORMAT_PRECISIONS
 from export.report import compatibility_markdown, compatibility_rows
 
-pytestmark = pytest.mark.pretrained
+# one xdist worker runs both modules, so each shipped model is exported once (conftest's
+# session-scoped pretrained_export)
+pytestmark = [pytest.mark.pretrained, pytest.mark.xdist_group("pretrained_exports")]
 
 CELLS = [(name, fmt, precision)
          for name in zoo.list_models(pretrained=True)

@@ -5,7 +5,9 @@ import pytest
 import zoo
 from zoo.weights import pretrained_path, read_metadata
 
-pytestmark = pytest.mark.pretrained
+# one xdist worker runs both modules, so each shipped model is exported once (conftest's
+# session-scoped pretrained_export)
+pytestmark = [pytest.mark.pretrained, pytest.mark.xdist_group("pretrained_exports")]
 
 TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "<=", 0.12),
            # issue 5: the GRU cell option, same data, recipe and target

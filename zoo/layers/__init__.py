@@ -1,6 +1,7 @@
 """Shared building blocks of the zoo's families."""
 
 from zoo.layers.attention import LuongAttention
+from zoo.layers.peephole import PeepholeLSTMCell
 from zoo.layers.sequence import EncoderSummary
 
-__all__ = ["EncoderSummary", "LuongAttention"]
+__all__ = ["EncoderSummary", "LuongAttention", "PeepholeLSTMCell"]

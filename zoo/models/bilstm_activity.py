@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.datasets.basicmotions import CHANNELS, LICENSE
+from zoo.layers import PeepholeLSTMCell
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -43,9 +44,12 @@ def bilstm_activity(
         units: units per bidirectional layer (each direction); one layer per entry, so
             the length of ``units`` is the stacking depth.
         dropout: dropout before the classifier head (training only).
-        cell: ``"lstm"`` (TFLite's and ONNX's fused LSTM ops) or ``"gru"`` (ONNX's GRU
+        cell: ``"lstm"`` (TFLite's and ONNX's fused LSTM ops), ``"gru"`` (ONNX's GRU
             op; TFLite has no fused GRU, so its converter writes a WHILE loop, and full
-            int8 is refused there: calibrating a loop crashes TF 2.21's calibrator).
+            int8 is refused there: calibrating a loop crashes TF 2.21's calibrator) or
+            ``"peephole"`` (an LSTM whose gates also see the cell state,
+            :class:`zoo.layers.PeepholeLSTMCell`; exported as the fused LSTM ops with their
+            peephole weights set, :mod:`export.peephole`).
 
     Example:
         >>> from zoo import create_model
@@ -71,7 +75,11 @@ def bilstm_activity(
     return keras.Model(inputs, probs, name="bilstm_activity")
 
 
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+def _peephole_lstm(units: int, **kwargs):
+    return keras.layers.RNN(PeepholeLSTMCell(units), **kwargs)
+
+
+CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "peephole": _peephole_lstm}
 GRAPHS = (GraphSpec("classifier", ("sequence",), ("probs",)),)
 DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train",
                 extra="basicmotions", license=LICENSE)
@@ -195,6 +203,35 @@ register_model(replace(
     name="bigru_activity_tiny",
     description="Tiny variant of bigru_activity for tests.",
     defaults={"cell": "gru", "units": (8, 8), "dropout": 0.0},
+    weights=(),
+    recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0,
+            "normalize": "global"},
+    metric_drop=loose_drops(METRIC_DROP, 0.5, "the tiny variant, trained for 3 epochs, leaves "
+                                              "test series near-tied: tests check the "
+                                              "mechanics, the pretrained model the accuracy"),
+    tiny=True,
+))
+
+# The peephole variant: same data, recipe and head; each direction an LSTM whose gates also
+# see the cell state. Exported as the fused LSTM ops with their peephole inputs set
+# (export.peephole).
+PEEPHOLE = register_model(replace(
+    SPEC,
+    name="bipeephole_activity",
+    family="bipeephole_classifier",
+    description="2 x Bi-peephole-LSTM(64) activity classifier for 6-channel smartwatch IMU "
+                "sequences (BasicMotions): the peephole cell option of bilstm_activity, whose "
+                "input, forget and output gates also see the cell state.",
+    defaults={"cell": "peephole"},
+    weights=(),  # not trained yet
+    shrink=None,  # export.structured removes units of keras.layers.LSTM layers only
+))
+
+register_model(replace(
+    PEEPHOLE,
+    name="bipeephole_activity_tiny",
+    description="Tiny variant of bipeephole_activity for tests.",
+    defaults={"cell": "peephole", "units": (8, 8), "dropout": 0.0},
     weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0,
             "normalize": "global"},
