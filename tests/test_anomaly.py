@@ -9,7 +9,7 @@ import pytest
 
 import zoo
 from export.cli import main
-from zoo.datasets import ecg
+from zoo.datasets import ecg, ucr_anomaly
 from zoo.errors import DataError, ShapeError
 from zoo.tasks import detection_scores, get_task
 
@@ -44,6 +44,38 @@ def test_ecg_is_the_real_excerpt_split_in_time():
                                rtol=1e-5)
     with pytest.raises(DataError, match="splits"):
         ecg.load("calibration")
+
+
+def test_ucr_file_is_aeons_split_in_time():
+    values, labels = ucr_anomaly.raw()
+    assert len(values) == 7501 and np.isfinite(values).all()
+    edges = np.flatnonzero(np.diff(np.r_[0, labels, 0]))
+    assert edges.tolist() == [4187, 4199]  # twelve samples of jitter
+    train, threshold, test = (ucr_anomaly.load(s) for s in ("train", "threshold", "test"))
+    window = ucr_anomaly.WINDOW
+    assert train.x.shape == (1200 - window + 1, window, 1) and not train.labels.any()
+    assert threshold.starts[0] == 1200 and threshold.starts[-1] + window <= 2400
+    assert test.n_calibration == len(threshold) and not test.labels[: len(threshold)].any()
+    scored = test.starts[test.n_calibration:]
+    assert scored[0] == 2400 and scored[-1] + window <= 7501
+    np.testing.assert_array_equal(test.labels[test.n_calibration:],
+                                  (scored + window > 4187) & (scored < 4199))
+    # the TRAIN file is the TEST file's first 1,200 samples (checked on load)
+    root = ucr_anomaly.ARCHIVE.root()
+    head = np.genfromtxt(root / f"{ucr_anomaly.STEM}_TRAIN.csv", delimiter=",", names=True)
+    np.testing.assert_array_equal(head["value"], values[:1200])
+    with pytest.raises(DataError, match="splits"):
+        ucr_anomaly.load("calibration")
+    # no sampling rate ships with the file: windows are given in samples only
+    meta = {**zoo.get_spec("lstm_autoencoder_ucr").meta, "threshold": 0.1}
+    text = TASK.format({"starts": np.array([0, 8]), "scores": np.array([0.01, 0.5])}, meta)
+    assert text.splitlines() == [
+        "2 windows of 128 values every 8; threshold 0.1 (the largest score on held-out "
+        "normal data)", "       0  score 0.01", "       8  score 0.5 ANOMALY",
+        "1 of 2 windows over the threshold"]
+    with pytest.raises(ShapeError, match="127 values; the model scores windows of 128 "
+                                         "values, so give at least 128"):
+        TASK.check_input(values[:127], meta)
 
 
 def test_detection_scores_by_hand():

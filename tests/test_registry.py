@@ -14,7 +14,8 @@ def test_list_models_shows_both_families():
     assert zoo.list_models("seq2seq*") == ["seq2seq_g2p", "seq2seq_g2p_tiny"]
     assert set(zoo.list_models(pretrained=True)) == {"bilstm_activity", "bilstm_text",
                                                      "bigru_activity", "char_lm",
-                                                     "lstm_autoencoder",
+                                                     "lstm_autoencoder", "lstm_autoencoder_ucr",
+                                                     "convlstm_nextframe",
                                                      "handwriting_ctc", "lstm_forecaster",
                                                      "lstm_forecaster_co2",
                                                      "handwriting_rows", "kws_lstm",

@@ -732,9 +732,9 @@ class AnomalyDetection:
         """A 1-D series of at least one window, finite, as float32, or a
         :class:`ShapeError`."""
         window = int(meta["window"])
-        return check_series(x, window, where, f"the model scores windows of {window} values "
-                                              f"({window / meta['rate']:.2g} s)"
-                            ).astype(np.float32)
+        seconds = f" ({window / meta['rate']:.2g} s)" if meta.get("rate") else ""
+        return check_series(x, window, where, f"the model scores windows of {window} values"
+                                              f"{seconds}").astype(np.float32)
 
     def parse_input(self, source: str, meta) -> np.ndarray:
         """A series from ``.npy`` or ``.csv`` (see :func:`read_series`), in ``meta["unit"]``
@@ -745,16 +745,17 @@ class AnomalyDetection:
     def format(self, prediction, meta) -> str:
         if not isinstance(prediction, dict):
             return f"score {float(prediction):.6g}"
-        window, rate = int(meta["window"]), float(meta["rate"])
+        window, rate = int(meta["window"]), meta.get("rate")  # rate None: not known
         threshold = meta.get("threshold")
         starts, scores = prediction["starts"], np.asarray(prediction["scores"])
-        lines = [f"{len(starts)} windows of {window} values ({window / rate:.3g} s) every "
-                 f"{meta['stride']}; threshold "
-                 + (f"{threshold:.6g} (the largest score on held-out normal data)"
-                    if threshold is not None else "unknown (not calibrated)")]
+        lines = [f"{len(starts)} windows of {window} values"
+                 + (f" ({window / rate:.3g} s)" if rate else "") + f" every {meta['stride']}; "
+                 "threshold " + (f"{threshold:.6g} (the largest score on held-out normal data)"
+                                 if threshold is not None else "unknown (not calibrated)")]
         for start, value in zip(starts, scores, strict=True):
             flag = " ANOMALY" if threshold is not None and value > threshold else ""
-            lines.append(f"{start:>8} {start / rate:9.3f} s  score {value:.6g}{flag}")
+            when = f" {start / rate:9.3f} s" if rate else ""
+            lines.append(f"{start:>8}{when}  score {value:.6g}{flag}")
         if threshold is not None:
             lines.append(f"{int(np.sum(scores > threshold))} of {len(scores)} windows over the "
                          "threshold")

