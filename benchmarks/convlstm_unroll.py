@@ -28,22 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.measure import outputs_and_time
 from benchmarks.run import RESULTS, save, stamp
 
 FORMS = ("loop", "unrolled")
 LOOP_OPS = ("WHILE", "CALL_ONCE", "Loop", "Scan")
-
-
-def _timed(fn, inputs, timing: int) -> tuple[np.ndarray, float]:
-    """All outputs, and the mean seconds per call over the first ``timing`` inputs (after
-    one warm-up pass over them)."""
-    for x in inputs[:timing]:
-        fn(x)
-    start = time.perf_counter()
-    for x in inputs[:timing]:
-        fn(x)
-    per_call = (time.perf_counter() - start) / max(1, min(timing, len(inputs)))
-    return np.concatenate([fn(x) for x in inputs]), per_call
 
 
 def run(name: str = "convlstm_nextframe", weights="DEFAULT", limit: int | None = 64,
@@ -71,7 +60,7 @@ def run(name: str = "convlstm_nextframe", weights="DEFAULT", limit: int | None =
     graphs = {"loop": model, "unrolled": unrolled_graph(model)}
     reference = np.concatenate([model(c, training=False).numpy() for c in inputs])
     keras_fn = tf.function(lambda a: model(a, training=False))
-    _, keras_seconds = _timed(lambda c: keras_fn(c).numpy(), inputs, timing)
+    _, keras_seconds = outputs_and_time(lambda c: keras_fn(c).numpy(), inputs, timing)
     calibration = [{"frames": c} for c in np.asarray(
         datasets.load(spec.data.dataset, spec.data.calibration).x[:16], np.float32)[:, None]]
     rows = []
@@ -91,8 +80,8 @@ def run(name: str = "convlstm_nextframe", weights="DEFAULT", limit: int | None =
                 row["convert_s"] = time.perf_counter() - start
                 counts = (tflite.op_counts if fmt == "tflite" else onnx_export.op_counts)(path)
                 runner = runner_cls(path, [i.to_json() for i in input_infos(graph)])
-                out, seconds = _timed(lambda c, r=runner: r({"frames": c})["future"], inputs,
-                                      timing)
+                out, seconds = outputs_and_time(
+                    lambda c, r=runner: r({"frames": c})["future"], inputs, timing)
                 row.update({
                     "loops": {k: v for k, v in counts.items() if k in LOOP_OPS},
                     "convolutions": counts.get("CONV_2D", 0) + counts.get("Conv", 0),

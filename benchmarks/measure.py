@@ -46,6 +46,18 @@ def timed(fn, runs: int) -> dict[str, float]:
             "runs": runs}
 
 
+def outputs_and_time(fn, inputs, timing: int) -> tuple[np.ndarray, float]:
+    """All outputs, and the mean seconds per call over the first ``timing`` inputs
+    (after one warm-up pass over them)."""
+    for x in inputs[:timing]:
+        fn(x)
+    start = time.perf_counter()
+    for x in inputs[:timing]:
+        fn(x)
+    per_call = (time.perf_counter() - start) / max(1, min(timing, len(inputs)))
+    return np.concatenate([fn(x) for x in inputs]), per_call
+
+
 def sample_inputs(manifest: dict, count: int):
     """Real held-out inputs for the model's task (imports neither TensorFlow nor Keras)."""
     from zoo import datasets
@@ -114,3 +126,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+

@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.measure import outputs_and_time
 from benchmarks.run import RESULTS, save, stamp
 
 WIDTH = 256
@@ -50,18 +50,6 @@ def feeds(ids: list[np.ndarray], variant: str) -> list[np.ndarray]:
             row[0, : len(x)] = x
         out.append(row)
     return out
-
-
-def _timed(fn, inputs, timing: int) -> tuple[np.ndarray, float]:
-    """All outputs, and the mean seconds per call over the first ``timing`` inputs
-    (after one warm-up pass over them)."""
-    for x in inputs[:timing]:
-        fn(x)
-    start = time.perf_counter()
-    for x in inputs[:timing]:
-        fn(x)
-    per_call = (time.perf_counter() - start) / max(1, min(timing, len(inputs)))
-    return np.concatenate([fn(x) for x in inputs]), per_call
 
 
 def run(name: str = "bilstm_text", weights="DEFAULT", limit: int | None = None,
@@ -111,7 +99,7 @@ def run(name: str = "bilstm_text", weights="DEFAULT", limit: int | None = None,
                     def call(x, r=runner):
                         return r.session.run(["probs"], {"tokens": x})[0]
                 try:
-                    probs, seconds = _timed(call, inputs, timing)
+                    probs, seconds = outputs_and_time(call, inputs, timing)
                 except Exception as e:  # e.g. a runtime that cannot run the graph
                     rows.append({**row, "error": f"run failed: {str(e).splitlines()[0][:300]}"})
                     continue

@@ -57,7 +57,7 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
             ops.TFLITE_BUILTINS_INT8 if precision == "int8"
             else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
         if peepholes:
-            peephole.calibrating(converter, model)
+            peephole.patch_before_calibration(converter, model)
     try:
         flatbuffer = converter.convert()
     except ZooError:  # the peephole patch's own, raised inside the converter
