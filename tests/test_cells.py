@@ -15,7 +15,8 @@ def test_cell_and_depth_are_builder_options():
     gru = zoo.create_model("bilstm_activity_tiny", cell="gru", units=(8, 8, 8))
     assert [layer.name for layer in gru.layers if layer.name.startswith("bi")] == \
         ["bigru_0", "bigru_1", "bigru_2"]
-    with pytest.raises(ValueError, match=r"cell must be one of \['gru', 'lstm'\]; got 'rnn'"):
+    with pytest.raises(ValueError,
+                       match=r"cell must be one of \['gru', 'lstm', 'peephole'\]; got 'rnn'"):
         zoo.create_model("bilstm_activity_tiny", cell="rnn")
     assert zoo.get_spec("bigru_activity").config()["cell"] == "gru"
 
