@@ -12,6 +12,8 @@ pytestmark = [pytest.mark.pretrained, pytest.mark.xdist_group("pretrained_export
 TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "<=", 0.12),
            # issue 5: the GRU cell option, same data, recipe and target
            "bigru_activity": ("accuracy", ">=", 0.95),
+           # and the peephole cell option, exported as fused LSTM ops with its peepholes
+           "bipeephole_activity": ("accuracy", ">=", 0.95),
            # issue 4: handwriting_rows test accuracy >= 0.97
            "handwriting_rows": ("accuracy", ">=", 0.97),
            # issue 4 asks for CER <= 8 % on held-out faces: not met. The shipped model

@@ -15,7 +15,7 @@ def test_list_models_shows_both_families():
     assert set(zoo.list_models(pretrained=True)) == {"bilstm_activity", "bilstm_text",
                                                      "bigru_activity", "char_lm",
                                                      "lstm_autoencoder", "lstm_autoencoder_ucr",
-                                                     "convlstm_nextframe",
+                                                     "convlstm_nextframe", "bipeephole_activity",
                                                      "handwriting_ctc", "lstm_forecaster",
                                                      "lstm_forecaster_co2",
                                                      "handwriting_rows", "kws_lstm",

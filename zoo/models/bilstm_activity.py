@@ -244,7 +244,7 @@ PEEPHOLE = register_model(replace(
                 "input, forget and output gates also see the cell state; exported as fused "
                 "LSTM ops with their peephole weights.",
     defaults={"cell": "peephole"},
-    weights=(),  # not trained yet: ("basicmotions",) once zoo/pretrained holds them
+    weights=("basicmotions",),
     tensor_tolerance=PEEPHOLE_TENSOR_TOLERANCE,
     metric_drop={**METRIC_DROP, "int8": Tolerance(
         0.025, "one of the 40 test series may flip under int8 weights and activations "
