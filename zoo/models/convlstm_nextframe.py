@@ -154,7 +154,7 @@ SPEC = register_model(ModelSpec(
     precisions=("fp32", "dynamic", "float16", "int8"),
     meta=META,
     recipe={"epochs": 4, "batch_size": 16, "learning_rate": 2e-3, "schedule": "cosine",
-            "seed": 0, "target": {"mse": ("<=", 0.03)},
+            "seed": 0, "target": {"mse": ("<=", 0.04)},
             "reproduce_tolerance": {"mse": 0.002, "ssim": 0.02}},
 ))
 
