@@ -146,7 +146,8 @@ SPEC = register_model(ModelSpec(
         "Trained and tested on synthetic motion of real digits: straight lines at one "
         "speed, bouncing; it has not seen natural video.",
         "Predictions blur as the horizon grows (the loss averages over the futures it "
-        "cannot tell apart).",
+        "cannot tell apart): the MSE beats copying the last frame (0.0324 against 0.0688), "
+        "the SSIM does not (0.327 against 0.586; measured on the 256 test clips).",
         "The frame size and the 10 + 10 frames are fixed by the exported graph.",
     ),
     tensor_tolerance=TOLERANCE,
