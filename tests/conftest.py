@@ -40,6 +40,13 @@ def tiny_bundles(tmp_path_factory, tiny_weights):
     return bundles, reports
 
 
+def per_model(name, *values):
+    """``pytest.param(name, *values)`` in the xdist group of ``name``'s pretrained export:
+    every test of one shipped model runs on one worker (the export is session-scoped, so
+    it happens once there), and different models spread over the workers."""
+    return pytest.param(name, *values, marks=pytest.mark.xdist_group(f"pretrained-{name}"))
+
+
 @pytest.fixture(scope="session")
 def pretrained_export(tmp_path_factory):
     """``get(name) -> (parity report, bundle dir)``: each shipped model exported once, at

@@ -1,13 +1,12 @@
 """The shipped pretrained models: targets met, exported, parity on the full test split."""
 
 import pytest
+from conftest import per_model
 
 import zoo
 from zoo.weights import pretrained_path, read_metadata
 
-# one xdist worker runs both modules, so each shipped model is exported once (conftest's
-# session-scoped pretrained_export)
-pytestmark = [pytest.mark.pretrained, pytest.mark.xdist_group("pretrained_exports")]
+pytestmark = pytest.mark.pretrained
 
 TARGETS = {"bilstm_activity": ("accuracy", ">=", 0.95), "seq2seq_g2p": ("per", "<=", 0.12),
            # issue 5: the GRU cell option, same data, recipe and target
@@ -48,7 +47,7 @@ FORECAST_MARGIN = 0.9
 KWS_DIGITS = 0.36
 
 
-@pytest.fixture(params=sorted(TARGETS))
+@pytest.fixture(params=[per_model(name) for name in sorted(TARGETS)])
 def exported(request, pretrained_export):
     return (request.param, *pretrained_export(request.param))
 
@@ -193,18 +192,20 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
             assert main(["predict", str(out), "--input", "To be, or not to be",
                          "--backend", backend]) == 0
             assert "bits per character" in capsys.readouterr().out
-    elif name == "lstm_autoencoder":
+    elif name.startswith("lstm_autoencoder"):
         import json
 
-        from zoo.datasets import ecg
+        from zoo.datasets import ecg, ucr_anomaly
         from zoo.tasks import get_task
 
-        # the real ECG's last 2,000 samples (the labelled anomaly at 6,936-7,287 and the
-        # normal beats before it), as a CSV: the windows Keras flags are the ones flagged
-        values, _ = ecg.raw()
-        start = len(values) - 2000
+        # 2,000 samples of the real series holding its labelled anomaly (the ECG's last:
+        # 6,936-7,287; the UCR file's 3,500-5,499: 4,187-4,198) and the normal beats around
+        # it, as a CSV: the windows Keras flags are the ones flagged
+        values, _ = (ecg if name == "lstm_autoencoder" else ucr_anomaly).raw()
+        start = len(values) - 2000 if name == "lstm_autoencoder" else 3500
         path = tmp_path / "ecg.csv"
-        path.write_text("mV\n" + "\n".join(repr(float(v)) for v in values[start:]) + "\n")
+        path.write_text("value\n" + "\n".join(repr(float(v))
+                                               for v in values[start : start + 2000]) + "\n")
         meta = json.loads((out / "manifest.json").read_text())["meta"]
         starts = get_task("anomaly").series_starts(2000, meta["window"], meta["stride"])
         windows = np.stack([values[start + s : start + s + meta["window"]] for s in starts])
@@ -217,6 +218,21 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
             lines = capsys.readouterr().out.splitlines()[1:-1]
             assert [int(line.split()[0]) for line in lines] == list(starts)
             assert ["ANOMALY" in line for line in lines] == list(flagged)
+    elif name == "convlstm_nextframe":
+        # a held-out clip's 20 frames (the last 10 are read), as uint8 like a camera's
+        clip = datasets.load("moving_mnist", "test").frames([0])[0]
+        frames = np.rint(clip[..., 0] * 255).astype(np.uint8)
+        path = tmp_path / "clip.npy"
+        np.save(path, frames)
+        expected = zoo.create_model(name, weights="DEFAULT").predict(
+            (frames[-10:] / np.float32(255))[None, ..., None], verbose=0)[0]
+        for backend in ("litert", "onnx"):
+            saved = tmp_path / f"{backend}.npy"
+            assert main(["predict", str(out), "--input", str(path), "--backend", backend,
+                         "--out", str(saved)]) == 0
+            lines = capsys.readouterr().out.splitlines()
+            assert lines[0].startswith("10 predicted frames of 64x64 pixels")
+            np.testing.assert_allclose(np.load(saved), expected, atol=1e-5)
     else:
         spec = zoo.get_spec(name)
         test = datasets.load(spec.data.dataset, spec.data.test)
