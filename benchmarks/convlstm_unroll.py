@@ -125,6 +125,9 @@ def markdown(results: dict) -> str:
                      f"{r['ops']} | {r['size_kb']:.0f} | {r['convert_s']:.1f} | "
                      f"{r['max_diff_vs_keras']:.2e} | {r['mse']:.5f} | {r['ms_per_clip']:.2f} "
                      f"| {r.get('int8', '')} |")
+    lines += ["", "Convolutions and ops are counted in the main graph: TFLite's op list does not "
+              "reach into WHILE bodies (the loop runs the cell's eight convolutions per step "
+              "there); ONNX's counts include the Loop bodies' nodes."]
     return "\n".join(lines) + "\n"
 
 
