@@ -36,7 +36,7 @@ LOOP_OPS = ("WHILE", "CALL_ONCE", "Loop", "Scan")
 
 
 def run(name: str = "convlstm_nextframe", weights="DEFAULT", limit: int | None = 64,
-        timing: int = 32) -> dict:
+        timing: int = 32, single_thread: bool = True) -> dict:
     from export import onnx as onnx_export
     from export import tflite
     from export.graphs import input_infos
@@ -47,10 +47,11 @@ def run(name: str = "convlstm_nextframe", weights="DEFAULT", limit: int | None =
     from zoo.models.convlstm_nextframe import unrolled_graph
     from zoo.registry import get_spec
 
-    try:  # the Keras reference is not timed; TensorFlow's pool is fixed once it started
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-    except RuntimeError:
-        pass
+    if single_thread:  # Keras on one thread too (tests keep their process's setting)
+        try:  # TensorFlow's pool is fixed once it started
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+        except RuntimeError:
+            pass
     spec = get_spec(name)
     test = datasets.load(spec.data.dataset, spec.data.test)
     test = test.head(limit) if limit else test

@@ -197,7 +197,7 @@ def cmd_predict(args) -> int:
     import numpy as np
 
     from export.runtime import load_bundle
-    from zoo.errors import UnsupportedError
+    from zoo.errors import ExportError, UnsupportedError
     from zoo.weights import atomic_write_bytes
 
     bundle = load_bundle(args.bundle)
@@ -214,16 +214,19 @@ def cmd_predict(args) -> int:
     item = task.parse_input(args.input, meta)
     prediction = task.predict(bundle.runners(args.backend, args.precision),
                               [item if isinstance(item, str) else item[0]], meta)[0]
+    if args.out is not None and (not isinstance(prediction, np.ndarray)
+                                 or not np.issubdtype(prediction.dtype, np.number)):
+        raise UnsupportedError(f"--out writes an array prediction (frames, a forecast); "
+                               f"{bundle.model_name}'s {task.name} prediction is a "
+                               f"{type(prediction).__name__}")
     print(task.format(prediction, meta))
     if args.out is not None:
-        if not isinstance(prediction, np.ndarray) or not np.issubdtype(prediction.dtype,
-                                                                       np.number):
-            raise UnsupportedError(f"--out writes an array prediction (frames, a forecast); "
-                                   f"{bundle.model_name}'s {task.name} prediction is a "
-                                   f"{type(prediction).__name__}")
         buffer = io.BytesIO()
         np.save(buffer, prediction, allow_pickle=False)
-        atomic_write_bytes(Path(args.out), buffer.getvalue())
+        try:
+            atomic_write_bytes(Path(args.out), buffer.getvalue())
+        except OSError as e:
+            raise ExportError(f"cannot write {args.out}: {e}") from None
         print(f"wrote {args.out} ({prediction.dtype}, shape {prediction.shape})")
     return 0
 

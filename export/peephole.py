@@ -340,10 +340,22 @@ def patch_before_calibration(converter, model):
                           "peepholes into before calibration; int8 of a peephole LSTM needs it")
 
     def patched(result, *args, **kwargs):
+        patched.calls += 1
         return quantize(patch_tflite(result, model), *args, **kwargs)
 
+    patched.calls = 0
     converter._quantize = patched
     return converter
+
+
+def check_calibration_patched(converter) -> None:
+    """After ``converter.convert()``: the wrapped ``_quantize`` step ran, so the int8
+    artifact was calibrated and quantized with its peepholes. A converter that skipped it
+    (TF 2.21 does with its StableHLO quantizer) would ship them silently dropped."""
+    if getattr(getattr(converter, "_quantize", None), "calls", 0) < 1:
+        raise ExportError("the TFLite converter did not run its _quantize step, which writes "
+                          "the peepholes in before calibration: the int8 artifact would lack "
+                          "them, so it is not written")
 
 
 # ----------------------------------------------------------------------------- ONNX

@@ -67,7 +67,9 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         if refused is not None:
             raise refused from None
         raise ExportError(f"TFLite {precision} conversion of {model.name} failed: {e}") from e
-    if peepholes and precision not in CALIBRATED:
+    if peepholes and precision in CALIBRATED:
+        peephole.check_calibration_patched(converter)
+    elif peepholes:
         flatbuffer = peephole.patch_tflite(flatbuffer, model)
     return unclip_lstm_cells(flatbuffer)
 

@@ -236,3 +236,19 @@ def test_pipeline_exports_and_verifies(tmp_path):
     with pytest.raises(UnsupportedError, match="int16x8.*16x8-bit not yet supported"):
         export_model(NAME, tmp_path / "c", weights=None, precisions=("int16x8",))
     assert not (tmp_path / "c").exists()
+
+
+def test_int8_refuses_a_converter_that_skipped_the_peephole_step():
+    """If a converter never runs the wrapped ``_quantize`` (TF 2.21's StableHLO quantizer
+    path skips it), the int8 artifact would lack its peepholes: refused, not written."""
+    class Converter:
+        def _quantize(self, flatbuffer, *args):
+            return flatbuffer
+
+    converter = peephole.patch_before_calibration(Converter(), model=None)
+    with pytest.raises(ExportError, match="did not run its _quantize step"):
+        peephole.check_calibration_patched(converter)
+    converter._quantize.calls = 1  # as after a conversion that ran it
+    peephole.check_calibration_patched(converter)
+    with pytest.raises(ExportError, match="no _quantize step"):
+        peephole.patch_before_calibration(object(), model=None)

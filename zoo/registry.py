@@ -56,6 +56,15 @@ class GraphSpec:
     build: Callable[[Any], Any] | None = None
     recurrent: str = "fused"
 
+    def __post_init__(self):
+        if self.recurrent not in RECURRENT_FORMS:
+            raise ValueError(f"graph {self.name!r}: recurrent must be one of "
+                             f"{list(RECURRENT_FORMS)}; got {self.recurrent!r}")
+
+
+# What a graph's recurrence must become (GraphSpec.recurrent).
+RECURRENT_FORMS = ("fused", "step", "unrolled")
+
 
 @dataclass(frozen=True)
 class DataSpec:

@@ -93,18 +93,31 @@ def load(split: str, window: int = WINDOW) -> Windows:
 @cache
 def _load(split: str, window: int) -> Windows:
     values, labels = raw()
-    if labels[:CALIBRATION_END].any():
-        raise DataError("mitdb: a label falls in the training or calibration part; the "
-                        "split assumes normal rhythm there")
-    mean, std = values[:TRAIN_END].mean(), values[:TRAIN_END].std()
-    calibration = range(TRAIN_END, CALIBRATION_END - window + 1, STRIDE)
-    if split == "train":
-        return _windows(values, labels, range(0, TRAIN_END - window + 1), window, mean, std, 0)
-    if split == "train_small":
-        return _windows(values, labels, range(0, TRAIN_END - window + 1, 4), window, mean,
-                        std, 0)
+    return time_split(values, labels, split, window, TRAIN_END, CALIBRATION_END, STRIDE,
+                      "mitdb")
+
+
+def time_split(values, labels, split: str, window: int, train_end: int, calibration_end: int,
+               stride: int, name: str) -> Windows:
+    """Windows of one labelled series split in time: ``train`` a window at every sample
+    before ``train_end`` (``train_small`` every 4th), ``threshold`` windows of
+    ``train_end``..``calibration_end`` every ``stride``, ``test`` those threshold windows
+    first and then windows of the rest every ``stride``; the naive scores use the training
+    part's mean and standard deviation.
+
+    Raises:
+        DataError: a label falls before ``calibration_end`` (the split assumes normal data).
+    """
+    if labels[:calibration_end].any():
+        raise DataError(f"{name}: a label falls in the training or threshold part; the split "
+                        "assumes normal data there")
+    mean, std = values[:train_end].mean(), values[:train_end].std()
+    calibration = range(train_end, calibration_end - window + 1, stride)
+    if split in ("train", "train_small"):
+        starts = range(0, train_end - window + 1, 1 if split == "train" else 4)
+        return _windows(values, labels, starts, window, mean, std, 0)
     if split == "threshold":
         return _windows(values, labels, calibration, window, mean, std, len(calibration))
-    test = range(CALIBRATION_END, len(values) - window + 1, STRIDE)
+    test = range(calibration_end, len(values) - window + 1, stride)
     return _windows(values, labels, [*calibration, *test], window, mean, std,
                     len(calibration))

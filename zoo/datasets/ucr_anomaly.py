@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.datasets import registry_files
-from zoo.datasets.ecg import Windows, _windows
+from zoo.datasets.ecg import Windows, time_split
 from zoo.datasets.registry_files import Archive
 from zoo.errors import DataError
 
@@ -49,7 +49,8 @@ def _pick(name: str) -> str | None:
 
 ARCHIVE = Archive("aeon==1.6.0", "aeon-1.6.0-py3-none-any.whl",
                   "d05227086706f80111ac5fee8de4d5d3115bb3bcfd1c786c8629393055816409",
-                  binary=True, pick=_pick, marker=f"{STEM}_TEST.csv", env="LSTM_ZOO_UCR",
+                  binary=True, pick=_pick,
+                  markers=(f"{STEM}_TRAIN.csv", f"{STEM}_TEST.csv"), env="LSTM_ZOO_UCR",
                   cache="ucr")
 
 
@@ -72,14 +73,17 @@ def raw() -> tuple[np.ndarray, np.ndarray]:
     train = np.genfromtxt(files["TRAIN"], delimiter=",", names=True)
     values, labels = test["value"].astype(np.float64), test["is_anomaly"].astype(np.int64)
     if len(train) != TRAIN_END or not np.array_equal(train["value"], values[:TRAIN_END]):
-        raise DataError(f"{files['TRAIN']}: expected the first {TRAIN_END} samples of the TEST "
-                        "file")
+        n = min(len(train), TRAIN_END)
+        differ = np.flatnonzero(train["value"][:n] != values[:n])
+        raise DataError(f"{files['TRAIN']}: expected the TEST file's first {TRAIN_END} "
+                        f"samples; got {len(train)} samples"
+                        + (f", differing first at {differ[0]}" if differ.size else ""))
     return values, labels
 
 
 def load(split: str, window: int = WINDOW) -> Windows:
     """Split ``split`` as windows (see the module docstring); ``train_small``: every 4th
-    training window (the tiny model's training set; calibration windows of both)."""
+    training window (the calibration windows: quantization and extra tensor parity)."""
     if split not in SPLITS:
         raise DataError(f"ucr135 has splits {list(SPLITS)}; got {split!r}")
     return _load(split, int(window))
@@ -88,16 +92,5 @@ def load(split: str, window: int = WINDOW) -> Windows:
 @cache
 def _load(split: str, window: int) -> Windows:
     values, labels = raw()
-    if labels[:CALIBRATION_END].any():
-        raise DataError("ucr135: a label falls in the training or threshold part; the split "
-                        "assumes normal data there")
-    mean, std = values[:TRAIN_END].mean(), values[:TRAIN_END].std()
-    calibration = range(TRAIN_END, CALIBRATION_END - window + 1, STRIDE)
-    if split in ("train", "train_small"):
-        starts = range(0, TRAIN_END - window + 1, 1 if split == "train" else 4)
-        return _windows(values, labels, starts, window, mean, std, 0)
-    if split == "threshold":
-        return _windows(values, labels, calibration, window, mean, std, len(calibration))
-    test = range(CALIBRATION_END, len(values) - window + 1, STRIDE)
-    return _windows(values, labels, [*calibration, *test], window, mean, std,
-                    len(calibration))
+    return time_split(values, labels, split, window, TRAIN_END, CALIBRATION_END, STRIDE,
+                      "ucr135")

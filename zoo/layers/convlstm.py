@@ -11,6 +11,7 @@ gates at once), with the input convolution of every step done once up front
 from __future__ import annotations
 
 from zoo._keras import keras, tf
+from zoo.errors import UnsupportedError
 
 
 @keras.utils.register_keras_serializable(package="lstm_zoo")
@@ -34,10 +35,17 @@ class UnrolledConvLSTM2D(keras.layers.Layer):
         super().__init__(**kwargs)
         cell = rnn.cell
         if tuple(cell.strides) != (1, 1) or cell.data_format != "channels_last":
-            raise ValueError(f"{rnn.name}: unrolling supports strides (1, 1) and "
-                             f"channels_last; got strides {cell.strides}, {cell.data_format}")
+            raise UnsupportedError(f"{rnn.name}: unrolling supports strides (1, 1) and "
+                                   f"channels_last; got strides {tuple(cell.strides)}, "
+                                   f"{cell.data_format}")
         if rnn.go_backwards:
-            raise ValueError(f"{rnn.name}: unrolling does not support go_backwards")
+            raise UnsupportedError(f"{rnn.name}: unrolling does not support go_backwards")
+        if cell.dropout or cell.recurrent_dropout:
+            # training runs through this graph (zoo.train._fit_nextframe): dropout there
+            # would silently be skipped
+            raise UnsupportedError(f"{rnn.name}: unrolling does not apply dropout; got "
+                                   f"dropout {cell.dropout}, recurrent_dropout "
+                                   f"{cell.recurrent_dropout} (use 0)")
         self.rnn = rnn
         self.return_sequences = return_sequences
         self.return_state = return_state
