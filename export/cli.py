@@ -256,6 +256,8 @@ def cmd_generate(args) -> int:
                                "model")
     # the options first: a bad one costs no model loading
     check_options(args.length, args.temperature, args.top_k, len(meta["chars"]) + 1)
+    if args.out is not None:
+        check_generate_out(Path(args.out), meta)
     if bundle is not None:
         graphs = bundle.runners(args.backend or "litert", args.precision)
     else:
@@ -263,9 +265,50 @@ def cmd_generate(args) -> int:
         from zoo.graphs import keras_graphs
 
         graphs = keras_graphs(spec, create_model(args.model, weights="DEFAULT"))
-    print(generate(graphs, meta, length=args.length, prompt=args.prompt,
-                   temperature=args.temperature, top_k=args.top_k, seed=args.seed))
+    text = generate(graphs, meta, length=args.length, prompt=args.prompt,
+                    temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    print(text)
+    if args.out is not None:
+        write_generated(args.prompt + text, Path(args.out), meta)
     return 0
+
+
+GENERATE_SUFFIXES = {"text": (".txt",), "chorales": (".mid", ".midi", ".musicxml", ".xml",
+                                                     ".txt")}
+
+
+def check_generate_out(out: Path, meta) -> None:
+    """An ``--out`` whose suffix the model's output can be written as, in an existing
+    folder; else a :class:`~zoo.errors.ShapeError`."""
+    from zoo.errors import ShapeError
+
+    kind = meta.get("music", "text")
+    if out.suffix.lower() not in GENERATE_SUFFIXES[kind]:
+        raise ShapeError(f"--out {out}: {'music' if kind != 'text' else 'text'} is written "
+                         f"as {', '.join(GENERATE_SUFFIXES[kind])}; got suffix "
+                         f"{out.suffix!r}")
+    if out.is_dir() or not out.parent.is_dir():
+        raise ShapeError(f"--out {out}: expected a file in an existing folder")
+
+
+def write_generated(text: str, out: Path, meta) -> None:
+    """The prompt and generated text as a ``.txt`` file or, for a music model, as MIDI or
+    MusicXML (:func:`zoo.datasets.chorales.write`); written atomically."""
+    from zoo.errors import ExportError
+    from zoo.weights import atomic_write_bytes
+
+    try:
+        if out.suffix.lower() == ".txt":
+            atomic_write_bytes(out, text.encode("utf-8"))
+            print(f"wrote {out} ({len(text)} characters)")
+            return
+        from zoo.datasets import chorales
+
+        frames, skipped = chorales.write(text, out)
+    except OSError as e:
+        raise ExportError(f"cannot write {out}: {e}") from None
+    print(f"wrote {out} ({frames} sixteenth-note frames of four voices"
+          + (f"; {skipped} malformed lines skipped" if skipped else "") + ")")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -400,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default=None, choices=("litert", "onnx", "keras"),
                    help="for a bundle (default litert)")
     s.add_argument("--precision", default="fp32")
+    s.add_argument("--out", default=None, metavar="FILE",
+                   help="also write the prompt and sample: .txt, or for a music model "
+                        ".mid / .midi (MIDI) or .musicxml / .xml (MusicXML)")
     s.set_defaults(fn=cmd_generate)
     return p
 

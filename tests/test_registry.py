@@ -17,7 +17,7 @@ def test_list_models_shows_both_families():
                                                      "lstm_autoencoder", "lstm_autoencoder_ucr",
                                                      "convlstm_nextframe", "bipeephole_activity",
                                                      "handwriting_ctc", "lstm_forecaster",
-                                                     "lstm_forecaster_co2",
+                                                     "lstm_forecaster_co2", "music_lstm",
                                                      "handwriting_rows", "kws_lstm",
                                                      "seq2seq_g2p"}
 
@@ -58,6 +58,16 @@ def test_register_refuses_positional_builders():
     with pytest.raises(TypeError, match="keyword-only"):
         register_model(ModelSpec(name="bad_model", builder=lambda units: None, family="x",
                                  task="classification", graphs=(), data=DataSpec("x")))
+
+
+def test_register_refuses_a_precision_without_a_metric_limit():
+    from dataclasses import replace
+
+    spec = replace(zoo.get_spec("char_lm_tiny"), name="unbounded_lm",
+                   precisions=("fp32", "dynamic", "int8"))
+    with pytest.raises(ValueError, match=r"precisions \['int8'\] with no metric_drop"):
+        zoo.registry.register_model(spec)
+    assert "unbounded_lm" not in zoo.list_models()
 
 
 def test_tiny_has_no_pretrained_weights():

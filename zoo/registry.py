@@ -203,6 +203,11 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
     if positional:
         raise TypeError(f"builder of {spec.name!r} must be keyword-only; got {positional}")
+    # without a limit, verification would pass a precision whatever it measured
+    unbounded = [p for p in spec.precisions if p not in spec.metric_drop]
+    if unbounded:
+        raise ValueError(f"{spec.name!r} offers precisions {unbounded} with no metric_drop "
+                         "limit; give each precision it supports a Tolerance")
     _REGISTRY[spec.name] = spec
     return spec
 

@@ -42,6 +42,7 @@ def load(name: str, split: str):
 
 from zoo.datasets import (  # noqa: E402
     basicmotions,
+    chorales,
     cmudict,
     ecg,
     hershey_strokes,
@@ -59,4 +60,5 @@ LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "spoken_digits": spoken_digits.load, "reviews": reviews.load,
            "co2": series.loader("co2"), "taylor": series.loader("taylor"),
            "mitdb": ecg.load, "shakespeare": shakespeare.load,
-           "moving_mnist": moving_mnist.load, "ucr135": ucr_anomaly.load}
+           "moving_mnist": moving_mnist.load, "ucr135": ucr_anomaly.load,
+           "chorales": chorales.load}

@@ -159,8 +159,15 @@ def _load(split: str):
     if split in ("train", "train_small"):
         ids = encode(text("train"))
         return Corpus(ids if split == "train" else ids[:200_000])
-    ids = encode(text(split))
-    starts = np.linspace(0, len(ids) - CHUNK - 1, CHUNKS[split]).astype(np.int64)
-    chunks = np.stack([ids[s : s + CHUNK + 1] for s in starts])
-    naive = -np.log(unigram()[chunks[:, 1:]]).sum(axis=1)
+    return chunks_of(encode(text(split)), CHUNKS[split], CHUNK, unigram())
+
+
+def chunks_of(ids: np.ndarray, count: int, chunk: int, unigram: np.ndarray) -> Chunks:
+    """``count`` chunks of ``chunk + 1`` ids cut at evenly spaced places of ``ids``, with
+    the ``unigram`` model's negative log-likelihood of each."""
+    if len(ids) < chunk + 1:
+        raise DataError(f"a split of {len(ids)} symbols cannot give chunks of {chunk + 1}")
+    starts = np.linspace(0, len(ids) - chunk - 1, count).astype(np.int64)
+    chunks = np.stack([ids[s : s + chunk + 1] for s in starts])
+    naive = -np.log(unigram[chunks[:, 1:]]).sum(axis=1)
     return Chunks(chunks, naive)
