@@ -48,7 +48,8 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
                   f"(Keras): {metrics}",
                   f"- recipe: `{meta['recipe']['command']}` — {meta['recipe']['epochs']} epochs, "
                   f"{meta['training']['seconds']:.0f} s on {meta['training']['machine']}; "
-                  f"reproduces within {meta['recipe'].get('reproduce_tolerance', {})}",
+                  f"re-running it must reproduce within "
+                  f"{meta['recipe'].get('reproduce_tolerance', {})}",
                   *_target_lines(meta["recipe"].get("target", {}),
                                  meta["metrics"][spec.data.test],
                                  getattr(get_task(spec.task), "baseline", "the baseline")),

@@ -1,7 +1,12 @@
 """Parity matrix: every shipped model x format x precision its spec supports.
 
-Each cell is checked twice: in the export's own verification and in an independent
-re-verification of the bundle from disk (`verify_bundle`), on the real test split.
+Each cell is checked twice: in the export's own verification on the whole real test split,
+and in an independent re-verification of the bundle from disk (`verify_bundle`: the Keras
+reference rebuilt from the bundle's weights, fusion read from the artifacts) on the first
+REVERIFY test samples and the same >= 200 tensor-parity inputs. The re-verification repeats
+the export's own computation, so it is cut short to keep the suite's time (it doubled
+the shipped models' share); metric drops on 16 samples are not compared (one sample moves
+a classifier's accuracy by 6 points), the tensors and fp32's identical answers are.
 """
 
 import json
@@ -22,12 +27,13 @@ CELLS = [per_model(name, fmt, precision)
          for precision in zoo.get_spec(name).precisions
          if precision in FORMAT_PRECISIONS[fmt]]
 
+REVERIFY = 16
 _reverified = {}
 
 
 def reverified(name, out):
     if name not in _reverified:
-        _reverified[name] = verify_bundle(out)
+        _reverified[name] = verify_bundle(out, limit=REVERIFY)
     return _reverified[name]
 
 
@@ -36,19 +42,21 @@ def test_cell(pretrained_export, name, fmt, precision):
     spec = zoo.get_spec(name)
     report, out = pretrained_export(name)
     again = reverified(name, out)
+    assert again["test_samples"] == min(REVERIFY, report["test_samples"])
     for source in (report, again):
         cell = next(r for r in source["results"]
                     if r["format"] == fmt and r["precision"] == precision)
-        assert cell["passed"], cell["checks"]
         tol = spec.tensor_tolerance.get(precision)
         if tol is not None:
             assert cell["tensor_excess"] <= tol.value, tol.reason
-        assert cell["metric_drop"] <= spec.metric_drop[precision].value + 1e-12
         if precision == "fp32":
             assert cell["disagreements"] == 0
-    first = next(r for r in report["results"] if (r["format"], r["precision"]) == (fmt, precision))
-    second = next(r for r in again["results"] if (r["format"], r["precision"]) == (fmt, precision))
-    assert first["metrics"] == second["metrics"]  # same artifacts, same data, same answers
+        if source is report:
+            assert cell["passed"], cell["checks"]
+            assert cell["metric_drop"] <= spec.metric_drop[precision].value + 1e-12
+        else:  # all but the metric drop, which 16 samples do not measure
+            assert all(c["passed"] for c in cell["checks"] if "drop" not in c["check"]), \
+                cell["checks"]
     manifest = json.loads((out / "manifest.json").read_text())
     rows = [r for r in compatibility_rows(manifest)
             if (r["format"], r["precision"]) == (fmt, precision)]

@@ -178,7 +178,7 @@ MUSIC = register_model(replace(
     SPEC,
     name="music_lstm",
     data=DataSpec(dataset="chorales", train="train", test="test", calibration="calibration",
-                  extra="", license=chorales.LICENSE),
+                  extra="music", license=chorales.LICENSE),
     defaults={"vocab_size": len(chorales.CHARS) + 1, "embedding": 16, "units": (256,),
               "dropout": 0.2},
     description="LSTM(256) language model of Bach's four-part chorales (music21), a "
