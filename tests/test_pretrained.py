@@ -76,8 +76,15 @@ def test_target_and_metadata_reproduced(exported):
     meta = read_metadata(pretrained_path(name, zoo.get_spec(name).default_weights))
     # the model card's numbers are what the shipped weights measure, here and now: to float
     # rounding, as TensorFlow's CPU kernels sum in an order that depends on the machine's
-    # instruction set (char_lm's bpc moved by 5.9e-9 of its value on another x86 machine)
-    assert keras_metrics == pytest.approx(meta["metrics"]["test"], rel=1e-6, abs=1e-9)
+    # instruction set and on the installed packages (char_lm's bpc moved by 5.9e-9 of its
+    # value between stop 15's CI and stop 16's, same pinned versions).
+    # A language model's stream_max_diff (the lm and step graphs' difference) is that
+    # rounding itself: it is bounded, not compared.
+    card = dict(meta["metrics"]["test"])
+    measured = dict(keras_metrics)
+    if "stream_max_diff" in card:
+        assert measured.pop("stream_max_diff") < 1e-5 and card.pop("stream_max_diff") < 1e-5
+    assert measured == pytest.approx(card, rel=1e-6, abs=1e-9)
 
 
 def test_every_format_passes_parity(exported):

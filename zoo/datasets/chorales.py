@@ -1,10 +1,13 @@
 """Bach's four-part chorales for a music language model, from music21's corpus.
 
 ``music21`` (an optional extra: ``pip install -e ".[music]"``) ships the chorales as
-MusicXML; :func:`names` lists the 371 of ``corpus.chorales.Iterator`` and the 351 with four
-parts (soprano, alto, tenor, bass) are used. Each is read once and cached as text
+MusicXML; :func:`names` lists the 350 distinct entries of ``corpus.chorales.Iterator`` (it
+lists 371) but one duplicate (:data:`DUPLICATES`), and the 327 with four parts (soprano,
+alto, tenor, bass) are used. Each is read once and cached as text
 (:func:`cache_root`: ``$LSTM_ZOO_CHORALES``, else ``~/.cache/lstm-zoo/chorales``), since
-music21 takes about half a second to parse one.
+music21 takes about half a second to parse one; ``lstm-zoo fetch-data`` encodes them all
+(:func:`prepare`). The test and calibration splits need the training split too (the
+unigram baseline is its symbol frequencies).
 
 Encoding (one character per voice per sixteenth note, BachBot-style): a chorale is
 transposed so that its key signature has no sharps or flats (C major / A minor), cut into
@@ -15,13 +18,15 @@ chorale starts after two line breaks. :func:`decode` turns such text back into a
 score (and so MIDI or MusicXML).
 
 Split by chorale (every tenth is test, every tenth from the fifth calibration, the rest
-train), so no test chorale was trained on; several chorales harmonize the same hymn tune,
-so a test melody may have a trained harmonization. Evaluation chunks and the unigram
-baseline are as for :mod:`zoo.datasets.shakespeare` (the task is the same).
+train), each chorale once, so no test chorale was trained on; several chorales harmonize
+the same hymn tune, so a test melody may have a trained harmonization. Evaluation chunks
+and the unigram baseline are as for :mod:`zoo.datasets.shakespeare` (the task is the
+same).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from functools import cache
@@ -42,13 +47,14 @@ VOICES = ("Soprano", "Alto", "Tenor", "Bass")
 CHARS = FRAME + HOLD + REST + "".join(chr(ord("0") + p - LOW) for p in range(LOW, HIGH + 1))
 STEP = 0.25  # quarter notes per frame
 CHUNK = 256  # symbols per evaluation chunk (51 frames, three bars of 4/4)
-CHUNKS = {"test": 128, "calibration": 96}  # 224 tensor-parity inputs (>= 200)
+CHUNKS = {"test": 128, "calibration": 96}  # tensor parity takes 200 of these 224
 SPLITS = ("train", "calibration", "test", "train_small")
 SMALL = 12  # training chorales in train_small (tests)
 VERSION = 1  # of the encoding: bump to re-encode cached chorales
 
 
-def _music21():
+def require_music21():
+    """The music21 module, or a :class:`MissingExtraError` naming the extra."""
     try:
         import music21
     except ImportError:
@@ -77,10 +83,17 @@ def cache_root() -> Path:
     return base / "lstm-zoo" / "chorales"
 
 
+# A chorale whose encoding is another's (measured: the same notes, so the same text);
+# kept out so that no chorale is in two splits.
+DUPLICATES = {"bach/bwv69.6-a": "bach/bwv69.6"}
+
+
 @cache
 def names() -> tuple[str, ...]:
-    """music21's chorale corpus names (``bach/bwv269``, ...), sorted."""
-    return tuple(sorted(_music21().corpus.chorales.Iterator(returnType="filename")))
+    """music21's chorale corpus names (``bach/bwv269``, ...), each once, sorted, without
+    :data:`DUPLICATES` (the iterator lists 371 entries, 350 distinct)."""
+    listed = require_music21().corpus.chorales.Iterator(returnType="filename")
+    return tuple(sorted(set(listed) - set(DUPLICATES)))
 
 
 def split_of(index: int) -> str:
@@ -90,8 +103,8 @@ def split_of(index: int) -> str:
 def encode_score(score) -> str | None:
     """A chorale's frames (see the module docstring), or None when it does not have the
     four voices."""
-    m21 = _music21()
-    parts = {p.partName: p for p in score.parts}
+    m21 = require_music21()
+    parts = {p.partName or "": p for p in score.parts}
     if sorted(parts) != sorted(VOICES) or len(score.parts) != 4:
         return None
     signatures = list(score.recurse().getElementsByClass(m21.key.KeySignature))
@@ -105,7 +118,7 @@ def encode_score(score) -> str | None:
         for note in parts[name].stripTies().flatten().notes:
             if note.duration.quarterLength <= 0:  # grace notes
                 continue
-            pitch = note.pitches[-1].midi + shift  # a chord (rare): its top note
+            pitch = max(p.midi for p in note.pitches) + shift  # a chord (rare): its top
             start = int(round(note.offset / STEP))
             end = max(start + 1, int(round((note.offset + note.duration.quarterLength) / STEP)))
             if start >= length:
@@ -118,17 +131,33 @@ def encode_score(score) -> str | None:
 def _cached(name: str) -> str:
     """The encoded text of chorale ``name`` ("" without four voices), from the cache or
     parsed and cached (written whole or not at all)."""
-    m21 = _music21()
+    m21 = require_music21()
     key = hashlib.sha256(f"{name} {m21.__version__} {VERSION}".encode()).hexdigest()[:16]
     path = cache_root() / f"{name.replace('/', '_')}.{key}.txt"
     if path.is_file():
         return path.read_text(encoding="utf-8")
     text = encode_score(m21.corpus.parse(name)) or ""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot cache the encoded chorales in {cache_root()} ({e}); set "
+                        "LSTM_ZOO_CHORALES to a writable folder") from None
     return text
+
+
+def prepare() -> int:
+    """Encodes every chorale into the cache (what ``lstm-zoo fetch-data`` does, so that
+    loading a split later parses nothing); returns how many have the four voices.
+
+    Raises:
+        MissingExtraError: music21 is not installed.
+    """
+    return sum(1 for n in names() if _cached(n))
 
 
 def chorales(split: str) -> list[str]:
@@ -180,7 +209,7 @@ def decode(text: str, *, tempo: int = 80):
     Raises:
         ShapeError: no frame at all in ``text``.
     """
-    m21 = _music21()
+    m21 = require_music21()
     frames = []
     skipped = 0
     for line in text.split(FRAME):

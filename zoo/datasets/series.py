@@ -22,7 +22,7 @@ Taylor 2003, as shipped in R's forecast package, GPL-3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -51,6 +51,10 @@ class Windows:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def head(self, n: int) -> Windows:
+        """The first ``n`` windows (the MASE scale is the series', not the windows')."""
+        return replace(self, x=self.x[:n], y=self.y[:n], naive=self.naive[:n])
 
 
 @cache
