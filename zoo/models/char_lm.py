@@ -170,9 +170,30 @@ MUSIC_META = {"chars": chorales.CHARS, "unknown": 0, "music": "chorales",
 MUSIC_INT8_GAP = (
     "full int8 quantizes the softmax output to steps of 1/256: symbols the model gives less "
     "than 1/512 become impossible and the test chorales hold some, so bits per symbol are "
-    "infinite on LiteRT and ORT (outputs up to 0.92 / 0.99 off Keras'); it is no smaller "
-    "than dynamic range (639 vs 640 KB LiteRT). Use dynamic (int8 weights: 0.7552 LiteRT, "
-    "0.7570 ORT against 0.7550 bits per symbol) or float16")
+    "infinite on LiteRT and ORT (outputs up to 1.38 off Keras'); it is no smaller than "
+    "dynamic range (639 vs 640 KB LiteRT). Use dynamic (int8 weights: 0.6851 LiteRT, "
+    "0.6913 ORT against 0.6846 bits per symbol) or float16")
+MUSIC_TOLERANCE = {
+    "fp32": replace(TOLERANCE["fp32"], reason=(
+        "same float32 weights, kernels that sum in another order (fused LSTM op vs "
+        "TensorFlow's, a single cell step vs the same cell in a loop): probabilities and "
+        "states in the 6th-7th digit (measured, shipped weights: 1.8e-6 LiteRT, 2.0e-6 "
+        "ORT)")),
+    "float16": replace(TOLERANCE["float16"], reason=(
+        "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
+        "weight), accumulated over the chunk: probabilities move by up to 1e-2 (measured, "
+        "shipped weights, LiteRT: 2.0e-3), the unbounded cell state by 1e-3 of its value "
+        "besides")),
+}
+MUSIC_METRIC_DROP = {
+    "fp32": Tolerance(1e-5, "bits per symbol agree to float32 rounding of 32,768 "
+                            "log-probabilities summed in float64"),
+    "dynamic": Tolerance(0.05, "int8 weights: bits per symbol may rise by 0.05 (measured, "
+                               "shipped weights: +0.0005 LiteRT, +0.0067 ORT)"),
+    "float16": Tolerance(0.01, "float16 weights: bits per symbol may rise by 0.01"),
+    "compressed": Tolerance(0.1, "pruned or clustered weights: bits per symbol may rise by "
+                                 "0.1"),
+}
 
 MUSIC = register_model(replace(
     SPEC,
@@ -198,6 +219,8 @@ MUSIC = register_model(replace(
         "malformed (it is skipped when writing MIDI, and counted).",
     ),
     meta=MUSIC_META,
+    tensor_tolerance=MUSIC_TOLERANCE,
+    metric_drop=MUSIC_METRIC_DROP,
     precision_gaps={**FUSED_LSTM_GAPS, "int8": MUSIC_INT8_GAP},
     recipe={"epochs": 10, "steps": 200, "batch_size": 64, "length": 128,
             "learning_rate": 3e-3, "schedule": "cosine", "seed": 0,
@@ -213,7 +236,7 @@ register_model(replace(
     weights=(),
     recipe={"epochs": 1, "steps": 20, "batch_size": 32, "length": 64, "learning_rate": 1e-2,
             "seed": 0},
-    metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant trains for 20 steps: tests "
+    metric_drop=loose_drops(MUSIC_METRIC_DROP, 1.0, "the tiny variant trains for 20 steps: tests "
                                               "check the mechanics, the pretrained model the "
                                               "bits per symbol"),
     tiny=True,
