@@ -7,6 +7,23 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n 2` on two cores, each worker's TensorFlow (and the training workers
+    # that tests start) computes on one thread: with TensorFlow's default pools, one per
+    # core in each worker, -n 2 ran slower than serial (measured). The edge runtimes run on
+    # one thread already (export.runtime).
+    for _var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """For ``pytest -n 2 --dist loadgroup``: a test outside a shipped model's group
+    (:func:`per_model`) runs on the worker of the rest of its module, so a module's
+    fixtures (a tiny model trained and exported) are built once, not on both workers."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,7 @@ def test_two_workers_finish_with_identical_weights_and_a_falling_loss(task, tmp_
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(task, tmp_path):
-    settings = ("--head-epochs", "4", "--epochs", "40", "--patience", "100")
+    settings = ("--head-epochs", "4", "--epochs", "12", "--patience", "100")
     done = subprocess.run(finetune_command(task, tmp_path / "a", *settings), cwd=ROOT,
                           env=environment(), capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -154,6 +154,33 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
                     assert main(["predict", str(out), "--input", str(path),
                                  "--backend", backend]) == 0
                     assert capsys.readouterr().out.split()[0] == sd.DIGITS[d]
+    elif name == "speech_ctc":
+        from export.runtime import load_bundle
+        from zoo import audio
+        from zoo.datasets import digit_strings as ds
+        from zoo.datasets import spoken_digits as sd
+        from zoo.tasks import get_task
+
+        # held-out speakers' strings as WAV files: the file's transcript on both runtimes is
+        # Keras' (greedy), and for each speaker one string Keras reads right is read right
+        task, meta = get_task("ctc"), zoo.get_spec(name).meta
+        waves, texts, who = ds.held_out_strings(per_speaker=8)
+        bundle = load_bundle(out)
+        for speaker in sd.TEST_SPEAKERS:
+            rows = [i for i, s in enumerate(who) if s == speaker]
+            paths, keras = [], []
+            for i in rows:
+                paths.append(tmp_path / f"{speaker}_{i}.wav")
+                audio.write_wav(paths[-1], waves[i])
+                keras.append(bundle.predict([task.read_speech(str(paths[-1]), meta)],
+                                            backend="keras")[0])
+            right = [k for k, i in enumerate(rows) if keras[k] == texts[i]]
+            assert right, (speaker, keras, [texts[i] for i in rows])
+            for k in {right[0], 0}:
+                for backend in ("litert", "onnx"):
+                    assert main(["predict", str(out), "--input", str(paths[k]),
+                                 "--backend", backend]) == 0
+                    assert capsys.readouterr().out.strip() == keras[k]
     elif name == "bilstm_text":
         from zoo.tasks import get_task
 

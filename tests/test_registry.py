@@ -19,7 +19,7 @@ def test_list_models_shows_both_families():
                                                      "handwriting_ctc", "lstm_forecaster",
                                                      "lstm_forecaster_co2", "music_lstm",
                                                      "handwriting_rows", "kws_lstm",
-                                                     "seq2seq_g2p"}
+                                                     "seq2seq_g2p", "speech_ctc"}
 
 
 @pytest.mark.parametrize("name", ["bilstm_activity_tiny", "seq2seq_g2p_tiny",

@@ -289,7 +289,10 @@ class CTCRecognition:
     """Sequence recognition with CTC: the graph ``recognizer`` gives per-frame probabilities
     over the blank (index ``meta["blank"]`` = 0) and ``meta["alphabet"]``, and the
     transcript is decoded on the host (:mod:`zoo.ctc`, greedy best path), identically for
-    every backend. Metrics: character error rate, word accuracy."""
+    every backend. Metrics: character error rate, word accuracy.
+
+    The graph's input is ``meta["input"]`` (default ``strokes``: pen trajectories); a
+    model with a ``meta["sample_rate"]`` reads speech (log-mel frames of a WAV file)."""
 
     name: str = "ctc"
     metric: str = "cer"
@@ -304,14 +307,14 @@ class CTCRecognition:
         Greedy best path unless ``meta["beam_width"]`` > 1: CTC prefix beam search, limited
         to the words of ``meta["lexicon"]`` if given (an empty transcript when no word
         survives the beam)."""
-        graph = graphs["recognizer"]
+        graph, name = graphs["recognizer"], meta.get("input", "strokes")
         width = int(meta.get("beam_width", 1))
         lexicon = None
         if meta.get("lexicon"):
             lexicon = ctc.Lexicon(self.labels(w, meta) for w in meta["lexicon"])
         out = []
         for x in inputs:
-            probs = graph({"strokes": np.asarray(x, np.float32)[None]})["probs"][0]
+            probs = graph({name: np.asarray(x, np.float32)[None]})["probs"][0]
             if width > 1 or lexicon is not None:
                 beams = ctc.beam_search(probs, width, meta["blank"], lexicon)
                 symbols = beams[0][0] if beams else []
@@ -377,7 +380,14 @@ class CTCRecognition:
         """Reads a trajectory: ``.npy`` (T, 3) rows of ``(dx, dy, pen_up)``; ``.json``, the
         same rows as a list, or ``{"strokes": [[[x, y], ...], ...], "body_height": h}``
         (absolute pen positions per stroke, converted by
-        :func:`zoo.datasets.hershey_strokes.from_points`)."""
+        :func:`zoo.datasets.hershey_strokes.from_points`). Speech models read a ``.wav``
+        file (:meth:`read_speech`) or log-mel frames as ``.npy``."""
+        if "sample_rate" in meta:
+            if Path(source).suffix.lower() == ".wav":
+                return self.read_speech(source, meta)[None]
+            if Path(source).suffix.lower() != ".npy":
+                raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy),"
+                                 f" got {Path(source).suffix!r}")
         import json
 
         channels = len(meta["channels"])
@@ -414,13 +424,29 @@ class CTCRecognition:
         """One trajectory (T, C) as :meth:`predict` takes it, or a :class:`ShapeError`."""
         x = Classification().check_sequence(x, meta, where)[0]
         if len(x) > meta["max_points"]:
-            raise ShapeError(f"{where}: {len(x)} points; the model takes at most "
-                             f"{meta['max_points']} per trajectory")
+            raise ShapeError(f"{where}: {len(x)} {'frames' if 'sample_rate' in meta else 'points'}"
+                             f"; the model takes at most {meta['max_points']} per input")
+        if "pen_up" not in meta["channels"]:
+            return x
         pen = x[:, meta["channels"].index("pen_up")]
         if not np.all((pen == 0) | (pen == 1)):
             raise ShapeError(f"{where}: pen_up must be 0 or 1; got values "
                              f"{sorted(set(pen.tolist()) - {0.0, 1.0})[:5]}")
         return x
+
+    @staticmethod
+    def read_speech(source: str, meta) -> np.ndarray:
+        """Log-mel frames of a ``.wav`` file as the speech recogniser was tested on its
+        strings: mono PCM (another sample rate is resampled), at most
+        ``meta["max_seconds"]``, leading and trailing silence trimmed and
+        ``meta["padding_seconds"]`` of silence put back on each side."""
+        from zoo.audio import log_mel, read_wav, trim_silence
+
+        rate = meta["sample_rate"]
+        wave = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
+        pad = int(round(meta["padding_seconds"] * rate))
+        x = log_mel(np.pad(wave.astype(np.float32), (pad, pad)))
+        return CTCRecognition().check_input(x, meta, source)
 
     def format(self, prediction, meta) -> str:
         return prediction

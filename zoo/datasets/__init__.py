@@ -44,6 +44,7 @@ from zoo.datasets import (  # noqa: E402
     basicmotions,
     chorales,
     cmudict,
+    digit_strings,
     ecg,
     hershey_strokes,
     mnist_rows,
@@ -61,4 +62,4 @@ LOADERS = {"basicmotions": basicmotions.load, "cmudict": cmudict.load,
            "co2": series.loader("co2"), "taylor": series.loader("taylor"),
            "mitdb": ecg.load, "shakespeare": shakespeare.load,
            "moving_mnist": moving_mnist.load, "ucr135": ucr_anomaly.load,
-           "chorales": chorales.load}
+           "chorales": chorales.load, "digit_strings": digit_strings.load}

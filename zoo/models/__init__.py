@@ -11,4 +11,5 @@ from zoo.models import (  # noqa: F401
     lstm_autoencoder,
     lstm_forecaster,
     seq2seq_g2p,
+    speech_ctc,
 )

@@ -55,12 +55,21 @@ def handwriting_ctc(*, units: Sequence[int] = (96, 96), filters: int = 64, strid
         >>> model.input_names, model.output_names, model.output_shape
         (['strokes'], ['probs'], (None, None, 27))
     """
+    return recognizer(keras.Input((None, len(CHANNELS)), name="strokes"), units=units,
+                      filters=filters, stride=stride, symbols=alphabet_size + 1,
+                      dropout=dropout, name="handwriting_ctc")
+
+
+def recognizer(inputs, *, units, filters: int, stride: int, symbols: int, dropout: float,
+               name: str):
+    """The CTC recogniser over ``inputs`` (B, T, C): per-channel normalisation, a Conv1D
+    front end (kernel ``2 * stride``, ``stride``, ReLU), one BiLSTM per entry of ``units``,
+    dropout, and the softmax over ``symbols`` (the blank first) per frame."""
     units = tuple(int(u) for u in units)
     if not units or min(units) < 1:
         raise ValueError(f"units must be a non-empty sequence of positive ints; got {units}")
     if stride < 1 or filters < 1:
         raise ValueError(f"stride and filters must be >= 1; got {stride}, {filters}")
-    inputs = keras.Input((None, len(CHANNELS)), name="strokes")
     x = keras.layers.Normalization(axis=-1, name="normalize")(inputs)
     x = keras.layers.Conv1D(filters, 2 * stride, strides=stride, padding="same",
                             activation="relu", name="frontend")(x)
@@ -69,9 +78,9 @@ def handwriting_ctc(*, units: Sequence[int] = (96, 96), filters: int = 64, strid
                                        name=f"bilstm_{i}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    logits = keras.layers.Dense(alphabet_size + 1, name="logits")(x)
+    logits = keras.layers.Dense(symbols, name="logits")(x)
     probs = keras.layers.Activation("softmax", name="probs")(logits)
-    return keras.Model(inputs, probs, name="handwriting_ctc")
+    return keras.Model(inputs, probs, name=name)
 
 
 def frames(length: int, stride: int) -> int:

@@ -1,0 +1,154 @@
+"""speech_ctc: spoken digit strings from the real recordings, and the tiny recogniser
+exported, verified and fed WAV files on LiteRT and ONNX Runtime."""
+
+import re
+import wave
+
+import numpy as np
+import pytest
+
+import zoo
+from export.cli import main
+from zoo import audio
+from zoo.errors import DataError
+from zoo.tasks import get_task
+
+pytest.importorskip("espeakng_loader")
+
+from zoo.datasets import digit_strings as ds  # noqa: E402
+from zoo.datasets import spoken_digits as sd  # noqa: E402
+
+TASK = get_task("ctc")
+META = zoo.get_spec("speech_ctc").meta
+
+
+def test_join_puts_pauses_between_clips_and_silence_around():
+    a, b = np.ones(5, np.float32), 2 * np.ones(3, np.float32)
+    x = ds.join([a, b], [4, 99], lead=2, trail=1)
+    np.testing.assert_array_equal(x, [0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 2, 0])
+
+
+def test_held_out_strings_are_the_test_speakers_recordings():
+    waves, texts, who = ds.held_out_strings(per_speaker=4)
+    assert who == [s for s in sd.TEST_SPEAKERS for _ in range(4)]
+    assert all(re.fullmatch(r"[0-9]{1,5}", t) for t in texts)
+    pad = 1600  # 0.2 s each side, the padding the WAV reader puts back (META)
+    assert pad == int(META["padding_seconds"] * META["sample_rate"])
+    for x, text, s in zip(waves, texts, who, strict=True):
+        clips = sd.human_clips(s)["digits"]
+        assert not np.any(x[:pad]) and not np.any(x[-pad:])
+        # the first digit's recording starts the string, unaltered
+        first = clips[int(text[0])]
+        np.testing.assert_array_equal(x[pad : pad + len(first)], first)
+        speech = sum(len(clips[int(d)]) for d in text)
+        pauses = len(x) - 2 * pad - speech
+        assert 800 * (len(text) - 1) <= pauses <= 2400 * (len(text) - 1)
+    again = ds.held_out_strings(per_speaker=4)
+    assert again[1] == texts
+    assert all(np.array_equal(p, q) for p, q in zip(again[0], waves, strict=True))
+
+
+def test_training_strings_are_reproducible_and_bounded():
+    waves, texts = ds.training_strings(6, seed=3, synthetic=0.5)
+    again, texts2 = ds.training_strings(6, seed=3, synthetic=0.5)
+    assert texts == texts2 and all(np.array_equal(p, q) for p, q in zip(waves, again, strict=True))
+    for x, text in zip(waves, texts, strict=True):
+        assert x.dtype == np.float32 and np.all(np.abs(x) <= 1.0)
+        # at least the leading and trailing silence and ~0.1 s per digit
+        assert len(x) >= 1600 + 800 * len(text)
+    with pytest.raises(DataError, match=r"splits \['calibration', 'test', 'train', "):
+        ds.load("validation")
+
+
+def test_a_wav_file_reads_as_the_test_strings_were_made(tmp_path):
+    waves, _, _ = ds.held_out_strings(per_speaker=1)
+    path = tmp_path / "s.wav"
+    audio.write_wav(path, waves[0])
+    got = TASK.read_speech(str(path), META)
+    # 16-bit PCM rounding only; trimming and padding give back the same frames count
+    want = audio.log_mel(audio.read_wav(path))
+    assert abs(len(got) - len(want)) <= 2 and got.shape[1] == 40
+
+
+@pytest.fixture(scope="module")
+def tiny_speech_bundle(tmp_path_factory):
+    """The tiny recogniser, briefly trained on the training speakers' strings, exported at
+    fp32 + dynamic and verified on 24 held-out strings."""
+    from export import export_model
+    from zoo.train import train
+
+    root = tmp_path_factory.mktemp("speech_ctc")
+    meta = train("speech_ctc_tiny", out_dir=root / "w", verbose=0)
+    out = root / "bundle"
+    report = export_model("speech_ctc_tiny", out, weights=root / "w" / meta["file"],
+                          precisions=("fp32", "dynamic"), limit=24)
+    return report, out
+
+
+def test_tiny_recognizer_exports_fused_with_parity(tiny_speech_bundle):
+    import json
+
+    report, out = tiny_speech_bundle
+    assert report["passed"], report["failures"]
+    for r in report["results"]:
+        if r["precision"] == "fp32":
+            assert r["disagreements"] == 0 and r["metric_drop"] == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(a["all_fused"] and not a["loops"] for a in manifest["artifacts"])
+
+
+def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path, capsys):
+    from scipy.signal import resample_poly
+
+    from export.runtime import load_bundle
+
+    _, out = tiny_speech_bundle
+    waves, _, _ = ds.held_out_strings(per_speaker=1)
+    path = tmp_path / "digits.wav"
+    audio.write_wav(path, waves[1])
+    expected = load_bundle(out).predict([TASK.read_speech(str(path), META)], backend="keras")[0]
+    assert set(expected) <= set(ds.ALPHABET)
+    for backend in ("litert", "onnx"):
+        assert main(["predict", str(out), "--input", str(path), "--backend", backend]) == 0
+        assert capsys.readouterr().out.strip() == expected
+    # 16 kHz is resampled, not refused; a digit-string grammar as a lexicon
+    audio.write_wav(tmp_path / "16k.wav", resample_poly(audio.read_wav(path), 2, 1), 16000)
+    lexicon = tmp_path / "pins.txt"
+    lexicon.write_text("1234\n0000\n")
+    assert main(["predict", str(out), "--input", str(tmp_path / "16k.wav"), "--lexicon",
+                 str(lexicon)]) == 0
+    assert capsys.readouterr().out.strip() in {"1234", "0000", ""}
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("stereo", "2 channels; expected mono"),
+    ("empty", "no samples"),
+    ("long", "11.00 s of audio; this model takes at most 10 s"),
+    ("text", "not a PCM WAV file"),
+    ("mp3", r"expected a .wav file \(or log-mel frames as .npy\), got '.mp3'"),
+    ("nan", "1 value.s. are NaN"),
+    ("shape", r"expected shape \(time, 40\)"),
+    ("frames", "1002 frames; the model takes at most 1001"),
+])
+def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, match):
+    _, out = tiny_speech_bundle
+    suffix = {"mp3": ".mp3", "nan": ".npy", "shape": ".npy", "frames": ".npy"}.get(kind, ".wav")
+    path = tmp_path / f"x{suffix}"
+    if kind in ("text", "mp3"):
+        path.write_text("not audio")
+    elif kind == "nan":
+        x = np.zeros((3, 40))
+        x[1, 2] = np.nan
+        np.save(path, x)
+    elif kind in ("shape", "frames"):
+        np.save(path, np.zeros((5, 3)) if kind == "shape" else np.zeros((1002, 40)))
+    else:
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(2 if kind == "stereo" else 1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            samples = {"empty": 0, "stereo": 8000, "long": 88000}[kind]
+            w.writeframes(np.zeros(samples * (2 if kind == "stereo" else 1), "<i2").tobytes())
+    assert main(["predict", str(out), "--input", str(path)]) == 2
+    assert "Traceback" not in (err := capsys.readouterr().err)
+    assert re.search(match, err), err

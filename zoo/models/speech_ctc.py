@@ -1,0 +1,143 @@
+"""Speech recognition of spoken digit strings: log-mel frames -> per-frame digit
+probabilities (CTC).
+
+Input: log-mel frames of 8 kHz audio (:func:`zoo.audio.log_mel`, computed on the host, 100
+per second: the keyword spotter's front end, the same function at training and inference).
+The recogniser is handwriting_ctc's (:func:`zoo.models.handwriting_ctc.recognizer`): a
+strided Conv1D (three frames per output frame, 30 ms), two BiLSTMs, and a softmax over the
+CTC blank (index 0) and the ten digits per output frame. Digits are recognised by meaning
+in five languages ("tres", "trois", "three" are all ``3``). The transcript is decoded on the
+host (:mod:`zoo.ctc`), identically for Keras, LiteRT and ONNX Runtime; a digit-string
+grammar is a lexicon (``lstm-zoo predict --lexicon``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from zoo._keras import keras
+from zoo.audio import MELS, SAMPLE_RATE
+from zoo.datasets.digit_strings import ALPHABET, LICENSE, MAX_DIGITS
+from zoo.models.handwriting_ctc import recognizer
+from zoo.registry import (
+    FUSED_LSTM_GAPS,
+    FUSED_LSTM_PRECISIONS,
+    DataSpec,
+    GraphSpec,
+    ModelSpec,
+    Tolerance,
+    loose_drops,
+    register_model,
+    shrink_units,
+)
+
+
+def speech_ctc(*, num_features: int = MELS, units: Sequence[int] = (96, 96), filters: int = 96,
+               stride: int = 3, alphabet_size: int = len(ALPHABET), dropout: float = 0.1):
+    """Builds ``features (B, T, num_features) -> probs (B, ceil(T / stride), alphabet_size + 1)``.
+
+    Args:
+        num_features: log-mel bins per frame.
+        units: LSTM units per bidirectional layer (each direction); one layer per entry.
+        filters: channels of the strided Conv1D front end.
+        stride: log-mel frames (10 ms) per output frame.
+        alphabet_size: symbols besides the blank (index 0 of ``probs``).
+        dropout: dropout before the output layer (training only).
+
+    Example:
+        >>> from zoo import create_model
+        >>> model = create_model("speech_ctc_tiny")
+        >>> model.input_names, model.output_names, model.output_shape
+        (['features'], ['probs'], (None, None, 11))
+    """
+    return recognizer(keras.Input((None, num_features), name="features"), units=units,
+                      filters=filters, stride=stride, symbols=alphabet_size + 1,
+                      dropout=dropout, name="speech_ctc")
+
+
+GRAPHS = (GraphSpec("recognizer", ("features",), ("probs",)),)
+DATA = DataSpec(dataset="digit_strings", train="train", test="test", calibration="calibration",
+                extra="speech", license=LICENSE)
+TENSOR_TOLERANCE = {
+    "fp32": Tolerance(
+        1e-5, "same float32 weights; the fused LSTM and the convolution sum in another order "
+              "than TensorFlow's kernels (handwriting_ctc, the same layers: 2.3e-6)"),
+    "float16": Tolerance(
+        2e-2, "float16 weights carry 11 significant bits, and their rounding compounds over "
+              "the recurrent frames (up to 150 per string)"),
+}
+METRIC_DROP = {
+    "fp32": Tolerance(0.0, "fp32 artifacts must decode every test string as Keras does"),
+    "dynamic": Tolerance(0.01, "int8 weights: at most 1 pt of character error rate (the "
+                               "issue's target for the best int8-class artifact)"),
+    "float16": Tolerance(0.005, "float16 weights: at most 0.5 pt of character error rate"),
+    "int8": Tolerance(0.01, "int8 weights and activations: at most 1 pt of character error "
+                            "rate"),
+    "compressed": Tolerance(0.02, "pruned or clustered weights (fine-tuned): at most 2 pt of "
+                                  "character error rate"),
+}
+MAX_SECONDS = 10.0
+META = {"alphabet": ALPHABET, "blank": 0, "channels": [f"mel_{i}" for i in range(MELS)],
+        "input": "features", "sample_rate": SAMPLE_RATE, "max_seconds": MAX_SECONDS,
+        "max_points": int(MAX_SECONDS * 100) + 1,
+        "front_end": "zoo.audio.log_mel: 25 ms frames every 10 ms, 256-point FFT, 40 HTK mel "
+                     "bins 20-4000 Hz, log(mel + 1e-6)",
+        "padding_seconds": 0.2}
+
+SPEC = register_model(ModelSpec(
+    name="speech_ctc",
+    builder=speech_ctc,
+    family="ctc_recognizer",
+    task="ctc",
+    graphs=GRAPHS,
+    data=DATA,
+    description="Conv1D + 2xBiLSTM(96) spoken digit string recogniser (log-mel frames -> "
+                "digits, CTC), five languages.",
+    weights=("asterisk",),
+    intended_use="Transcribing spoken digit strings (phone numbers, PINs, amounts) said "
+                 f"digit by digit in English, Spanish, French, Italian or Russian, up to "
+                 f"{MAX_SECONDS:.0f} s of 8 kHz telephone-band audio; a starting point for "
+                 "fine-tuning on your own speakers.",
+    limitations=(
+        "Human training speech comes from five speakers (two French, one Italian, one "
+        "Russian, one Colombian Spanish), ten single-digit recordings each, joined into "
+        "strings; the rest is espeak-ng's synthetic voices. English digits were learnt from "
+        "espeak-ng only.",
+        "Tested on three held-out speakers' real recordings (Allison in English and "
+        "Spanish, Menardi in Italian): 300 strings, but built from only 30 recordings (each "
+        "speaker said each digit once), joined with pauses; continuous speech, where digits "
+        "run into each other, is untested on human voices.",
+        f"Trained on strings of 1-{MAX_DIGITS} digits; longer strings are untested.",
+        "Data licenses: asterisk-core-sounds and asterisk-prompt-it-menardi CC-BY-SA-3.0, "
+        "asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; espeak-ng GPL-3 "
+        "(synthesised audio).",
+    ),
+    tensor_tolerance=TENSOR_TOLERANCE,
+    metric_drop=METRIC_DROP,
+    precisions=("fp32", "dynamic", "float16"),
+    precision_gaps=FUSED_LSTM_GAPS,
+    shrink=shrink_units,
+    meta=META,
+    recipe={"epochs": 16, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
+            "normalize": "channel", "seed": 0,
+            "finetune": {"epochs": 3, "learning_rate": 5e-4},
+            "target": {"cer": ("<=", 0.10)}, "reproduce_tolerance": {"cer": 0.02}},
+))
+
+register_model(replace(
+    SPEC,
+    name="speech_ctc_tiny",
+    description="Tiny variant of speech_ctc for tests.",
+    defaults={"units": (8,), "filters": 8, "dropout": 0.0},
+    weights=(),
+    data=replace(DATA, train="train_small"),  # 256 strings of the human training speakers
+    precisions=FUSED_LSTM_PRECISIONS,
+    recipe={"epochs": 1, "batch_size": 32, "learning_rate": 1e-2, "normalize": "channel",
+            "seed": 0, "limit": 128},
+    metric_drop=loose_drops(
+        METRIC_DROP, 100.0, "the tiny variant is (nearly) untrained, its frames near-uniform, "
+        "so rounding flips digits freely: tests check the mechanics, the pretrained model "
+        "the CER"),
+    tiny=True,
+))
