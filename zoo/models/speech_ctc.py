@@ -59,19 +59,27 @@ def speech_ctc(*, num_features: int = MELS, units: Sequence[int] = (96, 96), fil
 GRAPHS = (GraphSpec("recognizer", ("features",), ("probs",)),)
 DATA = DataSpec(dataset="digit_strings", train="train", test="test", calibration="calibration",
                 extra="speech", license=LICENSE)
+# Measured with the shipped weights (lstm-zoo export speech_ctc --precision
+# fp32,dynamic,float16: the 300 test strings, and the calibration strings up to the tensor
+# parity pool).
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
-        1e-5, "same float32 weights; the fused LSTM and the convolution sum in another order "
-              "than TensorFlow's kernels (handwriting_ctc, the same layers: 2.3e-6)"),
+        3e-5, "same float32 weights; the fused LSTM and the convolution sum in another order "
+              "than TensorFlow's kernels, over up to 250 output frames a string: per-frame "
+              "probabilities 7.3e-6 off on LiteRT and 8.9e-6 on ORT (measured); transcripts "
+              "identical"),
     "float16": Tolerance(
-        2e-2, "float16 weights carry 11 significant bits, and their rounding compounds over "
-              "the recurrent frames (up to 150 per string)"),
+        3e-2, "float16 weights carry 11 significant bits, and their rounding compounds over "
+              "the recurrent frames: per-frame probabilities moved by up to 1.4e-2 on LiteRT "
+              "(measured), CER +0.3 pt"),
 }
 METRIC_DROP = {
     "fp32": Tolerance(0.0, "fp32 artifacts must decode every test string as Keras does"),
     "dynamic": Tolerance(0.01, "int8 weights: at most 1 pt of character error rate (the "
-                               "issue's target for the best int8-class artifact)"),
-    "float16": Tolerance(0.005, "float16 weights: at most 0.5 pt of character error rate"),
+                               "issue's bound for the best int8-class artifact; measured "
+                               "-0.2 pt on LiteRT, +0.3 pt on ORT)"),
+    "float16": Tolerance(0.01, "float16 weights: at most 1 pt of character error rate "
+                               "(measured +0.3 pt)"),
     "int8": Tolerance(0.01, "int8 weights and activations: at most 1 pt of character error "
                             "rate"),
     "compressed": Tolerance(0.02, "pruned or clustered weights (fine-tuned): at most 2 pt of "
@@ -104,10 +112,13 @@ SPEC = register_model(ModelSpec(
         "Russian, one Colombian Spanish), ten single-digit recordings each, joined into "
         "strings; the rest is espeak-ng's synthetic voices. English digits were learnt from "
         "espeak-ng only.",
-        "Tested on three held-out speakers' real recordings (Allison in English and "
-        "Spanish, Menardi in Italian): 300 strings, but built from only 30 recordings (each "
-        "speaker said each digit once), joined with pauses; continuous speech, where digits "
-        "run into each other, is untested on human voices.",
+        "Reads the held-out human speakers poorly: CER 37.4 % over their 300 strings "
+        "(Allison in English 49.7 %, in Spanish 40.8 %, Menardi in Italian 21.9 %), against "
+        "the 10 % aimed at. The voices and languages with a human training speaker read "
+        "best; fine-tune on recordings of your own speakers before relying on it.",
+        "The test strings are built from only 30 recordings (each held-out speaker said "
+        "each digit once), joined with pauses; continuous speech, where digits run into "
+        "each other, is untested on human voices.",
         f"Trained on strings of 1-{MAX_DIGITS} digits; longer strings are untested.",
         "Data licenses: asterisk-core-sounds and asterisk-prompt-it-menardi CC-BY-SA-3.0, "
         "asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; espeak-ng GPL-3 "
