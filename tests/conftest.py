@@ -9,21 +9,35 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under `pytest -n 2` on two cores, each worker's TensorFlow (and the training workers
-    # that tests start) computes on one thread: with TensorFlow's default pools, one per
-    # core in each worker, -n 2 ran slower than serial (measured). The edge runtimes run on
-    # one thread already (export.runtime).
+    # that tests start) computes on one thread: TensorFlow's default pools, a thread per
+    # core in each worker, would put four busy threads on two cores. The edge runtimes run
+    # on one thread already (export.runtime).
     for _var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """For ``pytest -n 2 --dist loadgroup``: a test outside a shipped model's group
-    (:func:`per_model`) runs on the worker of the rest of its module, so a module's
-    fixtures (a tiny model trained and exported) are built once, not on both workers."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+# Modules whose tests are parametrized by a shipped model's name first (per_model).
+PER_MODEL_MODULES = ("tests/test_pretrained.py", "tests/test_parity_matrix.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """For ``pytest -n 2``: every test of one shipped model runs on one worker (its export
+    is session-scoped, so it happens once there), and every other test on the worker of
+    the rest of its module (a module's fixtures, a tiny model trained and exported, are
+    built once). xdist's own ``xdist_group`` marks do nothing with pytest 9.2 (xdist 3.8
+    renames ``item._nodeid``, which pytest 9 no longer reads: measured, every shipped
+    model was exported on both workers), so the grouping is this scheduler's."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModelOrModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            path, _, test = nodeid.partition("::")
+            if path in PER_MODEL_MODULES and "[" in test:
+                return "model:" + test[test.index("[") + 1 :].rstrip("]").split("-")[0]
+            return path
+
+    return ByModelOrModule(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +72,9 @@ def tiny_bundles(tmp_path_factory, tiny_weights):
 
 
 def per_model(name, *values):
-    """``pytest.param(name, *values)`` in the xdist group of ``name``'s pretrained export:
-    every test of one shipped model runs on one worker (the export is session-scoped, so
-    it happens once there), and different models spread over the workers."""
-    return pytest.param(name, *values, marks=pytest.mark.xdist_group(f"pretrained-{name}"))
+    """The parameters of a test of shipped model ``name``: the name first, so that
+    :func:`pytest_xdist_make_scheduler` keeps the model's tests on one worker."""
+    return pytest.param(name, *values)
 
 
 @pytest.fixture(scope="session")

@@ -128,7 +128,7 @@ def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path,
     ("mp3", r"expected a .wav file \(or log-mel frames as .npy\), got '.mp3'"),
     ("nan", "1 value.s. are NaN"),
     ("shape", r"expected shape \(time, 40\)"),
-    ("frames", "1002 frames; the model takes at most 1001"),
+    ("frames", "1039 frames; the model takes at most 1038"),
 ])
 def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, match):
     _, out = tiny_speech_bundle
@@ -141,7 +141,7 @@ def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, m
         x[1, 2] = np.nan
         np.save(path, x)
     elif kind in ("shape", "frames"):
-        np.save(path, np.zeros((5, 3)) if kind == "shape" else np.zeros((1002, 40)))
+        np.save(path, np.zeros((5, 3) if kind == "shape" else (META["max_points"] + 1, 40)))
     else:
         with wave.open(str(path), "wb") as w:
             w.setnchannels(2 if kind == "stereo" else 1)
@@ -152,3 +152,14 @@ def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, m
     assert main(["predict", str(out), "--input", str(path)]) == 2
     assert "Traceback" not in (err := capsys.readouterr().err)
     assert re.search(match, err), err
+
+
+def test_predict_takes_the_longest_recording_allowed(tiny_speech_bundle, tmp_path, capsys):
+    """10 s with no silence to trim, padded as the test strings are: not refused."""
+    _, out = tiny_speech_bundle
+    path = tmp_path / "ten.wav"
+    noise = np.random.default_rng(0).normal(0, 0.1, 10 * META["sample_rate"])
+    audio.write_wav(path, np.clip(noise, -1, 1).astype(np.float32))
+    assert len(TASK.read_speech(str(path), META)) == META["max_points"]
+    assert main(["predict", str(out), "--input", str(path)]) == 0
+    assert set(capsys.readouterr().out.strip()) <= set(ds.ALPHABET)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.audio import MELS, SAMPLE_RATE
+from zoo.audio import MELS, SAMPLE_RATE, frames_for
 from zoo.datasets.digit_strings import ALPHABET, LICENSE, MAX_DIGITS
 from zoo.models.handwriting_ctc import recognizer
 from zoo.registry import (
@@ -86,12 +86,14 @@ METRIC_DROP = {
                                   "character error rate"),
 }
 MAX_SECONDS = 10.0
+PADDING_SECONDS = 0.2  # silence around a string: the test strings', and predict's
 META = {"alphabet": ALPHABET, "blank": 0, "channels": [f"mel_{i}" for i in range(MELS)],
         "input": "features", "sample_rate": SAMPLE_RATE, "max_seconds": MAX_SECONDS,
-        "max_points": int(MAX_SECONDS * 100) + 1,
+        # a WAV file of MAX_SECONDS that has no silence to trim, padded
+        "max_points": frames_for(int((MAX_SECONDS + 2 * PADDING_SECONDS) * SAMPLE_RATE)),
         "front_end": "zoo.audio.log_mel: 25 ms frames every 10 ms, 256-point FFT, 40 HTK mel "
                      "bins 20-4000 Hz, log(mel + 1e-6)",
-        "padding_seconds": 0.2}
+        "padding_seconds": PADDING_SECONDS}
 
 SPEC = register_model(ModelSpec(
     name="speech_ctc",
