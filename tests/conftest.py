@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -16,25 +17,34 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_var, "1")
 
 
-# Modules whose tests are parametrized by a shipped model's name first (per_model).
-PER_MODEL_MODULES = ("tests/test_pretrained.py", "tests/test_parity_matrix.py")
+# Modules whose tests are parametrized by a shipped model's name first (per_model), and
+# the shipped models (from their weights' metadata files, without importing TensorFlow).
+PER_MODEL_MODULES = ("test_pretrained.py", "test_parity_matrix.py")
+SHIPPED = {p.name.split(".")[0]
+           for p in (Path(__file__).resolve().parents[1] / "zoo" / "pretrained").glob("*.json")}
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """For ``pytest -n 2``: every test of one shipped model runs on one worker (its export
-    is session-scoped, so it happens once there), and every other test on the worker of
-    the rest of its module (a module's fixtures, a tiny model trained and exported, are
-    built once). xdist's own ``xdist_group`` marks do nothing with pytest 9.2 (xdist 3.8
-    renames ``item._nodeid``, which pytest 9 no longer reads: measured, every shipped
-    model was exported on both workers), so the grouping is this scheduler's."""
+    """For ``pytest -n 2`` (xdist's default ``--dist load``): every test of one shipped
+    model runs on one worker (its export is session-scoped, so it happens once there), and
+    every other test on the worker of the rest of its module (a module's fixtures, a tiny
+    model trained and exported, are built once; session fixtures once per worker that
+    needs them). xdist's ``xdist_group`` marks would need ``--dist loadgroup``, and with
+    pytest 9.2 they do not group at all (xdist 3.8 renames ``item._nodeid``, which pytest 9
+    no longer reads: measured, every shipped model was exported on both workers). Another
+    ``--dist`` keeps xdist's own scheduler."""
+    if config.getoption("dist") != "load":
+        return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModelOrModule(LoadScopeScheduling):
         def _split_scope(self, nodeid):
             path, _, test = nodeid.partition("::")
-            if path in PER_MODEL_MODULES and "[" in test:
-                return "model:" + test[test.index("[") + 1 :].rstrip("]").split("-")[0]
+            if path.endswith(PER_MODEL_MODULES) and "[" in test:
+                model = test[test.index("[") + 1 :].rstrip("]").split("-")[0]
+                if model in SHIPPED:
+                    return "model:" + model
             return path
 
     return ByModelOrModule(config, log)

@@ -65,9 +65,17 @@ def test_a_wav_file_reads_as_the_test_strings_were_made(tmp_path):
     path = tmp_path / "s.wav"
     audio.write_wav(path, waves[0])
     got = TASK.read_speech(str(path), META)
-    # 16-bit PCM rounding only; trimming and padding give back the same frames count
-    want = audio.log_mel(audio.read_wav(path))
-    assert abs(len(got) - len(want)) <= 2 and got.shape[1] == 40
+    # trimming takes only what is 35 dB below the loudest 10 ms (the string's own 0.2 s
+    # of silence, a recording's fading tail), and the padding is put back
+    wave = audio.read_wav(path)
+    trimmed = audio.trim_silence(wave)
+    start = next(i for i in range(len(wave)) if np.array_equal(wave[i : i + 50], trimmed[:50]))
+    cut = np.concatenate([wave[:start], wave[start + len(trimmed):]])
+    assert len(cut) >= 2 * (1600 - 400) and np.abs(cut).max() < 10 ** (-30 / 20) * np.abs(
+        wave).max()
+    pad = np.zeros(int(META["padding_seconds"] * META["sample_rate"]), np.float32)
+    np.testing.assert_array_equal(got, audio.log_mel(np.concatenate([pad, trimmed, pad])))
+    assert abs(len(got) - len(audio.log_mel(waves[0]))) <= 2
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +90,13 @@ def tiny_speech_bundle(tmp_path_factory):
     out = root / "bundle"
     report = export_model("speech_ctc_tiny", out, weights=root / "w" / meta["file"],
                           precisions=("fp32", "dynamic"), limit=24)
-    return report, out
+    return report, out, root / "w" / meta["file"]
 
 
 def test_tiny_recognizer_exports_fused_with_parity(tiny_speech_bundle):
     import json
 
-    report, out = tiny_speech_bundle
+    report, out, _ = tiny_speech_bundle
     assert report["passed"], report["failures"]
     for r in report["results"]:
         if r["precision"] == "fp32":
@@ -102,7 +110,7 @@ def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path,
 
     from export.runtime import load_bundle
 
-    _, out = tiny_speech_bundle
+    _, out, _ = tiny_speech_bundle
     waves, _, _ = ds.held_out_strings(per_speaker=1)
     path = tmp_path / "digits.wav"
     audio.write_wav(path, waves[1])
@@ -129,12 +137,16 @@ def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path,
     ("nan", "1 value.s. are NaN"),
     ("shape", r"expected shape \(time, 40\)"),
     ("frames", "1039 frames; the model takes at most 1038"),
+    ("missing", "does not exist; expected a .wav file or log-mel frames as .npy"),
 ])
 def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, match):
-    _, out = tiny_speech_bundle
-    suffix = {"mp3": ".mp3", "nan": ".npy", "shape": ".npy", "frames": ".npy"}.get(kind, ".wav")
+    _, out, _ = tiny_speech_bundle
+    suffix = {"mp3": ".mp3", "nan": ".npy", "shape": ".npy", "frames": ".npy",
+              "missing": ".npy"}.get(kind, ".wav")
     path = tmp_path / f"x{suffix}"
-    if kind in ("text", "mp3"):
+    if kind == "missing":
+        pass
+    elif kind in ("text", "mp3"):
         path.write_text("not audio")
     elif kind == "nan":
         x = np.zeros((3, 40))
@@ -156,10 +168,34 @@ def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, m
 
 def test_predict_takes_the_longest_recording_allowed(tiny_speech_bundle, tmp_path, capsys):
     """10 s with no silence to trim, padded as the test strings are: not refused."""
-    _, out = tiny_speech_bundle
+    _, out, _ = tiny_speech_bundle
     path = tmp_path / "ten.wav"
     noise = np.random.default_rng(0).normal(0, 0.1, 10 * META["sample_rate"])
     audio.write_wav(path, np.clip(noise, -1, 1).astype(np.float32))
     assert len(TASK.read_speech(str(path), META)) == META["max_points"]
     assert main(["predict", str(out), "--input", str(path)]) == 0
     assert set(capsys.readouterr().out.strip()) <= set(ds.ALPHABET)
+
+
+def test_fine_tunes_on_the_users_strings_and_reads_their_wav_files(tiny_speech_bundle,
+                                                                    tmp_path):
+    """A user's transcribed strings as log-mel frames (.npz: points, lengths, texts, the CTC
+    recognisers' format); the fine-tuned model keeps the parent's front end and digits."""
+    from zoo.finetune import finetune
+
+    *_, parent = tiny_speech_bundle
+    waves, texts, _ = ds.held_out_strings(per_speaker=4)
+    frames = [audio.log_mel(w) for w in waves]
+    np.savez(tmp_path / "mine.npz", points=np.concatenate(frames),
+             lengths=[len(f) for f in frames], texts=texts)
+    meta = finetune("speech_ctc_tiny", tmp_path / "mine.npz", tmp_path / "m", weights=parent,
+                    head_epochs=1, epochs=1, verbose=0)
+    assert meta["meta"]["alphabet"] == ds.ALPHABET
+    assert meta["meta"]["sample_rate"] == META["sample_rate"]
+    assert meta["transferred_layers"]["bilstm_0"] == "all"
+    path = tmp_path / "s.wav"
+    audio.write_wav(path, waves[0])
+    x = TASK.parse_input(str(path), meta["meta"])
+    np.testing.assert_array_equal(x[0], TASK.read_speech(str(path), META))
+    model = zoo.create_model(str(tmp_path / "m"), weights="DEFAULT")
+    assert model.predict(x, verbose=0).shape[-1] == len(ds.ALPHABET) + 1

@@ -383,11 +383,7 @@ class CTCRecognition:
         :func:`zoo.datasets.hershey_strokes.from_points`). Speech models read a ``.wav``
         file (:meth:`read_speech`) or log-mel frames as ``.npy``."""
         if "sample_rate" in meta:
-            if Path(source).suffix.lower() == ".wav":
-                return self.read_speech(source, meta)[None]
-            if Path(source).suffix.lower() != ".npy":
-                raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy),"
-                                 f" got {Path(source).suffix!r}")
+            return self.read_speech(source, meta)[None]
         import json
 
         channels = len(meta["channels"])
@@ -436,16 +432,30 @@ class CTCRecognition:
 
     @staticmethod
     def read_speech(source: str, meta) -> np.ndarray:
-        """Log-mel frames of a ``.wav`` file as the speech recogniser was tested on its
-        strings: mono PCM (another sample rate is resampled), at most
+        """Log-mel frames (T, mels) of a ``.wav`` file as the speech recogniser was tested
+        on its strings: mono PCM (another sample rate is resampled), at most
         ``meta["max_seconds"]``, leading and trailing silence trimmed and
-        ``meta["padding_seconds"]`` of silence put back on each side."""
+        ``meta["padding_seconds"]`` of silence put back on each side; or the frames
+        themselves from a ``.npy`` file."""
         from zoo.audio import log_mel, read_wav, trim_silence
 
-        rate = meta["sample_rate"]
-        wave = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
-        pad = int(round(meta["padding_seconds"] * rate))
-        x = log_mel(np.pad(wave.astype(np.float32), (pad, pad)))
+        suffix = Path(source).suffix.lower()
+        if suffix == ".npy":
+            if not Path(source).is_file():
+                raise ShapeError(f"input file {source!r} does not exist; expected a .wav file "
+                                 "or log-mel frames as .npy")
+            try:
+                x = np.load(source, allow_pickle=False)
+            except Exception as e:  # numpy raises several types for malformed files
+                raise ShapeError(f"{source}: cannot read log-mel frames from it ({e})") from None
+        elif suffix == ".wav":
+            rate = meta["sample_rate"]
+            wave = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
+            pad = int(round(meta["padding_seconds"] * rate))
+            x = log_mel(np.pad(wave.astype(np.float32), (pad, pad)))
+        else:
+            raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy), "
+                             f"got {Path(source).suffix!r}")
         return CTCRecognition().check_input(x, meta, source)
 
     def format(self, prediction, meta) -> str:

@@ -132,7 +132,8 @@ def load(split: str) -> StrokeData:
     another seed, features without augmentation: what inference sees), ``"train_small"``
     (256 strings of the training speakers only, for the tiny test model) or ``"test"``
     (300 strings of the held-out speakers). ``x``: (frames, 40) log-mel features per
-    string; ``texts``: the digits; ``faces``: who said it (``"espeak"`` or a speaker)."""
+    string; ``texts``: the digits; ``faces``: the held-out speaker who said a test string,
+    ``"train"`` for the other splits."""
     if split == "test":
         waves, texts, who = held_out_strings()
         return StrokeData([log_mel(w) for w in waves], texts, who)
