@@ -169,22 +169,20 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
         # Keras' (greedy), and for each speaker one string Keras reads right is read right
         task, meta = get_task("ctc"), zoo.get_spec(name).meta
         waves, texts, who = ds.held_out_strings(per_speaker=8)
-        bundle = load_bundle(out)
+        paths = [tmp_path / f"{s}_{i}.wav" for i, s in enumerate(who)]
+        for path, wave in zip(paths, waves, strict=True):
+            audio.write_wav(path, wave)
+        keras = load_bundle(out).predict([task.read_speech(str(p), meta) for p in paths],
+                                         backend="keras")
         for speaker in sd.TEST_SPEAKERS:
             rows = [i for i, s in enumerate(who) if s == speaker]
-            paths, keras = [], []
-            for i in rows:
-                paths.append(tmp_path / f"{speaker}_{i}.wav")
-                audio.write_wav(paths[-1], waves[i])
-                keras.append(bundle.predict([task.read_speech(str(paths[-1]), meta)],
-                                            backend="keras")[0])
-            right = [k for k, i in enumerate(rows) if keras[k] == texts[i]]
-            assert right, (speaker, keras, [texts[i] for i in rows])
-            for k in {right[0], 0}:
+            right = [i for i in rows if keras[i] == texts[i]]
+            assert right, (speaker, [keras[i] for i in rows], [texts[i] for i in rows])
+            for i in {right[0], rows[0]}:
                 for backend in ("litert", "onnx"):
-                    assert main(["predict", str(out), "--input", str(paths[k]),
+                    assert main(["predict", str(out), "--input", str(paths[i]),
                                  "--backend", backend]) == 0
-                    assert capsys.readouterr().out.strip() == keras[k]
+                    assert capsys.readouterr().out.strip() == keras[i]
     elif name == "bilstm_text":
         from zoo.tasks import get_task
 
