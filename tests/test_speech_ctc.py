@@ -133,21 +133,24 @@ def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path,
     ("empty", "no samples"),
     ("long", "11.00 s of audio; this model takes at most 10 s"),
     ("text", "not a PCM WAV file"),
-    ("mp3", r"expected a .wav file \(or log-mel frames as .npy\), got '.mp3'"),
+    ("mp3", r"expected a .wav file \(or log-mel frames as .npy or .csv\), got '.mp3'"),
     ("nan", "1 value.s. are NaN"),
     ("shape", r"expected shape \(time, 40\)"),
+    ("csv", r"expected shape \(time, 40\) with time >= 1, got \(2, 3\)"),
     ("frames", "1039 frames; the model takes at most 1038"),
-    ("missing", "does not exist; expected a .wav file or log-mel frames as .npy"),
+    ("missing", r"does not exist; expected a .npy or .csv file of shape \(time, 40\)"),
 ])
 def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, match):
     _, out, _ = tiny_speech_bundle
     suffix = {"mp3": ".mp3", "nan": ".npy", "shape": ".npy", "frames": ".npy",
-              "missing": ".npy"}.get(kind, ".wav")
+              "missing": ".NPY", "csv": ".csv"}.get(kind, ".wav")
     path = tmp_path / f"x{suffix}"
     if kind == "missing":
         pass
     elif kind in ("text", "mp3"):
         path.write_text("not audio")
+    elif kind == "csv":
+        path.write_text("1,2,3\n4,5,6\n")
     elif kind == "nan":
         x = np.zeros((3, 40))
         x[1, 2] = np.nan

@@ -125,6 +125,16 @@ def check_series(x, minimum: int, where: str, what: str, tail: bool = False) -> 
     return x
 
 
+def is_wav(source: str) -> bool:
+    """Whether an audio model's input file is a recording (``.wav``) rather than log-mel
+    frames (``.npy`` / ``.csv``); any other suffix is a :class:`ShapeError`."""
+    suffix = Path(source).suffix.lower()
+    if suffix not in (".wav", ".npy", ".csv"):
+        raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy or .csv), "
+                         f"got {Path(source).suffix!r}")
+    return suffix == ".wav"
+
+
 @dataclass(frozen=True)
 class Classification:
     """Sequence classification; metric: accuracy."""
@@ -179,9 +189,9 @@ class Classification:
             raise ShapeError(f"input file {source!r} does not exist; expected a .npy or .csv "
                              f"file of shape (time, {len(meta['channels'])})")
         try:
-            if path.suffix == ".npy":
+            if path.suffix.lower() == ".npy":
                 x = np.load(path, allow_pickle=False)
-            elif path.suffix == ".csv":
+            elif path.suffix.lower() == ".csv":
                 x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
             else:
                 raise ShapeError(f"{source}: expected a .npy or .csv file, got {path.suffix!r}")
@@ -381,9 +391,12 @@ class CTCRecognition:
         same rows as a list, or ``{"strokes": [[[x, y], ...], ...], "body_height": h}``
         (absolute pen positions per stroke, converted by
         :func:`zoo.datasets.hershey_strokes.from_points`). Speech models read a ``.wav``
-        file (:meth:`read_speech`) or log-mel frames as ``.npy``."""
+        file (:meth:`read_speech`) or log-mel frames as ``.npy`` / ``.csv``."""
         if "sample_rate" in meta:
-            return self.read_speech(source, meta)[None]
+            if is_wav(source):
+                return self.read_speech(source, meta)[None]
+            frames = Classification().parse_input(source, meta)[0]
+            return self.check_input(frames, meta, source)[None]
         import json
 
         channels = len(meta["channels"])
@@ -435,27 +448,13 @@ class CTCRecognition:
         """Log-mel frames (T, mels) of a ``.wav`` file as the speech recogniser was tested
         on its strings: mono PCM (another sample rate is resampled), at most
         ``meta["max_seconds"]``, leading and trailing silence trimmed and
-        ``meta["padding_seconds"]`` of silence put back on each side; or the frames
-        themselves from a ``.npy`` file."""
+        ``meta["padding_seconds"]`` of silence put back on each side."""
         from zoo.audio import log_mel, read_wav, trim_silence
 
-        suffix = Path(source).suffix.lower()
-        if suffix == ".npy":
-            if not Path(source).is_file():
-                raise ShapeError(f"input file {source!r} does not exist; expected a .wav file "
-                                 "or log-mel frames as .npy")
-            try:
-                x = np.load(source, allow_pickle=False)
-            except Exception as e:  # numpy raises several types for malformed files
-                raise ShapeError(f"{source}: cannot read log-mel frames from it ({e})") from None
-        elif suffix == ".wav":
-            rate = meta["sample_rate"]
-            wave = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
-            pad = int(round(meta["padding_seconds"] * rate))
-            x = log_mel(np.pad(wave.astype(np.float32), (pad, pad)))
-        else:
-            raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy), "
-                             f"got {Path(source).suffix!r}")
+        rate = meta["sample_rate"]
+        wave = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
+        pad = int(round(meta["padding_seconds"] * rate))
+        x = log_mel(np.pad(wave.astype(np.float32), (pad, pad)))
         return CTCRecognition().check_input(x, meta, source)
 
     def format(self, prediction, meta) -> str:
@@ -517,10 +516,7 @@ class KeywordSpotting(Classification):
         ``meta["max_seconds"]``), trims its silence and centres it in the model's window as
         the test recordings were (:func:`zoo.audio.fit_window`), and computes its log-mel
         frames; or reads frames from ``.npy`` / ``.csv``."""
-        if Path(source).suffix.lower() != ".wav":
-            if Path(source).suffix.lower() not in (".npy", ".csv"):
-                raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy "
-                                 f"or .csv), got {Path(source).suffix!r}")
+        if not is_wav(source):
             return super().parse_input(source, meta)
         from zoo.audio import fit_window, log_mel, read_wav
 

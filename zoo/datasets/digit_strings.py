@@ -64,9 +64,7 @@ def _augment(rng, x: np.ndarray) -> np.ndarray:
     """Level, a telephone channel and noise, as :func:`spoken_digits.place` augments."""
     x = x / (np.abs(x).max() + 1e-9) * float(rng.uniform(0.05, 0.9))
     x = sd.telephone_channel(rng, x)
-    if rng.random() >= 0.2:
-        rms = np.sqrt(np.mean(x[x != 0] ** 2)) if np.any(x) else 0.1
-        x = x + rms * 10 ** (-float(rng.uniform(5, 40)) / 20) * sd.noise(rng, len(x))
+    x = sd.add_noise(rng, x)
     return np.clip(x, -1.0, 1.0).astype(np.float32)
 
 

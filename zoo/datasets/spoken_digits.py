@@ -411,11 +411,19 @@ def place(rng, speech: np.ndarray | None, augment: bool) -> np.ndarray:
         if speech is None:
             level = float(10 ** rng.uniform(-4, -1))
             out += level * noise(rng, WINDOW)
-        elif rng.random() >= 0.2:
-            rms = np.sqrt(np.mean(out[out != 0] ** 2)) if np.any(out) else 0.1
-            snr = float(rng.uniform(5, 40))
-            out += rms * 10 ** (-snr / 20) * noise(rng, WINDOW)
+        else:
+            out = add_noise(rng, out)
     return np.clip(out, -1.0, 1.0)
+
+
+def add_noise(rng, x: np.ndarray) -> np.ndarray:
+    """``x`` with noise (:func:`noise`) at 5-40 dB SNR against its non-silent part, or
+    unchanged for a fifth of the draws."""
+    if rng.random() < 0.2:
+        return x
+    rms = np.sqrt(np.mean(x[x != 0] ** 2)) if np.any(x) else 0.1
+    snr = float(rng.uniform(5, 40))
+    return (x + rms * 10 ** (-snr / 20) * noise(rng, len(x))).astype(x.dtype, copy=False)
 
 
 def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
