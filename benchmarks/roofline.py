@@ -18,7 +18,9 @@ import sys
 import numpy as np
 
 from zoo._keras import keras
+from zoo.errors import UnsupportedError
 from zoo.layers import LuongAttention
+from zoo.layers.convlstm import UnrolledConvLSTM2D
 
 _PEAKS_SCRIPT = """
 import json, sys, time, numpy as np
@@ -48,25 +50,58 @@ def measure_peaks(working_sets: list[int] = ()) -> dict:
     return json.loads(out)
 
 
-def _lstm_macs(layer, steps: int) -> int:
-    units = layer.units if hasattr(layer, "units") else layer.cell.units
-    kernel = layer.cell.kernel if hasattr(layer, "cell") else layer.kernel
-    return steps * 4 * units * (int(kernel.shape[0]) + units)
+GATES = {"LSTM": 4, "GRU": 3}  # matrix products per step: one per gate
 
 
-def _input_shapes_in(graph_model, layer) -> list[tuple]:
-    """Input shapes of ``layer``'s calls that belong to ``graph_model`` (a layer shared
-    with the training model has several inbound nodes)."""
-    shapes = []
-    for i, node in enumerate(layer.inbound_nodes):
-        if f"{layer.name}_ib-{i}" in graph_model._network_nodes:
-            shape = node.input_shapes
-            shapes.append(tuple(shape.as_list() if hasattr(shape, "as_list") else shape))
-    return shapes
+def _rnn_macs(layer, steps: int) -> int:
+    """Multiply-adds of ``steps`` steps of an LSTM/GRU layer or cell (peephole LSTM cells
+    included; their three elementwise peephole products are not matrix products)."""
+    cell = getattr(layer, "cell", layer)
+    kind = next((k for k in GATES for t in type(cell).__mro__ if t.__name__ == f"{k}Cell"),
+                None)
+    if kind is None:
+        raise UnsupportedError(f"{layer.name}: no FLOP count for a {type(cell).__name__} cell")
+    units = int(cell.units)
+    return steps * GATES[kind] * units * (int(cell.kernel.shape[0]) + units)
+
+
+def _convlstm_macs(layer, node, time_len: int) -> int:
+    """An :class:`UnrolledConvLSTM2D` call: the input convolution per step (once for a
+    single repeated frame), the recurrent one at every step that has a state (not the
+    first without an ``initial_state``)."""
+    cell = layer.rnn.cell
+    shape = _shape(node)
+    sequence = layer.steps is None
+    steps = (shape[1] or time_len) if sequence else int(layer.steps)
+    pixels = int(np.prod(shape[-3:-1]))
+    kh, kw, cin, gates = (int(d) for d in cell.kernel.shape)
+    rkh, rkw, filters, _ = (int(d) for d in cell.recurrent_kernel.shape)
+    input_convs = steps if sequence else 1
+    recurrent = steps if node.call_kwargs.get("initial_state") is not None else steps - 1
+    return pixels * (input_convs * kh * kw * cin * gates
+                     + recurrent * rkh * rkw * filters * gates)
+
+
+NO_MATMUL = (keras.layers.Embedding, keras.layers.Normalization)  # lookups, elementwise
+
+
+def _nodes_in(graph_model, layer) -> list:
+    """``layer``'s calls that belong to ``graph_model`` (a layer shared with the training
+    model has several inbound nodes)."""
+    return [node for i, node in enumerate(layer.inbound_nodes)
+            if f"{layer.name}_ib-{i}" in graph_model._network_nodes]
+
+
+def _shape(node) -> tuple:
+    shape = node.input_shapes
+    return tuple(shape.as_list() if hasattr(shape, "as_list") else shape)
 
 
 def graph_flops(graph_model, time_len: int) -> int:
-    """Matrix-product FLOPs of one call of an export graph with ``time_len`` steps."""
+    """Matrix-product FLOPs of one call of an export graph with ``time_len`` steps.
+
+    Raises :class:`UnsupportedError` for a layer with weights it has no count for, rather
+    than leaving its work out of the roofline."""
     macs = 0
     for layer in graph_model.layers:  # in call order; a strided Conv1D shortens time after it
         if type(layer) is keras.layers.Conv1D:
@@ -74,16 +109,24 @@ def graph_flops(graph_model, time_len: int) -> int:
             time_len = -(-time_len // layer.strides[0])  # padding "same"
             macs += time_len * width * channels_in * channels_out
         elif isinstance(layer, keras.layers.Bidirectional):
-            macs += 2 * _lstm_macs(layer.forward_layer, time_len)
-        elif isinstance(layer, (keras.layers.LSTM, keras.layers.LSTMCell)):
-            macs += _lstm_macs(layer, time_len if isinstance(layer, keras.layers.LSTM) else 1)
+            macs += 2 * _rnn_macs(layer.forward_layer, time_len)
+        elif isinstance(layer, keras.layers.RNN):
+            macs += _rnn_macs(layer, time_len)
+        elif isinstance(layer, (keras.layers.LSTMCell, keras.layers.GRUCell)):
+            macs += _rnn_macs(layer, 1)
         elif isinstance(layer, keras.layers.Dense):
-            for shape in _input_shapes_in(graph_model, layer):
+            for shape in map(_shape, _nodes_in(graph_model, layer)):
                 rows = int(np.prod([time_len if d is None else d for d in shape[1:-1]]))
                 macs += rows * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
         elif isinstance(layer, LuongAttention):
             dq, dm = (int(d) for d in layer.kernel.shape)
             macs += dq * dm + 2 * time_len * dm  # query projection, scores, context
+        elif isinstance(layer, UnrolledConvLSTM2D):
+            macs += sum(_convlstm_macs(layer, node, time_len)
+                        for node in _nodes_in(graph_model, layer))
+        elif layer.weights and not isinstance(layer, NO_MATMUL):
+            raise UnsupportedError(f"{graph_model.name}: no FLOP count for layer {layer.name} "
+                                   f"({type(layer).__name__})")
     return 2 * macs
 
 

@@ -32,20 +32,44 @@ TARGETS = {
 
 
 SAMPLES = 20  # the measured samples cycle through the first SAMPLES test inputs
+SAMPLE_MEANS = {  # what one timed sample is, per task (task.predict on one test input)
+    "classification": "one classifier call",
+    "text": "tokenizing and one classifier call",
+    "seq2seq": "a whole greedy decode: the encoder once, the decoder step per output token",
+    "ctc": "one recognizer call and greedy CTC decoding on the host",
+    "kws": "the whole window in one call, and the same frames streamed through the step "
+           "graph one call per frame",
+    "forecast": "one forecaster call",
+    "anomaly": "one window through the autoencoder",
+    "nextframe": "one call predicting every future frame",
+    "lm": "a window scored in one call, and the same window streamed through the step "
+          "graph one call per symbol",
+}
 
 
-def configs(peer: bool) -> list[tuple[str, str]]:
-    rows = [("keras", "fp32"), ("litert", "fp32"), ("litert", "dynamic"), ("onnx", "fp32"),
-            ("onnx", "dynamic")]
+BACKENDS = {"tflite": "litert", "onnx": "onnx"}
+ORDER = ("fp32", "dynamic", "float16", "int8", "int16x8")  # table order; others after
+
+
+def configs(artifacts, peer: bool) -> list[tuple[str, str]]:
+    """Keras, then every (runtime, precision) the bundle holds, then the PyTorch peer."""
+    held = {(BACKENDS[a["format"]], a["precision"]) for a in artifacts}
+    rank = {p: i for i, p in enumerate(ORDER)}
+    rows = [("keras", "fp32"), *sorted(held, key=lambda k: (k[0] != "litert",
+                                                             rank.get(k[1], len(ORDER)), k[1]))]
     if peer:
         rows += [("torch", "fp32"), ("torch-onnx", "fp32")]
     return rows
 
 
 def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
-            workdir: Path) -> dict:
+            workdir: Path, budget: float = 20.0) -> dict:
+    """One measurement in its own process: ``runs`` timed calls, fewer (at least
+    ``benchmarks.measure.MIN_RUNS``) where they would take more than ``budget`` seconds
+    (a whole generated sample in Keras, say); the JSON says how many ran."""
     args = {"bundle": str(bundle), "backend": backend, "precision": precision,
-            "threads": threads, "runs": runs, "workdir": str(workdir), "samples": SAMPLES}
+            "threads": threads, "runs": runs, "workdir": str(workdir), "samples": SAMPLES,
+            "budget_seconds": budget}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
                           capture_output=True, text=True, env=env,
@@ -55,7 +79,7 @@ def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
+def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 20.0) -> dict:
     from benchmarks import torch_peer
     from export import export_model, load_bundle
     from zoo import get_spec
@@ -64,7 +88,7 @@ def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
     results = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"cpus": threads_all, "platform": platform.platform(),
                            "python": platform.python_version()},
-               "runs_per_measurement": runs, "models": {}}
+               "runs_per_measurement": runs, "budget_seconds": budget, "models": {}}
     from benchmarks.roofline import measure_peaks, roofline, sample_cost
     from zoo import datasets
     from zoo.graphs import graph_models
@@ -91,10 +115,10 @@ def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
             metrics = {(r["backend"], r["precision"]): r for r in parity["results"]}
             rows = []
             for threads in sorted({1, threads_all}):
-                for backend, precision in configs(peer):
+                for backend, precision in configs(bundle.artifacts, peer):
                     print(f"[bench] {name} {backend} {precision} threads={threads}",
                           file=sys.stderr, flush=True)
-                    m = measure(bundle_dir, backend, precision, threads, runs, work)
+                    m = measure(bundle_dir, backend, precision, threads, runs, work, budget)
                     fmt = {"litert": "tflite", "onnx": "onnx"}.get(backend)
                     r = metrics.get((backend, precision), {})
                     rows.append({"backend": backend, "precision": precision, "threads": threads,
@@ -116,6 +140,8 @@ def run(models: list[str], runs: int, out: Path = RESULTS) -> dict:
                 if row["threads"] == 1 and "sample" in row:
                     row["roofline"] = roofline(cost, peaks, row["sample"]["median_us"])
             results["models"][name] = {
+                "task": spec.task,
+                "step_graphs": [g.name for g in spec.graphs if g.recurrent == "step"],
                 "cost_per_sample": cost,
                 "task_metric": bundle.task.metric,
                 "export_seconds": export_seconds,
@@ -177,36 +203,41 @@ def check_targets(results) -> list[dict]:
 def markdown(results) -> str:
     lines = [f"Measured {results['created']} on {results['machine']['cpus']} CPUs "
              f"({results['machine']['platform']}), batch 1, median of "
-             f"{results['runs_per_measurement']} runs; every measurement in its own process.",
-             ""]
+             f"{results['runs_per_measurement']} runs (fewer, at least "
+             f"{_min_runs()}, where they would take over "
+             f"{results.get('budget_seconds', 20):.0f} s: the `runs` column); every "
+             "measurement in its own process.", ""]
     for name, m in results["models"].items():
         metric = m["task_metric"]
         lines += [f"### {name}", "",
                   f"Export + verification of all formats and precisions: "
-                  f"{m['export_seconds']:.1f} s. Latency is one test sample end to end "
-                  f"(a whole greedy decode for seq2seq).", "",
-                  f"| backend | precision | threads | median µs | p90 µs | x ORT fp32 | size KB "
-                  f"| peak RSS MB | {metric} | drop |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  f"{m['export_seconds']:.1f} s. Latency is one test sample end to end, "
+                  f"as the task runs it ({SAMPLE_MEANS.get(m.get('task'), 'one graph call')}).", "",
+                  f"| backend | precision | threads | median µs | p90 µs | runs | x ORT fp32 "
+                  f"| size KB | peak RSS MB | {metric} | drop |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in m["rows"]:
             if "sample" not in r:
                 lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} | "
-                             f"error: {r.get('error', '?')} |||||||")
+                             f"error: {r.get('error', '?')} ||||||||")
                 continue
             base = _median(m["rows"], "onnx", "fp32", r["threads"])
             metric_value = (r["metrics"] or {}).get(metric)
             size = None if r["size_bytes"] is None else r["size_bytes"] / 1024
+            vs_ort = r["sample"]["median_us"] / base if base else None
             lines.append(
                 f"| {r['backend']} | {r['precision']} | {r['threads']} | "
                 f"{r['sample']['median_us']:.0f} | {r['sample']['p90_us']:.0f} | "
-                f"{r['sample']['median_us'] / base:.2f} | {_fmt(size, '.0f')} | "
+                f"{r['sample']['runs']} | {_fmt(vs_ort, '.2f')} | {_fmt(size, '.0f')} | "
                 f"{r['rss_mb']['peak']:.0f} | {_fmt(metric_value, '.4f')} | "
                 f"{_fmt(r['metric_drop'], '+.4f')} |")
-        step = [r for r in m["rows"] if "decoder_step" in r.get("graphs", {})]
-        if step:
-            lines += ["", "Streaming step (`decoder_step`, one token):", ""]
-            lines += [f"- {r['backend']} {r['precision']} ×{r['threads']}: "
-                      f"{r['graphs']['decoder_step']['median_us']:.1f} µs" for r in step]
+        for graph in m.get("step_graphs", ["decoder_step"]):
+            step = [r for r in m["rows"] if graph in r.get("graphs", {})]
+            if step:
+                lines += ["", f"One call of the step graph `{graph}` (one frame or token, "
+                          "state in and out):", ""]
+                lines += [f"- {r['backend']} {r['precision']} ×{r['threads']}: "
+                          f"{r['graphs'][graph]['median_us']:.1f} µs" for r in step]
         cost = m.get("cost_per_sample")
         if cost:
             gemm = max(results["peaks"]["gemm_gflops"])
@@ -253,6 +284,12 @@ def markdown(results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _min_runs() -> int:
+    from benchmarks.measure import MIN_RUNS
+
+    return MIN_RUNS
+
+
 def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
@@ -291,7 +328,9 @@ def write(results, out: Path) -> None:
     from benchmarks.plots import plot
 
     plot(results, out)
-    if README.is_file() and MARK_START in README.read_text():
+    # the README shows the project's own results only, not a run written elsewhere
+    if out.resolve() == RESULTS.resolve() and README.is_file() \
+            and MARK_START in README.read_text():
         readme = README.read_text()
         head, rest = readme.split(MARK_START, 1)
         _, tail = rest.split(MARK_END, 1)
@@ -304,6 +343,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(list_models(pretrained=True)))
     p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--budget", type=float, default=20.0,
+                   help="seconds one measurement may take before it stops short of --runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
                    help="only re-render markdown, cards and README from <out>/latest.json")
@@ -312,6 +353,7 @@ def main(argv=None) -> int:
         results = json.loads((args.out / "latest.json").read_text())
         write(results, args.out)
     else:
-        results = run([m for m in args.models.split(",") if m], args.runs, args.out)
+        results = run([m for m in args.models.split(",") if m], args.runs, args.out,
+                      args.budget)
     print(markdown(results))
     return 0

@@ -56,6 +56,29 @@ def test_measure_subprocess(tiny_bundles, tmp_path):
     assert result["rss_mb"]["peak"] >= result["rss_mb"]["after_imports"] > 0
 
 
+def test_configs_are_the_bundles_artifacts():
+    from benchmarks.run import configs
+
+    artifacts = [{"format": f, "precision": p} for f, p in [
+        ("tflite", "float16"), ("onnx", "fp32"), ("tflite", "fp32"), ("onnx", "dynamic"),
+        ("tflite", "fp32"), ("onnx", "int8")]]  # a two-graph bundle lists fp32 twice
+    assert configs(artifacts, peer=False) == [
+        ("keras", "fp32"), ("litert", "fp32"), ("litert", "float16"), ("onnx", "fp32"),
+        ("onnx", "dynamic"), ("onnx", "int8")]
+    assert configs(artifacts[:1], peer=True)[-2:] == [("torch", "fp32"), ("torch-onnx", "fp32")]
+
+
+def test_a_measurement_stops_at_its_budget():
+    import time
+
+    from benchmarks.measure import MIN_RUNS, WARMUP, timed
+
+    calls = []
+    result = timed(lambda: (calls.append(1), time.sleep(0.005)), runs=10_000, budget=0.2)
+    assert MIN_RUNS <= result["runs"] < 60 and len(calls) == WARMUP + result["runs"]
+    assert timed(lambda: None, runs=50)["runs"] == 50  # no budget: every run
+
+
 def test_ratios_and_targets():
     from benchmarks.run import check_targets, ratios
 
@@ -103,6 +126,43 @@ def test_flop_count_follows_a_strided_front_end():
     lstm = frames * 2 * 4 * 8 * (8 + 8)
     dense = frames * 16 * 27
     assert graph_flops(model, 99) == 2 * (conv + lstm + dense)
+
+
+def test_flop_count_of_gru_and_peephole_stacks():
+    import zoo
+    from benchmarks.roofline import graph_flops
+
+    per_step = 2 * 3 * 8 * (6 + 8) + 2 * 3 * 8 * (16 + 8)  # BiGRU(8) x 2: three gates
+    assert graph_flops(zoo.create_model("bigru_activity_tiny"), 10) == 2 * (10 * per_step + 64)
+    # peephole products are elementwise: the same matrix products as a plain LSTM
+    assert graph_flops(zoo.create_model("bipeephole_activity_tiny"), 10) == \
+        graph_flops(zoo.create_model("bilstm_activity_tiny"), 10)
+
+
+def test_flop_count_of_the_unrolled_convlstm():
+    import zoo
+    from benchmarks.roofline import graph_flops
+    from zoo.graphs import graph_models
+
+    spec = zoo.get_spec("convlstm_nextframe_tiny")
+    graph = graph_models(spec, zoo.create_model(spec.name))["nextframe"]
+    # 64x64 frames as 8x8 patches of 64 values; ConvLSTM(4 filters, 3x3): 16 gate channels
+    pixels, steps, input_conv, recurrent_conv = 8 * 8, 10, 9 * 64 * 16, 9 * 4 * 16
+    encoder = pixels * (steps * input_conv + (steps - 1) * recurrent_conv)  # h0 = 0: skipped
+    forecaster = pixels * (input_conv + steps * recurrent_conv)  # one frame; encoder's state
+    head = steps * pixels * 4 * 64  # Dense(64) per patch
+    assert graph_flops(graph, steps) == 2 * (encoder + forecaster + head)
+
+
+def test_flop_count_refuses_a_layer_it_cannot_count():
+    from benchmarks.roofline import graph_flops
+    from zoo._keras import keras
+    from zoo.errors import UnsupportedError
+
+    x = keras.Input((8, 8, 1))
+    model = keras.Model(x, keras.layers.Conv2D(2, 3, name="conv")(x), name="net")
+    with pytest.raises(UnsupportedError, match=r"net: no FLOP count for layer conv \(Conv2D\)"):
+        graph_flops(model, 1)
 
 
 def test_plots_are_written(tmp_path):
