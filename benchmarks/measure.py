@@ -36,11 +36,14 @@ def peak_rss_mb() -> float:
 
 
 def timed(fn, runs: int, budget: float = float("inf")) -> dict[str, float]:
-    """Median and p90 of ``runs`` calls after :data:`WARMUP` untimed ones; stops after
-    ``budget`` seconds of timed calls once :data:`MIN_RUNS` have run (``runs`` says how
-    many did)."""
-    for _ in range(min(WARMUP, runs)):
+    """Median and p90 of ``runs`` calls after up to :data:`WARMUP` untimed ones (fewer,
+    at least two, once they take a quarter of ``budget``); stops after ``budget`` seconds
+    of timed calls once :data:`MIN_RUNS` have run (``runs`` says how many did)."""
+    end = time.perf_counter() + budget / 4
+    for i in range(min(WARMUP, runs)):
         fn()
+        if i >= 1 and time.perf_counter() > end:
+            break
     times = []
     end = time.perf_counter() + budget
     for i in range(runs):

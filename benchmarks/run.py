@@ -63,7 +63,7 @@ def configs(artifacts, peer: bool) -> list[tuple[str, str]]:
 
 
 def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
-            workdir: Path, budget: float = 20.0) -> dict:
+            workdir: Path, budget: float = 5.0) -> dict:
     """One measurement in its own process: ``runs`` timed calls, fewer (at least
     ``benchmarks.measure.MIN_RUNS``) where they would take more than ``budget`` seconds
     (a whole generated sample in Keras, say); the JSON says how many ran."""
@@ -79,79 +79,94 @@ def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 20.0) -> dict:
-    from benchmarks import torch_peer
-    from export import export_model, load_bundle
+def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 5.0) -> dict:
     from zoo import get_spec
 
+    for name in models:  # an unknown name fails now, not after an hour of measuring
+        get_spec(name)
     threads_all = os.cpu_count() or 1
     results = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"cpus": threads_all, "platform": platform.platform(),
                            "python": platform.python_version()},
                "runs_per_measurement": runs, "budget_seconds": budget, "models": {}}
-    from benchmarks.roofline import measure_peaks, roofline, sample_cost
-    from zoo import datasets
-    from zoo.graphs import graph_models
 
     with tempfile.TemporaryDirectory(prefix="lstm-zoo-bench-") as tmp:
         for name in models:
-            work = Path(tmp) / name
-            work.mkdir()
-            bundle_dir = work / "bundle"
-            print(f"[bench] exporting {name}", file=sys.stderr, flush=True)
-            start = time.perf_counter()
-            parity = export_model(name, bundle_dir)
-            export_seconds = time.perf_counter() - start
-            bundle = load_bundle(bundle_dir)
-            results.setdefault("manifests", []).append(bundle.manifest)
-            spec = get_spec(name)
-            peer = spec.family in torch_peer.PEER_FAMILIES and _has_torch()
-            if peer:
-                weights = torch_peer.keras_weights(bundle.keras_model())
-                np.savez(work / "peer_weights.npz", **weights)
-            sizes = {(a["format"], a["precision"]): 0 for a in bundle.artifacts}
-            for a in bundle.artifacts:
-                sizes[(a["format"], a["precision"])] += a["size"]
-            metrics = {(r["backend"], r["precision"]): r for r in parity["results"]}
-            rows = []
-            for threads in sorted({1, threads_all}):
-                for backend, precision in configs(bundle.artifacts, peer):
-                    print(f"[bench] {name} {backend} {precision} threads={threads}",
-                          file=sys.stderr, flush=True)
-                    m = measure(bundle_dir, backend, precision, threads, runs, work, budget)
-                    fmt = {"litert": "tflite", "onnx": "onnx"}.get(backend)
-                    r = metrics.get((backend, precision), {})
-                    rows.append({"backend": backend, "precision": precision, "threads": threads,
-                                 "size_bytes": sizes.get((fmt, precision)),
-                                 "metrics": r.get("metrics", parity["reference"]["metrics"]
-                                                  if backend == "keras" else None),
-                                 "metric_drop": r.get("metric_drop", 0.0 if backend == "keras"
-                                                      else None),
-                                 **m})
-            inputs = list(bundle.task.inputs(datasets.load(spec.data.dataset,
-                                                           spec.data.test))[:SAMPLES])
-            cost = sample_cost(spec, graph_models(spec, bundle.keras_model()), bundle.task,
-                               inputs, bundle.meta)
-            peaks = measure_peaks([int(cost["bytes"] / cost["calls_per_sample"])])
-            results.setdefault("peaks", {"gemm_gflops": [], "bandwidth_gbs": {}})
-            results["peaks"]["gemm_gflops"].append(peaks["gemm_gflops"])
-            results["peaks"]["bandwidth_gbs"].update(peaks["bandwidth_gbs"])
-            for row in rows:
-                if row["threads"] == 1 and "sample" in row:
-                    row["roofline"] = roofline(cost, peaks, row["sample"]["median_us"])
-            results["models"][name] = {
-                "task": spec.task,
-                "step_graphs": [g.name for g in spec.graphs if g.recurrent == "step"],
-                "cost_per_sample": cost,
-                "task_metric": bundle.task.metric,
-                "export_seconds": export_seconds,
-                "parity_passed": parity["passed"],
-                "rows": rows,
-                "ratios": ratios(rows),
-            }
+            try:
+                results["models"][name] = _bench_model(name, Path(tmp) / name, runs, budget,
+                                                       threads_all, results)
+            except Exception as e:  # one model's failure is reported, the run goes on
+                print(f"[bench] {name} failed: {type(e).__name__}: {e}", file=sys.stderr,
+                      flush=True)
+                results.setdefault("failed", {})[name] = f"{type(e).__name__}: {e}"
     results["targets"] = check_targets(results)
     write(results, out)
     return results
+
+
+def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: int,
+                 results: dict) -> dict:
+    """Exports ``name`` into ``work`` and measures it; adds its manifest and the machine
+    peaks measured for it to ``results``; returns its entry."""
+    from benchmarks import torch_peer
+    from benchmarks.roofline import measure_peaks, roofline, sample_cost
+    from export import export_model, load_bundle
+    from zoo import datasets, get_spec
+    from zoo.graphs import graph_models
+
+    work.mkdir()
+    bundle_dir = work / "bundle"
+    print(f"[bench] exporting {name}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    parity = export_model(name, bundle_dir)
+    export_seconds = time.perf_counter() - start
+    bundle = load_bundle(bundle_dir)
+    results.setdefault("manifests", []).append(bundle.manifest)
+    spec = get_spec(name)
+    peer = spec.family in torch_peer.PEER_FAMILIES and _has_torch()
+    if peer:
+        weights = torch_peer.keras_weights(bundle.keras_model())
+        np.savez(work / "peer_weights.npz", **weights)
+    sizes = {(a["format"], a["precision"]): 0 for a in bundle.artifacts}
+    for a in bundle.artifacts:
+        sizes[(a["format"], a["precision"])] += a["size"]
+    metrics = {(r["backend"], r["precision"]): r for r in parity["results"]}
+    rows = []
+    for threads in sorted({1, threads_all}):
+        for backend, precision in configs(bundle.artifacts, peer):
+            print(f"[bench] {name} {backend} {precision} threads={threads}",
+                  file=sys.stderr, flush=True)
+            m = measure(bundle_dir, backend, precision, threads, runs, work, budget)
+            fmt = {"litert": "tflite", "onnx": "onnx"}.get(backend)
+            r = metrics.get((backend, precision), {})
+            rows.append({"backend": backend, "precision": precision, "threads": threads,
+                         "size_bytes": sizes.get((fmt, precision)),
+                         "metrics": r.get("metrics", parity["reference"]["metrics"]
+                                          if backend == "keras" else None),
+                         "metric_drop": r.get("metric_drop", 0.0 if backend == "keras"
+                                              else None),
+                         **m})
+    inputs = list(bundle.task.inputs(datasets.load(spec.data.dataset,
+                                                   spec.data.test))[:SAMPLES])
+    cost = sample_cost(spec, graph_models(spec, bundle.keras_model()), bundle.task,
+                       inputs, bundle.meta)
+    peaks = measure_peaks([int(cost["bytes"] / cost["calls_per_sample"])])
+    results.setdefault("peaks", {"gemm_gflops": [], "bandwidth_gbs": {}})
+    results["peaks"]["gemm_gflops"].append(peaks["gemm_gflops"])
+    results["peaks"]["bandwidth_gbs"].update(peaks["bandwidth_gbs"])
+    for row in rows:
+        if row["threads"] == 1 and "sample" in row:
+            row["roofline"] = roofline(cost, peaks, row["sample"]["median_us"])
+    return {
+        "task": spec.task,
+        "step_graphs": [g.name for g in spec.graphs if g.recurrent == "step"],
+        "cost_per_sample": cost,
+        "task_metric": bundle.task.metric,
+        "export_seconds": export_seconds,
+        "parity_passed": parity["passed"],
+        "rows": rows,
+        "ratios": ratios(rows),
+    }
 
 
 def _has_torch() -> bool:
@@ -205,7 +220,7 @@ def markdown(results) -> str:
              f"({results['machine']['platform']}), batch 1, median of "
              f"{results['runs_per_measurement']} runs (fewer, at least "
              f"{_min_runs()}, where they would take over "
-             f"{results.get('budget_seconds', 20):.0f} s: the `runs` column); every "
+             f"{results.get('budget_seconds', 5):.0f} s: the `runs` column); every "
              "measurement in its own process.", ""]
     for name, m in results["models"].items():
         metric = m["task_metric"]
@@ -262,6 +277,8 @@ def markdown(results) -> str:
                       f"{max(r['peer_max_abs_vs_bundle_keras'] for r in peer):.1e} "
                       "(same weights, same function)."]
         lines.append("")
+    for name, error in results.get("failed", {}).items():
+        lines += [f"### {name}", "", f"Not measured: {error}", ""]
     from export.report import compatibility_markdown
 
     lines += ["![latency](benchmarks/results/latency.png)",
@@ -343,7 +360,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(list_models(pretrained=True)))
     p.add_argument("--runs", type=int, default=200)
-    p.add_argument("--budget", type=float, default=20.0,
+    p.add_argument("--budget", type=float, default=5.0,
                    help="seconds one measurement may take before it stops short of --runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
