@@ -87,7 +87,7 @@ def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 5.0) 
     threads_all = os.cpu_count() or 1
     results = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"cpus": threads_all, "platform": platform.platform(),
-                           "python": platform.python_version()},
+                           "cpu": _cpu_model(), "python": platform.python_version()},
                "runs_per_measurement": runs, "budget_seconds": budget, "models": {}}
 
     with tempfile.TemporaryDirectory(prefix="lstm-zoo-bench-") as tmp:
@@ -169,6 +169,18 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
     }
 
 
+def _cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo``), or the platform's guess elsewhere: the same
+    cloud machine type has come with different processors, twice as fast apart."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _has_torch() -> bool:
     import importlib.util
 
@@ -216,8 +228,10 @@ def check_targets(results) -> list[dict]:
 
 
 def markdown(results) -> str:
+    cpu = results["machine"].get("cpu")
     lines = [f"Measured {results['created']} on {results['machine']['cpus']} CPUs "
-             f"({results['machine']['platform']}), batch 1, median of "
+             f"({cpu + ', ' if cpu else ''}{results['machine']['platform']}), batch 1, "
+             f"median of "
              f"{results['runs_per_measurement']} runs (fewer, at least "
              f"{_min_runs()}, where they would take over "
              f"{results.get('budget_seconds', 5):.0f} s: the `runs` column); every "
@@ -351,7 +365,58 @@ def write(results, out: Path) -> None:
         readme = README.read_text()
         head, rest = readme.split(MARK_START, 1)
         _, tail = rest.split(MARK_END, 1)
-        atomic_write_bytes(README, (head + MARK_START + "\n" + text + MARK_END + tail).encode())
+        atomic_write_bytes(README, (head + MARK_START + "\n" + summary_markdown(results)
+                                    + MARK_END + tail).encode())
+
+
+def _best(m: dict, threads: int = 1) -> dict | None:
+    key = m["ratios"][str(threads)].get("best_artifact")
+    return next((r for r in m["rows"] if r["threads"] == threads and "sample" in r
+                 and f"{r['backend']}/{r['precision']}" == key), None)
+
+
+def summary_markdown(results: dict) -> str:
+    """The README's section: one row per model at 1 thread, the targets, and where the
+    full report is."""
+    cpu = results["machine"].get("cpu")
+    lines = [f"Measured {results['created']} on {results['machine']['cpus']} CPUs"
+             f"{' (' + cpu + ')' if cpu else ''}, batch 1, 1 thread, median µs per test "
+             "sample end to end (each model's report says what a sample is); every "
+             "measurement in its own process. Full tables (all threads, p90, peak RSS, "
+             "step graphs, roofline, what each recurrent layer became): "
+             "[benchmarks/results/latest.md](benchmarks/results/latest.md).", "",
+             "| model | Keras | LiteRT fp32 | ORT fp32 | PyTorch→ORT | best artifact | its µs "
+             "| its KB | its metric drop | export + verify s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in results["models"].items():
+        med = {b: _median(m["rows"], b, "fp32", 1) for b in ("keras", "litert", "onnx",
+                                                             "torch-onnx")}
+        best = _best(m)
+        size = best and best.get("size_bytes")
+        lines.append(
+            f"| {name} | " + " | ".join(_fmt(med[b], ".0f") for b in med) + " | "
+            + (f"{best['backend']} {best['precision']} | {best['sample']['median_us']:.0f} | "
+               f"{_fmt(size and size / 1024, '.0f')} | "
+               f"{_fmt(best['metric_drop'], '+.4f')} {m['task_metric']}" if best
+               else "| | ") + f" | {m['export_seconds']:.1f} |")
+    for name, error in results.get("failed", {}).items():
+        lines.append(f"| {name} | not measured: {error} |||||||||")
+    names = list(TARGETS)
+    lines += ["", "Targets at 1 thread (value / limit; ✗ where missed, — where there is no "
+              "peer):", "", "| model | " + " | ".join(names) + " |",
+              "|---|" + "---|" * len(names)]
+    by_model: dict = {}
+    for c in results["targets"]:
+        by_model.setdefault(c["model"], {})[c["target"]] = c
+    for name, checks in by_model.items():
+        cells = [f"{checks[t]['value']:.2f} / {checks[t]['limit']:.2f}"
+                 f"{'' if checks[t]['met'] else ' ✗'}" if t in checks else "—" for t in names]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    met = sum(c["met"] for c in results["targets"])
+    lines += ["", f"{met} of {len(results['targets'])} target checks met.", "",
+              "![latency](benchmarks/results/latency.png)",
+              "![size vs drop](benchmarks/results/size_vs_drop.png)", ""]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:

@@ -163,7 +163,7 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
         from zoo import audio
         from zoo.datasets import digit_strings as ds
         from zoo.datasets import spoken_digits as sd
-        from zoo.tasks import get_task
+        from zoo.tasks import edit_distance, get_task
 
         # held-out speakers' strings as WAV files: the file's transcript on both runtimes is
         # Keras' (greedy), and for each speaker one string Keras reads right is read right
@@ -183,6 +183,12 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
                     assert main(["predict", str(out), "--input", str(paths[i]),
                                  "--backend", backend]) == 0
                     assert capsys.readouterr().out.strip() == keras[i]
+        # the held-out CER (37 %) is the new voices: strings built the same way from the
+        # training speakers' recordings are read (measured: CER 0.0 % on all 300)
+        seen = datasets.load("digit_strings", "train_speakers")
+        read = load_bundle(out).predict(seen.x, backend="keras")
+        errors = sum(edit_distance(r, t) for r, t in zip(read, seen.texts, strict=True))
+        assert errors / sum(map(len, seen.texts)) <= 0.01
     elif name == "bilstm_text":
         from zoo.tasks import get_task
 

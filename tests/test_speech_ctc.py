@@ -1,6 +1,7 @@
 """speech_ctc: spoken digit strings from the real recordings, and the tiny recogniser
 exported, verified and fed WAV files on LiteRT and ONNX Runtime."""
 
+import json
 import re
 import wave
 
@@ -10,7 +11,7 @@ import pytest
 import zoo
 from export.cli import main
 from zoo import audio
-from zoo.errors import DataError
+from zoo.errors import DataError, ShapeError
 from zoo.tasks import get_task
 
 pytest.importorskip("espeakng_loader")
@@ -202,3 +203,65 @@ def test_fine_tunes_on_the_users_strings_and_reads_their_wav_files(tiny_speech_b
     np.testing.assert_array_equal(x[0], TASK.read_speech(str(path), META))
     model = zoo.create_model(str(tmp_path / "m"), weights="DEFAULT")
     assert model.predict(x, verbose=0).shape[-1] == len(ds.ALPHABET) + 1
+
+
+def _transcribed_wavs(folder, waves, texts):
+    """WAV files in ``folder/clips`` and a transcript list naming them."""
+    (folder / "clips").mkdir(parents=True)
+    lines = []
+    for i, (w, t) in enumerate(zip(waves, texts, strict=True)):
+        audio.write_wav(folder / "clips" / f"{i}.wav", w)
+        lines.append(json.dumps({"text": t, "wav": f"clips/{i}.wav"}))
+    (folder / "mine.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "mine.jsonl"
+
+
+def test_fine_tunes_on_transcribed_wav_files(tiny_speech_bundle, tmp_path):
+    """A .jsonl of {"text", "wav"} lines: each recording read as predict reads it; the data
+    record covers the recordings, so changing one is noticed."""
+    from zoo.finetune import finetune
+    from zoo.userdata import data_sha256, load_transcribed
+
+    *_, parent = tiny_speech_bundle
+    waves, texts, _ = ds.held_out_strings(per_speaker=4)
+    path = _transcribed_wavs(tmp_path, waves, texts)
+    data = load_transcribed(path, channels=40, audio=META)
+    assert data.texts == texts
+    np.testing.assert_array_equal(data.x[3], TASK.read_speech(str(tmp_path / "clips/3.wav"),
+                                                              META))
+    meta = finetune("speech_ctc_tiny", path, tmp_path / "m", weights=parent, head_epochs=1,
+                    epochs=1, verbose=0)
+    assert meta["data"]["samples"] == len(texts) and meta["data"]["format"] == "jsonl"
+    before = data_sha256(path)
+    assert meta["data"]["sha256"] == before
+    audio.write_wav(tmp_path / "clips/3.wav", waves[4])  # the list unchanged, a recording not
+    assert data_sha256(path) != before
+
+
+@pytest.mark.parametrize("kind, error, match", [
+    ("missing", DataError, r"mine.jsonl:2: recording 'clips/9.wav' not found"),
+    ("stereo", ShapeError, r"mine.jsonl:2: .*2 channels; expected mono"),
+    ("no_text", DataError, r"mine.jsonl:2: expected \{\"text\", \"wav\"\}"),
+    ("handwriting", DataError, r"mine.jsonl:1: names a recording \(\"wav\"\), but this model "
+                               r"reads pen trajectories"),
+])
+def test_transcribed_wav_files_refused(tmp_path, kind, error, match):
+    from zoo.userdata import load_transcribed
+
+    waves, texts, _ = ds.held_out_strings(per_speaker=1)
+    path = _transcribed_wavs(tmp_path, waves[:2], texts[:2])
+    lines = path.read_text().splitlines()
+    if kind == "missing":
+        lines[1] = json.dumps({"text": "1", "wav": "clips/9.wav"})
+    elif kind == "stereo":
+        with wave.open(str(tmp_path / "clips/1.wav"), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(np.zeros(1600, "<i2").tobytes())
+    elif kind == "no_text":
+        lines[1] = json.dumps({"wav": "clips/1.wav"})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(error, match=match):
+        load_transcribed(path, channels=40 if kind != "handwriting" else 3,
+                         audio=None if kind == "handwriting" else META)

@@ -376,19 +376,20 @@ def _ctc_data(spec, parent, config, data, test, alphabet):
     words of a new style or writer do not cost the model the letters they happen to lack.
     """
     channels = int(parent.input_shape[-1])
+    audio = parent_meta(spec) if "sample_rate" in parent_meta(spec) else None  # reads WAV
     if alphabet is not None:
         if not alphabet or len(set(alphabet)) != len(alphabet):
             raise DataError(f"alphabet must be non-empty characters without repeats; got "
                             f"{alphabet!r}")
-        full = load_transcribed(data, channels=channels, alphabet=alphabet)
+        full = load_transcribed(data, channels=channels, alphabet=alphabet, audio=audio)
     else:
-        full = load_transcribed(data, channels=channels)
+        full = load_transcribed(data, channels=channels, audio=audio)
         inherited = parent_meta(spec)["alphabet"]
         alphabet = inherited + "".join(sorted(set(full.alphabet) - set(inherited)))
         full = replace(full, alphabet=alphabet)
     held_out = None
     if test is not None:
-        held_out = load_transcribed(test, channels=channels, alphabet=alphabet)
+        held_out = load_transcribed(test, channels=channels, alphabet=alphabet, audio=audio)
     config = {**config, "alphabet_size": len(alphabet)}
     return full, held_out, config, {**dict(parent_meta(spec)), "alphabet": alphabet}
 
@@ -525,9 +526,10 @@ def load_split(path: str, split: str
         data = load_pairs(source["path"], alphabet=meta["source_vocab"][2:],
                           max_source=MAX_SOURCE, max_target=meta["max_output_len"] - 2)
     elif "alphabet" in metadata["meta"] and "classes" not in metadata["meta"]:
-        channels = len(metadata["meta"]["channels"])
-        data = load_transcribed(source["path"], channels=channels,
-                                alphabet=metadata["meta"]["alphabet"])
+        meta = metadata["meta"]
+        data = load_transcribed(source["path"], channels=len(meta["channels"]),
+                                alphabet=meta["alphabet"],
+                                audio=meta if "sample_rate" in meta else None)
     else:
         data = load_sequences(source["path"], classes=tuple(metadata["meta"]["classes"]))
     if split == "test":

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import zipfile
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,13 @@ def data_sha256(path: str | Path) -> str:
     import hashlib
 
     path = Path(path)
+    if path.suffix.lower() == ".jsonl" and path.is_file() and (wavs := _recordings(path)):
+        # a transcript list naming recordings: the list and every recording it names
+        digest = hashlib.sha256(sha256_of(path).encode())
+        for name in wavs:
+            f = path.parent / name
+            digest.update(f"{name}\0{sha256_of(f) if f.is_file() else 'missing'}\n".encode())
+        return digest.hexdigest()
     if not path.is_dir():
         return sha256_of(path)
     digest = hashlib.sha256()
@@ -290,8 +298,8 @@ class TranscribedSequences:
                                     self.alphabet, self.source)
 
 
-def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | None = None
-                     ) -> TranscribedSequences:
+def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | None = None,
+                     audio: Mapping | None = None) -> TranscribedSequences:
     """Reads and validates sequences with transcripts (e.g. pen trajectories and words).
 
     Formats:
@@ -299,6 +307,10 @@ def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | Non
     - ``.jsonl``, one sample per line: ``{"text": "word", "points": [[dx, dy, pen_up], ...]}``,
       or with absolute pen positions ``{"text": "word", "strokes": [[[x, y], ...], ...],
       "body_height": h}`` (converted by :func:`zoo.datasets.hershey_strokes.from_points`).
+      For a speech model (``audio``), a line may name a recording instead:
+      ``{"text": "4072", "wav": "clips/4072.wav"}``, the path relative to the ``.jsonl``'s
+      folder, read as ``predict`` reads one (:meth:`zoo.tasks.CTCRecognition.read_speech`:
+      mono, resampled, trimmed, padded, log-mel frames).
     - ``.npz`` with ``points`` (sum of T_i, C) (every sample's rows, one after another),
       ``lengths`` (N,) and ``texts`` (N,) strings.
 
@@ -306,6 +318,9 @@ def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | Non
         channels: numbers per step the model takes.
         alphabet: the symbols a transcript may use (a test file must stay within the
             training alphabet); default: the sorted characters found.
+        audio: a speech model's meta (``sample_rate``, ``max_seconds``,
+            ``padding_seconds``, ``max_points``, ``channels``), which lets lines name WAV
+            files; ``None`` refuses them.
 
     Raises:
         DataError: missing/unreadable file, unknown format, empty transcripts, characters
@@ -319,7 +334,7 @@ def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | Non
     if path.suffix.lower() not in TRANSCRIBED_FORMATS:
         raise DataError(f"{path}: unknown data format {path.suffix!r}; expected one of "
                         f"{list(TRANSCRIBED_FORMATS)}")
-    x, texts = (_read_jsonl(path) if path.suffix.lower() == ".jsonl"
+    x, texts = (_read_jsonl(path, audio) if path.suffix.lower() == ".jsonl"
                 else _read_transcribed_npz(path))
     if not texts:
         raise DataError(f"{path}: no samples found")
@@ -338,29 +353,61 @@ def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | Non
     if unknown:
         raise DataError(f"{path}: transcripts use characters {unknown} outside the model's "
                         f"alphabet {alphabet!r}")
-    source = {"path": str(path.resolve()), "sha256": sha256_of(path),
+    source = {"path": str(path.resolve()), "sha256": data_sha256(path),
               "format": path.suffix.lower()[1:], "samples": len(texts),
               "points": int(sum(len(s) for s in x)), "features": channels}
     return TranscribedSequences([s.astype(np.float32) for s in x], texts, alphabet, source)
 
 
-def _read_jsonl(path: Path):
+def _jsonl_items(path: Path):
+    """``(line number, object)`` of each non-blank line of a ``.jsonl`` file."""
     import json
 
-    from zoo.datasets.hershey_strokes import from_points
-
-    x, texts = [], []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            yield lineno, json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{lineno}: not a JSON object ({e})") from None
-        if not isinstance(item, dict) or "text" not in item or not (
-                "points" in item or {"strokes", "body_height"} <= set(item)):
-            raise DataError(f"{path}:{lineno}: expected {{\"text\", \"points\"}} or "
-                            "{\"text\", \"strokes\", \"body_height\"}")
+
+
+def _recordings(path: Path) -> list[str]:
+    """The ``wav`` paths a transcript list names, in line order (malformed lines are the
+    reader's to report)."""
+    try:
+        return [str(item["wav"]) for _, item in _jsonl_items(path)
+                if isinstance(item, dict) and "wav" in item]
+    except DataError:
+        return []
+
+
+def _read_jsonl(path: Path, audio: Mapping | None = None):
+    from zoo.datasets.hershey_strokes import from_points
+    from zoo.tasks import CTCRecognition
+
+    x, texts = [], []
+    for lineno, item in _jsonl_items(path):
+        keys = set(item) if isinstance(item, dict) else set()
+        if "wav" in keys and audio is None:
+            raise DataError(f"{path}:{lineno}: names a recording (\"wav\"), but this model "
+                            "reads pen trajectories; expected \"points\" or \"strokes\"")
+        if "text" not in keys or not ("points" in keys or "wav" in keys
+                                      or {"strokes", "body_height"} <= keys):
+            raise DataError(f"{path}:{lineno}: expected " + (
+                "{\"text\", \"wav\"} or {\"text\", \"points\"}" if audio is not None else
+                "{\"text\", \"points\"} or {\"text\", \"strokes\", \"body_height\"}"))
+        if "wav" in keys:
+            wav = path.parent / str(item["wav"])
+            if not wav.is_file():
+                raise DataError(f"{path}:{lineno}: recording {str(item['wav'])!r} not found "
+                                f"(looked for {wav})")
+            try:
+                x.append(CTCRecognition.read_speech(str(wav), audio).astype(np.float64))
+            except (DataError, ShapeError) as e:
+                raise type(e)(f"{path}:{lineno}: {e}") from None
+            texts.append(str(item["text"]).strip())
+            continue
         try:
             if "points" in item:
                 seq = np.asarray(item["points"], np.float64)

@@ -21,6 +21,9 @@ The transcript is the digits, whatever the language ("cuatro cero siete dos" is
   100-300 ms pauses, 0.2 s of silence around, nothing added. Each speaker recorded each
   digit once, so the test strings are new sequences of 30 recordings, not 30 x 5 new
   recordings; its error rate measures those voices.
+- **train_speakers**: 300 strings (60 per speaker) built as the test strings are, from the
+  *training* speakers' recordings: what the model does on voices it was trained on, to set
+  against the test (new voices).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ MIN_DIGITS, MAX_DIGITS = 1, 5
 SPLITS = {"train": (12000, 0, 0.6), "calibration": (200, 1, 0.6),
           "train_small": (256, 2, 0.0)}
 TEST_PER_SPEAKER = 100
+TRAIN_SPEAKERS_PER_SPEAKER, TRAIN_SPEAKERS_SEED = 60, 7  # the "train_speakers" split
 
 
 def _digits(rng) -> str:
@@ -129,14 +133,17 @@ def load(split: str) -> StrokeData:
     """``"train"`` (12,000 augmented strings, 60 % espeak-ng), ``"calibration"`` (200 more,
     another seed, features without augmentation: what inference sees), ``"train_small"``
     (256 strings of the training speakers only, for the tiny test model) or ``"test"``
-    (300 strings of the held-out speakers). ``x``: (frames, 40) log-mel features per
-    string; ``texts``: the digits; ``faces``: the held-out speaker who said a test string,
-    ``"train"`` for the other splits."""
-    if split == "test":
-        waves, texts, who = held_out_strings()
+    (300 strings of the held-out speakers) or ``"train_speakers"`` (300 built the same
+    way from the training speakers' recordings). ``x``: (frames, 40) log-mel features per
+    string; ``texts``: the digits; ``faces``: the speaker who said a test or
+    train_speakers string, ``"train"`` for the other splits."""
+    if split in ("test", "train_speakers"):
+        waves, texts, who = (held_out_strings() if split == "test" else held_out_strings(
+            sd.TRAIN_SPEAKERS, TRAIN_SPEAKERS_PER_SPEAKER, TRAIN_SPEAKERS_SEED))
         return StrokeData([log_mel(w) for w in waves], texts, who)
     if split not in SPLITS:
-        raise DataError(f"spoken digit strings have splits {sorted([*SPLITS, 'test'])}; "
+        raise DataError(f"spoken digit strings have splits "
+                        f"{sorted([*SPLITS, 'test', 'train_speakers'])}; "
                         f"got {split!r}")
     count, seed, synthetic = SPLITS[split]
     waves, texts = training_strings(count, seed, synthetic)

@@ -117,7 +117,9 @@ SPEC = register_model(ModelSpec(
         "Reads the held-out human speakers poorly: CER 37.4 % over their 300 strings "
         "(Allison in English 49.7 %, in Spanish 40.8 %, Menardi in Italian 21.9 %), against "
         "the 10 % aimed at. The voices and languages with a human training speaker read "
-        "best; fine-tune on recordings of your own speakers before relying on it.",
+        "best; fine-tune on recordings of your own speakers before relying on it. Strings "
+        "built the same way from the training speakers' recordings read at CER 0.0 % (300 "
+        "of 300): the error is the new voices, not the strings.",
         "The test strings are built from only 30 recordings (each held-out speaker said "
         "each digit once), joined with pauses; continuous speech, where digits run into "
         "each other, is untested on human voices.",
