@@ -231,9 +231,10 @@ def test_fine_tunes_on_transcribed_wav_files(tiny_speech_bundle, tmp_path):
                                                               META))
     meta = finetune("speech_ctc_tiny", path, tmp_path / "m", weights=parent, head_epochs=1,
                     epochs=1, verbose=0)
-    assert meta["data"]["samples"] == len(texts) and meta["data"]["format"] == "jsonl"
+    train = meta["data"]["train"]
+    assert train["samples"] == len(texts) and train["format"] == "jsonl"
     before = data_sha256(path)
-    assert meta["data"]["sha256"] == before
+    assert train["sha256"] == before
     audio.write_wav(tmp_path / "clips/3.wav", waves[4])  # the list unchanged, a recording not
     assert data_sha256(path) != before
 
