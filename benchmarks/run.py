@@ -264,7 +264,9 @@ def markdown(results) -> str:
             step = [r for r in m["rows"] if graph in r.get("graphs", {})]
             if step:
                 lines += ["", f"One call of the step graph `{graph}` (one frame or token, "
-                          "state in and out):", ""]
+                          "state in and out) through the bundle's runner, its input checks "
+                          "included (`python -m benchmarks.streaming` times the bare "
+                          "interpreter call):", ""]
                 lines += [f"- {r['backend']} {r['precision']} ×{r['threads']}: "
                           f"{r['graphs'][graph]['median_us']:.1f} µs" for r in step]
         cost = m.get("cost_per_sample")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from export.graphs import signature
+from export.graphs import conversion_source, signature
 from zoo.errors import ExportError
 
 OPSET = 17
@@ -19,7 +19,7 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         precision: "fp32", "dynamic" (ORT dynamic QInt8) or "int8" (static QDQ).
         calibration: graph feeds for "int8".
     """
-    import tf2onnx
+    import onnx
 
     from export.quantize import FORMAT_PRECISIONS
 
@@ -33,11 +33,16 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     # into its LSTM ops (before any quantization, which keeps them).
     peepholes = peephole.has_peepholes(model)
     source = peephole.plain_twin(model) if peepholes else model
-    try:
-        proto, _ = tf2onnx.convert.from_keras(source, input_signature=signature(source, None),
-                                              opset=OPSET)
-    except Exception as e:  # tf2onnx raises many types
-        raise ExportError(f"ONNX conversion of {model.name} failed: {e}") from e
+
+    def from_keras():
+        try:
+            return tf2onnx_from_keras(source, input_signature=signature(source, None),
+                                      opset=OPSET)[0].SerializeToString()
+        except Exception as e:  # tf2onnx raises many types
+            raise ExportError(f"ONNX conversion of {model.name} failed: {e}") from e
+
+    # the float graph once per model (and weights); each precision starts from a copy
+    proto = onnx.ModelProto.FromString(conversion_source(source, "onnx-fp32", from_keras))
     if peepholes:
         peephole.patch_onnx(proto, model)
     expected = list(model.output_names)
@@ -51,6 +56,13 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     if not calibration:
         raise ExportError(f"ONNX {precision} needs calibration feeds; got none")
     return _quantize_static(proto, calibration)
+
+
+def tf2onnx_from_keras(*args, **kwargs):
+    """``tf2onnx.convert.from_keras`` (one place, so tests can count conversions)."""
+    import tf2onnx
+
+    return tf2onnx.convert.from_keras(*args, **kwargs)
 
 
 # Dynamically quantized weights take 7 bits, not 8 (ORT's ``reduce_range``). ORT multiplies

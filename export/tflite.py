@@ -7,7 +7,7 @@ keeps the time axis dynamic for the fused LSTM op (../shared/FINDINGS.md).
 
 from __future__ import annotations
 
-from export.graphs import serving_function
+from export.graphs import conversion_source, serving_function
 from zoo._keras import tf
 from zoo.errors import ExportError, UnsupportedError, ZooError
 
@@ -109,16 +109,31 @@ def unclip_lstm_cells(flatbuffer: bytes) -> bytes:
 
 
 def _converter(model):
+    """A converter over the model's batch-1 serving function, saved as a SavedModel once
+    per model (and weights): the path ``from_concrete_functions`` takes, without tracing
+    and saving again for every precision."""
+    saved = conversion_source(model, "tflite-savedmodel", lambda: _save_serving(model))
+    return tf.lite.TFLiteConverter.from_saved_model(
+        saved.name, signature_keys=[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY])
+
+
+def _save_serving(model):
+    """The model's serving function as a SavedModel in a temporary directory (removed when
+    the returned object is dropped), saved as ``from_concrete_functions`` saves it."""
+    import tempfile
+
     serve = serving_function(model, batch=1)
-    # The converter saves its trackable object as a SavedModel. Given the Keras model,
-    # tf_keras serialises every layer's call functions (15 s for bilstm_activity);
-    # a bare module holding just the serving function and the variables converts the
-    # same fused graph in 1.5 s.
+    # Given the Keras model, tf_keras would serialise every layer's call functions (15 s
+    # for bilstm_activity); a bare module holding just the serving function and the
+    # variables saves the same fused graph in 1.5 s.
     holder = tf.Module()
     holder.serve = serve
     holder.weights = list(model.variables)
-    return tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], holder)
+    saved = tempfile.TemporaryDirectory(prefix="lstm-zoo-tflite-")
+    tf.saved_model.save(holder, saved.name, signatures={
+        tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: serve.get_concrete_function()},
+        options=tf.saved_model.SaveOptions(save_debug_info=True))
+    return saved
 
 
 def _refuse_loops(model, precision: str) -> None:

@@ -66,3 +66,35 @@ def test_the_converter_still_clips_at_10():
     clipped = run_litert(raw, SEQUENCE)
     assert abs(float(clipped[0, 0])) < 0.05  # clipped at 10, c ended at 0
     assert cell_clips(unclip_lstm_cells(raw)) == [0.0]
+
+
+def test_a_model_is_traced_once_for_all_precisions_and_again_when_its_weights_change(
+        monkeypatch):
+    from export import onnx as onnx_export
+    from export import tflite
+
+    saves, onnx_runs = [], []
+    save, from_keras = tflite._save_serving, onnx_export.tf2onnx_from_keras
+    monkeypatch.setattr(tflite, "_save_serving", lambda m: saves.append(1) or save(m))
+    monkeypatch.setattr(onnx_export, "tf2onnx_from_keras",
+                        lambda *a, **k: onnx_runs.append(1) or from_keras(*a, **k))
+    import zoo
+
+    model = zoo.create_model("bilstm_activity_tiny")  # 2 x BiLSTM(8), random weights
+    x = np.random.default_rng(0).normal(size=(1, 20, 6)).astype(np.float32)
+    first = convert(model, "fp32")
+    convert(model, "dynamic")
+    onnx_export.convert(model, "fp32")
+    onnx_export.convert(model, "dynamic")
+    assert len(saves) == 1 and len(onnx_runs) == 1
+    before = model.predict(x, verbose=0)
+    for layer in model.layers:  # new recurrent and dense weights, as training would make
+        if layer.weights and not isinstance(layer, keras.layers.Normalization):
+            layer.set_weights([-w for w in layer.get_weights()])
+    second = convert(model, "fp32")
+    onnx_export.convert(model, "fp32")
+    assert len(saves) == 2 and len(onnx_runs) == 2
+    after = model.predict(x, verbose=0)
+    assert np.abs(after - before).max() > 1e-2
+    np.testing.assert_allclose(run_litert(first, x), before, atol=1e-5)
+    np.testing.assert_allclose(run_litert(second, x), after, atol=1e-5)
