@@ -45,9 +45,10 @@ def plot(results: dict, out: Path) -> list[Path]:
         m = results["models"][name]
         rows = [r for r in m["rows"] if r["threads"] == 1 and r.get("size_bytes")]
         fp32 = {r["backend"]: r["size_bytes"] for r in rows if r["precision"] == "fp32"}
-        keras = next((r["metrics"][m["task_metric"]] for r in m["rows"]
+        keras = next((r["metrics"].get(m["task_metric"]) for r in m["rows"]
                       if r["backend"] == "keras" and r.get("metrics")), None)
         for r in rows:
+            # a Keras metric of 0 (CER 0, say) has no relative change: not plotted
             if not keras or r["metric_drop"] is None or r["backend"] not in fp32:
                 continue
             # metrics differ in unit (accuracy, CER, MSE, bits per character): the change

@@ -50,19 +50,19 @@ def measure_peaks(working_sets: list[int] = ()) -> dict:
     return json.loads(out)
 
 
-GATES = {"LSTM": 4, "GRU": 3}  # matrix products per step: one per gate
+GATES = ((keras.layers.LSTMCell, 4), (keras.layers.GRUCell, 3))  # matrix products per step
+# (one per gate); PeepholeLSTMCell is an LSTMCell
 
 
 def _rnn_macs(layer, steps: int) -> int:
     """Multiply-adds of ``steps`` steps of an LSTM/GRU layer or cell (peephole LSTM cells
     included; their three elementwise peephole products are not matrix products)."""
     cell = getattr(layer, "cell", layer)
-    kind = next((k for k in GATES for t in type(cell).__mro__ if t.__name__ == f"{k}Cell"),
-                None)
-    if kind is None:
+    gates = next((n for kind, n in GATES if isinstance(cell, kind)), None)
+    if gates is None:
         raise UnsupportedError(f"{layer.name}: no FLOP count for a {type(cell).__name__} cell")
     units = int(cell.units)
-    return steps * GATES[kind] * units * (int(cell.kernel.shape[0]) + units)
+    return steps * gates * units * (int(cell.kernel.shape[0]) + units)
 
 
 def _convlstm_macs(layer, node, time_len: int) -> int:

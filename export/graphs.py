@@ -59,7 +59,11 @@ def conversion_source(model, kind: str, make):
     same: a graph converted at several precisions is traced and serialised once per
     format (each TFLite conversion traced and saved the model anew: 9.5 s of a tiny
     classifier's 13 s per precision, measured). Keyed on the model object and a digest
-    of its weights, so a model trained or pruned in between converts afresh."""
+    of its variables (trainable or not), so a model trained or pruned in between converts
+    afresh. What is not a variable is not in the digest: a layer's constants (a
+    ``Normalization`` given its mean and variance), a changed activation, values a
+    ``Lambda`` captures; change those on a new model, not in place. The value lives as
+    long as the model (or until the weights change)."""
     import hashlib
 
     import numpy as np

@@ -32,7 +32,8 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     # Peephole LSTMs: convert the plain-LSTM twin, which fuses, and write the peepholes
     # into its LSTM ops (before any quantization, which keeps them).
     peepholes = peephole.has_peepholes(model)
-    source = peephole.plain_twin(model) if peepholes else model
+    source = (conversion_source(model, "plain-twin", lambda: peephole.plain_twin(model))
+              if peepholes else model)
 
     def from_keras():
         try:

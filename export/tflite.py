@@ -34,10 +34,14 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     # Peephole LSTMs: convert the plain-LSTM twin, which fuses, and write the peepholes
     # into its fused ops (before calibration when there is one).
     peepholes = peephole.has_peepholes(model)
-    source = peephole.plain_twin(model) if peepholes else model
+    source = (conversion_source(model, "plain-twin", lambda: peephole.plain_twin(model))
+              if peepholes else model)
     if precision in CALIBRATED:
         _refuse_loops(source, precision)
-    converter = _converter(source)
+    try:
+        converter = _converter(source)
+    except Exception as e:  # tracing, saving or loading the SavedModel
+        raise ExportError(f"TFLite {precision} conversion of {model.name} failed: {e}") from e
     if precision != "fp32":
         # dynamic: int8 weights, float activations; the fused LSTM keeps its op.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -113,13 +117,18 @@ def _converter(model):
     per model (and weights): the path ``from_concrete_functions`` takes, without tracing
     and saving again for every precision."""
     saved = conversion_source(model, "tflite-savedmodel", lambda: _save_serving(model))
-    return tf.lite.TFLiteConverter.from_saved_model(
+    converter = tf.lite.TFLiteConverter.from_saved_model(
         saved.name, signature_keys=[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY])
+    # convert() reads the directory again: it must outlive the cache entry
+    converter._lstm_zoo_saved_model = saved
+    return converter
 
 
 def _save_serving(model):
-    """The model's serving function as a SavedModel in a temporary directory (removed when
-    the returned object is dropped), saved as ``from_concrete_functions`` saves it."""
+    """The model's serving function as a SavedModel in a temporary directory, saved as
+    ``from_concrete_functions`` saves it. The directory is removed when the returned object
+    is dropped: when the model is, or its weights change and it is saved again (a process
+    killed before then leaves it in the temporary folder)."""
     import tempfile
 
     serve = serving_function(model, batch=1)

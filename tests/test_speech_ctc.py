@@ -139,7 +139,8 @@ def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path,
     ("shape", r"expected shape \(time, 40\)"),
     ("csv", r"expected shape \(time, 40\) with time >= 1, got \(2, 3\)"),
     ("frames", "1039 frames; the model takes at most 1038"),
-    ("missing", r"does not exist; expected a .npy or .csv file of shape \(time, 40\)"),
+    ("missing", r"does not exist; expected a .wav file \(or log-mel frames as .npy or .csv, "
+                r"shape \(time, 40\)\)"),
 ])
 def test_predict_refuses_bad_audio(tiny_speech_bundle, tmp_path, capsys, kind, match):
     _, out, _ = tiny_speech_bundle
@@ -219,7 +220,7 @@ def _transcribed_wavs(folder, waves, texts):
 def test_fine_tunes_on_transcribed_wav_files(tiny_speech_bundle, tmp_path):
     """A .jsonl of {"text", "wav"} lines: each recording read as predict reads it; the data
     record covers the recordings, so changing one is noticed."""
-    from zoo.finetune import finetune
+    from zoo.finetune import finetune, load_split
     from zoo.userdata import data_sha256, load_transcribed
 
     *_, parent = tiny_speech_bundle
@@ -235,8 +236,12 @@ def test_fine_tunes_on_transcribed_wav_files(tiny_speech_bundle, tmp_path):
     assert train["samples"] == len(texts) and train["format"] == "jsonl"
     before = data_sha256(path)
     assert train["sha256"] == before
+    val = load_split(str(tmp_path / "m"), "val")  # as export reads the held-out share back
+    assert len(val.x) == len(meta["data"]["split"]["val"]) and val.x[0].shape[1] == 40
     audio.write_wav(tmp_path / "clips/3.wav", waves[4])  # the list unchanged, a recording not
     assert data_sha256(path) != before
+    with pytest.raises(DataError, match="changed since fine-tuning"):
+        load_split(str(tmp_path / "m"), "val")
 
 
 @pytest.mark.parametrize("kind, error, match", [

@@ -92,9 +92,18 @@ def test_a_model_is_traced_once_for_all_precisions_and_again_when_its_weights_ch
         if layer.weights and not isinstance(layer, keras.layers.Normalization):
             layer.set_weights([-w for w in layer.get_weights()])
     second = convert(model, "fp32")
-    onnx_export.convert(model, "fp32")
+    second_onnx = onnx_export.convert(model, "fp32")
     assert len(saves) == 2 and len(onnx_runs) == 2
     after = model.predict(x, verbose=0)
     assert np.abs(after - before).max() > 1e-2
     np.testing.assert_allclose(run_litert(first, x), before, atol=1e-5)
     np.testing.assert_allclose(run_litert(second, x), after, atol=1e-5)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(second_onnx, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"sequence": x})[0], after, atol=1e-5)
+    # a peephole model converts a plain-LSTM twin: made (and saved) once too
+    peepholes = zoo.create_model("bipeephole_activity_tiny")
+    convert(peepholes, "fp32")
+    convert(peepholes, "dynamic")
+    assert len(saves) == 3

@@ -125,13 +125,18 @@ def check_series(x, minimum: int, where: str, what: str, tail: bool = False) -> 
     return x
 
 
-def is_wav(source: str) -> bool:
+def is_wav(source: str, meta) -> bool:
     """Whether an audio model's input file is a recording (``.wav``) rather than log-mel
-    frames (``.npy`` / ``.csv``); any other suffix is a :class:`ShapeError`."""
+    frames (``.npy`` / ``.csv``); another suffix or a missing file is a
+    :class:`ShapeError`."""
     suffix = Path(source).suffix.lower()
     if suffix not in (".wav", ".npy", ".csv"):
         raise ShapeError(f"{source}: expected a .wav file (or log-mel frames as .npy or .csv), "
                          f"got {Path(source).suffix!r}")
+    if not Path(source).is_file():
+        raise ShapeError(f"input file {source!r} does not exist; expected a .wav file (or "
+                         f"log-mel frames as .npy or .csv, shape (time, "
+                         f"{len(meta['channels'])}))")
     return suffix == ".wav"
 
 
@@ -393,7 +398,7 @@ class CTCRecognition:
         :func:`zoo.datasets.hershey_strokes.from_points`). Speech models read a ``.wav``
         file (:meth:`read_speech`) or log-mel frames as ``.npy`` / ``.csv``."""
         if "sample_rate" in meta:
-            if is_wav(source):
+            if is_wav(source, meta):
                 return self.read_speech(source, meta)[None]
             frames = Classification().parse_input(source, meta)[0]
             return self.check_input(frames, meta, source)[None]
@@ -516,7 +521,7 @@ class KeywordSpotting(Classification):
         ``meta["max_seconds"]``), trims its silence and centres it in the model's window as
         the test recordings were (:func:`zoo.audio.fit_window`), and computes its log-mel
         frames; or reads frames from ``.npy`` / ``.csv``."""
-        if not is_wav(source):
+        if not is_wav(source, meta):
             return super().parse_input(source, meta)
         from zoo.audio import fit_window, log_mel, read_wav
 

@@ -22,8 +22,8 @@ The transcript is the digits, whatever the language ("cuatro cero siete dos" is
   digit once, so the test strings are new sequences of 30 recordings, not 30 x 5 new
   recordings; its error rate measures those voices.
 - **train_speakers**: 300 strings (60 per speaker) built as the test strings are, from the
-  *training* speakers' recordings: what the model does on voices it was trained on, to set
-  against the test (new voices).
+  *training* speakers' recordings (the clips training used, in new sequences and pauses,
+  unaugmented): what the model does on recordings it heard, to set against the test.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def training_strings(count: int, seed: int, synthetic: float,
 
 def held_out_strings(speakers=sd.TEST_SPEAKERS, per_speaker: int = TEST_PER_SPEAKER,
                  seed: int = 0) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """The held-out speakers' strings, unaugmented: waveforms, digit strings, and who said
-    each."""
+    """Strings of ``speakers``' digit recordings (the held-out speakers unless given),
+    unaugmented: waveforms, digit strings, and who said each."""
     rng = np.random.default_rng([seed, 12])
     waves, texts, who = [], [], []
     for s in speakers:
