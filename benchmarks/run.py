@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.measure import MIN_RUNS
+
 RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parents[1] / "README.md"
 MARK_START, MARK_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
@@ -242,7 +244,7 @@ def markdown(results) -> str:
              f"({cpu + ', ' if cpu else ''}{results['machine']['platform']}), batch 1, "
              f"median of "
              f"{results['runs_per_measurement']} runs (fewer, at least "
-             f"{_min_runs()}, where a timed loop, the sample's or a graph's, would take over "
+             f"{MIN_RUNS}, where a timed loop, the sample's or a graph's, would take over "
              f"{results.get('budget_seconds', 5):.0f} s: the `runs` column); every "
              "measurement in its own process.", ""]
     for name, m in results["models"].items():
@@ -324,12 +326,6 @@ def markdown(results) -> str:
     lines += [f"| {c['model']} | {c['target']} | {c['value']:.3f} | {c['limit']:.3f} | "
               f"{'yes' if c['met'] else 'NO'} |" for c in results["targets"]]
     return "\n".join(lines) + "\n"
-
-
-def _min_runs() -> int:
-    from benchmarks.measure import MIN_RUNS
-
-    return MIN_RUNS
 
 
 def _fmt(value, spec: str) -> str:

@@ -71,8 +71,7 @@ def conversion_source(model, kind: str, make):
     digest = hashlib.sha1()
     for w in model.weights:
         digest.update(np.ascontiguousarray(w.numpy()).tobytes())
-    key = (kind, digest.hexdigest())
-    slot = _CONVERSION_SOURCES.setdefault(model, {})
-    if slot.get(kind, (None,))[0] != key:
-        slot[kind] = (key, make())
+    slot = _CONVERSION_SOURCES.setdefault(model, {})  # kind -> (weights digest, value)
+    if slot.get(kind, (None,))[0] != digest.hexdigest():
+        slot[kind] = (digest.hexdigest(), make())
     return slot[kind][1]

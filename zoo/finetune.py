@@ -376,7 +376,8 @@ def _ctc_data(spec, parent, config, data, test, alphabet):
     words of a new style or writer do not cost the model the letters they happen to lack.
     """
     channels = int(parent.input_shape[-1])
-    audio = parent_meta(spec) if "sample_rate" in parent_meta(spec) else None  # reads WAV
+    inherited_meta = parent_meta(spec)
+    audio = inherited_meta if "sample_rate" in inherited_meta else None  # lines name WAVs
     if alphabet is not None:
         if not alphabet or len(set(alphabet)) != len(alphabet):
             raise DataError(f"alphabet must be non-empty characters without repeats; got "
@@ -384,14 +385,14 @@ def _ctc_data(spec, parent, config, data, test, alphabet):
         full = load_transcribed(data, channels=channels, alphabet=alphabet, audio=audio)
     else:
         full = load_transcribed(data, channels=channels, audio=audio)
-        inherited = parent_meta(spec)["alphabet"]
+        inherited = inherited_meta["alphabet"]
         alphabet = inherited + "".join(sorted(set(full.alphabet) - set(inherited)))
         full = replace(full, alphabet=alphabet)
     held_out = None
     if test is not None:
         held_out = load_transcribed(test, channels=channels, alphabet=alphabet, audio=audio)
     config = {**config, "alphabet_size": len(alphabet)}
-    return full, held_out, config, {**dict(parent_meta(spec)), "alphabet": alphabet}
+    return full, held_out, config, {**inherited_meta, "alphabet": alphabet}
 
 
 def parent_meta(spec) -> dict:
