@@ -3,6 +3,11 @@
 The JSON names a bundle, a backend (keras, litert, onnx, torch, torch-onnx), a precision
 and a thread count; the process prints one JSON line with latency statistics and memory.
 LiteRT and ONNX Runtime measurements never import TensorFlow.
+
+With ``"configs"`` (a list of ``[backend, precision, bundle]``) instead, the process loads
+all of them and times them interleaved (:func:`interleaved`): the ratios between them are
+then measured under the same machine conditions, which separate processes minutes apart
+are not (a cloud machine's speed drifted 1.5x within one benchmark run, measured).
 """
 
 from __future__ import annotations
@@ -92,8 +97,84 @@ def graphs_for(args, bundle):
     return torch_peer.graphs(bundle, backend, threads, Path(args["workdir"]))
 
 
+ROUND_BLOCK_SECONDS = 0.002  # each config runs its round's sample for at least this long
+MAX_REPEATS = 50  # ...but at most this many times
+MIN_ROUNDS = 10
+
+
+def interleaved(args) -> dict:
+    """Times several configs of one model in rounds, in one process.
+
+    Each round takes the next test sample and runs it through every config, in an order
+    shuffled per round (no config always runs first, or right after the slowest), each
+    repeated so that it runs for at least :data:`ROUND_BLOCK_SECONDS` (at most
+    :data:`MAX_REPEATS` times); rounds go on for ``budget_seconds`` (at least
+    :data:`MIN_ROUNDS`, at most ``rounds``). Per config: the median of its per-round mean
+    call times; per pair of configs: the median (and quartiles) of the per-round ratios.
+    A ratio taken within a round compares the same sample at the same moment, so a
+    machine that slows down for a while moves both sides of it.
+    """
+    from export.runtime import Bundle
+
+    threads = args["threads"]
+    bundles: dict[str, Bundle] = {}
+    systems = {}
+    for backend, precision, path in args["configs"]:
+        bundle = bundles.setdefault(path, Bundle(path, check_files=False))
+        systems[f"{backend}/{precision}"] = (bundle, graphs_for(
+            {"backend": backend, "precision": precision, "threads": threads,
+             "workdir": args["workdir"]}, bundle))
+    first = next(iter(bundles.values()))
+    inputs = sample_inputs(first.manifest, args["samples"])
+
+    def call(key, i):
+        bundle, graphs = systems[key]
+        bundle.task.predict(graphs, [inputs[i % len(inputs)]], bundle.meta)
+
+    repeats = {}
+    for key in systems:  # warm up, then size each config's block from its call time
+        for i in range(min(WARMUP, 5)):
+            call(key, i)
+        start = time.perf_counter()
+        for i in range(3):
+            call(key, i)
+        per_call = (time.perf_counter() - start) / 3
+        repeats[key] = int(min(MAX_REPEATS, max(1, np.ceil(ROUND_BLOCK_SECONDS / per_call))))
+    rng = np.random.default_rng(0)
+    budget = float(args.get("budget_seconds", 15.0))
+    max_rounds = int(args.get("rounds", 200))
+    rounds: list[dict[str, float]] = []
+    end = time.perf_counter() + budget
+    while len(rounds) < max_rounds and (len(rounds) < MIN_ROUNDS or time.perf_counter() < end):
+        i = len(rounds)
+        times = {}
+        for key in rng.permutation(list(systems)):
+            n = repeats[key]
+            start = time.perf_counter()
+            for _ in range(n):
+                call(key, i)
+            times[str(key)] = (time.perf_counter() - start) / n * 1e6
+        rounds.append(times)
+    table = {k: np.array([r[k] for r in rounds]) for k in systems}
+    ratios = {}
+    for ref in args.get("references", []):
+        if ref not in table:
+            continue
+        ratios[ref] = {}
+        for key, t in table.items():
+            q25, q50, q75 = np.percentile(t / table[ref], [25, 50, 75])
+            ratios[ref][key] = {"median": float(q50), "q25": float(q25), "q75": float(q75)}
+    return {"threads": threads, "rounds": len(rounds),
+            "repeats": repeats,
+            "median_us": {k: float(np.median(t)) for k, t in table.items()},
+            "ratios": ratios}
+
+
 def main(argv: list[str]) -> int:
     args = json.loads(argv[0])
+    if "configs" in args:
+        print(json.dumps(interleaved(args)))
+        return 0
     from export.runtime import Bundle
 
     bundle = Bundle(args["bundle"], check_files=False)

@@ -81,6 +81,26 @@ def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def measure_interleaved(configs: list[tuple[str, str, Path]], threads: int, workdir: Path,
+                        budget: float = 15.0) -> dict:
+    """The configs timed in rounds in one process (:func:`benchmarks.measure.interleaved`):
+    per config its median µs, and per-round ratios against ORT fp32, the PyTorch peer's
+    ORT graph and Keras."""
+    args = {"configs": [[b, p, str(path)] for b, p, path in configs], "threads": threads,
+            "workdir": str(workdir), "samples": SAMPLES, "budget_seconds": budget,
+            "references": list(REFERENCES)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
+                          capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).parents[1])
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+REFERENCES = ("onnx/fp32", "torch-onnx/fp32", "keras/fp32")  # what interleaved ratios divide by
+
+
 def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 5.0) -> dict:
     from zoo import get_spec
 
@@ -121,19 +141,35 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
     bundle_dir = work / "bundle"
     print(f"[bench] exporting {name}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    parity = export_model(name, bundle_dir)
+    parity = export_model(name, bundle_dir)  # the default precisions: what the target times
     export_seconds = time.perf_counter() - start
     bundle = load_bundle(bundle_dir)
     results.setdefault("manifests", []).append(bundle.manifest)
     spec = get_spec(name)
+    # every other precision the spec supports, in a second bundle (not in the export time)
+    more = [p for p in spec.precisions if p not in {a["precision"] for a in bundle.artifacts}]
+    where = {(a["format"], a["precision"]): bundle_dir for a in bundle.artifacts}
+    artifacts, results_rows = list(bundle.artifacts), list(parity["results"])
+    more_seconds = None
+    if more:
+        print(f"[bench] exporting {name} at {', '.join(more)}", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        more_parity = export_model(name, work / "bundle_more", precisions=more)
+        more_seconds = time.perf_counter() - start
+        more_bundle = load_bundle(work / "bundle_more")
+        artifacts += more_bundle.artifacts
+        results_rows += more_parity["results"]
+        where.update({(a["format"], a["precision"]): work / "bundle_more"
+                      for a in more_bundle.artifacts})
+        results["manifests"].append(more_bundle.manifest)
     peer = spec.family in torch_peer.PEER_FAMILIES and _has_torch()
     if peer:
         weights = torch_peer.keras_weights(bundle.keras_model())
         np.savez(work / "peer_weights.npz", **weights)
-    sizes = {(a["format"], a["precision"]): 0 for a in bundle.artifacts}
-    for a in bundle.artifacts:
+    sizes = {(a["format"], a["precision"]): 0 for a in artifacts}
+    for a in artifacts:
         sizes[(a["format"], a["precision"])] += a["size"]
-    metrics = {(r["backend"], r["precision"]): r for r in parity["results"]}
+    metrics = {(r["backend"], r["precision"]): r for r in results_rows}
     # the work per sample first: a layer the FLOP count does not know leaves the roofline
     # out, not the model's measurements
     inputs = list(bundle.task.inputs(datasets.load(spec.data.dataset,
@@ -147,11 +183,12 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
     formats = {runtime: fmt for fmt, runtime in BACKENDS.items()}
     rows = []
     for threads in sorted({1, threads_all}):
-        for backend, precision in configs(bundle.artifacts, peer):
+        for backend, precision in configs(artifacts, peer):
             print(f"[bench] {name} {backend} {precision} threads={threads}",
                   file=sys.stderr, flush=True)
-            m = measure(bundle_dir, backend, precision, threads, runs, work, budget)
             fmt = formats.get(backend)
+            m = measure(where.get((fmt, precision), bundle_dir), backend, precision, threads,
+                        runs, work, budget)
             r = metrics.get((backend, precision), {})
             rows.append({"backend": backend, "precision": precision, "threads": threads,
                          "size_bytes": sizes.get((fmt, precision)),
@@ -168,15 +205,22 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
         for row in rows:
             if row["threads"] == 1 and "sample" in row:
                 row["roofline"] = roofline(cost, peaks, row["sample"]["median_us"])
+    print(f"[bench] {name} interleaved, 1 thread", file=sys.stderr, flush=True)
+    together = measure_interleaved(
+        [(backend, precision, where.get((formats.get(backend), precision), bundle_dir))
+         for backend, precision in configs(artifacts, peer)], 1, work, 3 * budget)
     return {
         "task": spec.task,
         "step_graphs": [g.name for g in spec.graphs if g.recurrent == "step"],
         "cost_per_sample": cost,
         "task_metric": bundle.task.metric,
         "export_seconds": export_seconds,
-        "parity_passed": parity["passed"],
+        "more_precisions": more,
+        "more_precisions_export_seconds": more_seconds,
+        "parity_passed": parity["passed"] and (not more or more_parity["passed"]),
         "rows": rows,
-        "ratios": ratios(rows),
+        "interleaved": together,
+        "ratios": ratios(rows, together),
     }
 
 
@@ -206,7 +250,10 @@ def _median(rows, backend, precision, threads):
     return None
 
 
-def ratios(rows) -> dict:
+def ratios(rows, interleaved: dict | None = None) -> dict:
+    """The target ratios per thread count. At 1 thread, from the interleaved measurement
+    when there is one (each the median of per-round ratios, with its quartiles in
+    ``spread``); otherwise from the separate processes' medians."""
     out = {}
     for threads in sorted({r["threads"] for r in rows}):
         base = {b: _median(rows, b, "fp32", threads) for b in ("keras", "onnx", "torch-onnx")}
@@ -214,15 +261,35 @@ def ratios(rows) -> dict:
                 if r["threads"] == threads and r["backend"] in ("litert", "onnx")
                 and "sample" in r}
         best_key = min(ours, key=ours.get) if ours else None
-        entry = {"best_artifact": "/".join(best_key) if best_key else None}
+        entry = {"best_artifact": "/".join(best_key) if best_key else None,
+                 "source": "separate processes"}
         if best_key:
             best = ours[best_key]
             lite = ours.get(("litert", "fp32"))
             entry["litert_vs_onnx_fp32"] = lite / base["onnx"] if lite and base["onnx"] else None
             entry["best_vs_keras"] = best / base["keras"] if base["keras"] else None
             entry["best_vs_torch_onnx"] = best / base["torch-onnx"] if base["torch-onnx"] else None
+        if threads == 1 and interleaved and interleaved.get("ratios", {}).get("onnx/fp32"):
+            entry = _interleaved_ratios(interleaved)
         out[str(threads)] = entry
     return out
+
+
+def _interleaved_ratios(together: dict) -> dict:
+    vs = together["ratios"]
+    ours = {k: v["median"] for k, v in vs["onnx/fp32"].items()
+            if k.split("/")[0] in ("litert", "onnx")}
+    best = min(ours, key=ours.get)
+    entry = {"best_artifact": best, "source": f"interleaved, {together['rounds']} rounds",
+             "spread": {}}
+    for target, ref, key in (("litert_vs_onnx_fp32", "onnx/fp32", "litert/fp32"),
+                             ("best_vs_keras", "keras/fp32", best),
+                             ("best_vs_torch_onnx", "torch-onnx/fp32", best)):
+        r = vs.get(ref, {}).get(key)
+        entry[target] = r and r["median"]
+        if r:
+            entry["spread"][target] = [r["q25"], r["q75"]]
+    return entry
 
 
 def check_targets(results) -> list[dict]:
@@ -246,12 +313,17 @@ def markdown(results) -> str:
              f"{results['runs_per_measurement']} runs (fewer, at least "
              f"{MIN_RUNS}, where a timed loop, the sample's or a graph's, would take over "
              f"{results.get('budget_seconds', 5):.0f} s: the `runs` column); every "
-             "measurement in its own process.", ""]
+             "measurement in its own process. Then all of a model's backends at 1 thread "
+             "are timed interleaved in one process (its table after the model's); the "
+             "target ratios come from that.", ""]
     for name, m in results["models"].items():
         metric = m["task_metric"]
+        more = m.get("more_precisions")
         lines += [f"### {name}", "",
-                  f"Export + verification of its formats and precisions: "
-                  f"{m['export_seconds']:.1f} s. Latency is one test sample end to end, "
+                  f"Export + verification at the default precisions: "
+                  f"{m['export_seconds']:.1f} s"
+                  + (f" (then {', '.join(more)}: {m['more_precisions_export_seconds']:.1f} s)"
+                     if more else "") + ". Latency is one test sample end to end, "
                   f"as the task runs it ({SAMPLE_MEANS.get(m.get('task'), 'one graph call')}).", "",
                   f"| backend | precision | threads | median µs | p90 µs | runs | x ORT fp32 "
                   f"| size KB | peak RSS MB | {metric} | drop |",
@@ -271,6 +343,19 @@ def markdown(results) -> str:
                 f"{r['sample']['runs']} | {_fmt(vs_ort, '.2f')} | {_fmt(size, '.0f')} | "
                 f"{r['rss_mb']['peak']:.0f} | {_fmt(metric_value, '.4f')} | "
                 f"{_fmt(r['metric_drop'], '+.4f')} |")
+        together = m.get("interleaved") or {}
+        if together.get("median_us"):
+            vs = together["ratios"].get("onnx/fp32", {})
+            lines += ["", f"Interleaved, 1 thread ({together['rounds']} rounds in one "
+                      "process, each round the same sample through every backend in a "
+                      "shuffled order; ratio = median of the per-round ratios to ORT fp32, "
+                      "quartiles in brackets):", "",
+                      "| backend | median µs | x ORT fp32 |", "|---|---|---|"]
+            lines += [f"| {k} | {us:.0f} | " + (
+                f"{vs[k]['median']:.2f} ({vs[k]['q25']:.2f}–{vs[k]['q75']:.2f})"
+                if k in vs else "") + " |" for k, us in together["median_us"].items()]
+        elif together.get("error"):
+            lines += ["", f"Interleaved measurement failed: {together['error']}"]
         for graph in m.get("step_graphs", ["decoder_step"]):
             step = [r for r in m["rows"] if graph in r.get("graphs", {})]
             if step:
@@ -321,10 +406,16 @@ def markdown(results) -> str:
                   f"`python -m benchmarks.keras3_peer`: Keras {k3.get('keras', '?')} "
                   f"`model.export(format=\"litert\")` of {k3['model']} gives "
                   f"{k3.get('size_bytes', 0) / 1024:.0f} KB with ops {ops}; it {ran}.", ""]
-    lines += ["### Targets (1 thread)", "", "| model | target | value | limit | met |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {c['model']} | {c['target']} | {c['value']:.3f} | {c['limit']:.3f} | "
-              f"{'yes' if c['met'] else 'NO'} |" for c in results["targets"]]
+    lines += ["### Targets (1 thread)", "",
+              "| model | target | value | quartiles | source | limit | met |",
+              "|---|---|---|---|---|---|---|"]
+    for c in results["targets"]:
+        r1 = results["models"][c["model"]]["ratios"]["1"]
+        q = r1.get("spread", {}).get(c["target"])
+        lines.append(f"| {c['model']} | {c['target']} | {c['value']:.3f} | "
+                     f"{f'{q[0]:.3f}–{q[1]:.3f}' if q else ''} | "
+                     f"{'' if c['target'] == 'export_seconds' else r1.get('source', '')} | "
+                     f"{c['limit']:.3f} | {'yes' if c['met'] else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -388,21 +479,27 @@ def summary_markdown(results: dict) -> str:
     cpu = results["machine"].get("cpu")
     lines = [f"Measured {results['created']} on {results['machine']['cpus']} CPUs"
              f"{' (' + cpu + ')' if cpu else ''}, batch 1, 1 thread, median µs per test "
-             "sample end to end (each model's report says what a sample is); every "
-             "measurement in its own process. Full tables (all threads, p90, peak RSS, "
-             "step graphs, roofline, what each recurrent layer became): "
+             "sample end to end (each model's report says what a sample is), all of a "
+             "model's backends timed interleaved in one process (round by round, the same "
+             "sample through each); the ratios below are medians of per-round ratios, "
+             "with their quartiles in brackets. Full tables (each backend in its own "
+             "process, all threads, p90, peak RSS, every precision, step graphs, roofline, "
+             "what each recurrent layer became): "
              "[benchmarks/results/latest.md](benchmarks/results/latest.md).", "",
              "| model | Keras | LiteRT fp32 | ORT fp32 | PyTorch→ORT | best artifact | its µs "
              "| its KB | its metric drop | export + verify s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in results["models"].items():
-        med = {b: _median(m["rows"], b, "fp32", 1) for b in ("keras", "litert", "onnx",
-                                                             "torch-onnx")}
+        together = (m.get("interleaved") or {}).get("median_us")
+        med = {b: together.get(f"{b}/fp32") if together else _median(m["rows"], b, "fp32", 1)
+               for b in ("keras", "litert", "onnx", "torch-onnx")}
         best = _best(m)
         size = best and best.get("size_bytes")
+        best_us = best and (together.get(f"{best['backend']}/{best['precision']}")
+                            if together else best["sample"]["median_us"])
         lines.append(
             f"| {name} | " + " | ".join(_fmt(med[b], ".0f") for b in med) + " | "
-            + (f"{best['backend']} {best['precision']} | {best['sample']['median_us']:.0f} | "
+            + (f"{best['backend']} {best['precision']} | {best_us:.0f} | "
                f"{_fmt(size and size / 1024, '.0f')} | "
                f"{_fmt(best['metric_drop'], '+.4f')} {m['task_metric']}" if best
                else "| | ") + f" | {m['export_seconds']:.1f} |")
@@ -416,8 +513,11 @@ def summary_markdown(results: dict) -> str:
     for c in results["targets"]:
         by_model.setdefault(c["model"], {})[c["target"]] = c
     for name, checks in by_model.items():
-        cells = [f"{checks[t]['value']:.2f} / {checks[t]['limit']:.2f}"
-                 f"{'' if checks[t]['met'] else ' ✗'}" if t in checks else "—" for t in names]
+        spread = results["models"][name]["ratios"]["1"].get("spread", {})
+        cells = [f"{checks[t]['value']:.2f}"
+                 + (f" ({spread[t][0]:.2f}–{spread[t][1]:.2f})" if t in spread else "")
+                 + f" / {checks[t]['limit']:.2f}{'' if checks[t]['met'] else ' ✗'}"
+                 if t in checks else "—" for t in names]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     met = sum(c["met"] for c in results["targets"])
     lines += ["", f"{met} of {len(results['targets'])} target checks met.", "",

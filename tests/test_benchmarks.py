@@ -56,6 +56,28 @@ def test_measure_subprocess(tiny_bundles, tmp_path):
     assert result["rss_mb"]["peak"] >= result["rss_mb"]["after_imports"] > 0
 
 
+def test_interleaved_measurement_times_every_config_in_rounds(tiny_bundles, tmp_path):
+    from benchmarks.run import _interleaved_ratios, measure_interleaved
+
+    bundle = tiny_bundles[0]["seq2seq_g2p_tiny"]
+    configs = [("litert", "fp32", bundle), ("onnx", "fp32", bundle), ("onnx", "dynamic", bundle)]
+    result = measure_interleaved(configs, 1, tmp_path, budget=0.5)
+    assert "error" not in result, result
+    assert result["rounds"] >= 10  # MIN_ROUNDS, however short the budget
+    assert set(result["median_us"]) == {"litert/fp32", "onnx/fp32", "onnx/dynamic"}
+    vs = result["ratios"]["onnx/fp32"]
+    assert vs["onnx/fp32"] == {"median": 1.0, "q25": 1.0, "q75": 1.0}
+    for r in vs.values():
+        assert 0 < r["q25"] <= r["median"] <= r["q75"]
+    assert set(result["ratios"]) == {"onnx/fp32"}  # no peer, no Keras: no ratios to them
+    entry = _interleaved_ratios(result)
+    assert entry["best_artifact"] in result["median_us"]
+    assert entry["litert_vs_onnx_fp32"] == vs["litert/fp32"]["median"]
+    assert entry["best_vs_keras"] is None and entry["best_vs_torch_onnx"] is None
+    assert entry["spread"]["litert_vs_onnx_fp32"] == [vs["litert/fp32"]["q25"],
+                                                      vs["litert/fp32"]["q75"]]
+
+
 def test_configs_are_the_bundles_artifacts():
     from benchmarks.run import configs
 
@@ -119,6 +141,19 @@ def test_ratios_and_targets():
     assert checks == {"best_vs_torch_onnx": False, "litert_vs_onnx_fp32": False,
                       "best_vs_keras": True, "export_seconds": True}
     json.dumps(r)
+    # with an interleaved measurement, the 1-thread ratios are its per-round medians
+    together = {"rounds": 50, "ratios": {
+        "onnx/fp32": {"onnx/fp32": {"median": 1.0, "q25": 1.0, "q75": 1.0},
+                      "onnx/dynamic": {"median": 0.7, "q25": 0.6, "q75": 0.8},
+                      "litert/fp32": {"median": 1.4, "q25": 1.3, "q75": 1.6},
+                      "torch-onnx/fp32": {"median": 1.0, "q25": 0.9, "q75": 1.1}},
+        "torch-onnx/fp32": {"onnx/dynamic": {"median": 0.75, "q25": 0.7, "q75": 0.8}},
+        "keras/fp32": {"onnx/dynamic": {"median": 0.05, "q25": 0.04, "q75": 0.06}}}}
+    r = ratios(rows, together)["1"]
+    assert r["best_artifact"] == "onnx/dynamic" and r["source"] == "interleaved, 50 rounds"
+    assert (r["litert_vs_onnx_fp32"], r["best_vs_torch_onnx"], r["best_vs_keras"]) == \
+        (1.4, 0.75, 0.05)
+    assert r["spread"]["best_vs_torch_onnx"] == [0.7, 0.8]
 
 
 def test_flop_count_of_a_stacked_bilstm():
