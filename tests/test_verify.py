@@ -36,3 +36,48 @@ def test_excess_is_the_max_over_calls():
     s = finish_stats(acc, rel)["probs"]
     assert s["max_abs"] == pytest.approx(3e-3)
     assert s["max_excess"] == pytest.approx(2e-3)
+
+
+def test_recorder_keeps_batch_one_rows_first_or_sampled():
+    from export.verify import Recorder
+
+    def graph(feeds):
+        return {"y": feeds["x"] * 2}
+
+    calls = [{"x": np.arange(10 * k, 10 * k + 10, dtype=np.float32).reshape(5, 2)}
+             for k in range(6)]  # 6 batched calls of 5 rows: 30 feeds
+    first = Recorder(graph, limit=7)
+    for feeds in calls:
+        np.testing.assert_array_equal(first(feeds)["y"], feeds["x"] * 2)  # passes through
+    assert [f["x"].shape for f in first.feeds] == [(1, 2)] * 7
+    assert [int(f["x"][0, 0]) for f in first.feeds] == [0, 2, 4, 6, 8, 10, 12]
+
+    def kept(seed):
+        rec = Recorder(graph, limit=7, seed=seed)
+        for feeds in calls:
+            rec(feeds)
+        assert rec.seen == 30 and len(rec.feeds) == 7
+        return sorted(int(f["x"][0, 0]) for f in rec.feeds)
+
+    assert kept(0) == kept(0)  # fixed seed, fixed sample
+    assert len(set(kept(0))) == 7 and max(kept(0)) > 12  # later rows can replace early ones
+    # over many seeds every row is kept about equally often (7 of 30)
+    counts = np.bincount(np.concatenate([kept(s) for s in range(300)]) // 2, minlength=30)
+    assert counts.min() > 0.5 * 300 * 7 / 30 and counts.max() < 1.5 * 300 * 7 / 30
+
+
+def test_batched_outputs_equal_batch_one_calls():
+    from export.verify import batched_outputs
+
+    seen = []
+
+    def graph(feeds):
+        seen.append(feeds["x"].shape)
+        return {"y": feeds["x"].sum(axis=-1, keepdims=True) + feeds["x"][:, :1] ** 2}
+
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3 + k % 2)).astype(np.float32)} for k in range(9)]
+    got = batched_outputs(graph, feeds, batch=3)
+    assert sorted(seen) == [(1, 4), (2, 3), (3, 3), (3, 4)]  # 5 of width 3, 4 of 4; by 3s
+    for f, g in zip(feeds, got, strict=True):
+        np.testing.assert_array_equal(g["y"], graph(f)["y"])
