@@ -142,7 +142,7 @@ def _calibration(path: str | None):
     if not source.is_file():
         raise DataError(f"calibration file {path!r} does not exist; expected a .npy array of "
                         "sequences (N, time, channels) or a .txt file with one word per line")
-    if source.suffix == ".npy":
+    if source.suffix.lower() == ".npy":
         import numpy as np
 
         try:
@@ -216,7 +216,7 @@ def cmd_predict(args) -> int:
                                    f"{bundle.model_name} is a {task.name} model")
         meta = task.decoding_options(meta, 16 if args.beam is None else args.beam,
                                      args.lexicon)
-    if args.out is not None and Path(args.out).suffix != ".npy":
+    if args.out is not None and Path(args.out).suffix.lower() != ".npy":
         raise UnsupportedError(f"--out writes a .npy file; got {args.out!r}")
     item = task.parse_input(args.input, meta)
     prediction = task.predict(bundle.runners(args.backend, args.precision),

@@ -106,3 +106,28 @@ def test_export_auto_with_calibration_file(capsys, tiny_weights, tmp_path):
     assert "auto (tflite, max drop 0.1): chose " in out
     manifest = __import__("json").loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["calibration"]["source"] == "user samples"
+
+
+@pytest.mark.parametrize("name", ["lstm_forecaster_co2", "handwriting_ctc",
+                                  "convlstm_nextframe"])
+def test_input_readers_take_upper_case_suffixes(tmp_path, name):
+    """A file named ``X.NPY`` (as some tools and file systems write it) reads like ``x.npy``."""
+    from zoo import get_spec
+    from zoo.tasks import get_task
+
+    spec = get_spec(name)
+    task, meta = get_task(spec.task), spec.meta
+    if spec.task == "forecast":
+        x = np.linspace(0.0, 1.0, meta["window"] + 5)
+    elif spec.task == "ctc":
+        x = np.zeros((30, len(meta["channels"])), np.float32)
+        x[:, 0] = np.linspace(0, 1, 30)
+        if "pen_up" in meta["channels"]:
+            x[-1, meta["channels"].index("pen_up")] = 1
+    else:
+        x = np.zeros((meta["observed"], meta["size"], meta["size"]), np.float32)
+    lower, upper = tmp_path / "x.npy", tmp_path / "X.NPY"
+    np.save(lower, x)
+    upper.write_bytes(lower.read_bytes())
+    np.testing.assert_array_equal(task.parse_input(str(upper), meta),
+                                  task.parse_input(str(lower), meta))

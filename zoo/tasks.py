@@ -82,9 +82,9 @@ def read_series(source: str, expected: str) -> np.ndarray:
         raise ShapeError(f"input file {source!r} does not exist; expected a .npy or .csv "
                          f"series of {expected}")
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False)
-        if path.suffix != ".csv":
+        if path.suffix.lower() != ".csv":
             raise ShapeError(f"{source}: expected a .npy or .csv file, got {path.suffix!r}")
         lines = path.read_text().rstrip("\n").splitlines()
         first = lines[0].split(",")[-1].strip() if lines else ""
@@ -412,9 +412,9 @@ class CTCRecognition:
         if not path.is_file():
             raise ShapeError(f"input file {source!r} does not exist; expected {expected}")
         try:
-            if path.suffix == ".npy":
+            if path.suffix.lower() == ".npy":
                 x = np.load(path, allow_pickle=False)
-            elif path.suffix == ".json":
+            elif path.suffix.lower() == ".json":
                 value = json.loads(path.read_text())
                 if isinstance(value, dict):
                     from zoo.datasets.hershey_strokes import from_points
@@ -917,7 +917,7 @@ class NextFrame:
     def parse_input(self, source: str, meta) -> np.ndarray:
         """Frames from a ``.npy`` file (see :meth:`check_input`)."""
         path = Path(source)
-        if path.suffix != ".npy" or not path.is_file():
+        if path.suffix.lower() != ".npy" or not path.is_file():
             raise ShapeError(f"{source}: expected an existing .npy file of frames "
                              f"(T, {meta['size']}, {meta['size']})")
         try:
