@@ -69,7 +69,7 @@ def test_interleaved_measurement_times_every_config_in_rounds(tiny_bundles, tmp_
     assert vs["onnx/fp32"] == {"median": 1.0, "q25": 1.0, "q75": 1.0}
     for r in vs.values():
         assert 0 < r["q25"] <= r["median"] <= r["q75"]
-    assert set(result["ratios"]) == {"onnx/fp32"}  # no peer, no Keras: no ratios to them
+    assert set(result["ratios"]) == {"onnx/fp32"}  # no peer: no ratios to it
     entry = _interleaved_ratios(result)
     assert entry["best_artifact"] in result["median_us"]
     assert entry["litert_vs_onnx_fp32"] == vs["litert/fp32"]["median"]
@@ -147,13 +147,14 @@ def test_ratios_and_targets():
                       "onnx/dynamic": {"median": 0.7, "q25": 0.6, "q75": 0.8},
                       "litert/fp32": {"median": 1.4, "q25": 1.3, "q75": 1.6},
                       "torch-onnx/fp32": {"median": 1.0, "q25": 0.9, "q75": 1.1}},
-        "torch-onnx/fp32": {"onnx/dynamic": {"median": 0.75, "q25": 0.7, "q75": 0.8}},
-        "keras/fp32": {"onnx/dynamic": {"median": 0.05, "q25": 0.04, "q75": 0.06}}}}
+        "torch-onnx/fp32": {"onnx/dynamic": {"median": 0.75, "q25": 0.7, "q75": 0.8}}}}
     r = ratios(rows, together)["1"]
     assert r["best_artifact"] == "onnx/dynamic" and r["source"] == "interleaved, 50 rounds"
-    assert (r["litert_vs_onnx_fp32"], r["best_vs_torch_onnx"], r["best_vs_keras"]) == \
-        (1.4, 0.75, 0.05)
-    assert r["spread"]["best_vs_torch_onnx"] == [0.7, 0.8]
+    assert (r["litert_vs_onnx_fp32"], r["best_vs_torch_onnx"]) == (1.4, 0.75)
+    # Keras is timed in its own process: best / Keras divides the separate medians
+    assert r["best_vs_keras"] == pytest.approx(90 / 1500)
+    assert r["spread"]["best_vs_torch_onnx"] == [0.7, 0.8] and "best_vs_keras" not in \
+        r["spread"]
 
 
 def test_flop_count_of_a_stacked_bilstm():
