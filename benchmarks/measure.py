@@ -97,22 +97,23 @@ def graphs_for(args, bundle):
     return torch_peer.graphs(bundle, backend, threads, Path(args["workdir"]))
 
 
-ROUND_BLOCK_SECONDS = 0.002  # each config runs its round's sample for at least this long
-MAX_REPEATS = 50  # ...but at most this many times
+ROUND_BLOCK_SECONDS = 0.002  # the fastest config runs its round's block this long...
+MAX_REPEATS = 50  # ...unless that takes more samples than this
 MIN_ROUNDS = 10
 
 
 def interleaved(args) -> dict:
     """Times several configs of one model in rounds, in one process.
 
-    Each round takes the next test sample and runs it through every config, in an order
-    shuffled per round (no config always runs first, or right after the slowest), each
-    repeated so that it runs for at least :data:`ROUND_BLOCK_SECONDS` (at most
-    :data:`MAX_REPEATS` times); rounds go on for ``budget_seconds`` (at least
-    :data:`MIN_ROUNDS`, at most ``rounds``). Per config: the median of its per-round mean
-    call times; per pair of configs: the median (and quartiles) of the per-round ratios.
-    A ratio taken within a round compares the same sample at the same moment, so a
-    machine that slows down for a while moves both sides of it.
+    Each round takes the next block of test samples (the same for every config; as many
+    as the fastest config needs to run :data:`ROUND_BLOCK_SECONDS`, at most
+    :data:`MAX_REPEATS`) through every config, in an order shuffled per round (no config
+    always runs first); rounds go on for ``budget_seconds`` (at least :data:`MIN_ROUNDS`,
+    at most ``rounds``), after a warm-up pass of every config over every sample. Per
+    config: the median of its per-round mean call times; against each of ``references``:
+    the median (and quartiles) of the per-round ratios. A ratio taken within a round
+    compares the same samples at the same moment, so a machine that slows down for a
+    while moves both sides of it.
     """
     from export.runtime import Bundle
 
@@ -131,29 +132,31 @@ def interleaved(args) -> dict:
         bundle, graphs = systems[key]
         bundle.task.predict(graphs, [inputs[i % len(inputs)]], bundle.meta)
 
-    repeats = {}
-    for key in systems:  # warm up, then size each config's block from its call time
-        for i in range(min(WARMUP, 5)):
+    per_call = {}
+    for key in systems:  # warm up on every sample, then time a pass over them
+        for i in range(len(inputs)):
             call(key, i)
         start = time.perf_counter()
-        for i in range(3):
+        for i in range(len(inputs)):
             call(key, i)
-        per_call = (time.perf_counter() - start) / 3
-        repeats[key] = int(min(MAX_REPEATS, max(1, np.ceil(ROUND_BLOCK_SECONDS / per_call))))
+        per_call[key] = (time.perf_counter() - start) / len(inputs)
+    # a round's block: the same consecutive samples for every config, as many as the
+    # fastest config needs to run ROUND_BLOCK_SECONDS
+    block = int(min(MAX_REPEATS, max(1, np.ceil(ROUND_BLOCK_SECONDS
+                                                 / min(per_call.values())))))
     rng = np.random.default_rng(0)
     budget = float(args.get("budget_seconds", 15.0))
     max_rounds = int(args.get("rounds", 200))
     rounds: list[dict[str, float]] = []
     end = time.perf_counter() + budget
     while len(rounds) < max_rounds and (len(rounds) < MIN_ROUNDS or time.perf_counter() < end):
-        i = len(rounds)
+        first = len(rounds) * block
         times = {}
         for key in rng.permutation(list(systems)):
-            n = repeats[key]
             start = time.perf_counter()
-            for _ in range(n):
-                call(key, i)
-            times[str(key)] = (time.perf_counter() - start) / n * 1e6
+            for j in range(block):
+                call(key, first + j)
+            times[str(key)] = (time.perf_counter() - start) / block * 1e6
         rounds.append(times)
     table = {k: np.array([r[k] for r in rounds]) for k in systems}
     ratios = {}
@@ -164,8 +167,7 @@ def interleaved(args) -> dict:
         for key, t in table.items():
             q25, q50, q75 = np.percentile(t / table[ref], [25, 50, 75])
             ratios[ref][key] = {"median": float(q50), "q25": float(q25), "q75": float(q75)}
-    return {"threads": threads, "rounds": len(rounds),
-            "repeats": repeats,
+    return {"threads": threads, "rounds": len(rounds), "samples_per_round": block,
             "median_us": {k: float(np.median(t)) for k, t in table.items()},
             "ratios": ratios}
 

@@ -67,8 +67,8 @@ def test_interleaved_measurement_times_every_config_in_rounds(tiny_bundles, tmp_
     assert set(result["median_us"]) == {"litert/fp32", "onnx/fp32", "onnx/dynamic"}
     vs = result["ratios"]["onnx/fp32"]
     assert vs["onnx/fp32"] == {"median": 1.0, "q25": 1.0, "q75": 1.0}
-    for r in vs.values():
-        assert 0 < r["q25"] <= r["median"] <= r["q75"]
+    assert all(r["median"] > 0 for r in vs.values()) and set(vs) == set(result["median_us"])
+    assert 1 <= result["samples_per_round"] <= 50
     assert set(result["ratios"]) == {"onnx/fp32"}  # no peer: no ratios to it
     entry = _interleaved_ratios(result)
     assert entry["best_artifact"] in result["median_us"]
@@ -220,6 +220,45 @@ def test_flop_count_refuses_a_layer_it_cannot_count():
     model = keras.Model(x, keras.layers.Conv2D(2, 3, name="conv")(x), name="net")
     with pytest.raises(UnsupportedError, match=r"net: no FLOP count for layer conv \(Conv2D\)"):
         graph_flops(model, 1)
+
+
+def test_reports_render_interleaved_ratios_and_failed_precisions():
+    from benchmarks.run import check_targets, markdown, ratios, summary_markdown
+
+    def row(backend, precision, us):
+        return {"backend": backend, "precision": precision, "threads": 1, "size_bytes": 2048,
+                "metrics": {"accuracy": 0.9}, "metric_drop": 0.0, "rss_mb": {"peak": 100.0},
+                "sample": {"median_us": us, "p90_us": us, "runs": 20}}
+
+    rows = [row("keras", "fp32", 1500.0), row("onnx", "fp32", 80.0),
+            row("onnx", "dynamic", 70.0), row("litert", "fp32", 120.0),
+            row("torch-onnx", "fp32", 78.0)]
+    together = {"rounds": 40, "samples_per_round": 5,
+                "median_us": {"onnx/fp32": 85.0, "onnx/dynamic": 60.0, "litert/fp32": 130.0,
+                              "torch-onnx/fp32": 84.0},
+                "ratios": {"onnx/fp32": {
+                    "onnx/fp32": {"median": 1.0, "q25": 1.0, "q75": 1.0},
+                    "onnx/dynamic": {"median": 0.71, "q25": 0.65, "q75": 0.76},
+                    "litert/fp32": {"median": 1.53, "q25": 1.4, "q75": 1.6},
+                    "torch-onnx/fp32": {"median": 0.99, "q25": 0.9, "q75": 1.05}},
+                    "torch-onnx/fp32": {"onnx/dynamic": {"median": 0.72, "q25": 0.66,
+                                                         "q75": 0.79}}}}
+    model = {"task": "classification", "task_metric": "accuracy", "export_seconds": 12.0,
+             "more_precisions": ["float16"], "more_precisions_export_seconds": 9.5,
+             "more_precisions_failed": {"int8": "ParityError: int8 over its bound"},
+             "rows": rows, "interleaved": together, "ratios": ratios(rows, together),
+             "step_graphs": []}
+    results = {"created": "now", "machine": {"cpus": 2, "platform": "x", "cpu": "y"},
+               "runs_per_measurement": 20, "models": {"m": model}}
+    results["targets"] = check_targets(results)
+    summary, full = summary_markdown(results), markdown(results)
+    # the summary shows the interleaved medians (Keras: its own process) and the quartiles
+    assert "| m | 1500 | 130 | 85 | 84 | onnx dynamic | 60 | 2 |" in summary
+    assert "0.72 (0.66–0.79) / 0.80" in summary and "1.53 (1.40–1.60) / 1.50 ✗" in summary
+    assert "| onnx/dynamic | 60 | 0.71 (0.65–0.76) |" in full
+    assert "(then float16: 9.5 s); int8 not exported: ParityError" in full
+    assert "| m | best_vs_keras | 0.047 |  | separate processes |" in full
+    assert "| m | best_vs_torch_onnx | 0.720 | 0.660–0.790 | interleaved, 40 rounds |" in full
 
 
 def test_plots_are_written(tmp_path):

@@ -126,8 +126,20 @@ def test_input_readers_take_upper_case_suffixes(tmp_path, name):
             x[-1, meta["channels"].index("pen_up")] = 1
     else:
         x = np.zeros((meta["observed"], meta["size"], meta["size"]), np.float32)
-    lower, upper = tmp_path / "x.npy", tmp_path / "X.NPY"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()  # apart: on a case-insensitive file system X.NPY is x.npy
+    lower, upper = tmp_path / "a" / "x.npy", tmp_path / "b" / "X.NPY"
     np.save(lower, x)
     upper.write_bytes(lower.read_bytes())
     np.testing.assert_array_equal(task.parse_input(str(upper), meta),
                                   task.parse_input(str(lower), meta))
+
+
+def test_calibration_file_takes_an_upper_case_suffix(tmp_path):
+    from export.cli import _calibration
+
+    x = np.zeros((3, 5, 2), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "X.NPY").write_bytes((tmp_path / "x.npy").read_bytes())
+    got = _calibration(str(tmp_path / "X.NPY"))
+    assert len(got) == 3 and got[0].shape == (5, 2)  # an array, not words of a text file

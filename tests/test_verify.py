@@ -81,3 +81,34 @@ def test_batched_outputs_equal_batch_one_calls():
     assert sorted(seen) == [(1, 4), (2, 3), (3, 3), (3, 4)]  # 5 of width 3, 4 of 4; by 3s
     for f, g in zip(feeds, got, strict=True):
         np.testing.assert_array_equal(g["y"], graph(f)["y"])
+
+
+def test_batched_greedy_decoding_steps_only_the_rows_still_decoding():
+    """Decoding a batch gives each word what it gets alone, and a word that has ended takes
+    no more decoder steps: the steps recorded for parity are those of batch-1 decoding."""
+    from export.verify import Recorder
+    from zoo.decoding import greedy_decode
+
+    eos, vocab = 1, 6
+
+    def encoder(feeds):
+        g = feeds["graphemes"].astype(np.float32)
+        length = g.sum(axis=1, keepdims=True)  # the word's "length": when it ends
+        return {"memory": g[:, :, None], "h": length, "c": np.zeros_like(length)}
+
+    def decoder_step(feeds):
+        c = feeds["c"] + 1  # steps taken
+        ended = c >= feeds["h"]
+        token = np.where(ended, eos, 2 + (c.astype(int) + feeds["memory"][:, 0, :].astype(int))
+                         % (vocab - 2))
+        probs = np.eye(vocab, dtype=np.float32)[token[:, 0]]
+        return {"probs": probs, "h_next": feeds["h"], "c_next": c}
+
+    source = np.array([[1, 0, 0], [1, 1, 1], [1, 1, 0], [2, 2, 2]], np.int32)
+    alone = [greedy_decode({"encoder": encoder, "decoder_step": decoder_step}, row[None],
+                           bos=0, eos=eos, max_len=10)[0] for row in source]
+    step = Recorder(decoder_step)
+    together = greedy_decode({"encoder": encoder, "decoder_step": step}, source, bos=0,
+                             eos=eos, max_len=10)
+    assert together == alone and [len(w) for w in alone] == [0, 2, 1, 5]
+    assert step.seen == sum(len(w) + 1 for w in alone)  # each word's steps and its end

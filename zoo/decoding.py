@@ -34,18 +34,18 @@ def greedy_decode(
     batch = source.shape[0]
     token = np.full((batch, 1), bos, dtype=np.int32)
     out: list[list[int]] = [[] for _ in range(batch)]
-    done = np.zeros(batch, dtype=bool)
+    live = np.arange(batch)  # rows still decoding: a finished row takes no more steps
     step = graphs["decoder_step"]
     for _ in range(max_len):
         res = step({"token": token, "h": h, "c": c, "memory": memory})
         nxt = np.argmax(res["probs"], axis=-1).astype(np.int32)
-        for i in np.flatnonzero(~done):
-            if nxt[i] == eos:
-                done[i] = True
-            else:
-                out[i].append(int(nxt[i]))
-        if done.all():
+        going = nxt != eos
+        for row, i in enumerate(live):
+            if going[row]:
+                out[i].append(int(nxt[row]))
+        if not going.any():
             break
-        token = nxt.reshape(batch, 1)
-        h, c = res["h_next"], res["c_next"]
+        live = live[going]
+        token = nxt[going].reshape(-1, 1)
+        h, c, memory = res["h_next"][going], res["c_next"][going], memory[going]
     return out

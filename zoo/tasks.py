@@ -282,7 +282,8 @@ class Seq2Seq:
         return {"per": errors / max(length, 1), "word_accuracy": correct / max(len(predictions), 1)}
 
     def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[str]:
-        """The first ``minimum`` held-out test words (every decoder step is recorded)."""
+        """The first ``minimum`` held-out test words (their decoder steps, each word's up to
+        its end token, are sampled for replay)."""
         return list(test.words[:minimum])
 
     def compare(self, a, b) -> dict[str, Any]:
