@@ -370,7 +370,7 @@ def markdown(results) -> str:
         if together.get("median_us"):
             vs = together["ratios"].get("onnx/fp32", {})
             lines += ["", f"Interleaved, 1 thread ({together['rounds']} rounds in one "
-                      "process, each round the same sample through every backend in a "
+                      "process, each round the same samples through every backend in a "
                       "shuffled order; ratio = median of the per-round ratios to ORT fp32, "
                       "quartiles in brackets):", "",
                       "| backend | median µs | x ORT fp32 |", "|---|---|---|"]
@@ -513,7 +513,7 @@ def summary_markdown(results: dict) -> str:
              f"{' (' + cpu + ')' if cpu else ''}, batch 1, 1 thread, median µs per test "
              "sample end to end (each model's report says what a sample is): a model's "
              "LiteRT, ORT and PyTorch backends timed interleaved in one process (round by "
-             "round, the same sample through each), Keras in its own process; the ratios "
+             "round, the same samples through each), Keras in its own process; the ratios "
              "below are medians of per-round ratios, with their quartiles in brackets "
              "(best / Keras: of the two processes' medians). Full tables (each backend in "
              "its own "
