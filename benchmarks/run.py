@@ -153,7 +153,8 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
     bundle = load_bundle(bundle_dir)
     results.setdefault("manifests", []).append(bundle.manifest)
     spec = get_spec(name)
-    # every other precision the spec supports, in a second bundle (not in the export time)
+    # every other precision the spec supports, each in a bundle of its own (not timed in
+    # the export target)
     more = [p for p in spec.precisions if p not in {a["precision"] for a in bundle.artifacts}]
     where = {(a["format"], a["precision"]): bundle_dir for a in bundle.artifacts}
     artifacts, results_rows = list(bundle.artifacts), list(parity["results"])
