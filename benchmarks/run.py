@@ -68,6 +68,18 @@ def configs(artifacts, peer: bool) -> list[tuple[str, str]]:
     return rows
 
 
+def _in_process(args: dict) -> dict:
+    """``python -m benchmarks.measure`` on ``args`` in a fresh process at ``args["threads"]``
+    threads: its JSON line, or ``{"error": <its last stderr line>}``."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(args["threads"])}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
+                          capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).parents[1])
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
             workdir: Path, budget: float = 5.0) -> dict:
     """One measurement in its own process: ``runs`` timed calls, fewer (at least
@@ -76,13 +88,7 @@ def measure(bundle: Path, backend: str, precision: str, threads: int, runs: int,
     args = {"bundle": str(bundle), "backend": backend, "precision": precision,
             "threads": threads, "runs": runs, "workdir": str(workdir), "samples": SAMPLES,
             "budget_seconds": budget}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
-                          capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).parents[1])
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _in_process(args)
 
 
 def measure_interleaved(configs: list[tuple[str, str, Path]], threads: int, workdir: Path,
@@ -96,13 +102,7 @@ def measure_interleaved(configs: list[tuple[str, str, Path]], threads: int, work
     args = {"configs": [[b, p, str(path)] for b, p, path in configs], "threads": threads,
             "workdir": str(workdir), "samples": SAMPLES, "budget_seconds": budget,
             "references": list(REFERENCES)}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
-                          capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).parents[1])
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _in_process(args)
 
 
 REFERENCES = ("onnx/fp32", "torch-onnx/fp32")  # what interleaved ratios divide by
