@@ -97,6 +97,14 @@ def _shape(node) -> tuple:
     return tuple(shape.as_list() if hasattr(shape, "as_list") else shape)
 
 
+def _steps(node, time_len: int) -> int:
+    """Time steps of a recurrent layer's call: its input's static time axis where the graph
+    fixes one (a forecaster reads its window in patches, 336 values in 7 steps), else the
+    call's ``time_len``."""
+    steps = _shape(node)[1]
+    return time_len if steps is None else int(steps)
+
+
 def graph_flops(graph_model, time_len: int) -> int:
     """Matrix-product FLOPs of one call of an export graph with ``time_len`` steps.
 
@@ -109,9 +117,11 @@ def graph_flops(graph_model, time_len: int) -> int:
             time_len = -(-time_len // layer.strides[0])  # padding "same"
             macs += time_len * width * channels_in * channels_out
         elif isinstance(layer, keras.layers.Bidirectional):
-            macs += 2 * _rnn_macs(layer.forward_layer, time_len)
+            macs += sum(2 * _rnn_macs(layer.forward_layer, _steps(node, time_len))
+                        for node in _nodes_in(graph_model, layer))
         elif isinstance(layer, keras.layers.RNN):
-            macs += _rnn_macs(layer, time_len)
+            macs += sum(_rnn_macs(layer, _steps(node, time_len))
+                        for node in _nodes_in(graph_model, layer))
         elif isinstance(layer, (keras.layers.LSTMCell, keras.layers.GRUCell)):
             macs += _rnn_macs(layer, 1)
         elif isinstance(layer, keras.layers.Dense):

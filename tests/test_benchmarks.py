@@ -196,6 +196,17 @@ def test_flop_count_of_gru_and_peephole_stacks():
         graph_flops(zoo.create_model("bilstm_activity_tiny"), 10)
 
 
+def test_flop_count_follows_a_forecasters_patches():
+    import zoo
+    from benchmarks.roofline import graph_flops
+
+    # 336 values read a day (48 values) per step: LSTM(64) takes 7 steps, not 336
+    model = zoo.create_model("lstm_forecaster")
+    lstm = 7 * 4 * 64 * (48 + 64)
+    head = 64 * 48
+    assert graph_flops(model, 336) == 2 * (lstm + head)
+
+
 def test_flop_count_of_the_unrolled_convlstm():
     import zoo
     from benchmarks.roofline import graph_flops
