@@ -29,10 +29,14 @@ class Recorder:
     """Wraps a graph callable and keeps batch-1 copies of the feeds it was called with: a
     batched call counts as one feed per row. Keeps the first ``limit`` feeds, or with a
     ``seed``, a uniform sample of ``limit`` of all the feeds it saw (reservoir sampling:
-    the late steps of a long stream are as likely to be kept as the early ones)."""
+    the late steps of a long stream are as likely to be kept as the early ones). With
+    ``outputs``, keeps each kept feed's output row too (``self.outputs``, in step with
+    ``self.feeds``): the reference outputs, without running the graph again."""
 
-    def __init__(self, graph, limit: int = MAX_RECORDED_FEEDS, seed: int | None = None):
+    def __init__(self, graph, limit: int = MAX_RECORDED_FEEDS, seed: int | None = None,
+                 outputs: bool = False):
         self.graph, self.limit, self.feeds, self.seen = graph, limit, [], 0
+        self.outputs: list | None = [] if outputs else None
         self.first = None  # the first feed, whatever the sample keeps
         self._rng = None if seed is None else np.random.default_rng(seed)
 
@@ -42,20 +46,26 @@ class Recorder:
             raise ValueError(f"feeds of one call must share their batch axis; got "
                              f"{ {k: np.shape(v) for k, v in feeds.items()} }")
         rows = rows.pop()
+        result = self.graph(feeds)
         if self.first is None and rows:
             self.first = {k: np.array(v[:1]) for k, v in feeds.items()}
         for i in range(rows):
             if len(self.feeds) < self.limit:
                 slot = len(self.feeds)
                 self.feeds.append(None)
+                if self.outputs is not None:
+                    self.outputs.append(None)
             elif self._rng is not None:
                 slot = int(self._rng.integers(0, self.seen + 1))
             else:
                 break
             if slot < self.limit:
                 self.feeds[slot] = {k: np.array(v[i : i + 1]) for k, v in feeds.items()}
+                if self.outputs is not None:
+                    self.outputs[slot] = {k: np.array(np.asarray(v)[i : i + 1])
+                                          for k, v in result.items()}
             self.seen += 1
-        return self.graph(feeds)
+        return result
 
 
 def batched_outputs(graph, feeds: list[dict], batch: int) -> list[dict]:
@@ -146,30 +156,56 @@ class Reference:
         self.graph_models = graph_models
         self.graphs = {n: KerasGraph(m) for n, m in self.graph_models.items()}
         self.test_inputs = task.inputs(test_data)
-        # Keras runs any batch, so its pass over the test split is batched (words of one
-        # length decode together); the edge runtimes run batch 1.
-        self.predictions = task.predict(self.graphs, self.test_inputs, spec.meta, progress,
-                                        batch_size=REFERENCE_BATCH)
+        # One batched Keras pass over the test split gives the predictions, and records
+        # the graph feeds to replay with their outputs: a fixed-seed sample of every graph
+        # call (a streamed step graph is called once per frame: 34k times for the keyword
+        # spotter, 80 s at batch 1 in Keras, 2 s batched), replayed at batch 1. The tensor
+        # inputs begin with the test inputs (all of them, or the first N); those that
+        # follow (calibration samples, crops) get a pass of their own, inputs of one shape
+        # batched together (crops of varied lengths do not stack).
+        recorders = {n: Recorder(g, seed=0, outputs=True) for n, g in self.graphs.items()}
+        shared = _shared_prefix(tensor_inputs, self.test_inputs)
+
+        def predict(graphs, inputs, counter=progress):
+            return task.predict(graphs, inputs, spec.meta, counter, batch_size=REFERENCE_BATCH)
+
+        if 0 < shared < len(self.test_inputs):
+            first = predict(recorders, self.test_inputs[:shared])
+            rest = predict(self.graphs, self.test_inputs[shared:])
+            self.predictions = (np.concatenate([first, rest]) if isinstance(rest, np.ndarray)
+                                else [*first, *rest])
+        else:
+            self.predictions = predict(recorders if shared else self.graphs, self.test_inputs)
         self.metrics = task.score(self.predictions, test_data, spec.meta)
-        # The feeds to replay: a fixed-seed sample of every graph call of a batched pass
-        # (a streamed step graph is called once per frame: 34k times for the keyword
-        # spotter, 80 s at batch 1 in Keras, 2 s batched), replayed at batch 1.
-        # Inputs of one shape batch together (crops of varied lengths do not stack).
-        recorders = {n: Recorder(g, seed=0) for n, g in self.graphs.items()}
         by_shape: dict = {}
-        for x in tensor_inputs:
+        for x in tensor_inputs[shared:]:
             by_shape.setdefault(() if isinstance(x, str) else np.shape(x), []).append(x)
         for group in by_shape.values():
-            task.predict(recorders, group, spec.meta, batch_size=REFERENCE_BATCH)
+            predict(recorders, group, None)
         self.tensor_samples = len(tensor_inputs)
-        self.feeds = {n: r.feeds for n, r in recorders.items()}
         # latency is timed on the first real call (a whole series; a stream's first frame)
         self.latency_feeds = {n: r.first for n, r in recorders.items() if r.first is not None}
         lengths = task.feed_lengths(spec.meta) if hasattr(task, "feed_lengths") else None
+        self.feeds, self.outputs = {}, {}
         for n, m in self.graph_models.items():
-            self.feeds[n] = self.feeds[n] + random_feeds(m, RANDOM_FEEDS, lengths=lengths)
-        self.outputs = {n: batched_outputs(self.graphs[n], fs, REFERENCE_BATCH)
-                        for n, fs in self.feeds.items()}
+            extra = random_feeds(m, RANDOM_FEEDS, lengths=lengths)
+            self.feeds[n] = recorders[n].feeds + extra
+            self.outputs[n] = recorders[n].outputs + batched_outputs(self.graphs[n], extra,
+                                                                     REFERENCE_BATCH)
+
+
+def _shared_prefix(tensor_inputs, test_inputs) -> int:
+    """How many of the first tensor inputs are the first test inputs."""
+    def same(a, b) -> bool:
+        if isinstance(a, str) or isinstance(b, str):
+            return isinstance(a, str) and isinstance(b, str) and a == b
+        return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+
+    n = 0
+    while n < min(len(tensor_inputs), len(test_inputs)) and \
+            same(tensor_inputs[n], test_inputs[n]):
+        n += 1
+    return n
 
 
 def check_backend(spec, task, reference: Reference, test_data, runners, precision,

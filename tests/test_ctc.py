@@ -112,3 +112,29 @@ def test_bad_blank_and_width():
         beam_search(np.eye(3), beam_width=0)
     with pytest.raises(ValueError, match="at least one entry"):
         Lexicon([])
+
+
+def test_batched_recognition_equals_one_input_at_a_time():
+    """Keras' reference pass batches inputs of equal length; every transcript is the one
+    the input gets alone, in input order."""
+    from zoo.tasks import CTCRecognition, length_batches
+
+    meta = {"blank": 0, "alphabet": "ab", "input": "strokes"}
+    calls = []
+
+    def recognizer(feeds):
+        x = feeds["strokes"]
+        calls.append(x.shape)
+        symbol = (x[:, :, :1] > 0).astype(int) + 1  # one symbol per frame from its sign
+        return {"probs": np.eye(3, dtype=np.float32)[symbol[..., 0]]}
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((n, 3)).astype(np.float32) for n in (4, 7, 4, 5, 4, 7)]
+    task = CTCRecognition()
+    alone = task.predict({"recognizer": recognizer}, inputs, meta)
+    assert len(calls) == 6
+    calls.clear()
+    together = task.predict({"recognizer": recognizer}, inputs, meta, batch_size=2)
+    assert together == alone
+    assert sorted(calls) == [(1, 4, 3), (1, 5, 3), (2, 4, 3), (2, 7, 3)]
+    assert list(length_batches([4, 7, 4, 5, 4, 7], 2)) == [[0, 2], [4], [3], [1, 5]]

@@ -112,3 +112,69 @@ def test_batched_greedy_decoding_steps_only_the_rows_still_decoding():
                              eos=eos, max_len=10)
     assert together == alone and [len(w) for w in alone] == [0, 2, 1, 5]
     assert step.seen == sum(len(w) + 1 for w in alone)  # each word's steps and its end
+
+
+def test_recorder_keeps_each_kept_feeds_output_row():
+    from export.verify import Recorder
+
+    def graph(feeds):
+        return {"y": feeds["x"] * 2, "s": feeds["x"].sum(axis=1)}
+
+    calls = [{"x": np.arange(10 * k, 10 * k + 10, dtype=np.float32).reshape(5, 2)}
+             for k in range(6)]
+    for rec in (Recorder(graph, limit=7, outputs=True),
+                Recorder(graph, limit=7, seed=0, outputs=True)):
+        for feeds in calls:
+            rec(feeds)
+        assert len(rec.outputs) == len(rec.feeds) == 7
+        for f, o in zip(rec.feeds, rec.outputs, strict=True):
+            want = graph(f)
+            assert o.keys() == want.keys()
+            for k in want:
+                np.testing.assert_array_equal(o[k], want[k])
+    assert Recorder(graph).outputs is None  # calibration recording keeps feeds only
+
+
+def test_reference_runs_keras_once_per_input_and_keeps_the_outputs():
+    """The predictions pass over the test split records the tensor feeds and their outputs;
+    only tensor inputs beyond the test split get a pass of their own."""
+    from types import SimpleNamespace
+
+    from export.verify import RANDOM_FEEDS, Reference
+    from zoo._keras import keras
+
+    x = keras.Input((3,), name="x")
+    model = keras.Model(x, keras.layers.Dense(2, name="y")(x), name="g")
+    rows = []
+
+    class Task:
+        def inputs(self, data):
+            return list(data)
+
+        def predict(self, graphs, inputs, meta, progress=None, batch_size=1):
+            out = []
+            for i in range(0, len(inputs), batch_size):
+                batch = np.stack(inputs[i : i + batch_size])
+                rows.append(len(batch))
+                out.append(graphs["g"]({"x": batch})["y"])
+            return np.concatenate(out)
+
+        def score(self, predictions, data, meta):
+            return {"sum": float(np.sum(predictions))}
+
+    rng = np.random.default_rng(0)
+    test = [rng.standard_normal(3).astype(np.float32) for _ in range(70)]
+    extra = [rng.standard_normal(3).astype(np.float32) for _ in range(5)]
+    spec = SimpleNamespace(meta={})
+    for tensor_inputs, keras_rows in ((test + extra, 75), (test[:20], 70), (extra, 75)):
+        rows.clear()
+        ref = Reference(spec, {"g": model}, Task(), test, tensor_inputs)
+        assert sum(rows) == keras_rows  # each input once: no second pass over the test split
+        np.testing.assert_allclose(ref.predictions, model.predict(np.stack(test), verbose=0),
+                                   atol=1e-6)
+        feeds = ref.feeds["g"]
+        assert len(feeds) == len(tensor_inputs) + RANDOM_FEEDS
+        recorded = sorted(tuple(f["x"][0]) for f in feeds[: len(tensor_inputs)])
+        assert recorded == sorted(tuple(t) for t in tensor_inputs)
+        for f, o in zip(feeds, ref.outputs["g"], strict=True):
+            np.testing.assert_allclose(o["y"], model(f["x"]).numpy(), atol=1e-6)

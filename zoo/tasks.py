@@ -6,7 +6,7 @@ Predictions run one sample at a time, because exported TFLite graphs have batch 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,17 @@ def parity_pool(task, test, extra, minimum: int) -> list:
     if len(pool) < minimum:
         pool += list(task.inputs(extra))[: minimum - len(pool)]
     return pool
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices of inputs in batches of at most ``batch_size`` whose lengths are equal,
+    shortest first: inputs of one length stack into a batch without padding."""
+    by_length: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_length.setdefault(int(n), []).append(i)
+    for _, idx in sorted(by_length.items()):
+        for start in range(0, len(idx), batch_size):
+            yield idx[start : start + batch_size]
 
 
 def check_encodable(task, value, what: str, meta, where: str) -> str:
@@ -257,19 +268,14 @@ class Seq2Seq:
         """Greedy transcriptions. ``batch_size`` > 1 groups words of equal length (Keras)."""
         vocab = meta["target_vocab"]
         out: list[tuple[str, ...]] = [()] * len(inputs)
-        by_length: dict[int, list[int]] = {}
-        for i, word in enumerate(inputs):
-            by_length.setdefault(len(word.strip()), []).append(i)
-        for _, idx in sorted(by_length.items()):
-            for start in range(0, len(idx), batch_size):
-                chunk = idx[start : start + batch_size]
-                source = np.concatenate([self.encode(inputs[i], meta) for i in chunk])
-                ids = greedy_decode(graphs, source, bos=meta["bos"], eos=meta["eos"],
-                                    max_len=meta["max_output_len"])
-                for i, row in zip(chunk, ids, strict=True):
-                    out[i] = tuple(vocab[t] for t in row)
-                if progress:
-                    progress(len(chunk))
+        for chunk in length_batches([len(w.strip()) for w in inputs], batch_size):
+            source = np.concatenate([self.encode(inputs[i], meta) for i in chunk])
+            ids = greedy_decode(graphs, source, bos=meta["bos"], eos=meta["eos"],
+                                max_len=meta["max_output_len"])
+            for i, row in zip(chunk, ids, strict=True):
+                out[i] = tuple(vocab[t] for t in row)
+            if progress:
+                progress(len(chunk))
         return out
 
     def score(self, predictions, data, meta) -> dict[str, float]:
@@ -318,7 +324,8 @@ class CTCRecognition:
         return [np.asarray(x, np.float32) for x in data.x]
 
     def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> list[str]:
-        """Transcripts, one input at a time (inputs have their own lengths).
+        """Transcripts. ``batch_size`` > 1 groups inputs of equal length (Keras; the
+        recurrent layers see no padding).
 
         Greedy best path unless ``meta["beam_width"]`` > 1: CTC prefix beam search, limited
         to the words of ``meta["lexicon"]`` if given (an empty transcript when no word
@@ -328,17 +335,18 @@ class CTCRecognition:
         lexicon = None
         if meta.get("lexicon"):
             lexicon = ctc.Lexicon(self.labels(w, meta) for w in meta["lexicon"])
-        out = []
-        for x in inputs:
-            probs = graph({name: np.asarray(x, np.float32)[None]})["probs"][0]
-            if width > 1 or lexicon is not None:
-                beams = ctc.beam_search(probs, width, meta["blank"], lexicon)
-                symbols = beams[0][0] if beams else []
-            else:
-                symbols = ctc.greedy_decode(probs, meta["blank"])
-            out.append(self.transcript(symbols, meta))
+        out = [""] * len(inputs)
+        for chunk in length_batches([len(x) for x in inputs], batch_size):
+            batch = np.stack([np.asarray(inputs[i], np.float32) for i in chunk])
+            for i, probs in zip(chunk, graph({name: batch})["probs"], strict=True):
+                if width > 1 or lexicon is not None:
+                    beams = ctc.beam_search(probs, width, meta["blank"], lexicon)
+                    symbols = beams[0][0] if beams else []
+                else:
+                    symbols = ctc.greedy_decode(probs, meta["blank"])
+                out[i] = self.transcript(symbols, meta)
             if progress:
-                progress(1)
+                progress(len(chunk))
         return out
 
     def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
@@ -567,17 +575,12 @@ class TextClassification(Classification):
         index = self.index(meta)
         ids = [self.encode(t, meta, index) for t in inputs]
         out: list[np.ndarray | None] = [None] * len(ids)
-        by_length: dict[int, list[int]] = {}
-        for i, x in enumerate(ids):
-            by_length.setdefault(len(x), []).append(i)
-        for _, idx in sorted(by_length.items()):
-            for start in range(0, len(idx), batch_size):
-                chunk = idx[start : start + batch_size]
-                probs = graph({"tokens": np.stack([ids[i] for i in chunk])})["probs"]
-                for i, p in zip(chunk, probs, strict=True):
-                    out[i] = p
-                if progress:
-                    progress(len(chunk))
+        for chunk in length_batches([len(x) for x in ids], batch_size):
+            probs = graph({"tokens": np.stack([ids[i] for i in chunk])})["probs"]
+            for i, p in zip(chunk, probs, strict=True):
+                out[i] = p
+            if progress:
+                progress(len(chunk))
         return np.stack(out) if out else np.zeros((0, len(meta["classes"])), np.float32)
 
     def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[str]:
