@@ -178,3 +178,25 @@ def test_reference_runs_keras_once_per_input_and_keeps_the_outputs():
         assert recorded == sorted(tuple(t) for t in tensor_inputs)
         for f, o in zip(feeds, ref.outputs["g"], strict=True):
             np.testing.assert_allclose(o["y"], model(f["x"]).numpy(), atol=1e-6)
+
+
+def test_feed_check_refuses_non_finite_values_and_keeps_large_finite_ones():
+    """The runners' feed check sums a float input to test finiteness: a large but finite
+    input must pass (a float32 sum would overflow), +inf and -inf together (a NaN sum)
+    and NaN must not."""
+    from export.runtime import FeedCheck
+    from zoo.errors import ShapeError
+
+    check = FeedCheck([{"name": "h", "shape": [1, None], "dtype": "float32"},
+                       {"name": "t", "shape": [1, 1], "dtype": "int32"}], "graph.tflite")
+    ids = np.zeros((1, 1), np.int64)
+    got = check({"h": np.full((1, 8), 3e38, np.float32), "t": ids})
+    assert got["h"].max() == np.float32(3e38) and got["t"].dtype == np.int32
+    for bad in ([np.inf, -np.inf], [np.nan, 0.0], [0.0, -np.inf]):
+        for dtype in (np.float16, np.float32, np.float64):
+            with pytest.raises(ShapeError, match="graph.tflite: input 'h' holds NaN or inf"):
+                check({"h": np.array([bad], dtype), "t": ids})
+    with pytest.raises(ShapeError, match=r"input 'h' has shape \(1, 2, 1\); expected \(1, \?\)"):
+        check({"h": np.zeros((1, 2, 1), np.float32), "t": ids})
+    with pytest.raises(ShapeError, match="must be integer ids; got dtype float32"):
+        check({"h": np.zeros((1, 2), np.float32), "t": ids.astype(np.float32)})
