@@ -10,6 +10,7 @@ metric and each prediction with Keras. Limits come from the spec, with their rea
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -208,6 +209,42 @@ def _shared_prefix(tensor_inputs, test_inputs) -> int:
     return n
 
 
+def _feed_key(feeds) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(feeds):
+        v = np.ascontiguousarray(feeds[name])
+        digest.update(f"{name}|{v.dtype.str}|{v.shape}|".encode())
+        digest.update(v.data)
+    return digest.digest()
+
+
+class _Comparing:
+    """A runner that, when called with one of the reference's recorded feeds (the same
+    bytes), compares its output with the reference output there: replaying the feed
+    would compute the same. ``compared`` holds the indices done; ``seconds`` the time
+    spent comparing (kept out of the task pass's per-sample time)."""
+
+    def __init__(self, runner, feeds: list[dict], outputs: list[dict], relative):
+        # ``graph``, as other wrappers name what they wrap (tasks look through it)
+        self.graph, self.outputs, self.relative = runner, outputs, relative
+        self.acc: dict = {}
+        self.compared: set[int] = set()
+        self.seconds = 0.0
+        self._index: dict[bytes, list[int]] = {}
+        for i, f in enumerate(feeds):
+            self._index.setdefault(_feed_key(f), []).append(i)
+
+    def __call__(self, feeds):
+        out = self.graph(feeds)
+        if self._index:
+            start = time.perf_counter()
+            for i in self._index.pop(_feed_key(feeds), ()):
+                diff_stats(self.outputs[i], out, self.acc, self.relative)
+                self.compared.add(i)
+            self.seconds += time.perf_counter() - start
+        return out
+
+
 def check_backend(spec, task, reference: Reference, test_data, runners, precision,
                   progress: Callable[[int], None] | None = None,
                   metric_drop=None) -> dict[str, Any]:
@@ -218,15 +255,22 @@ def check_backend(spec, task, reference: Reference, test_data, runners, precisio
     """
     tol = spec.tensor_tolerance.get(precision)
     relative = tol.relative if tol is not None else {}
+    # The task pass meets most recorded feeds again (the test inputs themselves, not the
+    # states a stream carries, which are the backend's own): those are compared there,
+    # and only the others are replayed.
+    comparing = {n: _Comparing(r, reference.feeds.get(n, []), reference.outputs.get(n, []),
+                               relative) for n, r in runners.items()}
+    start = time.perf_counter()
+    predictions = task.predict(comparing, reference.test_inputs, spec.meta, progress)
+    elapsed = time.perf_counter() - start - sum(c.seconds for c in comparing.values())
+    per_sample_ms = elapsed * 1e3 / max(len(reference.test_inputs), 1)
     tensors = {}
     for name, feeds in reference.feeds.items():
-        acc: dict = {}
-        for feed, ref_out in zip(feeds, reference.outputs[name], strict=True):
-            diff_stats(ref_out, runners[name](feed), acc, relative)
-        tensors[name] = finish_stats(acc, relative)
-    start = time.perf_counter()
-    predictions = task.predict(runners, reference.test_inputs, spec.meta, progress)
-    per_sample_ms = (time.perf_counter() - start) * 1e3 / max(len(reference.test_inputs), 1)
+        c = comparing[name]
+        for i, (feed, ref_out) in enumerate(zip(feeds, reference.outputs[name], strict=True)):
+            if i not in c.compared:
+                diff_stats(ref_out, runners[name](feed), c.acc, relative)
+        tensors[name] = finish_stats(c.acc, relative)
     metrics = task.score(predictions, test_data, spec.meta)
     sign = 1 if task.higher_is_better else -1
     drop = sign * (reference.metrics[task.metric] - metrics[task.metric])

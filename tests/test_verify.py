@@ -200,3 +200,51 @@ def test_feed_check_refuses_non_finite_values_and_keeps_large_finite_ones():
         check({"h": np.zeros((1, 2, 1), np.float32), "t": ids})
     with pytest.raises(ShapeError, match="must be integer ids; got dtype float32"):
         check({"h": np.zeros((1, 2), np.float32), "t": ids.astype(np.float32)})
+
+
+def test_check_backend_compares_the_task_pass_and_replays_only_the_rest():
+    """A recorded feed the task pass meets again (same bytes) is compared there; the others
+    (random feeds; a stream's states, which are the backend's own) are replayed. Every
+    recorded feed is compared once, and the statistics are those of a full replay."""
+    from types import SimpleNamespace
+
+    from export.verify import check_backend
+
+    rng = np.random.default_rng(0)
+    test = [rng.standard_normal((1, 4)).astype(np.float32) for _ in range(6)]
+    randoms = [{"x": rng.standard_normal((1, 4)).astype(np.float32)} for _ in range(3)]
+    feeds = [{"x": t} for t in test[:4]] + randoms  # recorded: 4 test inputs, 3 random
+
+    def keras(f):
+        return {"y": f["x"] * 2.0}
+
+    calls = []
+
+    def backend(f):  # off by 1e-3 * the input: a difference to measure
+        calls.append(f["x"].tobytes())
+        return {"y": f["x"] * 2.001}
+
+    class Task:
+        metric, higher_is_better = "m", True
+
+        def predict(self, graphs, inputs, meta, progress=None, batch_size=1):
+            return [graphs["g"]({"x": x})["y"] for x in inputs]
+
+        def score(self, predictions, data, meta):
+            return {"m": 1.0}
+
+        def compare(self, a, b):
+            return {"disagreements": 0}
+
+    reference = SimpleNamespace(feeds={"g": feeds}, outputs={"g": [keras(f) for f in feeds]},
+                                test_inputs=test, metrics={"m": 1.0}, predictions=None,
+                                latency_feeds={})
+    spec = SimpleNamespace(tensor_tolerance={}, metric_drop={}, meta={})
+    result = check_backend(spec, Task(), reference, None, {"g": backend}, "dynamic")
+    # 6 task calls, then 3 replays (the random feeds), then latency runs of feeds[0]
+    replayed = calls[6:9]
+    assert replayed == [f["x"].tobytes() for f in randoms]
+    want: dict = {}
+    for f in feeds:
+        diff_stats(keras(f), {"y": f["x"] * 2.001}, want)
+    assert result["tensors"]["g"]["y"] == pytest.approx(finish_stats(want)["y"])
