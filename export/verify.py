@@ -230,6 +230,7 @@ class _Comparing:
         self.acc: dict = {}
         self.compared: set[int] = set()
         self.seconds = 0.0
+        self._calls = self._hits = 0
         self._index: dict[bytes, list[int]] = {}
         for i, f in enumerate(feeds):
             self._index.setdefault(_feed_key(f), []).append(i)
@@ -238,9 +239,16 @@ class _Comparing:
         out = self.graph(feeds)
         if self._index:
             start = time.perf_counter()
-            for i in self._index.pop(_feed_key(feeds), ()):
+            self._calls += 1
+            found = self._index.pop(_feed_key(feeds), ())
+            self._hits += bool(found)
+            for i in found:
                 diff_stats(self.outputs[i], out, self.acc, self.relative)
                 self.compared.add(i)
+            if self._calls >= 256 and self._hits * 16 < self._calls:
+                # a graph fed the backend's own states (a decoder or stream step) seldom
+                # meets a recorded feed: stop hashing its ~10,000 calls; replay instead
+                self._index = {}
             self.seconds += time.perf_counter() - start
         return out
 
