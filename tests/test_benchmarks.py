@@ -266,6 +266,7 @@ def test_reports_render_interleaved_ratios_and_failed_precisions():
     # the summary shows the interleaved medians (Keras: its own process) and the quartiles
     assert "| m | 1500 | 130 | 85 | 84 | onnx dynamic | 60 | 2 |" in summary
     assert "0.72 (0.66–0.79) / 0.80" in summary and "1.53 (1.40–1.60) / 1.50 ✗" in summary
+    assert "0.047 / 0.067 |" in summary  # best / Keras against 1/15: three decimals below 0.1
     assert "| onnx/dynamic | 60 | 0.71 (0.65–0.76) |" in full
     assert "(then float16: 9.5 s); int8 not exported: ParityError" in full
     assert "| m | best_vs_keras | 0.047 |  | separate processes |" in full
