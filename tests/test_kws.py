@@ -329,6 +329,25 @@ def test_wav_folder_refusals(tmp_path, layout, match):
         load_sequences(root)
 
 
+def test_wav_folder_reads_upper_case_suffixes(tmp_path):
+    """A recorder's ``.WAV`` files are recordings too: read, hashed, and refused as strays
+    directly in the folder, like ``.wav``."""
+    from zoo.userdata import data_sha256, load_sequences
+
+    root = tmp_path / "d"
+    for label, name in (("a", "1.WAV"), ("a", "2.wav"), ("b", "3.Wav")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        audio.write_wav(root / label / name, np.full(4000, 0.1 * len(name), np.float32))
+    data = load_sequences(root)
+    assert data.classes == ("a", "b") and len(data.y) == 3
+    before = data_sha256(root)
+    audio.write_wav(root / "a" / "1.WAV", np.zeros(4000, np.float32))
+    assert data_sha256(root) != before  # a changed .WAV recording is noticed
+    audio.write_wav(root / "x.WAV", np.zeros(4000, np.float32))
+    with pytest.raises(DataError, match=r"WAV files directly in the folder \(\['x.WAV'\]\)"):
+        load_sequences(root)
+
+
 def test_streaming_benchmark_times_the_step_graph_on_each_runtime(tiny_kws_bundle):
     from benchmarks import streaming
 

@@ -155,23 +155,33 @@ def data_sha256(path: str | Path) -> str:
     if not path.is_dir():
         return sha256_of(path)
     digest = hashlib.sha256()
-    for f in sorted(path.glob("[!.]*/*.wav")):  # the files the loader reads
-        digest.update(f"{f.relative_to(path).as_posix()}\0{sha256_of(f)}\n".encode())
+    for folder in _label_folders(path):  # the files the loader reads
+        for f in _wavs(folder):
+            digest.update(f"{f.relative_to(path).as_posix()}\0{sha256_of(f)}\n".encode())
     return digest.hexdigest()
+
+
+def _label_folders(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _wavs(folder: Path) -> list[Path]:
+    """The recordings in ``folder``: ``.wav`` in any case (``.WAV`` from a recorder)."""
+    return sorted(f for f in folder.iterdir()
+                  if f.suffix.lower() == ".wav" and f.is_file() and not f.name.startswith("."))
 
 
 def _read_wav_folder(path: Path):
     """``path/<label>/*.wav`` -> log-mel frames (N, T, 40), labels, channel names."""
     from zoo.audio import MELS, SAMPLE_RATE, fit_window, log_mel, read_wav
 
-    stray = sorted(f.name for f in path.glob("*.wav"))
+    stray = [f.name for f in _wavs(path)]
     if stray:
         raise DataError(f"{path}: WAV files directly in the folder ({stray[:3]}); expected "
                         "one subfolder per label: <folder>/<label>/*.wav")
     labels, waves = [], []
-    for folder in sorted(p for p in path.iterdir()
-                         if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(folder.glob("*.wav"))
+    for folder in _label_folders(path):
+        files = _wavs(folder)
         if not files:
             raise DataError(f"{folder}: no .wav files; expected recordings of label "
                             f"{folder.name!r}")
