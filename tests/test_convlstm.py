@@ -180,3 +180,40 @@ def test_unroll_benchmark_machinery():
     text = convlstm_unroll.markdown({"date": "d", "machine": "m", "command": "c",
                                      "result": result})
     assert "| unrolled | tflite | none |" in text
+
+
+def test_the_baseline_is_scored_once_per_test_split(monkeypatch):
+    """An export scores the test split five times (Keras, then each artifact): the naive
+    baseline's errors (an SSIM over every clip) are computed once per data object."""
+    import gc
+
+    from zoo import tasks
+
+    calls = []
+    errors = tasks.NextFrame.errors
+
+    def counting(predicted, actual):
+        calls.append(1)
+        return errors(predicted, actual)
+
+    monkeypatch.setattr(tasks.NextFrame, "errors", staticmethod(counting))
+
+    class Clips:  # the fields NextFrame.score reads
+        def __init__(self, seed):
+            rng = np.random.default_rng(seed)
+            self.y = rng.random((2, 3, 16, 16, 1)).astype(np.float32)
+            self.naive = rng.random((2, 3, 16, 16, 1)).astype(np.float32)
+
+    task, data = tasks.NextFrame(), Clips(0)
+    first = task.score(data.naive, data, {})
+    assert first["mse"] == first["naive_mse"] and len(calls) == 2
+    again = task.score(np.zeros_like(data.y), data, {})
+    assert again["naive_ssim"] == first["naive_ssim"] and len(calls) == 3  # model only
+    other = Clips(1)
+    assert task.score(other.naive, other, {})["naive_mse"] != first["naive_mse"]
+    assert len(calls) == 5
+    keys = {id(data), id(other)}
+    assert keys <= set(tasks._PER_DATA)
+    del data, other
+    gc.collect()
+    assert not keys & set(tasks._PER_DATA)  # entries go with their data
