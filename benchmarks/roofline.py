@@ -101,7 +101,10 @@ def _steps(node, time_len: int) -> int:
     """Time steps of a recurrent layer's call: its input's static time axis where the graph
     fixes one (a forecaster reads its window in patches, 336 values in 7 steps), else the
     call's ``time_len``."""
-    steps = _shape(node)[1]
+    shape = _shape(node)
+    if shape and not isinstance(shape[0], (int, type(None))):  # [x, *initial_state]
+        shape = tuple(shape[0].as_list() if hasattr(shape[0], "as_list") else shape[0])
+    steps = shape[1]
     return time_len if steps is None else int(steps)
 
 

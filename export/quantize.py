@@ -89,7 +89,7 @@ def calibration_feeds(spec, task, graph_models: Mapping, inputs: Sequence,
         DataError: too few samples.
         ShapeError: a sample does not fit the model (says which one and why).
     """
-    from export.runtime import check_feeds
+    from export.runtime import FeedCheck
     from export.verify import Recorder
     from zoo.graphs import KerasGraph, input_infos
 
@@ -104,8 +104,9 @@ def calibration_feeds(spec, task, graph_models: Mapping, inputs: Sequence,
     task.predict(recorders, checked, spec.meta, progress)
     feeds = {}
     for name, rec in recorders.items():
-        infos = [i.to_json() for i in input_infos(graph_models[name])]
-        feeds[name] = [check_feeds(f, infos, f"calibration feed of {name}") for f in rec.feeds]
+        check = FeedCheck([i.to_json() for i in input_infos(graph_models[name])],
+                          f"calibration feed of {name}")
+        feeds[name] = [check(f) for f in rec.feeds]
         if not feeds[name]:
             raise ShapeError(f"calibration produced no feeds for graph {name!r}")
     return feeds

@@ -207,6 +207,16 @@ def test_flop_count_follows_a_forecasters_patches():
     assert graph_flops(model, 336) == 2 * (lstm + head)
 
 
+def test_flop_count_of_an_rnn_called_with_an_initial_state():
+    from benchmarks.roofline import graph_flops
+    from zoo._keras import keras
+
+    x, h, c = keras.Input((5, 3)), keras.Input((4,)), keras.Input((4,))
+    y = keras.layers.LSTM(4, name="lstm")(x, initial_state=[h, c])
+    model = keras.Model([x, h, c], y, name="net")
+    assert graph_flops(model, 99) == 2 * 5 * 4 * 4 * (3 + 4)  # the static 5 steps
+
+
 def test_flop_count_of_the_unrolled_convlstm():
     import zoo
     from benchmarks.roofline import graph_flops

@@ -169,7 +169,10 @@ def test_reference_runs_keras_once_per_input_and_keeps_the_outputs():
     for tensor_inputs, keras_rows in ((test + extra, 75), (test[:20], 70), (extra, 75)):
         rows.clear()
         ref = Reference(spec, {"g": model}, Task(), test, tensor_inputs)
-        assert sum(rows) == keras_rows  # each input once: no second pass over the test split
+        # each input once (no second pass over the test split), and the first test input
+        # again alone: its first call at batch 1 is the feed latency is timed on
+        assert sum(rows) == keras_rows + 1
+        np.testing.assert_array_equal(ref.latency_feeds["g"]["x"], test[0][None])
         np.testing.assert_allclose(ref.predictions, model.predict(np.stack(test), verbose=0),
                                    atol=1e-6)
         feeds = ref.feeds["g"]
@@ -241,10 +244,35 @@ def test_check_backend_compares_the_task_pass_and_replays_only_the_rest():
                                 latency_feeds={})
     spec = SimpleNamespace(tensor_tolerance={}, metric_drop={}, meta={})
     result = check_backend(spec, Task(), reference, None, {"g": backend}, "dynamic")
-    # 6 task calls, then 3 replays (the random feeds), then latency runs of feeds[0]
-    replayed = calls[6:9]
+    # a warm-up call, 6 task calls, then 3 replays (the random feeds), then latency runs
+    replayed = calls[7:10]
     assert replayed == [f["x"].tobytes() for f in randoms]
     want: dict = {}
     for f in feeds:
         diff_stats(keras(f), {"y": f["x"] * 2.001}, want)
     assert result["tensors"]["g"]["y"] == pytest.approx(finish_stats(want)["y"])
+
+
+def test_comparing_stops_hashing_a_graph_whose_calls_seldom_match():
+    """A stream or decoder step is fed the backend's own states: after 256 calls with fewer
+    than 1 in 16 matching a recorded feed, the wrapper stops hashing (the rest replay)."""
+    from export.verify import _Comparing
+
+    def graph(f):
+        return {"y": f["x"] + 1}
+
+    recorded = [{"x": np.full((1, 2), k, np.float32)} for k in range(3)]
+    comparing = _Comparing(graph, recorded, [graph(f) for f in recorded], {})
+    comparing(recorded[0])  # a match: compared in the pass
+    for k in range(300):
+        comparing({"x": np.full((1, 2), 100.0 + k, np.float32)})
+    comparing(recorded[1])  # hashing has stopped: left for the replay
+    assert comparing.compared == {0}
+    assert comparing.acc["y"]["count"] == 2  # one feed's two values
+
+    many = [{"x": np.full((1, 2), -k, np.float32)} for k in range(31)]
+    busy = _Comparing(graph, many, [graph(f) for f in many], {})
+    for k in range(300):  # every 10th call matches: 30 of 300 > 1/16, so it keeps hashing
+        busy(many[k // 10] if k % 10 == 0 else {"x": np.full((1, 2), 100.0 + k, np.float32)})
+    busy(many[30])
+    assert busy.compared == set(range(31))

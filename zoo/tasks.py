@@ -358,7 +358,10 @@ class CTCRecognition:
         if meta.get("lexicon"):
             lexicon = ctc.Lexicon(self.labels(w, meta) for w in meta["lexicon"])
         out = [""] * len(inputs)
-        for chunk in length_batches([len(x) for x in inputs], batch_size):
+        # batch 1 (the runtimes, calibration recording) keeps the inputs' order
+        chunks = (length_batches([len(x) for x in inputs], batch_size) if batch_size > 1
+                  else ([i] for i in range(len(inputs))))
+        for chunk in chunks:
             batch = np.stack([np.asarray(inputs[i], np.float32) for i in chunk])
             for i, probs in zip(chunk, graph({name: batch})["probs"], strict=True):
                 if width > 1 or lexicon is not None:
