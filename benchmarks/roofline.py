@@ -92,8 +92,13 @@ def _nodes_in(graph_model, layer) -> list:
             if f"{layer.name}_ib-{i}" in graph_model._network_nodes]
 
 
-def _shape(node) -> tuple:
+def _shape(node, first: bool = False) -> tuple:
+    """The call's input shape; with ``first``, of its first input when it has several
+    (an RNN called with ``[x, *initial_state]``)."""
     shape = node.input_shapes
+    if first and isinstance(shape, (list, tuple)) and shape \
+            and not isinstance(shape[0], (int, type(None))):
+        shape = shape[0]
     return tuple(shape.as_list() if hasattr(shape, "as_list") else shape)
 
 
@@ -101,10 +106,7 @@ def _steps(node, time_len: int) -> int:
     """Time steps of a recurrent layer's call: its input's static time axis where the graph
     fixes one (a forecaster reads its window in patches, 336 values in 7 steps), else the
     call's ``time_len``."""
-    shape = _shape(node)
-    if shape and not isinstance(shape[0], (int, type(None))):  # [x, *initial_state]
-        shape = tuple(shape[0].as_list() if hasattr(shape[0], "as_list") else shape[0])
-    steps = shape[1]
+    steps = _shape(node, first=True)[1]
     return time_len if steps is None else int(steps)
 
 

@@ -72,12 +72,6 @@ class FeedCheck:
         return out
 
 
-def check_feeds(feeds: Mapping[str, np.ndarray], inputs: list[dict], where: str) -> dict:
-    """Validates names, ranks, static dims, dtypes and finiteness; returns cast arrays
-    (one call of :class:`FeedCheck`)."""
-    return FeedCheck(inputs, where)(feeds)
-
-
 class LiteRTRunner:
     """A .tflite graph on the LiteRT interpreter (batch 1; the time axis resizes)."""
 

@@ -39,7 +39,6 @@ class Recorder:
                  outputs: bool = False):
         self.graph, self.limit, self.feeds, self.seen = graph, limit, [], 0
         self.outputs: list | None = [] if outputs else None
-        self.first = None  # the first feed, whatever the sample keeps
         self._rng = None if seed is None else np.random.default_rng(seed)
 
     def __call__(self, feeds):
@@ -49,8 +48,6 @@ class Recorder:
                              f"{ {k: np.shape(v) for k, v in feeds.items()} }")
         rows = rows.pop()
         result = self.graph(feeds)
-        if self.first is None and rows:
-            self.first = {k: np.array(v[:1]) for k, v in feeds.items()}
         for i in range(rows):
             if len(self.feeds) < self.limit:
                 slot = len(self.feeds)
@@ -189,7 +186,7 @@ class Reference:
         # first frame), taken at batch 1: the batched pass may begin with another input
         firsts = {n: Recorder(g, limit=1) for n, g in self.graphs.items()}
         task.predict(firsts, self.test_inputs[:1], spec.meta)
-        self.latency_feeds = {n: r.first for n, r in firsts.items() if r.first is not None}
+        self.latency_feeds = {n: r.feeds[0] for n, r in firsts.items() if r.feeds}
         lengths = task.feed_lengths(spec.meta) if hasattr(task, "feed_lengths") else None
         self.feeds, self.outputs = {}, {}
         for n, m in self.graph_models.items():
@@ -272,8 +269,9 @@ def check_backend(spec, task, reference: Reference, test_data, runners, precisio
     # and only the others are replayed.
     comparing = {n: _Comparing(r, reference.feeds.get(n, []), reference.outputs.get(n, []),
                                relative) for n, r in runners.items()}
+    latency_feeds = {n: reference.latency_feeds.get(n, reference.feeds[n][0]) for n in runners}
     for n, runner in runners.items():  # warm-up: allocation and resizing stay out of the timing
-        runner(reference.latency_feeds.get(n, reference.feeds[n][0]))
+        runner(latency_feeds[n])
     start = time.perf_counter()
     predictions = task.predict(comparing, reference.test_inputs, spec.meta, progress)
     elapsed = time.perf_counter() - start - sum(c.seconds for c in comparing.values())
@@ -310,8 +308,7 @@ def check_backend(spec, task, reference: Reference, test_data, runners, precisio
                        "value": agreement["disagreements"], "limit": 0,
                        "reason": "fp32 artifacts compute the same function as Keras",
                        "passed": agreement["disagreements"] == 0})
-    latency = {n: latency_ms(runners[n], reference.latency_feeds.get(n, reference.feeds[n][0]))
-               for n in runners}
+    latency = {n: latency_ms(runners[n], latency_feeds[n]) for n in runners}
     return {
         "tensors": tensors,
         "tensor_max_abs": worst,
