@@ -50,6 +50,19 @@ def test_tokenizer():
     assert len(reviews.encode("great " * 300, index, max_tokens=256)) == 256
 
 
+def test_word_index_is_built_once_per_vocabulary():
+    vocab = ["great", "it's"]
+    index = reviews.word_index(vocab)
+    assert reviews.word_index(vocab) is index  # the same object: not rebuilt
+    other = reviews.word_index(["it's", "great"])  # another list: its own ids
+    assert other == {"it's": 2, "great": 3} and index == {"great": 2, "it's": 3}
+    vocab.append("buy")  # grown in place: rebuilt
+    assert reviews.word_index(vocab) == {"great": 2, "it's": 3, "buy": 4}
+    for k in range(20):  # the cache stays bounded and still right after evictions
+        assert reviews.word_index([f"w{k}"]) == {f"w{k}": 2}
+    assert len(reviews._INDEXES) <= reviews._MAX_INDEXES
+
+
 @pytest.mark.parametrize("text, match", [
     ("", "has no words"),
     ("   ", "has no words"),
