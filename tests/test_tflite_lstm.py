@@ -73,9 +73,11 @@ def test_a_model_is_traced_once_for_all_precisions_and_again_when_its_weights_ch
     from export import onnx as onnx_export
     from export import tflite
 
-    saves, onnx_runs = [], []
+    saves, onnx_runs, runs = [], [], []
     save, from_keras = tflite._save_serving, onnx_export.tf2onnx_from_keras
+    run = tflite._run
     monkeypatch.setattr(tflite, "_save_serving", lambda m: saves.append(1) or save(m))
+    monkeypatch.setattr(tflite, "_run", lambda c, p, n: runs.append(p) or run(c, p, n))
     monkeypatch.setattr(onnx_export, "tf2onnx_from_keras",
                         lambda *a, **k: onnx_runs.append(1) or from_keras(*a, **k))
     import zoo
@@ -87,6 +89,10 @@ def test_a_model_is_traced_once_for_all_precisions_and_again_when_its_weights_ch
     onnx_export.convert(model, "fp32")
     onnx_export.convert(model, "dynamic")
     assert len(saves) == 1 and len(onnx_runs) == 1
+    # the fp32 flatbuffer is converted once: for the artifact and for int8's loop check
+    assert convert(model, "fp32") == first
+    convert(model, "int8", calibration=[{"sequence": x}])
+    assert runs == ["fp32", "dynamic", "int8"]
     before = model.predict(x, verbose=0)
     for layer in model.layers:  # new recurrent and dense weights, as training would make
         if layer.weights and not isinstance(layer, keras.layers.Normalization):
