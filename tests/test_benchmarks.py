@@ -123,7 +123,7 @@ def test_a_model_that_fails_is_reported_and_the_run_goes_on(tmp_path, monkeypatc
 
 
 def test_ratios_and_targets():
-    from benchmarks.run import check_targets, ratios
+    from benchmarks.run import _floor_note, check_targets, ratios
 
     def row(backend, precision, us):
         return {"backend": backend, "precision": precision, "threads": 1,
@@ -141,6 +141,15 @@ def test_ratios_and_targets():
     assert checks == {"best_vs_torch_onnx": False, "litert_vs_onnx_fp32": False,
                       "best_vs_keras": True, "export_seconds": True}
     json.dumps(r)
+    # a Keras already near the compute roof puts a float artifact's floor above 1/15
+    keras = {**rows[0], "roofline": {"fraction_of_roof": 0.5}}
+    results = {"models": {"m": {"export_seconds": 12.0, "ratios": {"1": r}, "rows": [keras]}}}
+    best = next(c for c in check_targets(results) if c["target"] == "best_vs_keras")
+    assert best["float_floor"] == 0.5 and best["roofs_needed"] == pytest.approx(7.5)
+    assert "no float artifact goes below 0.50" in _floor_note(best)
+    keras["roofline"]["fraction_of_roof"] = 0.01  # far from the roof: nothing to say
+    assert _floor_note(next(c for c in check_targets(results)
+                            if c["target"] == "best_vs_keras")) == ""
     # with an interleaved measurement, the 1-thread ratios are its per-round medians
     together = {"rounds": 50, "ratios": {
         "onnx/fp32": {"onnx/fp32": {"median": 1.0, "q25": 1.0, "q75": 1.0},
