@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from export.graphs import conversion_source, signature
+from export.onnx_simplify import simplify_recurrent
 from zoo.errors import ExportError
 
 OPSET = 17
@@ -46,6 +47,7 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     proto = onnx.ModelProto.FromString(conversion_source(source, "onnx-fp32", from_keras))
     if peepholes:
         peephole.patch_onnx(proto, model)
+    simplify_recurrent(proto.graph)
     expected = list(model.output_names)
     got = [o.name for o in proto.graph.output]
     if got != expected:

@@ -1,0 +1,132 @@
+"""The ONNX recurrent-glue rewrites change no output, and touch only what they can prove:
+hand-built LSTM/GRU graphs (the shapes tf2onnx writes) run on ORT before and after."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from export.onnx_simplify import simplify_recurrent
+
+T, D, H = 5, 3, 4
+INT_MAX = 2**31 - 1
+
+
+def build(op="LSTM", direction="forward", take=(("last", 0),), state="zeros",
+          sequence_lens=False):
+    """x (T, B, D) -> op -> for each (time, direction) in ``take``: Y[time, direction]
+    (B, H) cut out by Slice + Squeeze (direction first, as tf2onnx does), concatenated."""
+    rng = np.random.default_rng(0)
+    dirs = 2 if direction == "bidirectional" else 1
+    gates = 4 if op == "LSTM" else 3
+    inits, nodes = [], []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    const("W", rng.normal(size=(dirs, gates * H, D)).astype(np.float32))
+    const("R", rng.normal(size=(dirs, gates * H, H)).astype(np.float32))
+    const("B", rng.normal(size=(dirs, 2 * gates * H)).astype(np.float32))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "N", D])]
+    if state == "input":
+        inputs.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [dirs, "N", H]))
+        h0 = "h0"
+    else:  # the batch's zero (or one) state built at run time, as tf2onnx writes it
+        nodes += [helper.make_node("Shape", ["x"], ["shape"]),
+                  helper.make_node("Slice", ["shape", const("one", [1]), const("two", [2])],
+                                   ["batch"]),
+                  helper.make_node("Concat", [const("dirs", [dirs]), "batch",
+                                              const("units", [H])], ["state_shape"], axis=0),
+                  helper.make_node("Expand", [const("fill", np.float32(
+                      0.0 if state == "zeros" else 1.0)), "state_shape"], ["h0"])]
+        h0 = "h0"
+    lens = ""
+    if sequence_lens:
+        inputs.append(helper.make_tensor_value_info("lens", TensorProto.INT32, ["N"]))
+        lens = "lens"
+    nodes.append(helper.make_node(op, ["x", "W", "R", "B", lens, h0], ["Y", "Y_h"],
+                                  hidden_size=H, direction=direction))
+    const("zero", [0])
+    const("first_axis", [1])
+    parts = []
+    for k, (when, d) in enumerate(take):
+        nodes += [helper.make_node("Slice", ["Y", const(f"d{k}", [d]), const(f"e{k}", [d + 1]),
+                                             "first_axis"], [f"dir{k}"]),
+                  helper.make_node("Squeeze", [f"dir{k}", "first_axis"], [f"seq{k}"])]
+        start, end = (-1, INT_MAX) if when == "last" else (when, when + 1)
+        nodes += [helper.make_node("Slice", [f"seq{k}", const(f"s{k}", [start]),
+                                             const(f"t{k}", [end]), "zero"], [f"step{k}"]),
+                  helper.make_node("Squeeze", [f"step{k}", "zero"], [f"part{k}"])]
+        parts.append(f"part{k}")
+    nodes.append(helper.make_node("Concat", parts, ["out"], axis=1))
+    graph = helper.make_graph(nodes, "g", inputs,
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", "C"])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def run(model, batch):
+    rng = np.random.default_rng(batch)
+    feeds = {"x": rng.normal(size=(T, batch, D)).astype(np.float32)}
+    names = {i.name for i in model.graph.input}
+    if "h0" in names:
+        dirs = next(t.dims[0] for t in model.graph.initializer if t.name == "W")
+        feeds["h0"] = rng.normal(size=(dirs, batch, H)).astype(np.float32)
+    if "lens" in names:
+        feeds["lens"] = rng.integers(1, T + 1, size=batch).astype(np.int32)
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
+
+
+def simplified(model):
+    before = [run(model, b) for b in (1, 3)]
+    changed = simplify_recurrent(model.graph)
+    onnx.checker.check_model(model)
+    for b, expected in zip((1, 3), before, strict=True):
+        np.testing.assert_array_equal(run(model, b), expected)  # the same kernels: exact
+    return changed, [n.op_type for n in model.graph.node]
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_final_steps_and_zero_state_of_a_forward_layer(op):
+    changed, ops = simplified(build(op))
+    assert changed == {"zero_states": 1, "final_steps": 1, "nodes_removed": 7}
+    assert ops == [op, "Gather", "Concat"]
+
+
+def test_bidirectional_final_steps_are_the_forward_last_and_the_backward_first():
+    changed, ops = simplified(build(direction="bidirectional",
+                                    take=(("last", 0), (0, 1))))
+    assert changed["final_steps"] == 2 and ops == ["LSTM", "Gather", "Gather", "Concat"]
+    # a reverse layer's final step is its first row too
+    changed, ops = simplified(build(direction="reverse", take=((0, 0),)))
+    assert changed["final_steps"] == 1 and "Slice" not in ops
+
+
+@pytest.mark.parametrize("direction, take", [
+    ("forward", ((0, 0),)),  # the first step of a forward layer is not its final state
+    ("forward", ((2, 0),)),
+    ("bidirectional", (("last", 1),)),  # the backward direction's last row: its first step
+])
+def test_other_steps_are_left_to_the_slices(direction, take):
+    changed, ops = simplified(build(direction=direction, take=take))
+    assert changed["final_steps"] == 0 and "Slice" in ops and "Gather" not in ops
+
+
+def test_a_state_that_is_not_zero_is_kept():
+    changed, ops = simplified(build(state="ones"))
+    assert changed["zero_states"] == 0 and "Expand" in ops
+    changed, _ = simplified(build(state="input"))
+    assert changed["zero_states"] == 0
+
+
+def test_sequence_lengths_keep_the_slices():
+    """With sequence_lens, Y_h is each sequence's own last step and Y's last row is
+    zeros for a shorter one: not interchangeable."""
+    changed, ops = simplified(build(sequence_lens=True))
+    assert changed["final_steps"] == 0 and "Slice" in ops
