@@ -341,9 +341,9 @@ def _floor_note(check: dict) -> str:
     """Why a best / Keras limit is out of a float artifact's reach, when it is."""
     if check.get("float_floor", 0.0) <= check["limit"]:
         return ""
-    return (f"Keras runs at {check['float_floor'] * 100:.0f} % of the fp32 roof: no float artifact "
-            f"goes below {check['float_floor']:.2f}; the limit needs "
-            f"{check['roofs_needed']:.1f}x the fp32 roof")
+    return (f"Keras runs at {check['float_floor'] * 100:.0f} % of the measured fp32 roof: "
+            f"a float artifact doing Keras' work goes no lower than "
+            f"{check['float_floor']:.2f}; the limit needs {check['roofs_needed']:.1f}x that roof")
 
 
 def markdown(results) -> str:

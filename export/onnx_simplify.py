@@ -33,22 +33,23 @@ def simplify_recurrent(graph) -> dict[str, int]:
     ``{"zero_states": n, "final_steps": n, "nodes_removed": n}``."""
     from onnx import numpy_helper
 
-    constants = {t.name: t for t in graph.initializer}
+    fed = {i.name for i in graph.input}  # an initializer listed as an input is a default
+    constants = {t.name: t for t in graph.initializer if t.name not in fed}
     for node in graph.node:
         if node.op_type == "Constant":
             value = next((a.t for a in node.attribute if a.name == "value"), None)
-            if value is not None and value.dims is not None:
+            if value is not None:
                 constants[node.output[0]] = value
     producer = {o: n for n in graph.node for o in n.output}
 
     def const(name):
         return numpy_helper.to_array(constants[name]) if name in constants else None
 
-    zero_states = 0
+    zero_states, memo = 0, {}
     for node in graph.node:
         for k in RECURRENT.get(node.op_type, ()):
             if len(node.input) > k and node.input[k] and _all_zero(node.input[k], const,
-                                                                   producer):
+                                                                   producer, memo):
                 node.input[k] = ""  # an omitted initial state is zeros
                 zero_states += 1
     final_steps = sum(_read_final_steps(graph, node, const)
@@ -59,7 +60,14 @@ def simplify_recurrent(graph) -> dict[str, int]:
             "nodes_removed": before - len(graph.node)}
 
 
-def _all_zero(name, const, producer, depth: int = 0) -> bool:
+def _all_zero(name, const, producer, memo, depth: int = 0) -> bool:
+    """Whether every value ``name`` can take is a constant zero (memoised per name)."""
+    if name not in memo:
+        memo[name] = _zero_by_construction(name, const, producer, memo, depth)
+    return memo[name]
+
+
+def _zero_by_construction(name, const, producer, memo, depth) -> bool:
     value = const(name)
     if value is not None:
         return not np.any(value)
@@ -75,7 +83,7 @@ def _all_zero(name, const, producer, depth: int = 0) -> bool:
         return False
     index = _MOVES_DATA[node.op_type]
     data = node.input if index is None else [node.input[i] for i in index]
-    return all(_all_zero(i, const, producer, depth + 1) for i in data if i)
+    return all(_all_zero(i, const, producer, memo, depth + 1) for i in data if i)
 
 
 def _attribute(node, name, default=None):
@@ -92,6 +100,8 @@ def _read_final_steps(graph, node, const) -> int:
 
     if len(node.input) > 4 and node.input[4]:
         return 0  # sequence_lens: Y_h is each sequence's own last step
+    if _attribute(node, "layout", 0) != 0:
+        return 0  # batch-major Y (B, T, dirs, H): not the axes followed here
     direction = _attribute(node, "direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else direction
     directions = 2 if direction == "bidirectional" else 1
@@ -105,7 +115,9 @@ def _read_final_steps(graph, node, const) -> int:
     while todo:
         name, axes, chosen = todo.pop()
         for user in consumers.get(name, []):
-            step = _follow(user, axes, chosen, const)
+            if user.input[0] != name:  # Y must be what is sliced, not a parameter
+                continue
+            step = _follow(user, axes, chosen, const, directions)
             if step is None:
                 continue
             axes2, chosen2 = step
@@ -123,29 +135,28 @@ def _read_final_steps(graph, node, const) -> int:
         while len(node.output) < 2:
             node.output.append("")
         node.output[1] = f"{node.name or node.output[0]}_Y_h"
-    nodes = list(graph.node)
     for user, d in finals:
-        at = next(i for i, n in enumerate(nodes) if n is user)
         index = f"{node.output[1]}_direction_{d}"
         if index not in {t.name for t in graph.initializer}:
             graph.initializer.append(numpy_helper.from_array(np.array(d, np.int64), index))
-        gather = helper.make_node("Gather", [node.output[1], index], [user.output[0]], axis=0,
-                                  name=f"{user.name or user.output[0]}_from_Y_h")
-        nodes[at] = gather
-    graph.ClearField("node")
-    graph.node.extend(nodes)
+        # in place: the graph's other node objects (the caller's loop) stay valid
+        user.CopyFrom(helper.make_node("Gather", [node.output[1], index], [user.output[0]],
+                                       axis=0, name=f"{user.name or user.output[0]}_from_Y_h"))
     return len(finals)
 
 
-def _follow(node, axes, chosen, const):
+def _follow(node, axes, chosen, const, directions: int):
     """Where a Slice selecting one index of an axis, or a Squeeze of selected axes, takes
-    the (axes, selections) of its input; None for anything else."""
+    the (axes, selections) of its input; None for anything else. A single direction's
+    axis may be squeezed unselected (tf2onnx's forward layers): it is direction 0."""
     rank = len(axes)
     if node.op_type == "Slice" and len(node.input) >= 4:
         starts, ends, which = (const(i) for i in node.input[1:4])
-        steps = const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
-        if starts is None or ends is None or which is None or (
-                steps is not None and np.any(steps != 1)):
+        steps = np.ones(1) if len(node.input) < 5 or not node.input[4] else const(
+            node.input[4])
+        if starts is None or ends is None or which is None or steps is None or np.any(
+                steps != 1) or not (starts.ndim == ends.ndim == which.ndim == 1) or not (
+                len(starts) == len(ends) == len(which)):
             return None
         chosen = dict(chosen)
         for s, e, a in zip(starts.tolist(), ends.tolist(), which.tolist(), strict=True):
@@ -165,8 +176,14 @@ def _follow(node, axes, chosen, const):
         if which is None:
             return None
         drop = {int(a) + rank if int(a) < 0 else int(a) for a in np.atleast_1d(which)}
-        if not all(0 <= a < rank and axes[a] in chosen for a in drop):
+        if not all(0 <= a < rank for a in drop):
             return None
+        chosen = dict(chosen)
+        for a in drop:
+            if axes[a] == 1 and 1 not in chosen and directions == 1:
+                chosen[1] = 0
+            elif axes[a] not in chosen:
+                return None
         return [ax for i, ax in enumerate(axes) if i not in drop], chosen
     return None
 
@@ -181,8 +198,8 @@ def _remove_dead(graph) -> None:
             break
         for n in dead:
             graph.node.remove(n)
-    used = _inputs_used(graph)
-    for t in [t for t in graph.initializer if t.name not in used]:
+    keep = outputs | _inputs_used(graph) | {i.name for i in graph.input}
+    for t in [t for t in graph.initializer if t.name not in keep]:
         graph.initializer.remove(t)
 
 

@@ -37,7 +37,7 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     source = (conversion_source(model, "plain-twin", lambda: peephole.plain_twin(model))
               if peepholes else model)
     if precision in CALIBRATED:
-        _refuse_loops(source, precision)
+        _refuse_loops(source, precision, model.name)
     if precision == "fp32":
         flatbuffer = _float_flatbuffer(source, model.name)
         if peepholes:
@@ -145,21 +145,28 @@ def _converter(model):
     saved = conversion_source(model, "tflite-savedmodel", lambda: _save_serving(model))
     key = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
     try:
-        # What from_saved_model builds, without the full tf.saved_model.load it does
-        # first only to list the signatures (0.45-0.7 s per conversion of
-        # bilstm_activity, measured; convert() imports the directory itself). Same
-        # flatbuffer, byte for byte, once the conversion metadata's model type is set.
-        from tensorflow.lite.python import conversion_metadata_schema_py_generated as meta
-        from tensorflow.lite.python import lite
-
-        lite.TFLiteConverterBase._set_original_model_type(meta.ModelType.TF_SAVED_MODEL)
-        converter = lite.TFLiteSavedModelConverterV2(
-            saved.name, {tf.saved_model.SERVING}, [key])
+        converter = _direct_converter(saved.name, key)
     except (ImportError, AttributeError, TypeError):  # another TF's private layout
         converter = tf.lite.TFLiteConverter.from_saved_model(saved.name,
                                                              signature_keys=[key])
     # convert() reads the directory again: it must outlive the cache entry
     converter._lstm_zoo_saved_model = saved
+    return converter
+
+
+def _direct_converter(directory: str, key: str):
+    """What ``from_saved_model`` builds, without the full ``tf.saved_model.load`` it does
+    first only to list the signatures (0.45-0.7 s per conversion of bilstm_activity,
+    measured; ``convert()`` imports the directory itself). The same flatbuffer, byte for
+    byte, once the conversion metadata's model type is set. TF's private API: raises
+    AttributeError (or ImportError, TypeError) where this TF lays it out otherwise."""
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as meta
+    from tensorflow.lite.python import lite
+
+    lite.TFLiteConverterBase._set_original_model_type(meta.ModelType.TF_SAVED_MODEL)
+    converter = lite.TFLiteSavedModelConverterV2(directory, {tf.saved_model.SERVING}, [key])
+    if not converter.saved_model_dir:  # it could not import the directory itself
+        raise AttributeError("this converter cannot import the SavedModel directly")
     return converter
 
 
@@ -184,7 +191,7 @@ def _save_serving(model):
     return saved
 
 
-def _refuse_loops(model, precision: str) -> None:
+def _refuse_loops(model, precision: str, name: str) -> None:
     """Calibrating a graph with a WHILE loop kills the process (SIGSEGV inside the
     TFLite calibrator, TF 2.21, ../shared/FINDINGS.md): refuse before calibrating."""
     import tempfile
@@ -192,11 +199,11 @@ def _refuse_loops(model, precision: str) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "float.tflite"
-        path.write_bytes(_float_flatbuffer(model, model.name))
+        path.write_bytes(_float_flatbuffer(model, name))
         loops = {op: n for op, n in op_counts(path).items() if op in LOOP_OPS}
     if loops:
         raise UnsupportedError(
-            f"{model.name}: TFLite {precision} needs calibration, and calibrating a graph "
+            f"{name}: TFLite {precision} needs calibration, and calibrating a graph "
             f"with loops {loops} crashes the TFLite calibrator (TF 2.21); its recurrent "
             "layers are not fused (GRU, masks, return_state and ConvLSTM2D become WHILE)")
 

@@ -146,7 +146,7 @@ def test_ratios_and_targets():
     results = {"models": {"m": {"export_seconds": 12.0, "ratios": {"1": r}, "rows": [keras]}}}
     best = next(c for c in check_targets(results) if c["target"] == "best_vs_keras")
     assert best["float_floor"] == 0.5 and best["roofs_needed"] == pytest.approx(7.5)
-    assert "no float artifact goes below 0.50" in _floor_note(best)
+    assert "doing Keras' work goes no lower than 0.50" in _floor_note(best)
     keras["roofline"]["fraction_of_roof"] = 0.01  # far from the roof: nothing to say
     assert _floor_note(next(c for c in check_targets(results)
                             if c["target"] == "best_vs_keras")) == ""

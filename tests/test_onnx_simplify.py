@@ -14,7 +14,7 @@ INT_MAX = 2**31 - 1
 
 
 def build(op="LSTM", direction="forward", take=(("last", 0),), state="zeros",
-          sequence_lens=False):
+          sequence_lens=False, layout=0):
     """x (T, B, D) -> op -> for each (time, direction) in ``take``: Y[time, direction]
     (B, H) cut out by Slice + Squeeze (direction first, as tf2onnx does), concatenated."""
     rng = np.random.default_rng(0)
@@ -29,8 +29,11 @@ def build(op="LSTM", direction="forward", take=(("last", 0),), state="zeros",
     const("W", rng.normal(size=(dirs, gates * H, D)).astype(np.float32))
     const("R", rng.normal(size=(dirs, gates * H, H)).astype(np.float32))
     const("B", rng.normal(size=(dirs, 2 * gates * H)).astype(np.float32))
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "N", D])]
-    if state == "input":
+    inputs = [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", "T", D] if layout else ["T", "N", D])]
+    if state == "none":
+        h0 = ""
+    elif state == "input":
         inputs.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [dirs, "N", H]))
         h0 = "h0"
     else:  # the batch's zero (or one) state built at run time, as tf2onnx writes it
@@ -47,7 +50,7 @@ def build(op="LSTM", direction="forward", take=(("last", 0),), state="zeros",
         inputs.append(helper.make_tensor_value_info("lens", TensorProto.INT32, ["N"]))
         lens = "lens"
     nodes.append(helper.make_node(op, ["x", "W", "R", "B", lens, h0], ["Y", "Y_h"],
-                                  hidden_size=H, direction=direction))
+                                  hidden_size=H, direction=direction, layout=layout))
     const("zero", [0])
     const("first_axis", [1])
     parts = []
@@ -130,3 +133,80 @@ def test_sequence_lengths_keep_the_slices():
     zeros for a shorter one: not interchangeable."""
     changed, ops = simplified(build(sequence_lens=True))
     assert changed["final_steps"] == 0 and "Slice" in ops
+
+
+def test_a_batch_major_layer_is_left_alone():
+    """layout=1: Y is (batch, time, directions, hidden); a chain that would pick a final
+    step in the time-major reading picks something else here. (ORT 1.31 refuses to run
+    batch-major recurrent ops, so only the graph is checked.)"""
+    model = build(state="none", layout=1)
+    assert simplify_recurrent(model.graph)["final_steps"] == 0
+    assert "Slice" in [n.op_type for n in model.graph.node]
+
+
+def stacked(negative_axes=False):
+    """Two forward LSTMs as tf2onnx writes them (the direction axis squeezed without a
+    Slice), neither naming Y_h; the output concatenates both final steps."""
+    rng = np.random.default_rng(1)
+    inits = []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    time_axis, dir_axis = ([-3], [-3]) if negative_axes else ([0], [1])
+    nodes = []
+    source = "x"
+    for k, width in enumerate((D, H)):
+        const(f"W{k}", rng.normal(size=(1, 4 * H, width)).astype(np.float32))
+        const(f"R{k}", rng.normal(size=(1, 4 * H, H)).astype(np.float32))
+        nodes += [helper.make_node("LSTM", [source, f"W{k}", f"R{k}"], [f"Y{k}"],
+                                   hidden_size=H),
+                  helper.make_node("Squeeze", [f"Y{k}", const(f"dir{k}", dir_axis)],
+                                   [f"seq{k}"]),
+                  helper.make_node("Slice", [f"seq{k}", const(f"s{k}", [-1]),
+                                             const(f"e{k}", [INT_MAX]),
+                                             const(f"t{k}", time_axis)], [f"step{k}"]),
+                  helper.make_node("Squeeze", [f"step{k}", const(f"a{k}", [0])],
+                                   [f"final{k}"])]
+        source = f"seq{k}"
+    nodes.append(helper.make_node("Concat", ["final0", "final1"], ["out"], axis=1))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "N", D])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", "C"]),
+         helper.make_tensor_value_info("seq0", TensorProto.FLOAT, ["T", "N", H])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize("negative_axes", [False, True])
+def test_stacked_layers_without_named_final_states(negative_axes):
+    """Both layers are rewritten (the second after the first changed the graph), Y_h gets
+    a name, and seq0, a graph output besides the second layer's input, stays."""
+    changed, ops = simplified(stacked(negative_axes))
+    assert changed["final_steps"] == 2
+    assert ops.count("Gather") == 2 and "Slice" not in ops and ops.count("Squeeze") == 1
+
+
+def test_a_state_concatenated_from_a_non_zero_part_is_kept():
+    model = build(direction="bidirectional", take=(("last", 0), (0, 1)))
+    graph = model.graph
+    concat = next(n for n in graph.node if n.op_type == "Concat" and n.output[0] == "state_shape")
+    # the state becomes Concat(zeros (1, N, H), ones (1, N, H)) along directions
+    graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "one_dir"))
+    graph.initializer.append(numpy_helper.from_array(np.float32(1.0), "one_value"))
+    concat.input[0] = "one_dir"
+    at = [n.output[0] for n in graph.node].index("h0")
+    graph.node.insert(at + 1, helper.make_node("Expand", ["one_value", "state_shape"], ["h1"]))
+    graph.node.insert(at + 2, helper.make_node("Concat", ["h0", "h1"], ["h01"], axis=0))
+    lstm = next(n for n in graph.node if n.op_type == "LSTM")
+    lstm.input[5] = "h01"
+    changed, ops = simplified(model)
+    assert changed["zero_states"] == 0 and "Expand" in ops
+
+
+def test_an_initializer_that_can_be_fed_is_not_a_constant():
+    """IR 3 style: an initializer also listed as a graph input is only a default."""
+    model = build()
+    model.graph.input.append(helper.make_tensor_value_info("fill", TensorProto.FLOAT, []))
+    changed, ops = simplified(model)
+    assert changed["zero_states"] == 0 and "Expand" in ops

@@ -113,3 +113,21 @@ def test_a_model_is_traced_once_for_all_precisions_and_again_when_its_weights_ch
     convert(peepholes, "fp32")
     convert(peepholes, "dynamic")
     assert len(saves) == 3
+
+
+def test_the_public_converter_path_gives_the_same_bytes(monkeypatch):
+    """The converter is built without from_saved_model's extra load where TF's private
+    layout allows; where it does not, from_saved_model gives the same flatbuffer."""
+    import zoo
+    from export import tflite
+
+    model = zoo.create_model("bilstm_activity_tiny")
+    direct = convert(model, "dynamic")
+    calls = []
+
+    def missing(*args):
+        calls.append(args)
+        raise AttributeError("not in this TF")
+
+    monkeypatch.setattr(tflite, "_direct_converter", missing)
+    assert convert(model, "dynamic") == direct and len(calls) == 1

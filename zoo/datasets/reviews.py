@@ -20,10 +20,11 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def tokenize(text: str) -> list[str]:
     return WORD.findall(html.unescape(TAG.sub(" ", text)).lower())
 
 
-def encode(text: str, index: dict[str, int], max_tokens: int = MAX_TOKENS) -> np.ndarray:
+def encode(text: str, index: Mapping[str, int], max_tokens: int = MAX_TOKENS) -> np.ndarray:
     """Token ids of ``text`` (its first ``max_tokens`` words; unknown words are 1).
 
     Raises:
@@ -88,12 +89,12 @@ def encode(text: str, index: dict[str, int], max_tokens: int = MAX_TOKENS) -> np
     return np.array([index.get(w, UNKNOWN) for w in words[:max_tokens]], np.int32)
 
 
-_INDEXES: dict[int, tuple[Sequence[str], int, dict[str, int]]] = {}
+_INDEXES: dict[int, tuple[Sequence[str], int, Mapping[str, int]]] = {}
 _MAX_INDEXES = 8
 
 
-def word_index(vocab: Sequence[str]) -> dict[str, int]:
-    """Word -> token id for ``vocab`` (``2 + position``); treat the result as read-only.
+def word_index(vocab: Sequence[str]) -> Mapping[str, int]:
+    """Word -> token id for ``vocab`` (``2 + position``), read-only.
 
     Built once per vocabulary object: a task encodes each text through it, and building
     the dict for the shipped 7,303 words took 0.9 ms, 7x the classifier's ORT call
@@ -104,9 +105,9 @@ def word_index(vocab: Sequence[str]) -> dict[str, int]:
     hit = _INDEXES.get(id(vocab))
     if hit is not None and hit[0] is vocab and hit[1] == len(vocab):
         return hit[2]
-    index = {w: i + FIRST_WORD for i, w in enumerate(vocab)}
-    if len(_INDEXES) >= _MAX_INDEXES:
-        _INDEXES.pop(next(iter(_INDEXES)))
+    index = MappingProxyType({w: i + FIRST_WORD for i, w in enumerate(vocab)})
+    while len(_INDEXES) >= _MAX_INDEXES:
+        _INDEXES.pop(next(iter(_INDEXES), None), None)
     _INDEXES[id(vocab)] = (vocab, len(vocab), index)
     return index
 
