@@ -37,7 +37,7 @@ def simplify_recurrent(graph) -> dict[str, int]:
     constants = {t.name: t for t in graph.initializer if t.name not in fed}
     for node in graph.node:
         if node.op_type == "Constant":
-            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            value = _attribute(node, "value")  # a TensorProto (value_float etc. are not)
             if value is not None:
                 constants[node.output[0]] = value
     producer = {o: n for n in graph.node for o in n.output}
@@ -75,9 +75,9 @@ def _zero_by_construction(name, const, producer, memo, depth) -> bool:
     if node is None or depth > 64:
         return False  # a graph input, or too deep to be glue
     if node.op_type == "ConstantOfShape":
-        value = next((a.t for a in node.attribute if a.name == "value"), None)
         from onnx import numpy_helper
 
+        value = _attribute(node, "value")  # zeros when absent
         return value is None or not np.any(numpy_helper.to_array(value))
     if node.op_type not in _MOVES_DATA:
         return False

@@ -43,10 +43,7 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         if peepholes:
             flatbuffer = peephole.patch_tflite(flatbuffer, model)
         return unclip_lstm_cells(flatbuffer)
-    try:
-        converter = _converter(source)
-    except Exception as e:  # tracing, saving or loading the SavedModel
-        raise ExportError(f"TFLite {precision} conversion of {model.name} failed: {e}") from e
+    converter = _converter(source, precision, model.name)
     # dynamic: int8 weights, float activations; the fused LSTM keeps its op.
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if precision == "float16":
@@ -114,11 +111,7 @@ def _float_flatbuffer(model, name: str) -> bytes:
     classifier's three-precision export converted it a second time, measured)."""
 
     def convert() -> bytes:
-        try:
-            converter = _converter(model)
-        except Exception as e:  # tracing, saving or loading the SavedModel
-            raise ExportError(f"TFLite fp32 conversion of {name} failed: {e}") from e
-        return _run(converter, "fp32", name)
+        return _run(_converter(model, "fp32", name), "fp32", name)
 
     return conversion_source(model, "tflite-fp32", convert)
 
@@ -138,17 +131,21 @@ def _run(converter, precision: str, name: str) -> bytes:
         raise ExportError(f"TFLite {precision} conversion of {name} failed: {e}") from e
 
 
-def _converter(model):
+def _converter(model, precision: str, name: str):
     """A converter over the model's batch-1 serving function, saved as a SavedModel once
     per model (and weights): the path ``from_concrete_functions`` takes, without tracing
-    and saving again for every precision."""
-    saved = conversion_source(model, "tflite-savedmodel", lambda: _save_serving(model))
-    key = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+    and saving again for every precision. Failures to trace, save or load the SavedModel
+    raise :class:`ExportError` naming ``precision`` and ``name``."""
     try:
-        converter = _direct_converter(saved.name, key)
-    except (ImportError, AttributeError, TypeError):  # another TF's private layout
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved.name,
-                                                             signature_keys=[key])
+        saved = conversion_source(model, "tflite-savedmodel", lambda: _save_serving(model))
+        key = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+        try:
+            converter = _direct_converter(saved.name, key)
+        except (ImportError, AttributeError, TypeError):  # another TF's private layout
+            converter = tf.lite.TFLiteConverter.from_saved_model(saved.name,
+                                                                 signature_keys=[key])
+    except Exception as e:  # tracing, saving or loading the SavedModel
+        raise ExportError(f"TFLite {precision} conversion of {name} failed: {e}") from e
     # convert() reads the directory again: it must outlive the cache entry
     converter._lstm_zoo_saved_model = saved
     return converter

@@ -205,7 +205,7 @@ def test_activation_fake_quant_on_lstm_outputs_does_not_convert():
         clone, _ = wrap(model)
     finally:
         qat_mod._config_class = original
-    converter = _converter(clone)
+    converter = _converter(clone, "int8", clone.name)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     with pytest.raises(Exception, match="cannot duplicate the value since it's not constant"):
         converter.convert()

@@ -61,7 +61,7 @@ def test_the_converter_still_clips_at_10():
     from export.tflite import _converter
 
     model = cell_climber()
-    raw = _converter(model).convert()
+    raw = _converter(model, "fp32", model.name).convert()
     assert cell_clips(raw) == [10.0]
     clipped = run_litert(raw, SEQUENCE)
     assert abs(float(clipped[0, 0])) < 0.05  # clipped at 10, c ended at 0
