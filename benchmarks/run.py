@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.measure import MIN_RUNS
 
 RESULTS = Path(__file__).parent / "results"
@@ -178,8 +176,7 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
         results["manifests"].append(more_bundle.manifest)
     peer = spec.family in torch_peer.PEER_FAMILIES and _has_torch()
     if peer:
-        weights = torch_peer.keras_weights(bundle.keras_model())
-        np.savez(work / "peer_weights.npz", **weights)
+        torch_peer.save_inputs(bundle, work)
     sizes = {(a["format"], a["precision"]): 0 for a in artifacts}
     for a in artifacts:
         sizes[(a["format"], a["precision"])] += a["size"]

@@ -33,7 +33,7 @@ def test_torch_peer_is_the_same_function(tiny_bundles, tmp_path, name):
     from zoo.tasks import get_task
 
     bundle = load_bundle(tiny_bundles[0][name])
-    np.savez(tmp_path / "peer_weights.npz", **torch_peer.keras_weights(bundle.keras_model()))
+    torch_peer.save_inputs(bundle, tmp_path)
     spec = get_spec(name)
     inputs = get_task(spec.task).inputs(datasets.load(spec.data.dataset, "test"))[:5]
     reference = bundle.predict(inputs, backend="onnx")

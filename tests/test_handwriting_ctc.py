@@ -360,7 +360,7 @@ def test_torch_peer_computes_the_same_probabilities(tiny_ctc_bundle, tmp_path, b
 
     _, out, _ = tiny_ctc_bundle
     bundle = load_bundle(out)
-    np.savez(tmp_path / "peer_weights.npz", **torch_peer.keras_weights(bundle.keras_model()))
+    torch_peer.save_inputs(bundle, tmp_path)
     peer = torch_peer.graphs(bundle, backend, 1, tmp_path)["recognizer"]
     reference = bundle.runners("onnx", "fp32")["recognizer"]
     # lengths on both sides of a multiple of the stride exercise Keras' "same" padding

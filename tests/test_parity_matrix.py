@@ -13,10 +13,12 @@ tensors and fp32's identical answers are.
 
 import json
 
+import numpy as np
 import pytest
 from conftest import per_model
 
 import zoo
+from benchmarks import torch_peer
 from export.pipeline import verify_bundle
 from export.quantize import FORMAT_PRECISIONS
 from export.report import compatibility_markdown, compatibility_rows
@@ -94,3 +96,58 @@ def test_compatibility_table_names_the_fused_ops(pretrained_export, name):
     for row in TABLE_ROWS[name]:
         assert row in table
     assert "NOT fused" not in table
+
+
+PEERS = [per_model(name) for name in zoo.list_models(pretrained=True)
+         if zoo.get_spec(name).family in torch_peer.PEER_FAMILIES]
+PEER_SAMPLES, PEER_CALLS = 3, 40
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_torch_peer_is_the_same_function(pretrained_export, tmp_path, name):
+    """The benchmark's PyTorch peer of each shipped model (eager, and through
+    ``torch.onnx.export`` on ORT) computes what the model's verified ONNX fp32 artifact
+    computes, graph by graph on the feeds real test samples produce, within the model's
+    fp32 tensor tolerance; so the latency it is compared on is the same network's."""
+    pytest.importorskip("torch")
+    from export.runtime import load_bundle
+    from zoo import datasets
+
+    spec = zoo.get_spec(name)
+    bundle = load_bundle(pretrained_export(name)[1])
+    torch_peer.save_inputs(bundle, tmp_path)
+    inputs = list(bundle.task.inputs(datasets.load(spec.data.dataset, spec.data.test))
+                  [:PEER_SAMPLES])
+    calls = []  # (graph name, feed, ONNX outputs): the first PEER_CALLS of each graph
+
+    class Recording:
+        def __init__(self, graph_name, graph):
+            self.name, self.graph, self.inputs = graph_name, graph, graph.inputs
+
+        def __call__(self, feed):
+            out = self.graph(feed)
+            if sum(c[0] == self.name for c in calls) < PEER_CALLS:
+                calls.append((self.name, feed, out))
+            return out
+
+    reference = bundle.task.predict(
+        {n: Recording(n, g) for n, g in bundle.runners("onnx", "fp32").items()}, inputs,
+        bundle.meta)
+    assert {c[0] for c in calls} == {g["name"] for g in bundle.manifest["graphs"]}
+    tol = spec.tensor_tolerance["fp32"]
+    for backend in ("torch", "torch-onnx"):
+        peer = torch_peer.graphs(bundle, backend, 1, tmp_path)
+        for graph_name, feed, expected in calls:
+            got = peer[graph_name](feed)
+            for key, value in expected.items():
+                np.testing.assert_allclose(got[key], value, atol=tol.value,
+                                           rtol=tol.relative.get(key, 0.0),
+                                           err_msg=f"{backend} {graph_name}:{key}")
+        if spec.task in ("seq2seq", "ctc"):  # transcripts: the same strings
+            assert bundle.task.predict(peer, inputs, bundle.meta) == reference
+
+
+def test_forecast_peer_floors_the_variance_as_the_model_does():
+    from zoo.models.lstm_forecaster import EPSILON
+
+    assert torch_peer.FORECAST_VARIANCE_FLOOR == EPSILON
