@@ -184,9 +184,9 @@ def test_reference_runs_keras_once_per_input_and_keeps_the_outputs():
 
 
 def test_feed_check_refuses_non_finite_values_and_keeps_large_finite_ones():
-    """The runners' feed check sums a float input to test finiteness: a large but finite
-    input must pass (a float32 sum would overflow), +inf and -inf together (a NaN sum)
-    and NaN must not."""
+    """The runners' feed check tests finiteness with a sum of squares: a large but finite
+    input must pass (its squares overflow float32), +inf and -inf together and NaN must
+    not, in float16, float32 and float64 alike."""
     from export.runtime import FeedCheck
     from zoo.errors import ShapeError
 
