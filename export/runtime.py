@@ -183,11 +183,13 @@ class ORTRunner:
             raise ArtifactError(f"ONNX Runtime cannot load {self.path}: {e}") from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self._fetch = list(self.output_names)
         self._check = FeedCheck(inputs, str(self.path))
 
     def __call__(self, feeds):
         feeds = self._check(feeds)
-        return dict(zip(self.output_names, self.session.run(None, feeds), strict=True))
+        # named outputs: with None, ORT lists the graph's output names again on every call
+        return dict(zip(self.output_names, self.session.run(self._fetch, feeds), strict=True))
 
 
 class Bundle:
