@@ -9,7 +9,6 @@ are checked against the bundle's verified ONNX fp32 artifacts.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +25,10 @@ FORECAST_VARIANCE_FLOOR = 1e-6
 
 
 def save_inputs(bundle, workdir: Path) -> None:
-    """What a peer process needs from the parent (which has TensorFlow): the Keras weights
-    (``peer_weights.npz``) and every builder argument, defaults included
-    (``peer_config.json``: a manifest records only the arguments given)."""
-    import inspect
-
-    from zoo import get_spec
-    from zoo.registry import jsonable_config
-
-    spec = get_spec(bundle.manifest["model"])
-    config = {name: p.default for name, p in inspect.signature(spec.builder).parameters.items()
-              if p.default is not inspect.Parameter.empty}
-    config.update(bundle.manifest["reference"].get("config") or {})
+    """Writes what a peer process needs from the parent (which has TensorFlow): the Keras
+    weights (``peer_weights.npz``). The builder's arguments, defaults included, are the
+    bundle manifest's ``reference.config``."""
     np.savez(workdir / "peer_weights.npz", **keras_weights(bundle.keras_model()))
-    (workdir / "peer_config.json").write_text(json.dumps(jsonable_config(config)))
 
 
 def keras_weights(model) -> dict[str, np.ndarray]:
@@ -108,11 +97,12 @@ class _Parts:
         table = self.torch.tensor(_layer(self.weights, name)[0])
         return self.nn.Embedding.from_pretrained(table, freeze=True)
 
-    def normalization(self, module, name="normalize"):
-        """Keras ``Normalization`` layer ``name`` as buffers ``mean``, ``std`` of ``module``."""
+    def normalization(self, module, name="normalize", prefix=""):
+        """Keras ``Normalization`` layer ``name`` as buffers ``{prefix}mean`` and
+        ``{prefix}std`` of ``module``."""
         mean, var = _layer(self.weights, name)[:2]
-        module.register_buffer("mean", self.torch.tensor(mean))
-        module.register_buffer("std", self.torch.tensor(
+        module.register_buffer(f"{prefix}mean", self.torch.tensor(mean))
+        module.register_buffer(f"{prefix}std", self.torch.tensor(
             np.maximum(np.sqrt(var), np.float32(EPSILON))))
 
     def recurrent(self, name, cell="lstm", bidirectional=False):
@@ -330,6 +320,7 @@ def _autoencoder(p: _Parts, config):
         def __init__(self):
             super().__init__()
             p.normalization(self)
+            p.normalization(self, "denormalize", prefix="out_")
             self.encoder, self.decoder = p.recurrent("encoder"), p.recurrent("decoder")
             self.code = p.linear("code") if has_code else None
             self.out = p.linear("patch_out")
@@ -344,7 +335,7 @@ def _autoencoder(p: _Parts, config):
             x, _ = self.decoder(code.unsqueeze(1).expand(-1, x.shape[1], -1))
             standardized = self.out(x).reshape(z.shape)
             score = ((z - standardized) ** 2).mean(dim=(1, 2))
-            return standardized * self.std + self.mean, score
+            return self.out_mean + standardized * self.out_std, score
 
     return {"autoencoder": Autoencoder()}
 
@@ -401,8 +392,7 @@ def graphs(bundle, backend: str, threads: int, workdir: Path) -> dict:
 
     torch.set_num_threads(threads)
     weights = dict(np.load(workdir / "peer_weights.npz"))
-    config = json.loads((workdir / "peer_config.json").read_text())
-    modules = build(bundle.manifest["family"], weights, config)
+    modules = build(bundle.manifest["family"], weights, bundle.manifest["reference"]["config"])
     io = {g["name"]: g for g in bundle.manifest["graphs"]}
     if backend == "torch":
         return {n: TorchGraph(m, io[n]["inputs"], [o["name"] for o in io[n]["outputs"]])

@@ -67,14 +67,23 @@ class FeedCheck:
                 if kind not in "iu":
                     raise ShapeError(f"{self.where}: input {name!r} must be integer ids; "
                                      f"got dtype {x.dtype}")
-            elif kind not in "fiu":
+                limits = np.iinfo(want)
+                if x.size and (x.min() < limits.min or x.max() > limits.max):
+                    raise ShapeError(f"{self.where}: input {name!r} holds ids outside "
+                                     f"{want}'s range [{limits.min}, {limits.max}]")
+                out[name] = np.ascontiguousarray(x, dtype=want)
+                continue
+            if kind not in "fiu":
                 raise ShapeError(f"{self.where}: input {name!r} must be numeric; got "
                                  f"{x.dtype}")
+            # tested as the graph receives it: a float64 value beyond float32's range
+            # arrives as infinity
+            x = np.ascontiguousarray(x, dtype=want)
             # a finite sum of squares has no NaN or infinity in it (the exact test only if
             # the sum is not finite: a square may overflow)
-            elif kind == "f" and not math.isfinite(np.vdot(x, x)) and not np.isfinite(x).all():
+            if not math.isfinite(np.vdot(x, x)) and not np.isfinite(x).all():
                 self._not_finite(name)
-            out[name] = np.ascontiguousarray(x, dtype=want)
+            out[name] = x
         return out
 
     def _bad_shape(self, name, x, shape):
@@ -104,7 +113,7 @@ class LiteRTRunner:
         self.input_names = tuple(i["name"] for i in inputs)
         self.output_names = tuple(self._runner.get_output_details())
         self._check = FeedCheck(inputs, str(self.path))
-        self._direct = _DirectSignature.of(self.interpreter, self._runner)
+        self._direct = _DirectSignature.of(self.interpreter, self._runner, self.input_names)
 
     def __call__(self, feeds):
         feeds = self._check(feeds)
@@ -128,7 +137,9 @@ class _DirectSignature:
     a 9 µs step-graph call with three inputs (measured, ``kws_lstm`` dynamic), and a
     streamed keyword or a generated text is hundreds of such calls. It reads the
     signature runner's private fields (ai-edge-litert 2.3); :meth:`of` returns ``None``
-    where they are missing, and the runner keeps the signature runner."""
+    where they are missing or the signature's inputs are not the manifest's, and the
+    runner keeps the signature runner. It owns the interpreter's input shapes: whatever
+    else resizes them must go through it (a failed call forgets the shapes it knew)."""
 
     def __init__(self, wrapper, subgraph: int, inputs: dict, outputs: list):
         self._wrapper, self._subgraph = wrapper, subgraph
@@ -136,7 +147,7 @@ class _DirectSignature:
         self._shapes: dict[str, tuple] = {}
 
     @classmethod
-    def of(cls, interpreter, signature_runner):
+    def of(cls, interpreter, signature_runner, input_names):
         try:
             wrapper = interpreter._interpreter
             subgraph = int(signature_runner._subgraph_index)
@@ -146,7 +157,9 @@ class _DirectSignature:
                        wrapper.Invoke, wrapper.GetTensor)
         except (AttributeError, TypeError, ValueError):
             return None
-        return cls(wrapper, subgraph, inputs, outputs) if all(map(callable, methods)) else None
+        if set(inputs) != set(input_names) or not all(map(callable, methods)):
+            return None
+        return cls(wrapper, subgraph, inputs, outputs)
 
     def __call__(self, feeds: dict) -> dict:
         w, g = self._wrapper, self._subgraph
@@ -156,9 +169,13 @@ class _DirectSignature:
                 w.ResizeInputTensor(self._inputs[n], np.array(x.shape, np.int32), False, g)
             w.AllocateTensors(g)
             self._shapes = {n: x.shape for n, x in feeds.items()}
-        for n, x in feeds.items():
-            w.SetTensor(self._inputs[n], x, g)
-        w.Invoke(g)
+        try:
+            for n, x in feeds.items():
+                w.SetTensor(self._inputs[n], x, g)
+            w.Invoke(g)
+        except Exception:
+            self._shapes = {}  # resize and re-plan on the next call
+            raise
         return {n: w.GetTensor(i, g) for n, i in self._outputs}
 
 

@@ -203,6 +203,14 @@ def test_feed_check_refuses_non_finite_values_and_keeps_large_finite_ones():
         check({"h": np.zeros((1, 2, 1), np.float32), "t": ids})
     with pytest.raises(ShapeError, match="must be integer ids; got dtype float32"):
         check({"h": np.zeros((1, 2), np.float32), "t": ids.astype(np.float32)})
+    # tested as the graph receives them: float32 and int32
+    with pytest.raises(ShapeError, match="input 'h' holds NaN or inf"):
+        check({"h": np.full((1, 2), 1e300), "t": ids})
+    with pytest.raises(ShapeError, match=r"input 't' holds ids outside int32's range"):
+        check({"h": np.zeros((1, 2), np.float32), "t": ids + 2**40})
+    strided = np.arange(8, dtype=np.float32).reshape(1, 8)[:, ::2]
+    got = check({"h": strided, "t": ids.astype(np.int32)})
+    assert got["h"].flags.c_contiguous and got["h"].tolist() == [[0, 2, 4, 6]]
 
 
 def test_check_backend_compares_the_task_pass_and_replays_only_the_rest():
