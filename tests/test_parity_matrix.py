@@ -111,6 +111,7 @@ def test_torch_peer_is_the_same_function(pretrained_export, tmp_path, name):
     fp32 tensor tolerance; so the latency it is compared on is the same network's."""
     pytest.importorskip("torch")
     from export.runtime import load_bundle
+    from export.verify import Recorder
     from zoo import datasets
 
     spec = zoo.get_spec(name)
@@ -118,31 +119,21 @@ def test_torch_peer_is_the_same_function(pretrained_export, tmp_path, name):
     torch_peer.save_inputs(bundle, tmp_path)
     inputs = list(bundle.task.inputs(datasets.load(spec.data.dataset, spec.data.test))
                   [:PEER_SAMPLES])
-    calls = []  # (graph name, feed, ONNX outputs): the first PEER_CALLS of each graph
-
-    class Recording:
-        def __init__(self, graph_name, graph):
-            self.name, self.graph, self.inputs = graph_name, graph, graph.inputs
-
-        def __call__(self, feed):
-            out = self.graph(feed)
-            if sum(c[0] == self.name for c in calls) < PEER_CALLS:
-                calls.append((self.name, feed, out))
-            return out
-
-    reference = bundle.task.predict(
-        {n: Recording(n, g) for n, g in bundle.runners("onnx", "fp32").items()}, inputs,
-        bundle.meta)
-    assert {c[0] for c in calls} == {g["name"] for g in bundle.manifest["graphs"]}
+    # the first PEER_CALLS feeds of each graph, and the ONNX outputs they gave
+    recorders = {n: Recorder(g, limit=PEER_CALLS, outputs=True)
+                 for n, g in bundle.runners("onnx", "fp32").items()}
+    reference = bundle.task.predict(recorders, inputs, bundle.meta)
+    assert all(r.feeds for r in recorders.values())
     tol = spec.tensor_tolerance["fp32"]
     for backend in ("torch", "torch-onnx"):
         peer = torch_peer.graphs(bundle, backend, 1, tmp_path)
-        for graph_name, feed, expected in calls:
-            got = peer[graph_name](feed)
-            for key, value in expected.items():
-                np.testing.assert_allclose(got[key], value, atol=tol.value,
-                                           rtol=tol.relative.get(key, 0.0),
-                                           err_msg=f"{backend} {graph_name}:{key}")
+        for graph_name, recorder in recorders.items():
+            for feed, expected in zip(recorder.feeds, recorder.outputs, strict=True):
+                got = peer[graph_name](feed)
+                for key, value in expected.items():
+                    np.testing.assert_allclose(got[key], value, atol=tol.value,
+                                               rtol=tol.relative.get(key, 0.0),
+                                               err_msg=f"{backend} {graph_name}:{key}")
         if spec.task in ("seq2seq", "ctc"):  # transcripts: the same strings
             assert bundle.task.predict(peer, inputs, bundle.meta) == reference
 
