@@ -98,6 +98,23 @@ def test_compatibility_table_names_the_fused_ops(pretrained_export, name):
     assert "NOT fused" not in table
 
 
+CONV_MODELS = ["convlstm_nextframe", "handwriting_ctc", "speech_ctc"]
+
+
+@pytest.mark.parametrize("name", [per_model(n) for n in CONV_MODELS])
+def test_onnx_dynamic_keeps_convolutions_float(pretrained_export, name):
+    """ORT's dynamic ConvInteger ran convlstm_nextframe ~4x slower than fp32, so "dynamic"
+    stores Conv weights as int8 restored to float at load (export.onnx.weight_only_conv):
+    every Conv stays a float Conv, and the file is no larger than fp32's."""
+    manifest = json.loads((pretrained_export(name)[1] / "manifest.json").read_text())
+    onnx_artifacts = {a["precision"]: a for a in manifest["artifacts"] if a["format"] == "onnx"}
+    fp32, dynamic = onnx_artifacts["fp32"], onnx_artifacts["dynamic"]
+    assert fp32["ops"].get("Conv", 0) > 0
+    assert dynamic["ops"].get("Conv") == fp32["ops"]["Conv"]
+    assert "ConvInteger" not in dynamic["ops"]
+    assert dynamic["size"] < fp32["size"]
+
+
 PEERS = [per_model(name) for name in zoo.list_models(pretrained=True)
          if zoo.get_spec(name).family in torch_peer.PEER_FAMILIES]
 PEER_SAMPLES, PEER_CALLS = 3, 40
