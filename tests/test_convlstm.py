@@ -61,6 +61,14 @@ def test_ssim_is_tensorflows():
     expected = tf.image.ssim(a[..., None], b[..., None], max_val=1.0).numpy()
     np.testing.assert_allclose(ssim(a, b), expected, atol=1e-5)
     np.testing.assert_allclose(ssim(a, a), 1.0, atol=1e-12)
+    # more frames than one chunk of the computation, in a leading shape of their own
+    many = np.concatenate([a, b] * 25).reshape(5, 60, 64, 64)
+    both = np.concatenate([b, a] * 25).reshape(5, 60, 64, 64)
+    # (1e-6: float32 products, whose rounding may depend on how many rows BLAS gets)
+    np.testing.assert_allclose(ssim(many, both), np.tile(ssim(a, b), 50).reshape(5, 60),
+                               rtol=0, atol=1e-6)
+    with pytest.raises(ShapeError, match=r"shapes \(6, 64, 64\) and \(6, 64, 63\)"):
+        ssim(a, b[..., :63])
 
 
 def test_scores_by_hand():
@@ -78,6 +86,8 @@ def test_scores_by_hand():
     assert m["mse"] == pytest.approx(64 * 0.25 / (4 * 10 * 64 * 64))
     assert m["mse_frame"] == pytest.approx(64 * 0.25 / (4 * 10))
     assert m["mse_first"] == 0 and m["mse_last"] == pytest.approx(64 * 0.25 / (4 * 64 * 64))
+    with pytest.raises(ShapeError, match=r"predicted frames \(4, 9, 64, 64, 1\)"):
+        TASK.errors(off[:, :9], test.y)
 
 
 def test_unrolled_graph_is_the_model_and_shares_its_variables():
