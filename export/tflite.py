@@ -42,7 +42,7 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         flatbuffer = _float_flatbuffer(source, model.name)
         if peepholes:
             flatbuffer = peephole.patch_tflite(flatbuffer, model)
-        return unclip_lstm_cells(flatbuffer)
+        return _finish(flatbuffer)
     converter = _converter(source, precision, model.name)
     # dynamic: int8 weights, float activations; the fused LSTM keeps its op.
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -68,7 +68,15 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         peephole.check_calibration_patched(converter)
     elif peepholes:
         flatbuffer = peephole.patch_tflite(flatbuffer, model)
-    return unclip_lstm_cells(flatbuffer)
+    return _finish(flatbuffer)
+
+
+def _finish(flatbuffer: bytes) -> bytes:
+    """What every converted graph gets: cells unclipped, repeated inputs' projections
+    hoisted out of float LSTMs (:mod:`export.tflite_hoist`)."""
+    from export.tflite_hoist import hoist_repeated_inputs
+
+    return hoist_repeated_inputs(unclip_lstm_cells(flatbuffer))[0]
 
 
 # TFLite builtin operator codes of the fused LSTM ops (schema.fbs).
@@ -227,6 +235,8 @@ def weight_sparsity(path) -> dict:
     import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
+    from export.tflite_hoist import MARK
+
     model = schema.ModelT.InitFromPackedBuf(open(path, "rb").read(), 0)
     dtypes = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16,
               schema.TensorType.INT8: np.int8}
@@ -236,6 +246,8 @@ def weight_sparsity(path) -> dict:
             data = model.buffers[t.buffer].data
             if data is None or t.type not in dtypes or len(t.shape) < 2:
                 continue
+            if MARK in (t.name or b"").decode(errors="replace"):
+                continue  # the zero input and weights the hoisting left: not weights
             a = np.frombuffer(data.tobytes(), dtypes[t.type]).reshape(t.shape)
             zp = np.zeros(1, np.int64)
             if t.quantization is not None and t.quantization.zeroPoint is not None:

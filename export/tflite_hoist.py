@@ -1,0 +1,165 @@
+"""Hoists a repeated input's projection out of TFLite's fused LSTM.
+
+A decoder LSTM fed ``RepeatVector(z)`` (the LSTM autoencoders) receives the same vector at
+every step, yet TFLite's float and hybrid LSTM kernels multiply it by the four input
+weight matrices again at every step (``lstm_eval``: one matrix x vector per gate and
+step). The product does not depend on the step, so it can be computed once, before the
+op, and added as the gates' bias: ``W_g z + b_g`` for gate g. :func:`hoist_repeated_inputs`
+rewrites the flatbuffer so: one RESHAPE of z and one FULLY_CONNECTED per gate (reading
+the op's own weight tensors, so float16 weights stay float16 in the file) compute the new
+biases, and the LSTM op reads a constant zero input of width 1 through zero weights. The
+TILE that repeated z, now unused, is removed.
+
+The zero-width input keeps the op's signature: LiteRT's kernels require an input and
+input weights. Batch 1 only (a bias is one vector per op), which is what the TFLite
+artifacts are (``export.runtime.LiteRTRunner``). LSTMs with int8 weights are left alone:
+dynamic range (the hybrid kernel, whose int8 products are cheap; the rewrite made it
+slower) and full int8 (integer kernel, int32 biases with their own scales).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_LSTM = 44  # UNIDIRECTIONAL_SEQUENCE_LSTM
+_TILE, _RESHAPE, _FULLY_CONNECTED = 69, 22, 9
+_GATES = (1, 2, 3, 4)  # input-to-{input, forget, cell, output} weights
+_BIASES = (12, 13, 14, 15)
+MARK = "/hoisted/"  # in the names of the tensors the rewrite adds
+
+
+def hoist_repeated_inputs(flatbuffer: bytes) -> tuple[bytes, int]:
+    """Returns the rewritten flatbuffer and how many LSTM ops it rewrote (``flatbuffer``
+    itself when none qualifies)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    rewritten = 0
+    for graph in model.subgraphs:
+        k = 0
+        while k < len(graph.operators):
+            op = graph.operators[k]
+            added = 0
+            if codes[op.opcodeIndex] == _LSTM:
+                added = _hoist(model, graph, codes, k)
+                rewritten += bool(added)
+            k += 1 + added
+        if rewritten:
+            _remove_dead(model, graph)
+    if not rewritten:
+        return flatbuffer, 0
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), rewritten
+
+
+def _hoist(model, graph, codes, k: int) -> int:
+    """Rewrites LSTM op ``k`` if its input is a repeated vector; returns the number of ops
+    inserted before it (0: left alone)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    op = graph.operators[k]
+    tensors = graph.tensors
+    x = op.inputs[0]
+    if tensors[x].type != schema.TensorType.FLOAT32 or len(tensors[x].shape) != 3:
+        return 0
+    if any(op.inputs[i] < 0 for i in _GATES + _BIASES) or getattr(
+            op.builtinOptions, "timeMajor", False):
+        return 0
+    # float weights only: with int8 ones (dynamic range) the hybrid kernel's per-step
+    # int8 products are cheap, and the rewrite measured 1.04-1.40x slower (lstm_autoencoder)
+    if any(tensors[op.inputs[i]].type != schema.TensorType.FLOAT32 for i in _GATES + _BIASES):
+        return 0
+    tile = _producer(graph, x)
+    if tile is None or codes[tile.opcodeIndex] != _TILE:
+        return 0
+    z, multiples = tile.inputs
+    repeats = _constant(model, graph, multiples)
+    batch, steps, width = (int(d) for d in tensors[x].shape)
+    if (batch != 1 or repeats is None or list(repeats) != [1, steps, 1]
+            or [int(d) for d in tensors[z].shape] != [1, 1, width]):
+        return 0
+
+    name = tensors[op.outputs[0]].name.decode()
+    flat = _add_tensor(model, graph, f"{name}{MARK}z", [width], schema.TensorType.FLOAT32)
+    shape = _add_tensor(model, graph, f"{name}{MARK}z_shape", [1], schema.TensorType.INT32,
+                        np.array([width], np.int32))
+    new_ops = [_operator(model, codes, _RESHAPE, [z, shape], [flat], schema)]
+    for gate, bias in zip(_GATES, _BIASES, strict=True):
+        weights = op.inputs[gate]
+        cells = int(tensors[weights].shape[0])
+        out = _add_tensor(model, graph, f"{name}{MARK}bias{gate}", [cells],
+                          schema.TensorType.FLOAT32)
+        options = schema.FullyConnectedOptionsT()
+        options.keepNumDims = True  # (width,) in, (cells,) out: a bias vector
+        new_ops.append(_operator(model, codes, _FULLY_CONNECTED,
+                                 [flat, weights, op.inputs[bias]], [out], schema, options))
+        op.inputs[bias] = out
+        op.inputs[gate] = _add_tensor(model, graph, f"{name}{MARK}w{gate}", [cells, 1],
+                                      schema.TensorType.FLOAT32,
+                                      np.zeros((cells, 1), np.float32))
+    op.inputs[0] = _add_tensor(model, graph, f"{name}{MARK}x", [1, steps, 1],
+                               schema.TensorType.FLOAT32, np.zeros((1, steps, 1), np.float32))
+    graph.operators[k:k] = new_ops
+    return len(new_ops)
+
+
+def _producer(graph, tensor: int):
+    for op in graph.operators:
+        if tensor in op.outputs:
+            return op
+    return None
+
+
+def _constant(model, graph, tensor: int):
+    from ai_edge_litert import schema_py_generated as schema
+
+    t = graph.tensors[tensor]
+    data = model.buffers[t.buffer].data if t.buffer < len(model.buffers) else None
+    if data is None or t.type != schema.TensorType.INT32:
+        return None
+    return np.frombuffer(bytes(bytearray(data)), np.int32)
+
+
+def _add_tensor(model, graph, name: str, shape, dtype: int, values=None) -> int:
+    from ai_edge_litert import schema_py_generated as schema
+
+    tensor = schema.TensorT()
+    tensor.name, tensor.shape, tensor.type = name.encode(), list(shape), dtype
+    buffer = schema.BufferT()
+    if values is not None:
+        buffer.data = np.frombuffer(np.ascontiguousarray(values).tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor.buffer = len(model.buffers) - 1
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _operator(model, codes, code: int, inputs, outputs, schema, options=None):
+    if code not in codes:
+        opcode = schema.OperatorCodeT()
+        opcode.builtinCode = opcode.deprecatedBuiltinCode = code
+        opcode.version = 1
+        model.operatorCodes.append(opcode)
+        codes.append(code)
+    op = schema.OperatorT()
+    op.opcodeIndex = codes.index(code)
+    op.inputs, op.outputs = list(inputs), list(outputs)
+    if options is not None:
+        op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+        op.builtinOptions = options
+    return op
+
+
+def _remove_dead(model, graph) -> None:
+    """Drops operators none of whose outputs is read (by an op or as a graph output)."""
+    while True:
+        read = set(graph.outputs)
+        for op in graph.operators:
+            read.update(i for i in op.inputs if i >= 0)
+        dead = [op for op in graph.operators if not any(o in read for o in op.outputs)]
+        if not dead:
+            return
+        graph.operators = [op for op in graph.operators if op not in dead]
