@@ -38,16 +38,17 @@ def hoist_repeated_inputs(flatbuffer: bytes) -> tuple[bytes, int]:
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     rewritten = 0
     for graph in model.subgraphs:
-        k = 0
+        k, here = 0, 0
         while k < len(graph.operators):
             op = graph.operators[k]
             added = 0
             if codes[op.opcodeIndex] == _LSTM:
                 added = _hoist(model, graph, codes, k)
-                rewritten += bool(added)
+                here += bool(added)
             k += 1 + added
-        if rewritten:
-            _remove_dead(model, graph)
+        if here:
+            _remove_dead(graph)
+        rewritten += here
     if not rewritten:
         return flatbuffer, 0
     builder = flatbuffers.Builder(len(flatbuffer) + 4096)
@@ -153,13 +154,16 @@ def _operator(model, codes, code: int, inputs, outputs, schema, options=None):
     return op
 
 
-def _remove_dead(model, graph) -> None:
-    """Drops operators none of whose outputs is read (by an op or as a graph output)."""
+def _remove_dead(graph) -> None:
+    """Drops operators that have outputs and none of them is read (by an op or as a graph
+    output): the TILE the rewrite bypassed. An op without outputs may act by side effect
+    (a variable's assignment) and stays."""
     while True:
-        read = set(graph.outputs)
+        read = set(graph.outputs if graph.outputs is not None else [])
         for op in graph.operators:
-            read.update(i for i in op.inputs if i >= 0)
-        dead = [op for op in graph.operators if not any(o in read for o in op.outputs)]
+            read.update(i for i in (op.inputs if op.inputs is not None else []) if i >= 0)
+        dead = [op for op in graph.operators if op.outputs is not None and len(op.outputs)
+                and not any(o in read for o in op.outputs)]
         if not dead:
             return
         graph.operators = [op for op in graph.operators if op not in dead]
