@@ -95,26 +95,36 @@ def _quantize_dynamic(proto) -> bytes:
                          reduce_range=REDUCE_RANGE,
                          op_types_to_quantize=[op for op in IntegerOpsRegistry if op != "Conv"])
         quantized = onnx.load(str(dst))
-        weight_only_conv(quantized.graph)
+        convs = sum(n.op_type == "Conv" for n in quantized.graph.node)
+        if convs and not weight_only_conv(quantized.graph):
+            raise ExportError(f"ONNX dynamic: none of the graph's {convs} Conv ops has "
+                              "constant float weights to store as int8")
         return quantized.SerializeToString()
+
+
+WEIGHT_ONLY = "/weight_only/"  # infix of the names weight_only_conv adds
 
 
 def weight_only_conv(graph) -> int:
     """Stores each float Conv's constant weights as int8, one symmetric scale per output
-    channel, restored by ``Cast`` + ``Mul``; returns how many weights it replaced.
+    channel, restored by ``Cast`` + ``Mul``; returns how many weights it replaced. The
+    graph's own nodes only (the exported graphs have no loops or branches).
 
-    ONNX Runtime constant-folds that pair when it loads the graph (and then lays the float
-    weights out for its NCHWc convolution), so the convolution runs at fp32
-    speed from a file with a quarter of the weight bytes (convlstm_nextframe: 225 KB
-    against 509 KB fp32, 7.27 ms against 7.30 ms a clip). ``DequantizeLinear`` would say
-    the same, but ORT keeps it unfolded for its QDQ fusions and runs it on every call, where
-    the convolution then misses the NCHWc layout (9.5 ms). 8 bits, not ``REDUCE_RANGE``'s
-    7: the products are float, so nothing saturates.
+    ONNX Runtime constant-folds that pair when it loads the graph with its graph
+    optimizations on (the default, and ``ORTRunner``'s), and then lays the float weights
+    out for its NCHWc convolution, so the convolution runs at fp32 speed from a file with
+    a quarter of the weight bytes (convlstm_nextframe: 225 KB against 509 KB fp32, 7.27 ms
+    against 7.30 ms a clip). ``DequantizeLinear`` would say the same, but ORT keeps it
+    unfolded for its QDQ fusions and runs it on every call, where the convolution then
+    misses the NCHWc layout (9.5 ms). 8 bits, not ``REDUCE_RANGE``'s 7: the products are
+    float, so nothing saturates.
     """
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
-    initializers = {i.name: i for i in graph.initializer}
+    fed = {i.name for i in graph.input}  # an initializer a caller may override: kept
+    initializers = {i.name: i for i in graph.initializer if i.name not in fed}
+    taken = set(initializers) | fed | {o for n in graph.node for o in n.output}
     replaced: set[str] = set()
     restore = []
     for node in graph.node:
@@ -124,7 +134,9 @@ def weight_only_conv(graph) -> int:
         if name in replaced:  # shared by unrolled steps: converted once
             continue
         init = initializers[name]
-        if init.data_type != TensorProto.FLOAT:
+        q_name, scale_name, float_name = (f"{name}{WEIGHT_ONLY}{part}"
+                                          for part in ("int8", "scale", "float"))
+        if init.data_type != TensorProto.FLOAT or {q_name, scale_name, float_name} & taken:
             continue
         w = numpy_helper.to_array(init)
         channels = w.reshape(w.shape[0], -1)
@@ -133,12 +145,12 @@ def weight_only_conv(graph) -> int:
         scale = scale.reshape(-1, *[1] * (w.ndim - 1))
         q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
         graph.initializer.remove(init)
-        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
-                                  numpy_helper.from_array(scale, f"{name}_scale")])
-        restore += [helper.make_node("Cast", [f"{name}_int8"], [f"{name}_float"],
-                                     to=TensorProto.FLOAT, name=f"{name}_cast"),
-                    helper.make_node("Mul", [f"{name}_float", f"{name}_scale"], [name],
-                                     name=f"{name}_rescale")]
+        graph.initializer.extend([numpy_helper.from_array(q, q_name),
+                                  numpy_helper.from_array(scale, scale_name)])
+        restore += [helper.make_node("Cast", [q_name], [float_name], to=TensorProto.FLOAT,
+                                     name=f"{name}{WEIGHT_ONLY}cast"),
+                    helper.make_node("Mul", [float_name, scale_name], [name],
+                                     name=f"{name}{WEIGHT_ONLY}rescale")]
         replaced.add(name)
     if restore:  # they read initializers only, so they go first (topological order)
         nodes = restore + list(graph.node)
@@ -211,7 +223,8 @@ def weight_sparsity(path) -> dict:
     from export.tflite import sparsity_of
 
     arrays = [(a, 0) for a in (numpy_helper.to_array(t)
-                               for t in onnx.load(str(path)).graph.initializer)
+                               for t in onnx.load(str(path)).graph.initializer
+                               if not t.name.endswith(f"{WEIGHT_ONLY}scale"))
               if a.ndim >= 2 and a.dtype.kind in "fi"]
     return sparsity_of(arrays)
 

@@ -13,8 +13,8 @@ C_IN, C_OUT, K = 3, 5, 3
 
 
 def build(weight_as_input=False):
-    """x (1, C_IN, 8, 8) -> Conv(W, b) -> Relu -> Conv(W', b) -> y; the first Conv's weights
-    are used again by a third Conv on x (as unrolled steps share theirs)."""
+    """x (1, C_IN, 8, 8) -> Conv(w, b) -> Relu -> Conv(w2) -> Conv(w, b) -> y: the first
+    Conv's weights used again by the third (as unrolled steps share theirs)."""
     rng = np.random.default_rng(0)
     w = rng.normal(size=(C_OUT, C_IN, K, K)).astype(np.float32)
     w[1] = 0  # a channel with no weights: its scale must not be 0
@@ -46,20 +46,21 @@ def run(model, feeds, optimized=None):
     return session.run(None, feeds)[0]
 
 
-def test_weights_are_int8_per_channel_and_give_the_float_answer(tmp_path):
+def test_weights_are_int8_per_channel_and_give_the_float_answer():
     model, w = build()
     x = np.random.default_rng(1).normal(size=(1, C_IN, 8, 8)).astype(np.float32)
     expected = run(model, {"x": x})
     assert weight_only_conv(model.graph) == 2  # "w" once though two Convs read it, "w2"
     onnx.checker.check_model(model)
     stored = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    assert "w" not in stored and stored["w_int8"].dtype == np.int8
-    assert stored["w2_int8"].dtype == np.int8 and stored["b"].dtype == np.float32
+    q, scale = stored["w/weight_only/int8"], stored["w/weight_only/scale"]
+    assert "w" not in stored and q.dtype == np.int8 and scale.shape == (C_OUT, 1, 1, 1)
+    assert stored["w2/weight_only/int8"].dtype == np.int8 and stored["b"].dtype == np.float32
     # symmetric per output channel: each channel's largest weight is +-127 ...
-    scale = stored["w_scale"].reshape(-1)
-    assert np.all(np.abs(stored["w_int8"]).reshape(C_OUT, -1).max(axis=1)[[0, 2, 3, 4]] == 127)
+    assert np.all(np.abs(q).reshape(C_OUT, -1).max(axis=1)[[0, 2, 3, 4]] == 127)
     # ... so each weight is within half a step of its float value, the tiny channel too
-    restored = stored["w_int8"] * stored["w_scale"]
+    restored = q * scale
+    scale = scale.reshape(-1)
     assert np.all(np.abs(restored - w) <= scale.reshape(-1, 1, 1, 1) / 2 * (1 + 1e-6))
     assert np.all(restored[1] == 0) and scale[1] == 1.0
     got = run(model, {"x": x})
@@ -82,7 +83,30 @@ def test_ort_folds_the_restore_at_load(tmp_path):
 def test_weights_fed_at_run_time_are_left_alone():
     model, _ = build(weight_as_input=True)
     assert weight_only_conv(model.graph) == 1  # only w2
-    assert {i.name for i in model.graph.initializer} == {"w2_int8", "w2_scale", "b"}
+    assert {i.name for i in model.graph.initializer} == {
+        "w2/weight_only/int8", "w2/weight_only/scale", "b"}
+
+
+def test_an_initializer_that_is_also_an_input_is_left_alone():
+    """Older IRs list initializers among the inputs, as defaults a caller may feed."""
+    model, w = build()
+    model.graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT,
+                                                           list(w.shape)))
+    assert weight_only_conv(model.graph) == 1  # only w2
+    assert "w" in {i.name for i in model.graph.initializer}
+
+
+def test_sparsity_counts_the_int8_weights_not_their_scales(tmp_path):
+    from export.onnx import weight_sparsity
+
+    model, _ = build()
+    onnx.save(model, str(tmp_path / "float.onnx"))
+    weight_only_conv(model.graph)
+    onnx.save(model, str(tmp_path / "int8.onnx"))
+    before, after = weight_sparsity(tmp_path / "float.onnx"), weight_sparsity(
+        tmp_path / "int8.onnx")
+    assert after["weights"] == before["weights"]
+    assert after["zeros"] >= before["zeros"] == C_IN * K * K  # channel 1; rounding adds zeros
 
 
 @pytest.mark.parametrize("dtype", [TensorProto.FLOAT16, TensorProto.DOUBLE])

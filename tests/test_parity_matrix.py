@@ -106,13 +106,24 @@ def test_onnx_dynamic_keeps_convolutions_float(pretrained_export, name):
     """ORT's dynamic ConvInteger ran convlstm_nextframe ~4x slower than fp32, so "dynamic"
     stores Conv weights as int8 restored to float at load (export.onnx.weight_only_conv):
     every Conv stays a float Conv, and the file is no larger than fp32's."""
-    manifest = json.loads((pretrained_export(name)[1] / "manifest.json").read_text())
+    import onnx
+
+    out = pretrained_export(name)[1]
+    manifest = json.loads((out / "manifest.json").read_text())
     onnx_artifacts = {a["precision"]: a for a in manifest["artifacts"] if a["format"] == "onnx"}
     fp32, dynamic = onnx_artifacts["fp32"], onnx_artifacts["dynamic"]
     assert fp32["ops"].get("Conv", 0) > 0
     assert dynamic["ops"].get("Conv") == fp32["ops"]["Conv"]
     assert "ConvInteger" not in dynamic["ops"]
     assert dynamic["size"] < fp32["size"]
+    # every Conv's weights: Mul(Cast(int8 initializer), scale)
+    graph = onnx.load(str(out / dynamic["file"])).graph
+    producers = {o: n for n in graph.node for o in n.output}
+    int8 = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    for conv in (n for n in graph.node if n.op_type == "Conv"):
+        rescale = producers[conv.input[1]]
+        cast = producers[rescale.input[0]]
+        assert (rescale.op_type, cast.op_type) == ("Mul", "Cast") and cast.input[0] in int8
 
 
 PEERS = [per_model(name) for name in zoo.list_models(pretrained=True)

@@ -107,3 +107,24 @@ def test_an_lstm_over_a_real_sequence_is_left_alone(plain):
     assert count == 1
     again, count = hoist_repeated_inputs(hoisted)
     assert count == 0 and again is hoisted
+
+
+def test_a_layer_norm_lstm_is_left_alone(plain):
+    """A layer-norm LSTM normalizes the gates' products before it adds the bias, so the
+    input's product cannot move into the bias: an op with layer-norm weights is not
+    rewritten."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(plain["fp32"]), 0)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    lstms = [op for op in model.subgraphs[0].operators if codes[op.opcodeIndex] == 44]
+    decoder = lstms[-1]
+    inputs = list(decoder.inputs) + [-1] * (24 - len(decoder.inputs))
+    inputs[21] = inputs[13]  # forget-gate layer-norm coefficients: any (8,) float tensor
+    decoder.inputs = inputs
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    layer_norm = bytes(builder.Output())
+    assert hoist_repeated_inputs(layer_norm) == (layer_norm, 0)
+    assert hoist_repeated_inputs(plain["fp32"])[1] == 1  # the same graph without: rewritten

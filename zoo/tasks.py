@@ -867,7 +867,7 @@ def ssim(a, b, max_value: float = 1.0) -> np.ndarray:
     chunk = max(1, (1 << 20) // (h * w))
     for i in range(0, len(flat_a), chunk):
         x, y = flat_a[i : i + chunk], flat_b[i : i + chunk]
-        stack = np.stack([x, y, x * y, x * x + y * y])  # (4, n, h, w)
+        stack = np.stack([x, y, x * y, x * x + y * y])  # (4, len(x), h, w)
         blurred = (stack.reshape(-1, w) @ cols.T).reshape(4, len(x), h, len(cols))
         blurred = np.swapaxes(blurred, -1, -2).reshape(-1, h) @ rows.T
         mean_a, mean_b, blur_ab, blur_sq = np.swapaxes(
