@@ -75,13 +75,20 @@ def _drop(task, baseline: dict, parity: dict, fmt: str, precision: str) -> float
     return None
 
 
-def run_model(name: str, runs: int, work: Path, **options) -> dict:
-    """Measures one model. ``options`` go to every export (the tests pass random
-    ``weights=None`` and a short ``finetune_epochs`` for a tiny model)."""
+def run_model(name: str, runs: int, work: Path, formats: tuple[str, ...] = tuple(BACKENDS),
+              **options) -> dict:
+    """Measures one model in ``formats`` (a subset of :data:`BACKENDS`' keys). ``options``
+    go to every export (the tests pass random ``weights=None`` and a short
+    ``finetune_epochs`` for a tiny model)."""
     from export.prune import schedule_of, stage_recipe
     from zoo import get_spec
     from zoo.tasks import get_task
 
+    unknown = sorted(set(formats) - set(BACKENDS))
+    if unknown or not formats:
+        raise ValueError(f"formats must be a non-empty subset of {tuple(BACKENDS)}; got "
+                         f"{tuple(formats)}")
+    options["formats"] = tuple(formats)
     spec = get_spec(name)
     task = get_task(spec.task)
     base, base_dir, base_s = _export(name, work / "baseline", precisions="fp32,dynamic,int8",
@@ -108,7 +115,8 @@ def run_model(name: str, runs: int, work: Path, **options) -> dict:
                            for stage in ("structured", "prune", "qat")}
     record["qat_keras"] = qat["compression"]
     record["float_finetune_keras"] = control["compression"]
-    for fmt, backend in BACKENDS.items():
+    for fmt in formats:
+        backend = BACKENDS[fmt]
         fp32 = _size(base_manifest, fmt, "fp32")
         entry: dict = {"fp32_bytes": fp32, "latency_us": {}}
         gz = _size(_manifest(pruned_dir), fmt, "dynamic", "gzip_size")
@@ -225,6 +233,8 @@ def main(argv=None) -> int:
                                 description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(list_models(pretrained=True)))
     p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--formats", default=",".join(BACKENDS),
+                   help="comma-separated subset of %(default)s")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
                    help="only re-render compression.md from <out>/compression.json")
@@ -248,7 +258,8 @@ def main(argv=None) -> int:
             for name in [m for m in args.models.split(",") if m]:
                 work = Path(tmp) / name
                 work.mkdir()
-                results["models"][name] = {**run_model(name, args.runs, work),
+                results["models"][name] = {**run_model(
+                    name, args.runs, work, tuple(f for f in args.formats.split(",") if f)),
                                            "measured": now}
         results["targets"] = check_targets(results)
         args.out.mkdir(parents=True, exist_ok=True)
