@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from export.tflite_edit import add_tensor
 from zoo._keras import keras
 from zoo.errors import ExportError, UnsupportedError
 from zoo.layers import PeepholeLSTMCell
@@ -254,9 +255,9 @@ def patch_tflite(flatbuffer: bytes, model) -> bytes:
                 f"{_type_name(weight_type)} weights; peepholes are written into float32 and "
                 "hybrid (int8 weights) ops, full-integer graphs before calibration")
         for gate, i in enumerate(_CELL_TO):
-            op.inputs[i] = _add_tensor(tfl, graph, d.peepholes[gate],
-                                       f"{d.name}/{_GATES[gate]}_gate_peephole",
-                                       int8=weight_type == schema.TensorType.INT8)
+            op.inputs[i] = _peephole_tensor(tfl, graph, d.peepholes[gate],
+                                            f"{d.name}/{_GATES[gate]}_gate_peephole",
+                                            int8=weight_type == schema.TensorType.INT8)
     builder = flatbuffers.Builder(len(flatbuffer) + 1024)
     builder.Finish(tfl.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -302,28 +303,19 @@ def _tflite_array(tfl, graph, producers, index: int, codes) -> np.ndarray:
     return (a.astype(np.float32) - zero) * scale
 
 
-def _add_tensor(tfl, graph, values: np.ndarray, name: str, int8: bool) -> int:
+def _peephole_tensor(tfl, graph, values: np.ndarray, name: str, int8: bool) -> int:
     from ai_edge_litert import schema_py_generated as schema
 
-    tensor = schema.TensorT()
-    tensor.shape = [values.size]
-    tensor.name = name
-    if int8:
-        # symmetric, one scale: what the hybrid kernel reads (GetTensorScale)
-        scale = float(np.abs(values).max()) / 127 or 1.0
-        data = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
-        tensor.type = schema.TensorType.INT8
-        tensor.quantization = schema.QuantizationParametersT()
-        tensor.quantization.scale, tensor.quantization.zeroPoint = [scale], [0]
-    else:
-        data = values.astype(np.float32)
-        tensor.type = schema.TensorType.FLOAT32
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(data.tobytes(), np.uint8)
-    tfl.buffers.append(buffer)
-    tensor.buffer = len(tfl.buffers) - 1
-    graph.tensors.append(tensor)
-    return len(graph.tensors) - 1
+    if not int8:
+        return add_tensor(tfl, graph, name, [values.size], schema.TensorType.FLOAT32,
+                          values.astype(np.float32))
+    # symmetric, one scale: what the hybrid kernel reads (GetTensorScale)
+    scale = float(np.abs(values).max()) / 127 or 1.0
+    quantization = schema.QuantizationParametersT()
+    quantization.scale, quantization.zeroPoint = [scale], [0]
+    return add_tensor(tfl, graph, name, [values.size], schema.TensorType.INT8,
+                      np.clip(np.round(values / scale), -127, 127).astype(np.int8),
+                      quantization)
 
 
 def patch_before_calibration(converter, model):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from export.tflite_edit import add_tensor
+
 _LSTM = 44  # UNIDIRECTIONAL_SEQUENCE_LSTM
 _TILE, _RESHAPE, _FULLY_CONNECTED = 69, 22, 9
 _GATES = (1, 2, 3, 4)  # input-to-{input, forget, cell, output} weights
@@ -88,24 +90,24 @@ def _hoist(model, graph, codes, k: int) -> int:
         return 0
 
     name = tensors[op.outputs[0]].name.decode()
-    flat = _add_tensor(model, graph, f"{name}{MARK}z", [width], schema.TensorType.FLOAT32)
-    shape = _add_tensor(model, graph, f"{name}{MARK}z_shape", [1], schema.TensorType.INT32,
+    flat = add_tensor(model, graph, f"{name}{MARK}z", [width], schema.TensorType.FLOAT32)
+    shape = add_tensor(model, graph, f"{name}{MARK}z_shape", [1], schema.TensorType.INT32,
                         np.array([width], np.int32))
     new_ops = [_operator(model, codes, _RESHAPE, [z, shape], [flat], schema)]
     for gate, bias in zip(_GATES, _BIASES, strict=True):
         weights = op.inputs[gate]
         cells = int(tensors[weights].shape[0])
-        out = _add_tensor(model, graph, f"{name}{MARK}bias{gate}", [cells],
+        out = add_tensor(model, graph, f"{name}{MARK}bias{gate}", [cells],
                           schema.TensorType.FLOAT32)
         options = schema.FullyConnectedOptionsT()
         options.keepNumDims = True  # (width,) in, (cells,) out: a bias vector
         new_ops.append(_operator(model, codes, _FULLY_CONNECTED,
                                  [flat, weights, op.inputs[bias]], [out], schema, options))
         op.inputs[bias] = out
-        op.inputs[gate] = _add_tensor(model, graph, f"{name}{MARK}w{gate}", [cells, 1],
+        op.inputs[gate] = add_tensor(model, graph, f"{name}{MARK}w{gate}", [cells, 1],
                                       schema.TensorType.FLOAT32,
                                       np.zeros((cells, 1), np.float32))
-    op.inputs[0] = _add_tensor(model, graph, f"{name}{MARK}x", [1, steps, 1],
+    op.inputs[0] = add_tensor(model, graph, f"{name}{MARK}x", [1, steps, 1],
                                schema.TensorType.FLOAT32, np.zeros((1, steps, 1), np.float32))
     graph.operators[k:k] = new_ops
     return len(new_ops)
@@ -126,20 +128,6 @@ def _constant(model, graph, tensor: int):
     if data is None or t.type != schema.TensorType.INT32:
         return None
     return np.frombuffer(bytes(bytearray(data)), np.int32)
-
-
-def _add_tensor(model, graph, name: str, shape, dtype: int, values=None) -> int:
-    from ai_edge_litert import schema_py_generated as schema
-
-    tensor = schema.TensorT()
-    tensor.name, tensor.shape, tensor.type = name.encode(), list(shape), dtype
-    buffer = schema.BufferT()
-    if values is not None:
-        buffer.data = np.frombuffer(np.ascontiguousarray(values).tobytes(), np.uint8)
-    model.buffers.append(buffer)
-    tensor.buffer = len(model.buffers) - 1
-    graph.tensors.append(tensor)
-    return len(graph.tensors) - 1
 
 
 def _operator(model, codes, code: int, inputs, outputs, schema, options=None):
