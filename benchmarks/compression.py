@@ -87,7 +87,7 @@ def run_model(name: str, runs: int, work: Path, formats: tuple[str, ...] = tuple
     unknown = sorted(set(formats) - set(BACKENDS))
     if unknown or not formats:
         raise ValueError(f"formats must be a non-empty subset of {tuple(BACKENDS)}; got "
-                         f"{tuple(formats)}")
+                         f"{tuple(formats)}" + (f" (unknown: {unknown})" if unknown else ""))
     options["formats"] = tuple(formats)
     spec = get_spec(name)
     task = get_task(spec.task)
@@ -234,7 +234,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(list_models(pretrained=True)))
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--formats", default=",".join(BACKENDS),
-                   help="comma-separated subset of %(default)s")
+                   help="comma-separated subset of %(default)s (with --update, a model's "
+                        "record is replaced whole: formats left out are dropped from it)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
                    help="only re-render compression.md from <out>/compression.json")
@@ -242,6 +243,10 @@ def main(argv=None) -> int:
                    help="keep the other models' records in <out>/compression.json and "
                         "re-measure only --models (each model's ratios come from one run)")
     args = p.parse_args(argv)
+    formats = tuple(dict.fromkeys(f.strip() for f in args.formats.split(",") if f.strip()))
+    if not formats or set(formats) - set(BACKENDS):
+        p.error(f"--formats: expected a comma-separated subset of {','.join(BACKENDS)}; got "
+                f"{args.formats!r}")
     if args.render:
         results = json.loads((args.out / "compression.json").read_text())
     else:
@@ -258,8 +263,7 @@ def main(argv=None) -> int:
             for name in [m for m in args.models.split(",") if m]:
                 work = Path(tmp) / name
                 work.mkdir()
-                results["models"][name] = {**run_model(
-                    name, args.runs, work, tuple(f for f in args.formats.split(",") if f)),
+                results["models"][name] = {**run_model(name, args.runs, work, formats),
                                            "measured": now}
         results["targets"] = check_targets(results)
         args.out.mkdir(parents=True, exist_ok=True)

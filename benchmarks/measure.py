@@ -140,8 +140,27 @@ def interleaved(args) -> dict:
         for i in range(len(inputs)):
             call(key, i)
         per_call[key] = (time.perf_counter() - start) / len(inputs)
-    # a round's block: the same consecutive samples for every config, as many as the
-    # fastest config needs to run ROUND_BLOCK_SECONDS
+
+    def run_block(key, first, n):
+        start = time.perf_counter()
+        for j in range(first, first + n):
+            call(key, j)
+        return (time.perf_counter() - start) / n * 1e6
+
+    return {"threads": threads, **in_rounds(run_block, per_call, args)}
+
+
+def in_rounds(run_block, per_call: dict[str, float], args: dict) -> dict:
+    """Times configs in rounds and summarizes them (:func:`summarize`).
+
+    ``run_block(key, first, n)`` runs samples ``first .. first+n-1`` through config ``key``
+    and returns its mean µs per call; ``per_call`` holds each config's seconds per call
+    from a timed pass, in the order the results list them. A round's block is the same
+    consecutive samples for every config, as many as the fastest config needs to run
+    :data:`ROUND_BLOCK_SECONDS` (at most :data:`MAX_REPEATS`); each round runs the configs
+    in a shuffled order; rounds go on for ``args["budget_seconds"]``, at least
+    :data:`MIN_ROUNDS` and at most ``args["rounds"]``.
+    """
     block = int(min(MAX_REPEATS, max(1, np.ceil(ROUND_BLOCK_SECONDS
                                                  / min(per_call.values())))))
     rng = np.random.default_rng(0)
@@ -151,29 +170,62 @@ def interleaved(args) -> dict:
     end = time.perf_counter() + budget
     while len(rounds) < max_rounds and (len(rounds) < MIN_ROUNDS or time.perf_counter() < end):
         first = len(rounds) * block
-        times = {}
-        for key in rng.permutation(list(systems)):
-            start = time.perf_counter()
-            for j in range(block):
-                call(key, first + j)
-            times[str(key)] = (time.perf_counter() - start) / block * 1e6
-        rounds.append(times)
-    table = {k: np.array([r[k] for r in rounds]) for k in systems}
+        rounds.append({str(key): run_block(str(key), first, block)
+                       for key in rng.permutation(list(per_call))})
+    return summarize(rounds, list(per_call), block, args.get("references", []))
+
+
+def summarize(rounds: list[dict[str, float]], keys, block: int, references) -> dict:
+    """Per config (in the order of ``keys``) the median of its per-round times; against
+    each reference config the median and quartiles of the per-round ratios."""
+    table = {k: np.array([r[k] for r in rounds]) for k in keys}
     ratios = {}
-    for ref in args.get("references", []):
+    for ref in references:
         if ref not in table:
             continue
         ratios[ref] = {}
         for key, t in table.items():
             q25, q50, q75 = np.percentile(t / table[ref], [25, 50, 75])
             ratios[ref][key] = {"median": float(q50), "q25": float(q25), "q75": float(q75)}
-    return {"threads": threads, "rounds": len(rounds), "samples_per_round": block,
+    return {"rounds": len(rounds), "samples_per_round": block,
             "median_us": {k: float(np.median(t)) for k, t in table.items()},
             "ratios": ratios}
 
 
+def serve(args) -> int:
+    """One config kept loaded for :func:`benchmarks.run.measure_paired`.
+
+    After a warm-up pass over the samples and a timed one, prints ``{"ready": µs per
+    call}``; then for each line ``{"first": i, "block": n}`` on stdin runs samples
+    ``i .. i+n-1`` (cycling) through the task and prints ``{"us": mean µs per call}``.
+    An empty line or the end of stdin ends it.
+    """
+    from export.runtime import Bundle
+
+    bundle = Bundle(args["bundle"], check_files=False)
+    inputs = sample_inputs(bundle.manifest, args["samples"])
+    graphs = graphs_for(args, bundle)
+
+    def block(first: int, n: int) -> float:
+        start = time.perf_counter()
+        for j in range(first, first + n):
+            bundle.task.predict(graphs, [inputs[j % len(inputs)]], bundle.meta)
+        return (time.perf_counter() - start) / n * 1e6
+
+    block(0, len(inputs))
+    print(json.dumps({"ready": block(0, len(inputs))}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        request = json.loads(line)
+        print(json.dumps({"us": block(request["first"], request["block"])}), flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = json.loads(argv[0])
+    if args.get("serve"):
+        return serve(args)
     if "configs" in args:
         print(json.dumps(interleaved(args)))
         return 0

@@ -106,6 +106,67 @@ def measure_interleaved(configs: list[tuple[str, str, Path]], threads: int, work
 REFERENCES = ("onnx/fp32", "torch-onnx/fp32")  # what interleaved ratios divide by
 
 
+def measure_paired(configs: list[tuple[str, str, Path]], threads: int, workdir: Path,
+                   budget: float = 15.0, reference: str = "keras/fp32") -> dict:
+    """The configs timed in rounds, each in a process of its own, in lockstep
+    (:func:`benchmarks.measure.in_rounds`): each process loads its graphs and warms up
+    (:func:`benchmarks.measure.serve`), then every round sends each the same block of
+    samples in turn, in a shuffled order, while the others wait on their pipe. Ratios
+    divide by ``reference``. This is how Keras is compared: it cannot share a process
+    with the runtimes (:func:`measure_interleaved`), and medians of two processes run
+    minutes apart moved the best / Keras ratio of one model from 0.039 to 0.071 between
+    two benchmark runs (bigru_activity, 2026-12-01 and 12-02). Returns ``{"error": ...}``
+    if a process fails."""
+    from benchmarks import measure as m
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
+    procs: dict[str, tuple[subprocess.Popen, Path]] = {}
+
+    def reply(key):
+        proc, log = procs[key]
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                lines = log.read_text(errors="replace").strip().splitlines()
+                raise RuntimeError(f"{key}: " + (lines[-1] if lines else "exited"))
+            if line.startswith("{"):
+                return json.loads(line)
+
+    try:
+        for backend, precision, path in configs:
+            key = f"{backend}/{precision}"
+            args = {"serve": True, "bundle": str(path), "backend": backend,
+                    "precision": precision, "threads": threads, "workdir": str(workdir),
+                    "samples": SAMPLES}
+            log = Path(workdir) / f"paired_{backend}_{precision}.stderr"
+            with open(log, "w") as err:
+                procs[key] = (subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                    env=env, cwd=Path(__file__).parents[1]), log)
+        per_call = {key: reply(key)["ready"] / 1e6 for key in procs}
+
+        def run_block(key, first, n):
+            proc = procs[key][0]
+            proc.stdin.write(json.dumps({"first": first, "block": n}) + "\n")
+            proc.stdin.flush()
+            return reply(key)["us"]
+
+        return {"threads": threads, "processes": len(procs),
+                **m.in_rounds(run_block, per_call, {"budget_seconds": budget,
+                                                    "references": [reference]})}
+    except (RuntimeError, OSError, ValueError) as e:
+        return {"error": str(e)}
+    finally:
+        for proc, _ in procs.values():
+            try:
+                proc.stdin.close()  # end of stdin ends serve()
+                proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+
+
 def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 5.0) -> dict:
     from zoo import get_spec
 
@@ -222,6 +283,15 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
         [(backend, precision, where.get((formats.get(backend), precision), bundle_dir))
          for backend, precision in configs(artifacts, peer)
          if backend != "keras" and (backend, precision) in measured], 1, work, 3 * budget)
+    paired = None
+    best = _best_interleaved(together)
+    if best and ("keras", "fp32") in measured:
+        print(f"[bench] {name} keras and {best} paired, 1 thread", file=sys.stderr,
+              flush=True)
+        backend, precision = best.split("/")
+        paired = measure_paired([("keras", "fp32", bundle_dir),
+                                 (backend, precision, where[(formats[backend], precision)])],
+                                1, work, 3 * budget)
     return {
         "task": spec.task,
         "step_graphs": [g.name for g in spec.graphs if g.recurrent == "step"],
@@ -233,7 +303,8 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
         "more_precisions_failed": more_failed,
         "rows": rows,
         "interleaved": together,
-        "ratios": ratios(rows, together),
+        "keras_paired": paired,
+        "ratios": ratios(rows, together, paired),
     }
 
 
@@ -263,10 +334,11 @@ def _median(rows, backend, precision, threads):
     return None
 
 
-def ratios(rows, interleaved: dict | None = None) -> dict:
+def ratios(rows, interleaved: dict | None = None, paired: dict | None = None) -> dict:
     """The target ratios per thread count. At 1 thread, from the interleaved measurement
     when there is one (each the median of per-round ratios, with its quartiles in
-    ``spread``); otherwise from the separate processes' medians."""
+    ``spread``), best / Keras from the paired one (:func:`measure_paired`) when there is
+    one; otherwise from the separate processes' medians."""
     out = {}
     for threads in sorted({r["threads"] for r in rows}):
         base = {b: _median(rows, b, "fp32", threads) for b in ("keras", "onnx", "torch-onnx")}
@@ -283,18 +355,24 @@ def ratios(rows, interleaved: dict | None = None) -> dict:
             entry["best_vs_keras"] = best / base["keras"] if base["keras"] else None
             entry["best_vs_torch_onnx"] = best / base["torch-onnx"] if base["torch-onnx"] else None
         if threads == 1 and interleaved and interleaved.get("ratios", {}).get("onnx/fp32"):
-            entry = _interleaved_ratios(interleaved, rows)
+            entry = _interleaved_ratios(interleaved, rows, paired)
         out[str(threads)] = entry
     return out
 
 
-def _interleaved_ratios(together: dict, rows=()) -> dict:
+def _best_interleaved(together: dict) -> str | None:
+    """The fastest LiteRT or ORT config of the interleaved rounds (``"onnx/dynamic"``)."""
+    vs = together.get("ratios", {}).get("onnx/fp32", {})
+    ours = {k: v["median"] for k, v in vs.items() if k.split("/")[0] in ("litert", "onnx")}
+    return min(ours, key=ours.get) if ours else None
+
+
+def _interleaved_ratios(together: dict, rows=(), paired: dict | None = None) -> dict:
     """Best artifact, LiteRT / ORT and best / PyTorch->ORT from the interleaved rounds;
-    best / Keras from the separate processes (Keras is not interleaved)."""
+    best / Keras from the paired rounds (Keras in a process of its own) when they ran,
+    else from the separate processes' medians."""
     vs = together["ratios"]
-    ours = {k: v["median"] for k, v in vs["onnx/fp32"].items()
-            if k.split("/")[0] in ("litert", "onnx")}
-    best = min(ours, key=ours.get)
+    best = _best_interleaved(together)
     entry = {"best_artifact": best, "source": f"interleaved, {together['rounds']} rounds",
              "spread": {}}
     for target, ref, key in (("litert_vs_onnx_fp32", "onnx/fp32", "litert/fp32"),
@@ -303,9 +381,16 @@ def _interleaved_ratios(together: dict, rows=()) -> dict:
         entry[target] = r and r["median"]
         if r:
             entry["spread"][target] = [r["q25"], r["q75"]]
+    r = ((paired or {}).get("ratios", {}).get("keras/fp32", {})).get(best)
+    if r:
+        entry["best_vs_keras"] = r["median"]
+        entry["spread"]["best_vs_keras"] = [r["q25"], r["q75"]]
+        entry["keras_source"] = f"paired processes, {paired['rounds']} rounds"
+        return entry
     keras = _median(rows, "keras", "fp32", 1)
     alone = _median(rows, *best.split("/"), 1)
     entry["best_vs_keras"] = alone / keras if keras and alone else None
+    entry["keras_source"] = "separate processes"
     return entry
 
 
@@ -353,8 +438,9 @@ def markdown(results) -> str:
              f"{results.get('budget_seconds', 5):.0f} s: the `runs` column); every "
              "measurement in its own process. Then a model's LiteRT, ORT and PyTorch "
              "backends at 1 thread are timed interleaved in one process (its table after "
-             "the model's); the target ratios come from that, but for best / Keras, which "
-             "divides the separate processes' medians.", ""]
+             "the model's); the target ratios come from that, but for best / Keras: Keras "
+             "and the best artifact, each in a process of its own, timed in lockstep rounds "
+             "(the targets' source column says where a ratio came from).", ""]
     for name, m in results["models"].items():
         metric = m["task_metric"]
         more = m.get("more_precisions")
@@ -398,6 +484,17 @@ def markdown(results) -> str:
                 if k in vs else "") + " |" for k, us in together["median_us"].items()]
         elif together.get("error"):
             lines += ["", f"Interleaved measurement failed: {together['error']}"]
+        paired = m.get("keras_paired") or {}
+        if paired.get("median_us"):
+            (best, vs), = [(k, v) for k, v in paired["ratios"]["keras/fp32"].items()
+                           if k != "keras/fp32"]
+            lines += ["", f"Keras and {best} paired, 1 thread ({paired['rounds']} rounds, "
+                      "each in its own process, run in turn on the same samples): Keras "
+                      f"{paired['median_us']['keras/fp32']:.0f} µs, {best} "
+                      f"{paired['median_us'][best]:.0f} µs; per-round ratio "
+                      f"{vs['median']:.4f} ({vs['q25']:.4f}–{vs['q75']:.4f})."]
+        elif paired.get("error"):
+            lines += ["", f"Paired Keras measurement failed: {paired['error']}"]
         for graph in m.get("step_graphs", ["decoder_step"]):
             step = [r for r in m["rows"] if graph in r.get("graphs", {})]
             if step:
@@ -468,7 +565,7 @@ def _source(target: str, r1: dict) -> str:
     if target == "export_seconds":
         return ""
     if target == "best_vs_keras" and "spread" in r1:
-        return "separate processes"
+        return r1.get("keras_source", "separate processes")
     return r1.get("source", "")
 
 
@@ -536,7 +633,8 @@ def summary_markdown(results: dict) -> str:
              "LiteRT, ORT and PyTorch backends timed interleaved in one process (round by "
              "round, the same samples through each), Keras in its own process; the ratios "
              "below are medians of per-round ratios, with their quartiles in brackets "
-             "(best / Keras: of the two processes' medians). Full tables (each backend in "
+             "(best / Keras: Keras and the best artifact in two processes, run in turn "
+             "round by round). Full tables (each backend in "
              "its own "
              "process, all threads, p90, peak RSS, every precision, step graphs, roofline, "
              "what each recurrent layer became): "

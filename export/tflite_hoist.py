@@ -92,23 +92,23 @@ def _hoist(model, graph, codes, k: int) -> int:
     name = tensors[op.outputs[0]].name.decode()
     flat = add_tensor(model, graph, f"{name}{MARK}z", [width], schema.TensorType.FLOAT32)
     shape = add_tensor(model, graph, f"{name}{MARK}z_shape", [1], schema.TensorType.INT32,
-                        np.array([width], np.int32))
+                       np.array([width], np.int32))
     new_ops = [_operator(model, codes, _RESHAPE, [z, shape], [flat], schema)]
     for gate, bias in zip(_GATES, _BIASES, strict=True):
         weights = op.inputs[gate]
         cells = int(tensors[weights].shape[0])
         out = add_tensor(model, graph, f"{name}{MARK}bias{gate}", [cells],
-                          schema.TensorType.FLOAT32)
+                         schema.TensorType.FLOAT32)
         options = schema.FullyConnectedOptionsT()
         options.keepNumDims = True  # (width,) in, (cells,) out: a bias vector
         new_ops.append(_operator(model, codes, _FULLY_CONNECTED,
                                  [flat, weights, op.inputs[bias]], [out], schema, options))
         op.inputs[bias] = out
         op.inputs[gate] = add_tensor(model, graph, f"{name}{MARK}w{gate}", [cells, 1],
-                                      schema.TensorType.FLOAT32,
-                                      np.zeros((cells, 1), np.float32))
+                                     schema.TensorType.FLOAT32,
+                                     np.zeros((cells, 1), np.float32))
     op.inputs[0] = add_tensor(model, graph, f"{name}{MARK}x", [1, steps, 1],
-                               schema.TensorType.FLOAT32, np.zeros((1, steps, 1), np.float32))
+                              schema.TensorType.FLOAT32, np.zeros((1, steps, 1), np.float32))
     graph.operators[k:k] = new_ops
     return len(new_ops)
 

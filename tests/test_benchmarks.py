@@ -78,6 +78,63 @@ def test_interleaved_measurement_times_every_config_in_rounds(tiny_bundles, tmp_
                                                       vs["litert/fp32"]["q75"]]
 
 
+def _children() -> set[int]:
+    """This process's child processes, zombies included (Linux /proc)."""
+    import os
+
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == os.getpid():
+            out.add(int(stat.parent.name))
+    return out
+
+
+def test_paired_measurement_runs_keras_and_the_best_artifact_in_turn(tiny_bundles, tmp_path):
+    """Keras and an artifact, each in a process of its own, timed round by round; the
+    best / Keras target then comes from these rounds, not from two processes' medians."""
+    from benchmarks.run import _interleaved_ratios, measure_paired
+
+    bundle = tiny_bundles[0]["bilstm_activity_tiny"]
+    before = _children()
+    result = measure_paired([("keras", "fp32", bundle), ("onnx", "dynamic", bundle)], 1,
+                            tmp_path, budget=0.5)
+    assert "error" not in result, result
+    assert result["processes"] == 2 and result["rounds"] >= 10  # MIN_ROUNDS
+    assert list(result["median_us"]) == ["keras/fp32", "onnx/dynamic"]
+    vs = result["ratios"]["keras/fp32"]
+    assert vs["keras/fp32"]["median"] == 1.0 and vs["onnx/dynamic"]["median"] > 0
+    # both workers have exited
+    assert _children() <= before
+    together = {"rounds": 10, "ratios": {"onnx/fp32": {
+        "onnx/fp32": {"median": 1.0, "q25": 1.0, "q75": 1.0},
+        "onnx/dynamic": {"median": 0.5, "q25": 0.4, "q75": 0.6}}}}
+    entry = _interleaved_ratios(together, paired=result)
+    assert entry["best_artifact"] == "onnx/dynamic"
+    assert entry["best_vs_keras"] == vs["onnx/dynamic"]["median"]
+    assert entry["spread"]["best_vs_keras"] == [vs["onnx/dynamic"]["q25"],
+                                                vs["onnx/dynamic"]["q75"]]
+    assert entry["keras_source"] == f"paired processes, {result['rounds']} rounds"
+    # without paired rounds: the separate processes' medians, and it says so
+    rows = [{"backend": b, "precision": p, "threads": 1, "sample": {"median_us": us}}
+            for b, p, us in (("keras", "fp32", 1000.0), ("onnx", "dynamic", 50.0))]
+    fallback = _interleaved_ratios(together, rows)
+    assert fallback["best_vs_keras"] == 0.05 and fallback["keras_source"] == "separate processes"
+
+
+def test_a_paired_worker_that_fails_is_an_error_and_no_process_is_left(tmp_path):
+    from benchmarks.run import measure_paired
+
+    before = _children()
+    result = measure_paired([("onnx", "fp32", tmp_path / "no_bundle")], 1, tmp_path,
+                            budget=0.1)
+    assert result["error"].startswith("onnx/fp32: ") and "no_bundle" in result["error"]
+    assert _children() <= before
+
+
 def test_configs_are_the_bundles_artifacts():
     from benchmarks.run import configs
 
@@ -355,7 +412,17 @@ def test_compression_benchmark_refuses_unknown_formats(tmp_path, formats):
 
     with pytest.raises(ValueError, match="non-empty subset of"):
         run_model("bilstm_activity_tiny", runs=5, work=tmp_path, formats=formats)
-    assert not any(tmp_path.iterdir())  # refused before any export
+
+
+@pytest.mark.parametrize("formats", ["", "onnx,coreml", " , "])
+def test_compression_cli_refuses_unknown_formats(formats, capsys):
+    from benchmarks.compression import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--formats", formats, "--models", "bilstm_activity_tiny"])
+    assert e.value.code == 2
+    assert "--formats: expected a comma-separated subset of tflite,onnx" in \
+        capsys.readouterr().err
 
 
 def test_compression_targets_compare_in_the_right_direction():
