@@ -97,21 +97,18 @@ def graphs_for(args, bundle):
     return torch_peer.graphs(bundle, backend, threads, Path(args["workdir"]))
 
 
-ROUND_BLOCK_SECONDS = 0.002  # the fastest config runs its round's block this long...
-MAX_REPEATS = 50  # ...unless that takes more samples than this
+# A config's block in a round: whole passes over the samples, at least this long. After
+# 0.1 s of other work (a numpy loop), a block of 4 calls of handwriting_ctc's ORT dynamic
+# graph took 885 µs a call against 614 µs back to back, and a block of 140 calls 625
+# against 598 µs (one-off script, 1 thread, medians of 15): short blocks time a cold
+# cache, and penalize the faster config more, since the slower one's block is longer.
+BLOCK_SECONDS = 0.1
 MIN_ROUNDS = 10
 
 
 def interleaved(args) -> dict:
-    """Times several configs of one model in rounds, in one process.
-
-    Each round takes the next block of test samples (the same for every config; as many
-    as the fastest config needs to run :data:`ROUND_BLOCK_SECONDS`, at most
-    :data:`MAX_REPEATS`) through every config, in an order shuffled per round (no config
-    always runs first); rounds go on for ``budget_seconds`` (at least :data:`MIN_ROUNDS`,
-    at most ``rounds``), after a warm-up pass of every config over every sample. Per
-    config: the median of its per-round mean call times; against each of ``references``:
-    the median (and quartiles) of the per-round ratios. A ratio taken within a round
+    """Times several configs of one model in rounds, in one process (:func:`in_rounds`),
+    after a warm-up pass of every config over every sample. A ratio taken within a round
     compares the same samples at the same moment, so a machine that slows down for a
     while moves both sides of it.
     """
@@ -128,54 +125,47 @@ def interleaved(args) -> dict:
     first = next(iter(bundles.values()))
     inputs = sample_inputs(first.manifest, args["samples"])
 
-    def call(key, i):
+    def run_block(key, calls):
         bundle, graphs = systems[key]
-        bundle.task.predict(graphs, [inputs[i % len(inputs)]], bundle.meta)
+        start = time.perf_counter()
+        for j in range(calls):
+            bundle.task.predict(graphs, [inputs[j % len(inputs)]], bundle.meta)
+        return (time.perf_counter() - start) / calls * 1e6
 
     per_call = {}
     for key in systems:  # warm up on every sample, then time a pass over them
-        for i in range(len(inputs)):
-            call(key, i)
-        start = time.perf_counter()
-        for i in range(len(inputs)):
-            call(key, i)
-        per_call[key] = (time.perf_counter() - start) / len(inputs)
-
-    def run_block(key, first, n):
-        start = time.perf_counter()
-        for j in range(first, first + n):
-            call(key, j)
-        return (time.perf_counter() - start) / n * 1e6
-
-    return {"threads": threads, **in_rounds(run_block, per_call, args)}
+        run_block(key, len(inputs))
+        per_call[key] = run_block(key, len(inputs)) / 1e6
+    return {"threads": threads, **in_rounds(run_block, per_call, len(inputs), args)}
 
 
-def in_rounds(run_block, per_call: dict[str, float], args: dict) -> dict:
+def in_rounds(run_block, per_call: dict[str, float], samples: int, args: dict) -> dict:
     """Times configs in rounds and summarizes them (:func:`summarize`).
 
-    ``run_block(key, first, n)`` runs samples ``first .. first+n-1`` through config ``key``
-    and returns its mean µs per call; ``per_call`` holds each config's seconds per call
-    from a timed pass, in the order the results list them. A round's block is the same
-    consecutive samples for every config, as many as the fastest config needs to run
-    :data:`ROUND_BLOCK_SECONDS` (at most :data:`MAX_REPEATS`); each round runs the configs
-    in a shuffled order; rounds go on for ``args["budget_seconds"]``, at least
-    :data:`MIN_ROUNDS` and at most ``args["rounds"]``.
+    ``run_block(key, calls)`` runs ``calls`` calls through config ``key``, cycling through
+    the ``samples`` test samples from the first, and returns its mean µs per call;
+    ``per_call`` holds each config's seconds per call from a timed pass, in the order the
+    results list them. A config's block is whole passes over the samples (so every config
+    averages the same samples), as many as it needs to run :data:`BLOCK_SECONDS`; each
+    round runs every config's block, in an order shuffled per round (no config always
+    runs first); rounds go on for ``args["budget_seconds"]``, at least :data:`MIN_ROUNDS`
+    and at most ``args["rounds"]``.
     """
-    block = int(min(MAX_REPEATS, max(1, np.ceil(ROUND_BLOCK_SECONDS
-                                                 / min(per_call.values())))))
+    calls = {k: samples * max(1, int(np.ceil(BLOCK_SECONDS / (t * samples))))
+             for k, t in per_call.items()}
     rng = np.random.default_rng(0)
     budget = float(args.get("budget_seconds", 15.0))
     max_rounds = int(args.get("rounds", 200))
     rounds: list[dict[str, float]] = []
     end = time.perf_counter() + budget
     while len(rounds) < max_rounds and (len(rounds) < MIN_ROUNDS or time.perf_counter() < end):
-        first = len(rounds) * block
-        rounds.append({str(key): run_block(str(key), first, block)
-                       for key in rng.permutation(list(per_call))})
-    return summarize(rounds, list(per_call), block, args.get("references", []))
+        rounds.append({str(k): run_block(str(k), calls[str(k)])
+                       for k in rng.permutation(list(per_call))})
+    return {**summarize(rounds, list(per_call), args.get("references", [])),
+            "calls_per_block": calls}
 
 
-def summarize(rounds: list[dict[str, float]], keys, block: int, references) -> dict:
+def summarize(rounds: list[dict[str, float]], keys, references) -> dict:
     """Per config (in the order of ``keys``) the median of its per-round times; against
     each reference config the median and quartiles of the per-round ratios."""
     table = {k: np.array([r[k] for r in rounds]) for k in keys}
@@ -187,7 +177,7 @@ def summarize(rounds: list[dict[str, float]], keys, block: int, references) -> d
         for key, t in table.items():
             q25, q50, q75 = np.percentile(t / table[ref], [25, 50, 75])
             ratios[ref][key] = {"median": float(q50), "q25": float(q25), "q75": float(q75)}
-    return {"rounds": len(rounds), "samples_per_round": block,
+    return {"rounds": len(rounds),
             "median_us": {k: float(np.median(t)) for k, t in table.items()},
             "ratios": ratios}
 
@@ -196,9 +186,9 @@ def serve(args) -> int:
     """One config kept loaded for :func:`benchmarks.run.measure_paired`.
 
     After a warm-up pass over the samples and a timed one, prints ``{"ready": µs per
-    call}``; then for each line ``{"first": i, "block": n}`` on stdin runs samples
-    ``i .. i+n-1`` (cycling) through the task and prints ``{"us": mean µs per call}``.
-    An empty line or the end of stdin ends it.
+    call}``; then for each line ``{"calls": n}`` on stdin runs ``n`` calls through the
+    task, cycling through the samples from the first, and prints ``{"us": mean µs per
+    call}``. An empty line or the end of stdin ends it.
     """
     from export.runtime import Bundle
 
@@ -206,19 +196,18 @@ def serve(args) -> int:
     inputs = sample_inputs(bundle.manifest, args["samples"])
     graphs = graphs_for(args, bundle)
 
-    def block(first: int, n: int) -> float:
+    def run_block(calls: int) -> float:
         start = time.perf_counter()
-        for j in range(first, first + n):
+        for j in range(calls):
             bundle.task.predict(graphs, [inputs[j % len(inputs)]], bundle.meta)
-        return (time.perf_counter() - start) / n * 1e6
+        return (time.perf_counter() - start) / calls * 1e6
 
-    block(0, len(inputs))
-    print(json.dumps({"ready": block(0, len(inputs))}), flush=True)
+    run_block(len(inputs))
+    print(json.dumps({"ready": run_block(len(inputs)), "samples": len(inputs)}), flush=True)
     for line in sys.stdin:
         if not line.strip():
             break
-        request = json.loads(line)
-        print(json.dumps({"us": block(request["first"], request["block"])}), flush=True)
+        print(json.dumps({"us": run_block(json.loads(line)["calls"])}), flush=True)
     return 0
 
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.measure import MIN_RUNS
+from benchmarks.measure import BLOCK_SECONDS, MIN_RUNS
 
 RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parents[1] / "README.md"
@@ -110,8 +110,9 @@ def measure_paired(configs: list[tuple[str, str, Path]], threads: int, workdir: 
                    budget: float = 15.0, reference: str = "keras/fp32") -> dict:
     """The configs timed in rounds, each in a process of its own, in lockstep
     (:func:`benchmarks.measure.in_rounds`): each process loads its graphs and warms up
-    (:func:`benchmarks.measure.serve`), then every round sends each the same block of
-    samples in turn, in a shuffled order, while the others wait on their pipe. Ratios
+    (:func:`benchmarks.measure.serve`), then every round has each run its block (whole
+    passes over the same samples) in turn, in a shuffled order, while the others wait on
+    their pipe. Ratios
     divide by ``reference``. This is how Keras is compared: it cannot share a process
     with the runtimes (:func:`measure_interleaved`), and medians of two processes run
     minutes apart moved the best / Keras ratio of one model from 0.039 to 0.071 between
@@ -144,17 +145,19 @@ def measure_paired(configs: list[tuple[str, str, Path]], threads: int, workdir: 
                     [sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
                     env=env, cwd=Path(__file__).parents[1]), log)
-        per_call = {key: reply(key)["ready"] / 1e6 for key in procs}
+        ready = {key: reply(key) for key in procs}
+        per_call = {key: r["ready"] / 1e6 for key, r in ready.items()}
 
-        def run_block(key, first, n):
+        def run_block(key, calls):
             proc = procs[key][0]
-            proc.stdin.write(json.dumps({"first": first, "block": n}) + "\n")
+            proc.stdin.write(json.dumps({"calls": calls}) + "\n")
             proc.stdin.flush()
             return reply(key)["us"]
 
+        samples = min(r["samples"] for r in ready.values())  # the same test split
         return {"threads": threads, "processes": len(procs),
-                **m.in_rounds(run_block, per_call, {"budget_seconds": budget,
-                                                    "references": [reference]})}
+                **m.in_rounds(run_block, per_call, samples, {"budget_seconds": budget,
+                                                             "references": [reference]})}
     except (RuntimeError, OSError, ValueError) as e:
         return {"error": str(e)}
     finally:
@@ -475,9 +478,10 @@ def markdown(results) -> str:
         if together.get("median_us"):
             vs = together["ratios"].get("onnx/fp32", {})
             lines += ["", f"Interleaved, 1 thread ({together['rounds']} rounds in one "
-                      "process, each round the same samples through every backend in a "
-                      "shuffled order; ratio = median of the per-round ratios to ORT fp32, "
-                      "quartiles in brackets):", "",
+                      "process; in each round every backend, in a shuffled order, runs whole "
+                      f"passes over the same test samples for at least {BLOCK_SECONDS} s; "
+                      "ratio = median of the per-round ratios to ORT fp32, quartiles in "
+                      "brackets):", "",
                       "| backend | median µs | x ORT fp32 |", "|---|---|---|"]
             lines += [f"| {k} | {us:.0f} | " + (
                 f"{vs[k]['median']:.2f} ({vs[k]['q25']:.2f}–{vs[k]['q75']:.2f})"
@@ -489,7 +493,7 @@ def markdown(results) -> str:
             (best, vs), = [(k, v) for k, v in paired["ratios"]["keras/fp32"].items()
                            if k != "keras/fp32"]
             lines += ["", f"Keras and {best} paired, 1 thread ({paired['rounds']} rounds, "
-                      "each in its own process, run in turn on the same samples): Keras "
+                      "each in its own process, run in turn, as above): Keras "
                       f"{paired['median_us']['keras/fp32']:.0f} µs, {best} "
                       f"{paired['median_us'][best]:.0f} µs; per-round ratio "
                       f"{vs['median']:.4f} ({vs['q25']:.4f}–{vs['q75']:.4f})."]

@@ -56,6 +56,18 @@ def test_measure_subprocess(tiny_bundles, tmp_path):
     assert result["rss_mb"]["peak"] >= result["rss_mb"]["after_imports"] > 0
 
 
+def _whole_passes(result, bundle) -> bool:
+    """Whether every config's block was whole passes over the benchmark's samples."""
+    from benchmarks.measure import sample_inputs
+    from benchmarks.run import SAMPLES
+    from export.runtime import Bundle
+
+    n = len(sample_inputs(Bundle(bundle, check_files=False).manifest, SAMPLES))
+    calls = result["calls_per_block"]
+    return set(calls) == set(result["median_us"]) and all(c > 0 and c % n == 0
+                                                          for c in calls.values())
+
+
 def test_interleaved_measurement_times_every_config_in_rounds(tiny_bundles, tmp_path):
     from benchmarks.run import _interleaved_ratios, measure_interleaved
 
@@ -68,7 +80,7 @@ def test_interleaved_measurement_times_every_config_in_rounds(tiny_bundles, tmp_
     vs = result["ratios"]["onnx/fp32"]
     assert vs["onnx/fp32"] == {"median": 1.0, "q25": 1.0, "q75": 1.0}
     assert all(r["median"] > 0 for r in vs.values()) and set(vs) == set(result["median_us"])
-    assert 1 <= result["samples_per_round"] <= 50
+    assert _whole_passes(result, bundle)
     assert set(result["ratios"]) == {"onnx/fp32"}  # no peer: no ratios to it
     entry = _interleaved_ratios(result)
     assert entry["best_artifact"] in result["median_us"]
@@ -105,6 +117,7 @@ def test_paired_measurement_runs_keras_and_the_best_artifact_in_turn(tiny_bundle
     assert "error" not in result, result
     assert result["processes"] == 2 and result["rounds"] >= 10  # MIN_ROUNDS
     assert list(result["median_us"]) == ["keras/fp32", "onnx/dynamic"]
+    assert _whole_passes(result, bundle)
     vs = result["ratios"]["keras/fp32"]
     assert vs["keras/fp32"]["median"] == 1.0 and vs["onnx/dynamic"]["median"] > 0
     # both workers have exited
@@ -320,7 +333,7 @@ def test_reports_render_interleaved_ratios_and_failed_precisions():
     rows = [row("keras", "fp32", 1500.0), row("onnx", "fp32", 80.0),
             row("onnx", "dynamic", 70.0), row("litert", "fp32", 120.0),
             row("torch-onnx", "fp32", 78.0)]
-    together = {"rounds": 40, "samples_per_round": 5,
+    together = {"rounds": 40,
                 "median_us": {"onnx/fp32": 85.0, "onnx/dynamic": 60.0, "litert/fp32": 130.0,
                               "torch-onnx/fp32": 84.0},
                 "ratios": {"onnx/fp32": {
