@@ -285,7 +285,7 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
     together = measure_interleaved(  # what ran alone: one failing config would stop it
         [(backend, precision, where.get((formats.get(backend), precision), bundle_dir))
          for backend, precision in configs(artifacts, peer)
-         if backend != "keras" and (backend, precision) in measured], 1, work, 3 * budget)
+         if backend != "keras" and (backend, precision) in measured], 1, work, 5 * budget)
     paired = None
     best = _best_interleaved(together)
     if best and ("keras", "fp32") in measured:
@@ -294,7 +294,7 @@ def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: i
         backend, precision = best.split("/")
         paired = measure_paired([("keras", "fp32", bundle_dir),
                                  (backend, precision, where[(formats[backend], precision)])],
-                                1, work, 3 * budget)
+                                1, work, 5 * budget)
     return {
         "task": spec.task,
         "step_graphs": [g.name for g in spec.graphs if g.recurrent == "step"],
