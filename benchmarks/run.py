@@ -5,7 +5,8 @@ the export target), then one bundle per other precision the spec supports; measu
 separate processes Keras tf.function, LiteRT and ONNX Runtime at each precision, and the
 PyTorch peer (eager, and torch.onnx.export -> ONNX Runtime), at 1 thread and at all
 threads; then time the LiteRT, ORT and peer configs interleaved in one process at 1
-thread, where the target ratios come from. The "best artifact" is the fastest of every
+thread, where the target ratios come from, and Keras against the best of them in two
+processes taking turns (best / Keras). The "best artifact" is the fastest of every
 format and precision measured, not only the default export's.
 """
 
@@ -635,10 +636,11 @@ def summary_markdown(results: dict) -> str:
              f"{' (' + cpu + ')' if cpu else ''}, batch 1, 1 thread, median µs per test "
              "sample end to end (each model's report says what a sample is): a model's "
              "LiteRT, ORT and PyTorch backends timed interleaved in one process (round by "
-             "round, the same samples through each), Keras in its own process; the ratios "
-             "below are medians of per-round ratios, with their quartiles in brackets "
-             "(best / Keras: Keras and the best artifact in two processes, run in turn "
-             "round by round). Full tables (each backend in "
+             "round, each running whole passes over the same samples for at least "
+             f"{BLOCK_SECONDS} s), Keras and the best artifact in two processes taking turns "
+             "the same way; the ratios "
+             "below are medians of per-round ratios, with their quartiles in brackets. "
+             "Full tables (each backend in "
              "its own "
              "process, all threads, p90, peak RSS, every precision, step graphs, roofline, "
              "what each recurrent layer became): "
