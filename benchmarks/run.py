@@ -113,12 +113,13 @@ def measure_paired(configs: list[tuple[str, str, Path]], threads: int, workdir: 
     (:func:`benchmarks.measure.in_rounds`): each process loads its graphs and warms up
     (:func:`benchmarks.measure.serve`), then every round has each run its block (whole
     passes over the same samples) in turn, in a shuffled order, while the others wait on
-    their pipe. Ratios
-    divide by ``reference``. This is how Keras is compared: it cannot share a process
-    with the runtimes (:func:`measure_interleaved`), and medians of two processes run
-    minutes apart moved the best / Keras ratio of one model from 0.039 to 0.071 between
-    two benchmark runs (bigru_activity, 2026-12-01 and 12-02). Returns ``{"error": ...}``
-    if a process fails."""
+    their pipe. Ratios divide by ``reference``.
+
+    This is how Keras is compared: it cannot share a process with the runtimes
+    (:func:`measure_interleaved`), and medians of two processes run minutes apart moved
+    the best / Keras ratio of one model from 0.039 to 0.071 between two benchmark runs
+    (bigru_activity, 2026-12-01 and 12-02). Returns ``{"error": ...}`` if a process
+    fails; every process has ended when it returns."""
     from benchmarks import measure as m
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
