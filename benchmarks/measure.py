@@ -126,17 +126,22 @@ def interleaved(args) -> dict:
     inputs = sample_inputs(first.manifest, args["samples"])
 
     def run_block(key, calls):
-        bundle, graphs = systems[key]
-        start = time.perf_counter()
-        for j in range(calls):
-            bundle.task.predict(graphs, [inputs[j % len(inputs)]], bundle.meta)
-        return (time.perf_counter() - start) / calls * 1e6
+        return block_us(*systems[key], inputs, calls)
 
     per_call = {}
     for key in systems:  # warm up on every sample, then time a pass over them
         run_block(key, len(inputs))
         per_call[key] = run_block(key, len(inputs)) / 1e6
     return {"threads": threads, **in_rounds(run_block, per_call, len(inputs), args)}
+
+
+def block_us(bundle, graphs, inputs, calls: int) -> float:
+    """Mean µs per call of ``calls`` task calls through ``graphs``, one sample each,
+    cycling through ``inputs`` from the first."""
+    start = time.perf_counter()
+    for j in range(calls):
+        bundle.task.predict(graphs, [inputs[j % len(inputs)]], bundle.meta)
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def in_rounds(run_block, per_call: dict[str, float], samples: int, args: dict) -> dict:
@@ -196,18 +201,14 @@ def serve(args) -> int:
     inputs = sample_inputs(bundle.manifest, args["samples"])
     graphs = graphs_for(args, bundle)
 
-    def run_block(calls: int) -> float:
-        start = time.perf_counter()
-        for j in range(calls):
-            bundle.task.predict(graphs, [inputs[j % len(inputs)]], bundle.meta)
-        return (time.perf_counter() - start) / calls * 1e6
-
-    run_block(len(inputs))
-    print(json.dumps({"ready": run_block(len(inputs)), "samples": len(inputs)}), flush=True)
+    block_us(bundle, graphs, inputs, len(inputs))
+    print(json.dumps({"ready": block_us(bundle, graphs, inputs, len(inputs)),
+                      "samples": len(inputs)}), flush=True)
     for line in sys.stdin:
         if not line.strip():
             break
-        print(json.dumps({"us": run_block(json.loads(line)["calls"])}), flush=True)
+        print(json.dumps({"us": block_us(bundle, graphs, inputs, json.loads(line)["calls"])}),
+              flush=True)
     return 0
 
 
