@@ -55,8 +55,13 @@ def simplify_recurrent(graph) -> dict[str, int]:
     final_steps = sum(_read_final_steps(graph, node, const)
                       for node in list(graph.node) if node.op_type in RECURRENT)
     before = len(graph.node)
+    matmuls = _flat_matmuls(graph, const)
+    _remove_dead(graph)  # the Shape ops that fed the flattening, before the merges
+    merged = sum(_merge_directions(graph, node, const)
+                 for node in list(graph.node) if node.op_type in RECURRENT)
     _remove_dead(graph)
     return {"zero_states": zero_states, "final_steps": final_steps,
+            "directions_merged": merged, "matmuls_unflattened": matmuls,
             "nodes_removed": before - len(graph.node)}
 
 
@@ -143,6 +148,188 @@ def _read_final_steps(graph, node, const) -> int:
         user.CopyFrom(helper.make_node("Gather", [node.output[1], index], [user.output[0]],
                                        axis=0, name=f"{user.name or user.output[0]}_from_Y_h"))
     return len(finals)
+
+
+def _consumers(graph) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            out.setdefault(i, []).append(n)
+    return out
+
+
+def _merge_directions(graph, node, const) -> int:
+    """Replaces ``Concat([Y[:, 0], Y[:, 1]], axis=-1)`` of a bidirectional op, each
+    direction cut out of ``Y`` (T, 2, B, H) by a Slice and a Squeeze, by
+    ``Reshape(Transpose(Y, (0, 2, 1, 3)), (0, 0, -1))``: the same (T, B, 2H) values in the
+    same order, forward then backward; returns how many it replaced."""
+    from onnx import helper, numpy_helper
+
+    if _attribute(node, "layout", 0) != 0 or not node.output or not node.output[0]:
+        return 0
+    direction = _attribute(node, "direction", b"forward")
+    if (direction.decode() if isinstance(direction, bytes) else direction) != "bidirectional":
+        return 0
+    y = node.output[0]
+    consumers = _consumers(graph)
+    outputs = {o.name for o in graph.output}
+    # every tensor that is one whole direction of Y (T, B, H), and which direction
+    whole, todo = {}, [(y, [0, 1, 2, 3], {})]
+    while todo:
+        name, axes, chosen = todo.pop()
+        for user in consumers.get(name, []):
+            if user.input[0] != name:
+                continue
+            step = _follow(user, axes, chosen, const, 2)
+            if step is None:
+                continue
+            if step[0] == [0, 2, 3] and set(step[1]) == {1} and step[1][1] in (0, 1):
+                whole[user.output[0]] = step[1][1]
+            elif 0 in step[0] and 3 in step[0] and 0 not in step[1]:
+                todo.append((user.output[0], *step))
+    merged = 0
+    for concat in {id(n): n for name in whole for n in consumers.get(name, [])}.values():
+        if (concat.op_type != "Concat" or _attribute(concat, "axis") not in (2, -1)
+                or [whole.get(i) for i in concat.input] != [0, 1]):
+            continue
+        stem, out, perm = concat.name or concat.output[0], concat.output[0], [0, 2, 1, 3]
+        users = consumers.get(out, [])
+        if (out not in outputs and len(users) == 1 and users[0].op_type == "Transpose"
+                and list(_attribute(users[0], "perm", [])) == [1, 0, 2]):
+            # then batch-major (B, T, 2H): one Transpose of Y (2, 0, 1, 3) instead of two
+            perm, out = [2, 0, 1, 3], users[0].output[0]
+            graph.node.remove(users[0])
+        shape = f"{stem}_merged_shape"
+        graph.initializer.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64),
+                                                         shape))
+        at = list(graph.node).index(concat)  # after Y's producer: the graph is in order
+        graph.node.insert(at, helper.make_node("Transpose", [y], [f"{stem}_transposed"],
+                                               perm=perm, name=f"{stem}_transposed"))
+        concat.CopyFrom(helper.make_node("Reshape", [f"{stem}_transposed", shape], [out],
+                                         name=f"{stem}_merged"))
+        merged += 1
+    return merged
+
+
+def _flat_matmuls(graph, const) -> int:
+    """Replaces ``Reshape(MatMul(Reshape(X, (prod(X.shape[:-1]), K)), W), X.shape[:-1] +
+    (N,))`` (tf2onnx's Tensordot, a Dense layer over a sequence) by ``MatMul(X, W)``, which
+    multiplies the leading axes the same way; only where both shapes are proven so by
+    following the Shape ops that build them (:func:`_symbolic`). Returns how many."""
+    from onnx import helper
+
+    consumers = _consumers(graph)
+    producer = {o: n for n in graph.node for o in n.output}  # after the other rewrites
+    done = 0
+    for node in list(graph.node):
+        if node.op_type != "MatMul":
+            continue
+        users = consumers.get(node.output[0], [])
+        flat = producer.get(node.input[0])
+        weight = const(node.input[1])
+        if (len(users) != 1 or users[0].op_type != "Reshape" or flat is None
+                or flat.op_type != "Reshape" or weight is None or weight.ndim != 2
+                or _attribute(flat, "allowzero", 0) or _attribute(users[0], "allowzero", 0)):
+            continue
+        memo: dict = {}
+        x_shape = _shape_of(flat.input[0], producer)
+        flat_shape = _symbolic(flat.input[1], const, producer, memo)
+        out_shape = _symbolic(users[0].input[1], const, producer, memo)
+        if x_shape is None or len(x_shape) < 2 or flat_shape is None or out_shape is None:
+            continue
+        lead = x_shape[:-1]
+        if (flat_shape != [_product(lead), x_shape[-1]]
+                or out_shape != [*lead, (int(weight.shape[1]), ())]):
+            continue
+        users[0].CopyFrom(helper.make_node("MatMul", [flat.input[0], node.input[1]],
+                                           [users[0].output[0]],
+                                           name=f"{node.name or node.output[0]}_unflattened"))
+        done += 1
+    return done
+
+
+# A shape value followed symbolically: a list of dims (or one dim for a scalar), each a
+# monomial (integer coefficient, sorted symbols), where symbol (tensor, axis) is that
+# tensor's dim at run time; or a _ShapeOf, the whole shape of a tensor of unknown rank.
+class _ShapeOf(str):
+    """``Shape(tensor)``: its dims are the symbols (tensor, 0), (tensor, 1), ..."""
+
+
+def _product(dims) -> tuple:
+    coef, symbols = 1, []
+    for c, s in dims:
+        coef *= c
+        symbols += s
+    return coef, tuple(sorted(symbols))
+
+
+def _dim(tensor: str, axis: int) -> tuple:
+    return 1, ((tensor, axis),)
+
+
+def _shape_of(name, producer) -> list | None:
+    """The symbolic dims of tensor ``name`` where its rank is known: the output of a
+    Transpose has its perm's rank (its input's dims permuted)."""
+    node = producer.get(name)
+    if node is not None and node.op_type == "Transpose":
+        perm = _attribute(node, "perm")
+        if perm is not None:
+            return [_dim(node.input[0], int(a)) for a in perm]
+    return None
+
+
+def _symbolic(name, const, producer, memo, depth: int = 0):
+    """The value of an integer tensor built from constants and Shape ops (see above);
+    None where it cannot be followed."""
+    if name in memo:
+        return memo[name]
+    value = const(name)
+    out = None
+    if value is not None:
+        if value.dtype.kind in "iu" and value.ndim <= 1:
+            out = ([(int(v), ()) for v in value.tolist()] if value.ndim
+                   else (int(value), ()))
+    elif depth < 32 and name in producer:
+        out = _symbolic_op(producer[name], const, producer, memo, depth + 1)
+    memo[name] = out
+    return out
+
+
+def _symbolic_op(node, const, producer, memo, depth):
+    op = node.op_type
+    if op == "Shape":
+        if len(node.attribute):  # start / end
+            return None
+        return _shape_of(node.input[0], producer) or _ShapeOf(node.input[0])
+    args = [_symbolic(i, const, producer, memo, depth) if i else None for i in node.input]
+    if not args or args[0] is None:
+        return None
+    x = args[0]
+    if op == "Cast":
+        return x
+    if op == "Gather" and len(args) == 2 and args[1] is not None \
+            and _attribute(node, "axis", 0) == 0 and isinstance(x, list | _ShapeOf):
+        index = args[1]
+        picks = [c for c, s in (index if isinstance(index, list) else [index]) if not s]
+        if len(picks) != (len(index) if isinstance(index, list) else 1) or any(
+                c < 0 or (isinstance(x, list) and c >= len(x)) for c in picks):
+            return None  # symbolic or negative indices: not followed
+        # a Shape's dims exist wherever the graph runs: Gather fails on an index past them
+        chosen = [_dim(x, c) if isinstance(x, _ShapeOf) else x[c] for c in picks]
+        return chosen if isinstance(index, list) else chosen[0]
+    if isinstance(x, _ShapeOf):
+        return None
+    if op == "ReduceProd" and isinstance(x, list) and len(node.input) == 1 \
+            and list(_attribute(node, "axes", [0])) in ([0], [-1]):
+        prod = _product(x)
+        return [prod] if _attribute(node, "keepdims", 1) else prod
+    if op == "Unsqueeze" and not isinstance(x, list) and len(args) == 2 \
+            and args[1] == [(0, ())]:
+        return [x]
+    if op == "Concat" and _attribute(node, "axis") in (0, -1) and all(
+            isinstance(a, list) and not isinstance(a, _ShapeOf) for a in args):
+        return [d for a in args for d in a]
+    return None
 
 
 def _follow(node, axes, chosen, const, directions: int):

@@ -98,7 +98,8 @@ def simplified(model):
 @pytest.mark.parametrize("op", ["LSTM", "GRU"])
 def test_final_steps_and_zero_state_of_a_forward_layer(op):
     changed, ops = simplified(build(op))
-    assert changed == {"zero_states": 1, "final_steps": 1, "nodes_removed": 7}
+    assert changed == {"zero_states": 1, "final_steps": 1, "directions_merged": 0,
+                       "matmuls_unflattened": 0, "nodes_removed": 7}
     assert ops == [op, "Gather", "Concat"]
 
 
@@ -210,3 +211,99 @@ def test_an_initializer_that_can_be_fed_is_not_a_constant():
     model.graph.input.append(helper.make_tensor_value_info("fill", TensorProto.FLOAT, []))
     changed, ops = simplified(model)
     assert changed["zero_states"] == 0 and "Expand" in ops
+
+
+C = 6  # classes of the sequence head
+
+
+def head(order=(0, 1), batch_major=True, lead_of_x=False):
+    """x (T, N, D) -> bidirectional LSTM -> each direction of Y cut out (Slice + Squeeze)
+    and concatenated in ``order`` -> (batch-major: Transpose to (N, T, 2H)) -> a Dense
+    layer over every step as tf2onnx writes Tensordot: Reshape to (N*T, 2H) by shapes
+    computed at run time, MatMul, Reshape back (to x's leading dims: ``lead_of_x``)."""
+    rng = np.random.default_rng(2)
+    inits = []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    const("W", rng.normal(size=(2, 4 * H, D)).astype(np.float32))
+    const("R", rng.normal(size=(2, 4 * H, H)).astype(np.float32))
+    const("K", rng.normal(size=(2 * H, C)).astype(np.float32))
+    const("one", [1])
+    nodes = [helper.make_node("LSTM", ["x", "W", "R"], ["Y"], hidden_size=H,
+                              direction="bidirectional")]
+    for d in order:
+        nodes += [helper.make_node("Slice", ["Y", const(f"s{d}", [d]), const(f"e{d}", [d + 1]),
+                                             "one"], [f"dir{d}"]),
+                  helper.make_node("Squeeze", [f"dir{d}", "one"], [f"seq{d}"])]
+    nodes.append(helper.make_node("Concat", [f"seq{d}" for d in order], ["both"], axis=2))
+    x, perm = "both", [0, 1, 2]
+    if batch_major:
+        nodes.append(helper.make_node("Transpose", ["both"], ["by_batch"], perm=[1, 0, 2]))
+        x, perm = "by_batch", [1, 0, 2]
+    nodes += [
+        helper.make_node("Shape", ["both"], ["shape_raw"]),
+        helper.make_node("Gather", ["shape_raw", const("perm", perm)], ["shape64"]),
+        helper.make_node("Cast", ["shape64"], ["shape"], to=TensorProto.INT32),
+        helper.make_node("Gather", ["shape", const("free", np.array([0, 1], np.int32))],
+                         ["lead"], axis=0),
+        helper.make_node("ReduceProd", ["lead"], ["rows"], axes=[0], keepdims=0),
+        helper.make_node("Gather", ["shape", const("axes", np.array([2], np.int32))],
+                         ["inner"], axis=0),
+        helper.make_node("ReduceProd", ["inner"], ["cols"], axes=[0], keepdims=0),
+        helper.make_node("Unsqueeze", ["rows", const("zero", [0])], ["rows1"]),
+        helper.make_node("Unsqueeze", ["cols", "zero"], ["cols1"]),
+        helper.make_node("Concat", ["rows1", "cols1"], ["flat32"], axis=0),
+        helper.make_node("Cast", ["flat32"], ["flat"], to=TensorProto.INT64),
+        helper.make_node("Reshape", [x, "flat"], ["x2"]),
+        helper.make_node("MatMul", ["x2", "K"], ["logits2"]),
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Gather", ["x_shape", "perm"], ["x_shape64"]),
+        helper.make_node("Cast", ["x_shape64"], ["x_shape32"], to=TensorProto.INT32),
+        helper.make_node("Gather", ["x_shape32", "free"], ["x_lead"], axis=0),
+        helper.make_node("Concat", ["x_lead" if lead_of_x else "lead",
+                                    const("classes", np.array([C], np.int32))],
+                         ["out_shape32"], axis=0),
+        helper.make_node("Cast", ["out_shape32"], ["out_shape"], to=TensorProto.INT64),
+        helper.make_node("Reshape", ["logits2", "out_shape"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "N", D])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["A", "B", C])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_a_sequence_head_becomes_one_transpose_and_a_matmul():
+    """Both directions read by one Transpose of Y (batch-major straight away) and a
+    Reshape; the Dense layer multiplies the (N, T, 2H) tensor directly. Exactly the
+    same outputs (the same kernels), at batch 1 and 3."""
+    changed, ops = simplified(head())
+    assert changed["directions_merged"] == 1 and changed["matmuls_unflattened"] == 1
+    assert ops == ["LSTM", "Transpose", "Reshape", "MatMul"]
+
+
+def test_a_time_major_head_keeps_its_flattening():
+    """The directions merge (Y's own axes: (0, 2, 1, 3)); the Dense layer's input is the
+    Concat's output, whose rank nothing here proves (only a Transpose's output has one),
+    so its Reshape / MatMul / Reshape stay."""
+    changed, ops = simplified(head(batch_major=False))
+    assert changed["directions_merged"] == 1 and changed["matmuls_unflattened"] == 0
+    assert ops[:3] == ["LSTM", "Transpose", "Reshape"] and "Concat" in ops
+
+
+def test_directions_in_another_order_are_left_to_the_concat():
+    """Backward first is not Y's order: the slices stay (the head is still unflattened)."""
+    changed, ops = simplified(head(order=(1, 0)))
+    assert changed["directions_merged"] == 0 and ops.count("Slice") == 2
+    assert changed["matmuls_unflattened"] == 1
+
+
+def test_a_flattening_shape_read_off_another_tensor_is_kept():
+    """x's (T, N) are the same numbers at run time, but nothing in the graph says so:
+    the Reshape / MatMul / Reshape stay."""
+    changed, ops = simplified(head(lead_of_x=True))
+    assert changed["matmuls_unflattened"] == 0 and ops.count("Reshape") >= 2

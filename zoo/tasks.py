@@ -1003,13 +1003,20 @@ class NextFrame:
         return "\n".join(lines)
 
 
+def _nll(picked: np.ndarray) -> np.ndarray:
+    """Summed negative log-likelihood (nats) per row of ``picked`` (B, T), the
+    probabilities given to the characters that came, in float64."""
+    return -np.log(picked.astype(np.float64)).sum(axis=1)
+
+
 def stream(step, tokens: np.ndarray, widths: dict[str, int], state=None):
     """Feeds ``tokens`` (B, T) through a one-token ``step`` graph from ``state`` (zeros
     when ``None``); yields each step's outputs (``probs`` and the next state)."""
     state = state or {n: np.zeros((len(tokens), w), np.float32) for n, w in widths.items()}
-    for t in range(tokens.shape[1]):
-        out = step({"token": tokens[:, t].astype(np.int32), **state})
-        state = {n: out[f"{n}_next"] for n in widths}
+    nexts = [(n, f"{n}_next") for n in widths]
+    for column in np.array(tokens, np.int32).T.copy():  # contiguous (B,) per step
+        out = step({"token": column, **state})
+        state = {n: out[m] for n, m in nexts}
         yield out
 
 
@@ -1052,12 +1059,16 @@ class LanguageModel:
             batch = np.asarray(inputs[i : i + batch_size], np.int32)
             x, y = batch[:, :-1], batch[:, 1:]
             rows = np.arange(len(batch))
-            probs = np.asarray(lm({"ids": x})["probs"], np.float64)
-            whole = -np.log(np.take_along_axis(probs, y[..., None], -1)[..., 0]).sum(axis=1)
-            streamed = np.zeros(len(batch))
+            probs = np.asarray(lm({"ids": x})["probs"])
+            whole = _nll(np.take_along_axis(probs, y[..., None], -1)[..., 0])
+            # each step's probability of the next character, gathered as the step returns
+            # it; the logs and the sum once at the end, in float64 like the whole pass
+            # (per step, the float64 copy and log were 5 µs of a 20 µs LiteRT step: 1.3 ms
+            # of music_lstm's 9.2 ms chunk, measured)
+            picked = np.empty(y.shape, np.float32)
             for t, o in enumerate(stream(step, x, widths)):
-                streamed -= np.log(np.asarray(o["probs"], np.float64)[rows, y[:, t]])
-            out.append(np.stack([whole, streamed], axis=1))
+                picked[:, t] = o["probs"][rows, y[:, t]]
+            out.append(np.stack([whole, _nll(picked)], axis=1))
             if progress:
                 progress(len(batch))
         return np.concatenate(out) if out else np.zeros((0, 2))
