@@ -316,7 +316,7 @@ def _symbolic_op(node, const, producer, memo, depth):
     if not args or args[0] is None:
         return None
     x = args[0]
-    if op == "Cast":
+    if op == "Cast" and _attribute(node, "to") in (6, 7):  # int32 / int64: dims survive
         return x
     if op == "Gather" and len(args) == 2 and args[1] is not None \
             and _attribute(node, "axis", 0) == 0 and isinstance(x, list | _ShapeOf):
