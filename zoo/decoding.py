@@ -40,9 +40,12 @@ def greedy_decode(
         res = step({"token": token, "h": h, "c": c, "memory": memory})
         nxt = np.argmax(res["probs"], axis=-1).astype(np.int32)
         going = nxt != eos
-        for row, i in enumerate(live):
-            if going[row]:
-                out[i].append(int(nxt[row]))
+        for i, symbol, goes in zip(live.tolist(), nxt.tolist(), going.tolist(), strict=True):
+            if goes:
+                out[i].append(symbol)
+        if going.all():  # no row ended: the state goes on as it is, memory uncopied
+            token, h, c = nxt.reshape(-1, 1), res["h_next"], res["c_next"]
+            continue
         if not going.any():
             break
         live = live[going]
