@@ -121,8 +121,7 @@ def _read_final_steps(graph, node, const) -> int:
         return 0  # sequence_lens: Y_h is each sequence's own last step
     if _attribute(node, "layout", 0) != 0:
         return 0  # batch-major Y (B, T, dirs, H): not the axes followed here
-    direction = _attribute(node, "direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = _direction(node)
     directions = 2 if direction == "bidirectional" else 1
     consumers = _consumers(graph)
     # (tensor, remaining axes of Y: 0 time, 1 direction, 2 batch, 3 hidden, selections)
@@ -161,6 +160,11 @@ def _read_final_steps(graph, node, const) -> int:
     return len(finals)
 
 
+def _direction(node) -> str:
+    direction = _attribute(node, "direction", b"forward")
+    return direction.decode() if isinstance(direction, bytes) else direction
+
+
 def _consumers(graph) -> dict[str, list]:
     out: dict[str, list] = {}
     for n in graph.node:
@@ -178,8 +182,7 @@ def _merge_directions(graph, node, const) -> int:
 
     if _attribute(node, "layout", 0) != 0 or not node.output or not node.output[0]:
         return 0
-    direction = _attribute(node, "direction", b"forward")
-    if (direction.decode() if isinstance(direction, bytes) else direction) != "bidirectional":
+    if _direction(node) != "bidirectional":
         return 0
     y = node.output[0]
     consumers = _consumers(graph)
@@ -321,12 +324,11 @@ def _symbolic_op(node, const, producer, memo, depth):
     if op == "Gather" and len(args) == 2 and args[1] is not None \
             and _attribute(node, "axis", 0) == 0 and isinstance(x, list | _ShapeOf):
         index = args[1]
-        picks = [c for c, s in (index if isinstance(index, list) else [index]) if not s]
-        if len(picks) != (len(index) if isinstance(index, list) else 1) or any(
-                c < 0 or (isinstance(x, list) and c >= len(x)) for c in picks):
+        picks = index if isinstance(index, list) else [index]
+        if any(s or c < 0 or (isinstance(x, list) and c >= len(x)) for c, s in picks):
             return None  # symbolic or negative indices: not followed
         # a Shape's dims exist wherever the graph runs: Gather fails on an index past them
-        chosen = [_dim(x, c) if isinstance(x, _ShapeOf) else x[c] for c in picks]
+        chosen = [_dim(x, c) if isinstance(x, _ShapeOf) else x[c] for c, _ in picks]
         return chosen if isinstance(index, list) else chosen[0]
     if isinstance(x, _ShapeOf):
         return None
@@ -338,7 +340,7 @@ def _symbolic_op(node, const, producer, memo, depth):
             and args[1] == [(0, ())]:
         return [x]
     if op == "Concat" and _attribute(node, "axis") in (0, -1) and all(
-            isinstance(a, list) and not isinstance(a, _ShapeOf) for a in args):
+            isinstance(a, list) for a in args):
         return [d for a in args for d in a]
     return None
 
