@@ -10,6 +10,7 @@ Example:
 """
 
 _LAZY = {
+    "ExportConfig": "export.config",
     "FORMATS": "export.pipeline",
     "PRECISIONS": "export.pipeline",
     "export_model": "export.pipeline",

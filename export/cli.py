@@ -152,20 +152,25 @@ def _calibration(path: str | None):
     return [w for w in source.read_text().split() if w]
 
 
+def export_config(args):
+    """The CLI's export flags as one :class:`export.config.ExportConfig`."""
+    from export.config import ExportConfig
+
+    return ExportConfig(formats=args.formats, precisions=args.precision,
+                        max_drop=args.max_drop, calibration=_calibration(args.calibration),
+                        prune=args.prune, schedule=args.schedule, cluster=args.cluster,
+                        structured=args.structured, qat=args.qat,
+                        finetune_epochs=args.finetune_epochs, limit=args.limit)
+
+
 def cmd_export(args) -> int:
     from export.pipeline import export_model
     from zoo.errors import ParityError
 
     weights = None if args.weights == "none" else args.weights
     try:
-        parity = export_model(args.name, args.out, weights=weights, formats=args.formats,
-                              precisions=args.precision, max_drop=args.max_drop,
-                              calibration=_calibration(args.calibration),
-                              prune=args.prune, schedule=args.schedule, cluster=args.cluster,
-                              structured=args.structured, qat=args.qat,
-                              finetune_epochs=args.finetune_epochs,
-                              overrides=_overrides(args.set), progress=Progress(),
-                              limit=args.limit)
+        parity = export_model(args.name, args.out, export_config(args), weights=weights,
+                              overrides=_overrides(args.set), progress=Progress())
     except ParityError as e:
         failed = Path(str(args.out) + ".failed") / "parity.json"
         if failed.is_file():

@@ -18,13 +18,13 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from export import onnx as onnx_export
 from export import quantize
 from export import tflite as tflite_export
+from export.config import AUTO, FORMATS, ExportConfig  # noqa: F401  (re-exported)
 from export.graphs import input_infos, output_infos, recurrent_directions
 from export.progress import Progress, Silent
 from export.quantize import gzip_size
@@ -37,13 +37,7 @@ from zoo.registry import Tolerance, get_spec, jsonable_config
 from zoo.tasks import get_task
 from zoo.weights import save_weights_atomic, sha256_of
 
-FORMATS = ("tflite", "onnx")
 PRECISIONS = quantize.PRECISIONS
-AUTO = "auto"
-# What an export produces when no precision is asked for: exact and cheap to verify.
-DEFAULT_PRECISIONS = ("fp32", "dynamic")
-# The drop `--precision auto` accepts when none is given: half a point of the metric.
-DEFAULT_MAX_DROP = 0.005
 CONVERTERS = {"tflite": tflite_export.convert, "onnx": onnx_export.convert}
 SPARSITY = {"tflite": tflite_export.weight_sparsity, "onnx": onnx_export.weight_sparsity}
 RUNNERS = {"tflite": ("litert", LiteRTRunner), "onnx": ("onnx", ORTRunner)}
@@ -59,16 +53,6 @@ def tool_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def parse_choices(value: str | Sequence[str], valid: Sequence[str], what: str) -> tuple[str, ...]:
-    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
-    items = [v for v in items if v]
-    bad = [v for v in items if v not in valid]
-    if bad or not items:
-        raise UnsupportedError(f"unknown {what} {bad or items}; expected a comma-separated "
-                               f"subset of {list(valid)}")
-    return tuple(dict.fromkeys(items))
 
 
 def check_out_dir(out: Path) -> None:
@@ -129,55 +113,27 @@ def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str
 def export_model(
     name: str,
     out: str | Path,
+    config: ExportConfig | None = None,
     *,
     weights: str | Path | None = "DEFAULT",
-    formats: str | Sequence[str] | None = None,
-    precisions: str | Sequence[str] | None = None,
-    max_drop: float | None = None,
-    calibration: Sequence | None = None,
-    prune: float | None = None,
-    schedule: str = "polynomial",
-    cluster: int | None = None,
-    structured: float | None = None,
-    qat: bool = False,
-    finetune_epochs: int | None = None,
-    finetune_limit: int | None = None,
     overrides: dict[str, Any] | None = None,
     model=None,
     progress: Progress | None = None,
-    limit: int | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Exports a registered model to a verified bundle directory.
 
     Args:
         name: registered model name.
         out: bundle directory to create (must not exist).
+        config: what to produce (:class:`export.config.ExportConfig`: formats,
+            precisions or ``"auto"`` with ``max_drop``, calibration samples, compression,
+            ``limit``); ``options`` are its fields as keywords, applied on top.
         weights: as in :func:`zoo.create_model` (``None``: random initialisation).
-        formats: subset of ``("tflite", "onnx")`` (default: all the spec supports).
-        precisions: subset of :data:`PRECISIONS` the spec supports (default: fp32 and
-            dynamic), or ``"auto"``: per format, the smallest artifact whose task metric
-            drops by at most ``max_drop``.
-        max_drop: metric budget of ``"auto"`` in the metric's units (0.005 = half a
-            point of accuracy or PER; default :data:`DEFAULT_MAX_DROP`).
-        calibration: task inputs (sequences, or words for G2P) to calibrate int8 /
-            int16x8 on (default: the model's calibration split); at least 16.
-        prune: magnitude-prune to this sparsity in [0, 1) while fine-tuning on the
-            model's training data (:func:`export.prune.compress`), before converting.
-        schedule: pruning schedule, "polynomial" or "constant".
-        cluster: cluster each kernel's weights into this many values (>= 2).
-        structured: remove this fraction of the hidden units of every LSTM/GRU layer
-            (:mod:`export.structured`) and fine-tune the smaller model, before any
-            ``prune`` / ``cluster``; the bundle's config describes the smaller model.
-        qat: after any other compression, fine-tune with int8 fake-quantized weights
-            (:mod:`export.qat`) for the int8 artifacts; needs int8 among the precisions
-            (or ``"auto"``).
-        finetune_epochs / finetune_limit: override the recipe's fine-tuning epochs and
-            training samples for structured / prune / cluster / qat.
         overrides: builder keyword arguments.
         model: an already built (e.g. fine-tuned) Keras model to export instead; pass the
             overrides that build its architecture.
         progress: reports stages and counts (default: silent).
-        limit: verify on at most this many test samples (tests; default all).
 
     Returns:
         The parity report (also written to ``parity.json``).
@@ -196,72 +152,60 @@ def export_model(
     """
     from zoo.registry import build_model
 
+    cfg = ExportConfig.of(config, **options)
     spec = get_spec(name)
-    fmts = parse_choices(spec.formats if formats is None else formats, FORMATS, "format(s)")
-    if set(fmts) - set(spec.formats):
-        raise UnsupportedError(f"{name} does not support format "
-                               f"{sorted(set(fmts) - set(spec.formats))}; it supports "
-                               f"{list(spec.formats)}")
-    auto = precisions == AUTO or (not isinstance(precisions, str) and precisions is not None
-                                  and list(precisions) == [AUTO])
-    if auto:
-        max_drop = DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
-        if not 0 <= max_drop < 1:
-            raise UnsupportedError(f"max_drop must be in [0, 1) (metric units, 0.005 = half "
-                                   f"a point); got {max_drop}")
-        precs = spec.precisions
-    else:
-        if max_drop is not None:
-            raise UnsupportedError("max_drop applies to precisions='auto' only; got "
-                                   f"precisions={precisions!r}")
-        default = [p for p in DEFAULT_PRECISIONS if p in spec.precisions]
-        precs = parse_choices(default if precisions is None else precisions,
-                              (*PRECISIONS, AUTO), "precision(s)")
-        if AUTO in precs:
-            raise UnsupportedError("'auto' chooses the precision itself; it cannot be "
-                                   f"combined with others (got {list(precs)})")
-        quantize.check_precisions(spec, fmts, precs)
-    compressing = prune is not None or cluster is not None or structured is not None or qat
-    if compressing:
-        from export import prune as prune_mod
-
-        prune, cluster, structured = prune_mod.check_args(prune, cluster, schedule,
-                                                          structured, qat)
-    if qat and "int8" not in precs:
-        gap = spec.precision_gaps.get("int8")
-        raise UnsupportedError(
-            "qat trains the weights for int8 artifacts; " + (
-                f"{name} cannot take int8: {gap}" if "int8" not in spec.precisions else
-                f"request precision int8 (or auto); got {list(precs)}"))
+    fmts, precs = cfg.for_spec(spec)
     out = Path(out)
     check_out_dir(out)
     progress = progress or Silent()
-    say = progress.say
     overrides = dict(overrides or {})
     if model is None:
-        say(f"building {name} (weights={weights})")
-        model, config = build_model(name, weights, **overrides)
+        progress.say(f"building {name} (weights={weights})")
+        model, builder_config = build_model(name, weights, **overrides)
     else:
         # A model built elsewhere (e.g. fine-tuned): ``overrides`` must describe its
         # architecture, so that `lstm-zoo verify` can rebuild it from the bundle.
         weights = "in-memory model"
-        config = spec.config(**overrides)
+        builder_config = spec.config(**overrides)
     task = get_task(spec.task)
-    test, extra = _evaluation_data(spec, limit, progress)
+    test, extra = _evaluation_data(spec, cfg.limit, progress)
     compression = None
-    if compressing:
-        compression = _compress(spec, task, model, config, test, prune, schedule, cluster,
-                                structured, qat, finetune_epochs, finetune_limit, progress)
+    if cfg.compressing:
+        compression = _compress(spec, task, model, builder_config, test, cfg, progress)
         model = compression.pop("model")
         if "structured" in compression:  # the bundle rebuilds the smaller architecture
-            config = spec.config(**{**config, **compression["structured"]["overrides"]})
+            builder_config = spec.config(**{**builder_config,
+                                            **compression["structured"]["overrides"]})
+    reference = {"config": jsonable_config(builder_config), "weights": str(weights)}
+    data = {"dataset": spec.data.dataset, "test": spec.data.test,
+            "calibration": spec.data.calibration, "license": spec.data.license}
+    source = (f"{spec.data.dataset} {spec.data.calibration} split"
+              if cfg.calibration is None else "user samples")
+    calibration = (list(cfg.calibration) if cfg.calibration is not None
+                   else task.inputs(extra)[:quantize.CALIBRATION_SAMPLES]
+                   if any(p in quantize.CALIBRATED for p in precs) else [])
+    return run_export(spec, task, model, out, cfg, fmts, precs, test, extra,
+                      calibration=(calibration, source), reference=reference, data=data,
+                      compression=compression, progress=progress)
+
+
+def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, test, extra, *,
+               calibration: tuple, reference: dict, data: dict, compression=None,
+               progress: Progress, manifest_extra: dict | None = None) -> dict[str, Any]:
+    """The stages every export shares, from a built model and its evaluation data: the
+    graphs, calibration feeds, conversion, the Keras reference, verification, and the
+    bundle written atomically (``<out>.failed`` when parity fails).
+
+    ``calibration`` is ``(task inputs, where they come from)``; ``reference`` what the
+    manifest records to rebuild the Keras model beside its weights file; ``data`` the
+    manifest's data entry; ``manifest_extra`` keys added to the manifest.
+    """
+    say = progress.say
+    name, auto, max_drop = spec.name, cfg.auto, cfg.max_drop
     graphs = graph_models(spec, model)
     feeds = None
     if any(p in quantize.CALIBRATED for p in precs):
-        source = "user samples" if calibration is not None else \
-            f"{spec.data.dataset} {spec.data.calibration} split"
-        samples = (list(calibration) if calibration is not None
-                   else task.inputs(extra)[:quantize.CALIBRATION_SAMPLES])
+        samples, source = calibration
         feeds = quantize.calibration_feeds(
             spec, task, graphs, samples,
             progress.counter(f"recording calibration feeds ({source})", len(samples)))
@@ -276,23 +220,22 @@ def export_model(
             "family": spec.family,
             "task": spec.task,
             "meta": dict(spec.meta),
-            "data": {"dataset": spec.data.dataset, "test": spec.data.test,
-                     "calibration": spec.data.calibration, "license": spec.data.license},
+            "data": data,
             "reference": {"file": ref_file.name, "sha256": sha256_of(ref_file),
-                          "size": ref_file.stat().st_size, "config": jsonable_config(config),
-                          "weights": str(weights)},
+                          "size": ref_file.stat().st_size, **reference},
             "graphs": [{"name": g.name,
                         "inputs": [i.to_json() for i in input_infos(graphs[g.name])],
                         "outputs": [o.to_json() for o in output_infos(graphs[g.name])],
                         "recurrent": g.recurrent} for g in spec.graphs],
             "calibration": None if feeds is None else {
-                "source": source, "samples": len(samples),
+                "source": calibration[1], "samples": len(calibration[0]),
                 "feeds": {n: len(f) for n, f in feeds.items()}},
             "compression": compression,
             "artifacts": [],
             "tools": tool_versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
+        manifest.update(manifest_extra or {})
         if auto:
             manifest["auto"] = {"max_drop": max_drop}
         # Convert first: a conversion that fails costs no verification time.
@@ -315,7 +258,7 @@ def export_model(
                                  for key in getattr(task, "calibrated_meta", ())})
         parity: dict[str, Any] = {
             "model": name,
-            "test_split": spec.data.test,
+            "test_split": data["test"],
             "test_samples": len(reference.test_inputs),
             "tensor_samples": reference.tensor_samples,
             "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
@@ -381,8 +324,7 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list
     return artifacts
 
 
-def _compress(spec, task, model, config, test, prune, schedule, cluster, structured, qat,
-              epochs, limit, progress):
+def _compress(spec, task, model, config, test, cfg: ExportConfig, progress):
     """Shrinks / prunes / clusters / QAT-trains ``model`` (fine-tuning on its training data)
     and measures the task metric of the model before and after, in Keras, on the test split."""
     from export.prune import compress
@@ -392,16 +334,17 @@ def _compress(spec, task, model, config, test, prune, schedule, cluster, structu
     inputs = task.inputs(test)
     baseline = task.score(task.predict(keras_graphs(spec, model), inputs, spec.meta,
                                        batch_size=REFERENCE_BATCH), test, spec.meta)
+    structured, prune, cluster, qat = cfg.structured, cfg.prune, cfg.cluster, cfg.qat
     what = " + ".join(x for x in (
         structured is not None and f"removing {structured:.0%} of the recurrent units",
         prune is not None and f"pruning to {prune:.0%}",
         cluster is not None and f"{cluster} clusters",
         qat and "quantization-aware training (int8 weights)") if x)
     progress.say(f"{what}: fine-tuning on {spec.data.dataset} {spec.data.train}")
-    compressed, report = compress(spec.name, model, prune=prune, schedule=schedule,
+    compressed, report = compress(spec.name, model, prune=prune, schedule=cfg.schedule,
                                   cluster=cluster, structured=structured, qat=qat,
                                   config=config,
-                                  epochs=epochs, limit=limit,
+                                  epochs=cfg.finetune_epochs, limit=cfg.finetune_limit,
                                   verbose=0 if isinstance(progress, Silent) else 1)
     return {**report, "baseline_metrics": baseline, "model": compressed}
 
