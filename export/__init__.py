@@ -12,6 +12,7 @@ Example:
 _LAZY = {
     "ExportConfig": "export.config",
     "FORMATS": "export.pipeline",
+    "export_keras": "export.user_model",
     "PRECISIONS": "export.pipeline",
     "export_model": "export.pipeline",
     "verify_bundle": "export.pipeline",

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from export.progress import Progress
+from zoo.errors import UnsupportedError
 
 EXIT_PARITY = 1
 EXIT_USAGE = 2
@@ -116,7 +117,8 @@ def cmd_finetune(args) -> int:
     return 0
 
 
-def print_table(parity: dict, out=sys.stdout) -> None:
+def print_table(parity: dict, out=None) -> None:
+    out = out or sys.stdout  # looked up per call: a redirected stdout (tests, a wrapper)
     ref = parity["reference"]["metrics"]
     metric_names = list(ref)
     head = (f"{'format':7s} {'precision':9s} {'backend':7s} {'size KB':>8s} "
@@ -163,14 +165,49 @@ def export_config(args):
                         finetune_epochs=args.finetune_epochs, limit=args.limit)
 
 
+USER_ONLY = ("samples", "labels", "metric", "model_name")
+ZOO_ONLY = {"weights": "DEFAULT", "set": None, "calibration": None, "prune": None,
+            "structured": None, "cluster": None, "qat": False, "finetune_epochs": None}
+
+
+def _is_user_model(name: str) -> bool:
+    """An existing path is a user's model file; anything else a registered name."""
+    return Path(name).exists() or Path(name).suffix.lower() in (".keras", ".h5", ".hdf5")
+
+
+def _export_user_model(args, cfg):
+    from export.user_model import export_keras
+
+    given = [k for k, default in ZOO_ONLY.items() if getattr(args, k) != default]
+    if given:
+        raise UnsupportedError(
+            f"{', '.join('--' + k.replace('_', '-') for k in given)}: for registered models; "
+            f"{args.name} is a model file (it calibrates on --samples, and compressing it "
+            "needs its training data, not taken yet)")
+    if args.samples is None:
+        raise UnsupportedError(f"{args.name} is a model file: give --samples FILE (.npy, or "
+                               ".npz with one array per input; at least 16) for parity and "
+                               "calibration")
+    return export_keras(args.name, args.out, cfg, samples=args.samples, labels=args.labels,
+                        metric=args.metric, name=args.model_name, progress=Progress())
+
+
 def cmd_export(args) -> int:
     from export.pipeline import export_model
     from zoo.errors import ParityError
 
     weights = None if args.weights == "none" else args.weights
     try:
-        parity = export_model(args.name, args.out, export_config(args), weights=weights,
-                              overrides=_overrides(args.set), progress=Progress())
+        if _is_user_model(args.name):
+            parity = _export_user_model(args, export_config(args))
+        else:
+            given = [k for k in USER_ONLY if getattr(args, k) is not None]
+            if given:
+                raise UnsupportedError(
+                    f"{', '.join('--' + k.replace('_', '-') for k in given)}: for a model file; "
+                    f"{args.name!r} is not a file (a registered name; `lstm-zoo list`)")
+            parity = export_model(args.name, args.out, export_config(args), weights=weights,
+                                  overrides=_overrides(args.set), progress=Progress())
     except ParityError as e:
         failed = Path(str(args.out) + ".failed") / "parity.json"
         if failed.is_file():
@@ -188,6 +225,13 @@ def cmd_export(args) -> int:
                           + (f" (drop {t['metric_drop']:+.4f})" if "metric_drop" in t else "")
                           for t in record["tried"]))
     print(f"bundle: {args.out}  (manifest.json, parity.json)")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from export.inspect import inspect_model, render
+
+    print(render(inspect_model(args.model)))
     return 0
 
 
@@ -394,8 +438,21 @@ def build_parser() -> argparse.ArgumentParser:
     for key, (kind, help_) in FINETUNE_SETTINGS.items():
         s.add_argument("--" + key.replace("_", "-"), type=kind, default=None, help=help_)
     s.set_defaults(fn=cmd_finetune)
-    s = sub.add_parser("export", help="export to a verified LiteRT/ONNX bundle")
-    s.add_argument("name")
+    s = sub.add_parser("export", help="export a registered model, or your own .keras / .h5 "
+                                      "model, to a verified LiteRT/ONNX bundle")
+    s.add_argument("name", help="a registered name, or the path of your model (.keras from "
+                                "tf_keras or Keras 3, .h5)")
+    s.add_argument("--samples", default=None, metavar="FILE",
+                   help="your model: .npy (one input) or .npz (one array per input name), "
+                        "at least 16 samples: parity and calibration data")
+    s.add_argument("--labels", default=None, metavar="FILE",
+                   help="your model: .npy of the samples' labels, for --metric")
+    s.add_argument("--metric", default=None,
+                   help="your model: accuracy, top5, mse, mae, f1 or auc, measured per "
+                        "artifact (needs --labels; without it, agreement with the model's "
+                        "own fp32 outputs)")
+    s.add_argument("--model-name", default=None,
+                   help="your model: its name in the bundle (default: the file's stem)")
     s.add_argument("--out", required=True, help="bundle directory to create (must not exist)")
     s.add_argument("--formats", default=None, help="comma-separated (default: all supported)")
     s.add_argument("--precision", default=None,
@@ -428,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="builder override")
     s.add_argument("--limit", type=int, default=None, help="verify on the first N test samples")
     s.set_defaults(fn=cmd_export)
+    s = sub.add_parser("inspect", help="what each layer of your model becomes in TFLite and "
+                                       "ONNX, before converting")
+    s.add_argument("model", help="a .keras (tf_keras or Keras 3) or .h5 model file")
+    s.set_defaults(fn=cmd_inspect)
     s = sub.add_parser("verify", help="re-run a bundle's parity checks from disk")
     s.add_argument("bundle")
     s.add_argument("--limit", type=int, default=None)

@@ -77,11 +77,14 @@ NO_FUSED_OP = {"tflite": {"GRU": "TFLite has no fused GRU op: its converter writ
                                  "loop (TF 2.21)"}}
 
 
-def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str) -> dict:
+def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str,
+                  expectation: dict | None = None) -> dict:
     """Whether every recurrent direction became a fused op and nothing became a loop
     (``all_fused``), and whether the artifact is as it must be (``as_expected``): also
     true when the only recurrent cells are ones the format has no fused op for
-    (:data:`NO_FUSED_OP`) and they became loops (``loop_reason`` says why)."""
+    (:data:`NO_FUSED_OP`) and they became loops (``loop_reason`` says why), or, given
+    an ``expectation`` (:attr:`zoo.registry.GraphSpec.fusion`), when the artifact holds
+    exactly the fused directions it names and loops where it says they must."""
     if fmt == "tflite":
         ops = tflite_export.op_counts(path)
         fused = {"LSTM": 0, "GRU": 0, "other": 0}
@@ -102,7 +105,12 @@ def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str
         ok = not loops and all(fused[k] == expected[k] for k in expected)
         unfusable = {k: why for k, why in NO_FUSED_OP.get(fmt, {}).items() if expected.get(k)}
         expected_ok = ok
-        if not ok and unfusable and loops and all(
+        if expectation is not None:
+            expected_ok = (all(fused[k] == n for k, n in
+                               expectation["fused_directions"].items())
+                           and bool(loops) == expectation["loops"])
+            loop_reason = expectation["loop_reason"]
+        elif not ok and unfusable and loops and all(
                 fused[k] == (0 if k in unfusable else expected[k]) for k in expected):
             expected_ok, loop_reason = True, "; ".join(unfusable.values())
     return {"ops": ops, "expected_directions": expected, "fused_directions": fused,
@@ -191,14 +199,16 @@ def export_model(
 
 def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, test, extra, *,
                calibration: tuple, reference: dict, data: dict, compression=None,
-               progress: Progress, manifest_extra: dict | None = None) -> dict[str, Any]:
+               progress: Progress, manifest_extra: dict | None = None,
+               attachments: dict[str, bytes] | None = None) -> dict[str, Any]:
     """The stages every export shares, from a built model and its evaluation data: the
     graphs, calibration feeds, conversion, the Keras reference, verification, and the
     bundle written atomically (``<out>.failed`` when parity fails).
 
     ``calibration`` is ``(task inputs, where they come from)``; ``reference`` what the
     manifest records to rebuild the Keras model beside its weights file; ``data`` the
-    manifest's data entry; ``manifest_extra`` keys added to the manifest.
+    manifest's data entry; ``manifest_extra`` keys added to the manifest; ``attachments``
+    files written into the bundle and listed (size, sha256) under the manifest's "files".
     """
     say = progress.say
     name, auto, max_drop = spec.name, cfg.auto, cfg.max_drop
@@ -226,7 +236,9 @@ def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, tes
             "graphs": [{"name": g.name,
                         "inputs": [i.to_json() for i in input_infos(graphs[g.name])],
                         "outputs": [o.to_json() for o in output_infos(graphs[g.name])],
-                        "recurrent": g.recurrent} for g in spec.graphs],
+                        "recurrent": g.recurrent,
+                        **({"fusion": dict(g.fusion)} if g.fusion else {})}
+                       for g in spec.graphs],
             "calibration": None if feeds is None else {
                 "source": calibration[1], "samples": len(calibration[0]),
                 "feeds": {n: len(f) for n, f in feeds.items()}},
@@ -236,6 +248,10 @@ def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, tes
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         manifest.update(manifest_extra or {})
+        for file, content in (attachments or {}).items():
+            (tmp / file).write_bytes(content)
+            manifest.setdefault("files", []).append(
+                {"file": file, "size": len(content), "sha256": sha256_of(tmp / file)})
         if auto:
             manifest["auto"] = {"max_drop": max_drop}
         # Convert first: a conversion that fails costs no verification time.
@@ -316,7 +332,7 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list
         (root / precision).mkdir(exist_ok=True)
         (root / rel).write_bytes(data)
         fusion = fusion_report(fmt, root / rel, recurrent_directions(graphs[g.name]),
-                               g.recurrent)
+                               g.recurrent, (g.fusion or {}).get(fmt))
         artifacts.append({"graph": g.name, "format": fmt, "precision": precision,
                           "file": str(rel), "size": len(data), "sha256": sha256_of(root / rel),
                           "gzip_size": gzip_size(data),
@@ -448,14 +464,21 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
 
     progress = progress or Silent()
     bundle = Bundle(path)
-    spec = get_spec(bundle.model_name)
+    spec = bundle.spec()
     task = bundle.task
     manifest = bundle.manifest
     for a in manifest["artifacts"]:
         graph = next(g for g in manifest["graphs"] if g["name"] == a["graph"])
         a.update(fusion_report(a["format"], bundle.path / a["file"],
-                               a["expected_directions"], graph["recurrent"]))
-    test, extra = _evaluation_data(spec, limit, progress)
+                               a["expected_directions"], graph["recurrent"],
+                               graph.get("fusion", {}).get(a["format"])))
+    if bundle.is_user_model:
+        from export.user_model import SAMPLES_FILE, bundle_samples
+
+        test = extra = bundle_samples(bundle.path / SAMPLES_FILE)
+        test = test.head(limit) if limit else test
+    else:
+        test, extra = _evaluation_data(spec, limit, progress)
     reference = _reference(spec, task, graph_models(spec, bundle.keras_model()), test, extra,
                            progress, "Keras reference (weights from the bundle)")
     results, failures = verify_artifacts(spec, task, reference, test, bundle.path, manifest,

@@ -234,7 +234,16 @@ class Bundle:
         return self.manifest["meta"]
 
     @property
+    def is_user_model(self) -> bool:
+        """A user's own model (export_keras), rebuilt from its bundle, not the registry."""
+        return self.manifest["task"] == "user"
+
+    @property
     def task(self):
+        if self.is_user_model:
+            from zoo.user_task import user_task
+
+            return user_task(self.meta)
         from zoo.tasks import get_task
 
         return get_task(self.manifest["task"])
@@ -248,7 +257,7 @@ class Bundle:
 
     def check_files(self) -> None:
         """Every file the manifest lists exists with its recorded size and sha256."""
-        files = [*self.artifacts, self.manifest["reference"]]
+        files = [*self.artifacts, self.manifest["reference"], *self.manifest.get("files", ())]
         for entry in files:
             path = self.path / entry["file"]
             if not path.is_file():
@@ -268,10 +277,9 @@ class Bundle:
         """``{graph_name: Runner}`` for ``backend`` ("keras", "litert", "onnx")."""
         if backend == "keras":
             from zoo.graphs import KerasGraph, graph_models
-            from zoo.registry import get_spec
 
-            spec = get_spec(self.model_name)
-            return {n: KerasGraph(m) for n, m in graph_models(spec, self.keras_model()).items()}
+            return {n: KerasGraph(m) for n, m in graph_models(self.spec(),
+                                                                self.keras_model()).items()}
         if backend not in FORMAT_OF_BACKEND:
             raise UnsupportedError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         fmt = FORMAT_OF_BACKEND[backend]
@@ -284,10 +292,24 @@ class Bundle:
         return {g: runner(self.path / a["file"], self.graph_inputs(g), threads)
                 for g, a in found.items()}
 
+    def spec(self):
+        """The spec the bundle was exported with."""
+        if self.is_user_model:
+            from export.user_model import bundle_spec
+
+            return bundle_spec(self)
+        from zoo.registry import get_spec
+
+        return get_spec(self.model_name)
+
     def keras_model(self):
+        ref = self.manifest["reference"]
+        if self.is_user_model:
+            from export.user_model import bundle_model
+
+            return bundle_model(self.manifest, self.path / ref["file"])
         from zoo.registry import create_model
 
-        ref = self.manifest["reference"]
         return create_model(self.model_name, weights=self.path / ref["file"], **ref["config"])
 
     def predict(self, inputs, *, backend: str = "litert", precision: str = "fp32"):

@@ -201,6 +201,9 @@ def _shared_prefix(tensor_inputs, test_inputs) -> int:
     def same(a, b) -> bool:
         if isinstance(a, str) or isinstance(b, str):
             return isinstance(a, str) and isinstance(b, str) and a == b
+        if isinstance(a, Mapping) or isinstance(b, Mapping):  # a sample of several inputs
+            return isinstance(a, Mapping) and isinstance(b, Mapping) and a.keys() == \
+                b.keys() and all(same(a[k], b[k]) for k in a)
         return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
 
     n = 0
@@ -254,6 +257,13 @@ class _Comparing:
         return out
 
 
+def task_checks(task, metrics: Mapping[str, float], precision: str) -> list[dict]:
+    """Checks a task adds on its own metrics (a user model's fp32 artifact against the
+    original model); none for most tasks."""
+    extra = getattr(task, "checks", None)
+    return extra(metrics, precision) if extra is not None else []
+
+
 def check_backend(spec, task, reference: Reference, test_data, runners, precision,
                   progress: Callable[[int], None] | None = None,
                   metric_drop=None) -> dict[str, Any]:
@@ -302,6 +312,7 @@ def check_backend(spec, task, reference: Reference, test_data, runners, precisio
     if drop_tol is not None:
         checks.append({"check": f"{task.metric} drop", "value": drop, "limit": drop_tol.value,
                        "reason": drop_tol.reason, "passed": bool(drop <= drop_tol.value + 1e-12)})
+    checks += task_checks(task, metrics, precision)
     agreement = task.compare(reference.predictions, predictions)
     if precision == "fp32":
         checks.append({"check": "predictions identical to Keras",

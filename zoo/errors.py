@@ -50,3 +50,7 @@ class ParityError(ZooError, AssertionError):
 
 class ConfigError(ZooError, ValueError):
     """A training configuration that cannot run: an unknown strategy, a malformed TF_CONFIG."""
+
+
+class UnsupportedLayerError(UnsupportedError):
+    """A layer of a user's model that lstm-zoo does not translate (names the layer, its class)."""

@@ -48,6 +48,10 @@ class GraphSpec:
         recurrent: what the graph's recurrence must become: ``"fused"`` (every LSTM is a
             fused op, no loop), ``"step"`` (a single cell step: no loop, no recurrent op) or
             ``"unrolled"`` (a fixed number of steps written out: no loop, no recurrent op).
+        fusion: per format, what a ``"fused"`` graph whose layers cannot all fuse must
+            become instead: ``{"fused_directions": {kind: n}, "loops": bool,
+            "loop_reason": str}`` (a user's model, from :mod:`export.inspect`); None: every
+            recurrent direction fuses.
     """
 
     name: str
@@ -55,6 +59,7 @@ class GraphSpec:
     outputs: tuple[str, ...]
     build: Callable[[Any], Any] | None = None
     recurrent: str = "fused"
+    fusion: Mapping[str, Mapping[str, Any]] | None = None
 
     def __post_init__(self):
         if self.recurrent not in RECURRENT_FORMS:

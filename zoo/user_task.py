@@ -1,0 +1,301 @@
+"""The task of a user's own model: arrays in, arrays out, scored on the user's samples.
+
+A user model has no dataset of ours and no task code of its own. Its samples are the test
+data (and the calibration data); its metric is either one the user names, measured
+against labels they give, or, without labels, how closely a backend reproduces the
+ORIGINAL model's outputs (for a Keras 3 model, Keras 3's own outputs, not the tf_keras
+twin's): the fraction of samples with the same top-1 class for a softmax output, else the
+relative error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import DataError, ShapeError, UnsupportedError
+
+# metric -> higher is better
+LABEL_METRICS = {"accuracy": True, "top5": True, "f1": True, "auc": True, "mse": False,
+                 "mae": False}
+# Without labels: agreement with the original model's outputs.
+AGREEMENT = "agreement"  # top-1 agreement, for a softmax output
+RELATIVE_ERROR = "relative_error"  # ||got - original|| / ||original||, otherwise
+# Two fp32 predictions count as the same when no value differs by more than this: the
+# bound fp32 artifacts are held to against the original model (same float32 function,
+# kernels that sum in another order).
+SAME_VALUES = 1e-5
+
+
+@dataclass(frozen=True)
+class UserSamples:
+    """A user's samples: ``x`` one array per input (N first), ``y`` optional labels, and
+    ``original`` the original model's outputs on ``x`` (one array per output)."""
+
+    x: Mapping[str, np.ndarray]
+    y: np.ndarray | None
+    original: Mapping[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.x.values())))
+
+    def head(self, n: int) -> UserSamples:
+        return UserSamples({k: v[:n] for k, v in self.x.items()},
+                           None if self.y is None else self.y[:n],
+                           {k: v[:n] for k, v in self.original.items()})
+
+
+class UserModelTask:
+    """Task of a user model; its ``meta`` (in the bundle) holds the input and output
+    names, which output is scored, the metric, and whether that output is a softmax."""
+
+    name = "user"
+    softmax = False  # the scored output is a softmax (meta["softmax"]): see user_task
+
+    def __init__(self, metric: str):
+        if metric not in LABEL_METRICS and metric not in (AGREEMENT, RELATIVE_ERROR):
+            raise UnsupportedError(f"unknown metric {metric!r}; expected one of "
+                                   f"{sorted(LABEL_METRICS)}")
+        self.metric = metric
+        self.higher_is_better = LABEL_METRICS.get(metric, metric == AGREEMENT)
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> UserModelTask:
+        return cls(meta["metric"])
+
+    # -- data ------------------------------------------------------------------------------
+    def inputs(self, data: UserSamples) -> list:
+        n = len(data)
+        if len(data.x) == 1:
+            (x,) = data.x.values()
+            return [x[i] for i in range(n)]
+        return [{k: v[i] for k, v in data.x.items()} for i in range(n)]
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list:
+        return self.inputs(test)
+
+    def check_input(self, x, meta, where="input"):
+        names = meta["inputs"]
+        if len(names) > 1 and not isinstance(x, Mapping):
+            raise ShapeError(f"{where}: the model takes {len(names)} inputs {names}; got one "
+                             "array")
+        return x
+
+    def parse_input(self, source: str, meta):
+        """A ``.npy`` file (one sample, or a batch whose first sample is taken: the batch
+        axis is optional) or a ``.npz`` with one array per input name; a list of the one
+        sample."""
+        path = Path(source)
+        if not path.is_file() or path.suffix.lower() not in (".npy", ".npz"):
+            raise DataError(f"input {source!r}: expected a .npy file (one input) or a .npz "
+                            f"with arrays named {meta['inputs']}")
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise DataError(f"{source}: cannot read a numeric array ({e})") from None
+        shapes = meta["input_shapes"]
+        if isinstance(loaded, np.ndarray):
+            if len(meta["inputs"]) != 1:
+                raise DataError(f"{source}: the model takes inputs {meta['inputs']}; give a "
+                                ".npz with one array per name")
+            arrays = {meta["inputs"][0]: loaded}
+        else:
+            with loaded:
+                missing = sorted(set(meta["inputs"]) - set(loaded.files))
+                if missing:
+                    raise DataError(f"{source}: no array named {missing}; it has "
+                                    f"{sorted(loaded.files)}")
+                arrays = {k: loaded[k] for k in meta["inputs"]}
+        item = {}
+        for name, x in arrays.items():
+            rank = len(shapes[name]) - 1  # without the batch axis
+            if x.ndim == rank + 1:
+                x = x[0]
+            if x.ndim != rank:
+                raise ShapeError(f"{source}: input {name!r} has shape {x.shape}; expected "
+                                 f"{rank} axes ({_dims(shapes[name][1:])}), or a batch of "
+                                 "those")
+            item[name] = x
+        return [next(iter(item.values())) if len(item) == 1 else item]
+
+    # -- running ---------------------------------------------------------------------------
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> list:
+        """Per sample: the output array (one output) or ``{output name: array}``."""
+        graph = graphs["model"]
+        names = meta["inputs"]
+        items = [x if isinstance(x, Mapping) else {names[0]: x} for x in inputs]
+        out: list = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            # samples of one call share their shapes (a user's .npy is one array)
+            if len({tuple(np.shape(c[n]) for n in names) for c in chunk}) > 1:
+                chunk_out = [self._call(graph, [c]) for c in chunk]
+                out += [o[0] for o in chunk_out]
+            else:
+                out += self._call(graph, chunk)
+            if progress is not None:
+                progress(len(chunk))
+        single = len(meta["outputs"]) == 1
+        return [p[meta["outputs"][0]] if single else p for p in out]
+
+    @staticmethod
+    def _call(graph, chunk: Sequence[Mapping]) -> list[dict]:
+        result = graph({k: np.stack([np.asarray(c[k]) for c in chunk]) for k in chunk[0]})
+        return [{k: np.asarray(v)[i] for k, v in result.items()} for i in range(len(chunk))]
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score(self, predictions, data: UserSamples, meta) -> dict[str, float]:
+        scored = meta["scored_output"]
+        got = _stack(predictions, scored, meta)
+        original = np.asarray(data.original[scored], np.float64)
+        metrics: dict[str, float] = {}
+        if self.metric in LABEL_METRICS:
+            metrics[self.metric] = label_metric(self.metric, got, data.y)
+        elif self.metric == AGREEMENT:
+            metrics[AGREEMENT] = float(np.mean(np.argmax(got, -1) == np.argmax(original, -1)))
+        else:
+            metrics[RELATIVE_ERROR] = relative_error(got, original)
+        # how far from the original model, over every output
+        metrics["max_abs_vs_original"] = max(
+            float(np.max(np.abs(_stack(predictions, k, meta) - np.asarray(v, np.float64)),
+                         initial=0.0)) for k, v in data.original.items())
+        return metrics
+
+    def checks(self, metrics: Mapping[str, float], precision: str) -> list[dict]:
+        """fp32 artifacts against the ORIGINAL model (Keras 3's own outputs for a Keras 3
+        model; the tensor check compares with the tf_keras twin)."""
+        if precision != "fp32":
+            return []
+        value = metrics["max_abs_vs_original"]
+        return [{"check": "max |diff| vs the original model", "value": value,
+                 "limit": SAME_VALUES, "reason": "fp32 artifacts compute the original "
+                 "model's float32 function; only the kernels' summation order differs",
+                 "passed": bool(value <= SAME_VALUES)}]
+
+    def compare(self, a, b) -> dict[str, Any]:
+        """Samples whose predictions differ: another top-1 class for a softmax output, any
+        value beyond :data:`SAME_VALUES` otherwise."""
+        def differs(p, q) -> bool:
+            p, q = (p, q) if isinstance(p, Mapping) else ({"": p}, {"": q})
+            if self.softmax:
+                return any(int(np.argmax(p[k])) != int(np.argmax(q[k])) for k in p)
+            return any(float(np.max(np.abs(np.asarray(p[k], np.float64) - q[k]),
+                                    initial=0.0)) > SAME_VALUES for k in p)
+
+        n = sum(differs(p, q) for p, q in zip(a, b, strict=True))
+        return {"disagreements": int(n), "agreement": 1 - n / max(len(a), 1)}
+
+    def format(self, prediction, meta) -> str:
+        items = prediction.items() if isinstance(prediction, Mapping) else \
+            [(meta["outputs"][0], prediction)]
+        lines = []
+        for name, v in items:
+            v = np.asarray(v)
+            text = np.array2string(v, precision=5, threshold=20, max_line_width=100)
+            top = f"  top-1: {int(np.argmax(v))}" if meta.get("softmax") and v.ndim == 1 else ""
+            lines.append(f"{name} {v.dtype}{list(v.shape)}:{top}\n{text}")
+        return "\n".join(lines)
+
+
+def user_task(meta: Mapping[str, Any]) -> UserModelTask:
+    """The task of a user model's bundle, from its meta."""
+    task = UserModelTask.from_meta(meta)
+    task.softmax = bool(meta.get("softmax"))
+    return task
+
+
+def _stack(predictions, output: str, meta) -> np.ndarray:
+    single = len(meta["outputs"]) == 1
+    return np.stack([np.asarray(p if single else p[output], np.float64) for p in predictions])
+
+
+def _dims(shape) -> str:
+    return ", ".join("?" if d is None else str(d) for d in shape)
+
+
+def relative_error(got: np.ndarray, original: np.ndarray) -> float:
+    """``||got - original|| / ||original||`` (0 when both are 0)."""
+    scale = float(np.linalg.norm(original))
+    err = float(np.linalg.norm(got - original))
+    return err / scale if scale > 0 else err
+
+
+def label_metric(metric: str, scores: np.ndarray, y: np.ndarray) -> float:
+    """A task metric of the scored output against labels (class ids, one-hot rows, or
+    targets of the output's shape for mse/mae).
+
+    Example:
+        >>> import numpy as np
+        >>> label_metric("accuracy", np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]))
+        0.5
+    """
+    if metric in ("mse", "mae"):
+        d = scores - np.asarray(y, np.float64).reshape(scores.shape)
+        return float(np.mean(d * d) if metric == "mse" else np.mean(np.abs(d)))
+    classes = class_ids(y, scores)
+    if scores.ndim == 1 or scores.shape[-1] == 1:  # one sigmoid unit
+        positive = scores.reshape(len(scores))
+        picked = (positive >= 0.5).astype(np.int64)
+        if metric == "top5":
+            raise UnsupportedError("top5 needs at least 5 classes; the scored output has one "
+                                   "unit (a binary classifier)")
+    else:
+        positive = scores[:, 1] if scores.shape[-1] == 2 else None
+        picked = np.argmax(scores, -1)
+    if metric == "accuracy":
+        return float(np.mean(picked == classes))
+    if metric == "top5":
+        if scores.shape[-1] < 5:
+            raise UnsupportedError(f"top5 needs at least 5 classes; the scored output has "
+                                   f"{scores.shape[-1]}")
+        top = np.argsort(-scores, -1)[:, :5]
+        return float(np.mean((top == classes[:, None]).any(-1)))
+    if metric == "f1":  # macro F1 over the classes present in labels or predictions
+        f1s = []
+        for c in np.union1d(classes, picked):
+            tp = np.sum((picked == c) & (classes == c))
+            fp, fn = np.sum((picked == c) & (classes != c)), np.sum((picked != c) & (classes == c))
+            f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0)
+        return float(np.mean(f1s))
+    if positive is None:
+        raise UnsupportedError(f"auc is for binary classifiers (one sigmoid unit or two "
+                               f"classes); the scored output has {scores.shape[-1]} classes")
+    return roc_auc(positive, classes)
+
+
+def class_ids(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == scores.ndim and y.ndim > 1 and y.shape[-1] == scores.shape[-1] > 1:
+        return np.argmax(y, -1)  # one-hot rows
+    return y.reshape(len(y)).astype(np.int64)
+
+
+def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: the chance a positive outranks a negative (ties half).
+
+    Example:
+        >>> import numpy as np
+        >>> roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+        0.75
+    """
+    positive = np.asarray(positive).astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        raise DataError(f"auc needs both classes among the labels; got {n_pos} positive and "
+                        f"{n_neg} negative")
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score), np.float64)
+    sorted_scores = score[order]
+    # average ranks over ties
+    i = 0
+    while i < len(score):
+        j = i
+        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
