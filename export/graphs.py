@@ -38,13 +38,14 @@ def recurrent_directions(model) -> dict[str, int]:
 
 
 def int_input_ranges(model) -> dict[str, int]:
-    """For integer inputs feeding an Embedding, the vocabulary size (for random feeds)."""
+    """Inputs that take ids, with the vocabulary size for random feeds: integer inputs
+    (2 where no Embedding reads them) and inputs of any dtype that feed an Embedding (a
+    user's ``keras.Input((None,))`` of ids is float32)."""
     ranges = {}
     for t, name in zip(model.inputs, model.input_names, strict=True):
-        if not t.dtype.is_integer:
-            continue
         layer = model.get_layer(name)
-        ranges[name] = 2
+        if t.dtype.is_integer:
+            ranges[name] = 2
         for node in layer._outbound_nodes:  # the layers that consume this input
             if isinstance(node.outbound_layer, keras.layers.Embedding):
                 ranges[name] = int(node.outbound_layer.input_dim)

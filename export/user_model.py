@@ -31,6 +31,7 @@ import numpy as np
 from export.config import ExportConfig
 from export.graphs import input_infos, output_infos, recurrent_directions
 from export.keras3 import SUPPORTED_LAYERS
+from export.prepare import check_unmasked, mask_source, unmask
 from export.progress import Progress, Silent
 from export.quantize import MIN_CALIBRATION_SAMPLES, PRECISIONS
 from export.runtime import FeedCheck
@@ -256,12 +257,6 @@ def preparation_gaps(model) -> list[str]:
         if getattr(layer, "return_state", False):
             gaps.append(f"layer {layer.name!r} returns its state (return_state=True): "
                         "encoder / decoder-step graphs are not built yet")
-        if isinstance(layer, keras.layers.Masking) or (
-                isinstance(layer, keras.layers.Embedding) and layer.mask_zero):
-            gaps.append(f"layer {layer.name!r} makes a padding mask, which turns every "
-                        "recurrent layer into a loop in TFLite; feeding each sample at its "
-                        "own length without the mask is not automated yet: remove the mask "
-                        "and trim the padding")
     return gaps
 
 
@@ -455,6 +450,9 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     if cfg.compressing:
         raise UnsupportedError("prune / structured / cluster / qat of a user model need its "
                                "training data, which export_keras does not take yet")
+    if cfg.calibration is not None:
+        raise UnsupportedError("a user model calibrates on its samples; calibration is for "
+                               "zoo models")
     progress = progress or Silent()
     out = Path(out)
     check_out_dir(out)
@@ -466,11 +464,11 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     gaps = preparation_gaps(user.model)
     if gaps:
         raise UnsupportedError(f"{user.name}: " + "; ".join(gaps))
+    mask = mask_source(user.model)
     x = read_samples(samples, user.model)
     n = len(next(iter(x.values())))
     y = None if labels is None else read_labels(labels, n)
-    softmax = _is_softmax(user.model)
-    chosen = choose_metric(metric, y, softmax)
+    chosen = choose_metric(metric, y, _is_softmax(user.model))
     progress.say(f"running the original model ({user.origin}) on {n} samples")
     user.original.output_names = list(user.model.output_names)
     original = {k: np.asarray(v) for k, v in user.original(x).items()}
@@ -478,21 +476,20 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         _check_twin(user, x, original)
     data = UserSamples(x, y, original)
     meta = model_meta(user, chosen)
+    report = {"origin": user.origin, "samples": n, "labels": y is not None,
+              "metric": chosen, "metric_source": "labels" if y is not None else
+              "agreement with the original model's fp32 outputs"}
+    if mask is not None:
+        user.model, report["mask"] = _without_mask(user, mask, meta, data, progress)
     spec = user_spec(user.name, user.model, meta)
     for line in _inspection_notes(spec):
         progress.say(line)
     fmts, precs = cfg.for_spec(spec)
-    if cfg.calibration is not None:
-        raise UnsupportedError("a user model calibrates on its samples; calibration is for "
-                               "zoo models")
     task = user_task(meta)
     if cfg.limit:
         data = data.head(cfg.limit)
-    report = {"origin": user.origin, "samples": n, "labels": y is not None,
-              "metric": chosen, "metric_source": "labels" if y is not None else
-              "agreement with the original model's fp32 outputs",
-              "recurrent": recurrent_directions(user.model),
-              "fusion": dict(spec.graphs[0].fusion)}
+    report.update({"recurrent": recurrent_directions(user.model),
+                   "fusion": dict(spec.graphs[0].fusion)})
     return run_export(
         spec, task, user.model, out, cfg, fmts, precs, data, data,
         calibration=(task.inputs(data), "user samples"),
@@ -501,6 +498,33 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
               "license": "the user's"},
         progress=progress, manifest_extra={"source": report},
         attachments={SAMPLES_FILE: samples_bytes(data)})
+
+
+def _without_mask(user: UserModel, mask: dict, meta: dict, data: UserSamples, progress):
+    """The model without its padding mask, checked on the user's samples (each fed at its
+    own length) against the masked original; what the report says of it."""
+    from zoo.graphs import KerasGraph
+
+    unmasked = unmask(user.model, mask)
+    meta["mask"] = {k: mask[k] for k in ("input", "kind", "value")}
+    task = user_task(meta)
+    preds = task.predict({GRAPH: KerasGraph(unmasked)}, task.inputs(data), meta,
+                         batch_size=64)
+    got = {}
+    for k, v in data.original.items():
+        rows = [np.asarray(p if len(meta["outputs"]) == 1 else p[k]) for p in preds]
+        if any(r.shape != v.shape[1:] for r in rows):
+            raise UnsupportedError(
+                f"{user.name}: output {k!r} keeps the padded time axis (shape "
+                f"{v.shape[1:]}), which a model fed each sample at its own length cannot "
+                "give; export a model whose outputs the mask pools away (or remove the mask)")
+        got[k] = np.stack(rows)
+    worst = check_unmasked(user.name, got, data.original, data.x, mask)
+    said = (f"padding mask of {mask['layer']!r}: exported without it, each sample fed at its "
+            f"own length (max |diff| {worst:.2g} against the masked model on {len(data)} "
+            "samples)")
+    progress.say(said)
+    return unmasked, said
 
 
 def _inspection_notes(spec) -> list[str]:

@@ -100,7 +100,7 @@ def random_feeds(graph_model, count: int, seed: int = 0,
         feed = {}
         for info in input_infos(graph_model):
             shape = [1] + [time_len if d is None else d for d in info.shape[1:]]
-            if info.dtype.startswith("int"):
+            if info.name in ranges:  # ids
                 feed[info.name] = rng.integers(0, ranges[info.name], shape).astype(info.dtype)
             else:
                 feed[info.name] = rng.standard_normal(shape).astype(info.dtype)

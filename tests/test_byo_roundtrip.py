@@ -194,3 +194,30 @@ def test_lstm_models_become_fused_ops_in_both_formats(tmp_path, version):
     for a in manifest["artifacts"]:
         assert a["all_fused"] and not a["loops"], (a["format"], a["ops"])
         assert a["fused_directions"]["LSTM"] == 4
+
+
+@pytest.mark.parametrize("version", list(KERAS))
+def test_a_masked_sentiment_bilstm_exports_fused(tmp_path, version):
+    K = KERAS[version]
+    L = K.layers
+    x = K.Input((None,), name="ids", dtype="int32")
+    h = L.Embedding(40, 8, mask_zero=True)(x)
+    h = L.Bidirectional(L.LSTM(6))(h)
+    model = K.Model(x, L.Dense(1, activation="sigmoid", name="positive")(h))
+    randomize(model)
+    rng = np.random.default_rng(2)
+    ids = np.zeros((16, 10), "int32")
+    for i, n in enumerate(rng.integers(2, 11, 16)):
+        ids[i, :n] = rng.integers(1, 40, n)
+    source = model
+    if version == "keras3":
+        source = tmp_path / "sentiment.keras"
+        model.save(source)
+    parity = export_keras(source, tmp_path / "b", samples=ids, precisions="fp32")
+    assert parity["passed"], parity["failures"]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert "own length" in manifest["source"]["mask"]
+    for a in manifest["artifacts"]:
+        assert a["all_fused"] and not a["loops"], (a["format"], a["ops"])
+    for r in parity["results"]:
+        assert r["metrics"]["max_abs_vs_original"] <= 1e-5

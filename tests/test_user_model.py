@@ -245,12 +245,58 @@ def test_unsupported_layers_are_refused_before_anything_runs(tmp_path):
     assert not marker.exists() and not (tmp_path / "b").exists()
 
 
-def test_masks_are_refused_with_the_reason_for_now(tmp_path):
+def padded_ids(n=16, t=9, vocab=20, pre=False):
+    ids = np.zeros((n, t), "int32")
+    for i, length in enumerate(RNG.integers(2, t + 1, n)):
+        row = RNG.integers(1, vocab, length)
+        if pre:
+            ids[i, t - length:] = row
+        else:
+            ids[i, :length] = row
+    return ids
+
+
+def test_a_padding_mask_exports_fused_with_each_sample_at_its_length(tmp_path):
     x = keras.Input((None,), name="ids")
     h = L.Embedding(20, 4, mask_zero=True)(x)
-    model = keras.Model(x, L.LSTM(3)(h))
-    with pytest.raises(UnsupportedError, match="padding mask"):
-        export_keras(model, tmp_path / "b", samples=RNG.integers(0, 20, (16, 5)))
+    h = L.Bidirectional(L.LSTM(5))(h)
+    model = keras.Model(x, L.Dense(3, activation="softmax")(h))
+    ids = padded_ids()
+    parity = export_keras(model, tmp_path / "b", samples=ids)
+    assert parity["passed"], parity["failures"]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert "each sample fed at its own length" in manifest["source"]["mask"]
+    for a in manifest["artifacts"]:  # the mask would have made loops
+        assert a["all_fused"] and not a["loops"], (a["format"], a["ops"])
+    for r in parity["results"]:
+        if r["precision"] == "fp32":
+            assert r["metrics"]["max_abs_vs_original"] <= 1e-5
+    got = load_bundle(tmp_path / "b").predict(list(ids[:4]), backend="litert")
+    np.testing.assert_allclose(np.stack(got), model.predict(ids[:4], verbose=0), atol=1e-5)
+
+
+def test_a_masking_layer_with_pre_padding(tmp_path):
+    x = keras.Input((None, 3), name="x")
+    h = L.Masking(0.0)(x)
+    model = keras.Model(x, L.Dense(2)(L.LSTM(4)(h)))
+    xs = samples(16, 8, 3)
+    xs[:, :3] = 0.0  # three steps of padding in front
+    parity = export_keras(model, tmp_path / "b", samples=xs, precisions="fp32")
+    assert parity["passed"], parity["failures"]
+
+
+def test_masks_that_trimming_cannot_reproduce_are_refused(tmp_path):
+    x = keras.Input((None,), name="ids")
+    h = L.Embedding(20, 4, mask_zero=True)(x)
+    model = keras.Model(x, L.Dense(3, activation="softmax")(L.LSTM(5)(h)))
+    ids = padded_ids()
+    ids[0, :] = [1, 0, 2, 3, 0, 0, 0, 0, 0]  # a masked step between real ones
+    with pytest.raises(UnsupportedError, match="padding between real steps"):
+        export_keras(model, tmp_path / "b", samples=ids)
+    seq = keras.Model(x, L.LSTM(5, return_sequences=True)(h))  # the padded axis is output
+    with pytest.raises(UnsupportedError, match="keeps the padded time axis"):
+        export_keras(seq, tmp_path / "b", samples=padded_ids())
+    assert not (tmp_path / "b").exists()
 
 
 # -- the command -----------------------------------------------------------------------------

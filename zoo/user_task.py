@@ -124,21 +124,29 @@ class UserModelTask:
 
     # -- running ---------------------------------------------------------------------------
     def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> list:
-        """Per sample: the output array (one output) or ``{output name: array}``."""
+        """Per sample: the output array (one output) or ``{output name: array}``. A model
+        exported without its padding mask (``meta["mask"]``) gets each sample at its own
+        length. Samples of one shape run ``batch_size`` to a call."""
         graph = graphs["model"]
         names = meta["inputs"]
-        items = [x if isinstance(x, Mapping) else {names[0]: x} for x in inputs]
-        out: list = []
-        for start in range(0, len(items), batch_size):
-            chunk = items[start:start + batch_size]
-            # samples of one call share their shapes (a user's .npy is one array)
-            if len({tuple(np.shape(c[n]) for n in names) for c in chunk}) > 1:
-                chunk_out = [self._call(graph, [c]) for c in chunk]
-                out += [o[0] for o in chunk_out]
-            else:
-                out += self._call(graph, chunk)
-            if progress is not None:
-                progress(len(chunk))
+        mask = meta.get("mask")
+        items = [dict(x) if isinstance(x, Mapping) else {names[0]: x} for x in inputs]
+        if mask is not None:
+            for i, item in enumerate(items):
+                start, end = sample_span(item[mask["input"]], mask, f"sample {i}")
+                item[mask["input"]] = np.asarray(item[mask["input"]])[start:end]
+        groups: dict = {}
+        for i, item in enumerate(items):
+            groups.setdefault(tuple(np.shape(item[n]) for n in names), []).append(i)
+        out: list = [None] * len(items)
+        for members in groups.values():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start:start + batch_size]
+                for i, o in zip(chunk, self._call(graph, [items[i] for i in chunk]),
+                                strict=True):
+                    out[i] = o
+                if progress is not None:
+                    progress(len(chunk))
         single = len(meta["outputs"]) == 1
         return [p[meta["outputs"][0]] if single else p for p in out]
 
@@ -199,6 +207,33 @@ class UserModelTask:
             top = f"  top-1: {int(np.argmax(v))}" if meta.get("softmax") and v.ndim == 1 else ""
             lines.append(f"{name} {v.dtype}{list(v.shape)}:{top}\n{text}")
         return "\n".join(lines)
+
+
+def sample_span(x, mask: Mapping[str, Any], where: str) -> tuple[int, int]:
+    """The steps of one sample that its padding mask keeps, ``(start, end)``: padding may
+    lie at either end, never between real steps (there, trimming would not compute what
+    the mask does).
+
+    Example:
+        >>> import numpy as np
+        >>> sample_span(np.array([0, 0, 5, 3]), {"kind": "zero"}, "ids")
+        (2, 4)
+    """
+    x = np.asarray(x)
+    keep = x != 0 if mask["kind"] == "zero" else np.any(x != mask["value"], axis=-1)
+    keep = keep.reshape(len(x), -1).any(-1) if keep.ndim > 1 else keep
+    steps = np.flatnonzero(keep)
+    if not len(steps):
+        raise ShapeError(f"{where} is all padding (every step masked); a sample needs at "
+                         "least one real step")
+    start, end = int(steps[0]), int(steps[-1]) + 1
+    if end - start != len(steps):
+        inside = sorted(set(range(start, end)) - set(steps.tolist()))
+        raise UnsupportedError(
+            f"{where} has padding between real steps (masked steps {inside[:5]}); lstm-zoo "
+            "exports a mask as each sample at its own length, exact only for padding at "
+            "either end")
+    return start, end
 
 
 def user_task(meta: Mapping[str, Any]) -> UserModelTask:
