@@ -43,7 +43,7 @@ def int_input_ranges(model) -> dict[str, int]:
     user's ``keras.Input((None,))`` of ids is float32)."""
     ranges = {}
     for t, name in zip(model.inputs, model.input_names, strict=True):
-        layer = model.get_layer(name)
+        layer = t._keras_history.layer  # the InputLayer (a Sequential does not list it)
         if t.dtype.is_integer:
             ranges[name] = 2
         for node in layer._outbound_nodes:  # the layers that consume this input

@@ -921,14 +921,18 @@ def keras3_outputs(path_or_model, samples) -> list[np.ndarray]:
     Returns:
         The outputs, one array each, in the model's output order.
     """
-    if isinstance(path_or_model, (str, Path)):
-        check_layers(read_config(path_or_model))
-        import keras  # Keras 3, lazily: see the module docstring
-
-        model = keras.saving.load_model(str(path_or_model), safe_mode=True, compile=False)
-    else:
-        model = path_or_model
+    model = load_original(path_or_model) if isinstance(path_or_model, (str, Path)) \
+        else path_or_model
     return _as_list(model(samples, training=False))
+
+
+def load_original(path):
+    """The Keras 3 model of a ``.keras`` file, loaded in safe mode, only after
+    :func:`check_layers` passed."""
+    check_layers(read_config(path))
+    import keras  # Keras 3, lazily: see the module docstring
+
+    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
 
 
 def check_twin(original, twin, samples, atol: float = 1e-5) -> list[float]:

@@ -31,7 +31,15 @@ import numpy as np
 from export.config import ExportConfig
 from export.graphs import input_infos, output_infos, recurrent_directions
 from export.keras3 import SUPPORTED_LAYERS
-from export.prepare import check_unmasked, mask_source, unmask
+from export.prepare import (
+    STEP_GRAPH,
+    check_unmasked,
+    is_stateful,
+    mask_source,
+    stateless,
+    step_model,
+    unmask,
+)
 from export.progress import Progress, Silent
 from export.quantize import MIN_CALIBRATION_SAMPLES, PRECISIONS
 from export.runtime import FeedCheck
@@ -231,13 +239,53 @@ def _keras_forward(model):
     return lambda x: _batched(graph, x)
 
 
+def _stateful_forward(model):
+    """A stateful tf_keras model run on each sample alone, from reset states (its batch
+    axis is fixed; its state would carry from one sample into the next)."""
+    def forward(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = []
+        for i in range(len(next(iter(x.values())))):
+            model.reset_states()
+            outs = model([v[i:i + 1] for v in x.values()], training=False)
+            rows.append([np.asarray(o) for o in (outs if isinstance(outs, list) else [outs])])
+        model.reset_states()
+        return {k: np.concatenate(parts) for k, parts in
+                zip(model.output_names, zip(*rows, strict=True), strict=True)}
+
+    return forward
+
+
+def _reset_keras3(model) -> None:
+    """Keras 3 resets a stateful RNN layer by layer (its models have no reset_states)."""
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
 def _keras3_forward(model_or_path):
-    """Keras 3's own outputs, in one call (a file is loaded once, in safe mode)."""
+    """Keras 3's own outputs (a file is loaded once, in safe mode). A stateful model runs
+    each sample alone from reset states: its batch axis is fixed, and its state would
+    carry from one sample into the next."""
     from export import keras3
+
+    model = keras3.load_original(model_or_path) if isinstance(model_or_path, (str, Path)) \
+        else model_or_path
+    stateful = any(getattr(layer, "stateful", False) for layer in model.layers)
+
+    def run(arrays):
+        return keras3.keras3_outputs(model, arrays if len(arrays) > 1 else arrays[0])
 
     def forward(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = list(x.values())
-        outs = keras3.keras3_outputs(model_or_path, arrays if len(arrays) > 1 else arrays[0])
+        if not stateful:
+            outs = run(arrays)
+        else:
+            rows = []
+            for i in range(len(arrays[0])):
+                _reset_keras3(model)
+                rows.append(run([a[i:i + 1] for a in arrays]))
+            _reset_keras3(model)
+            outs = [np.concatenate(parts) for parts in zip(*rows, strict=True)]
         return dict(zip(forward.output_names, outs, strict=True))
 
     return forward
@@ -250,10 +298,6 @@ def preparation_gaps(model) -> list[str]:
     """What this release cannot yet prepare for export, one sentence each (empty: ready)."""
     gaps = []
     for layer in _all_layers(model):
-        if getattr(layer, "stateful", False):
-            gaps.append(f"layer {layer.name!r} is stateful: the one-step graph with the state "
-                        "as inputs and outputs is not built yet; rebuild it with "
-                        "stateful=False")
         if getattr(layer, "return_state", False):
             gaps.append(f"layer {layer.name!r} returns its state (return_state=True): "
                         "encoder / decoder-step graphs are not built yet")
@@ -392,10 +436,15 @@ def user_spec(name: str, model, meta: dict, *, formats=("tflite", "onnx"),
     def no_builder(**_):
         raise UnsupportedError(f"{name} is a user model: it is rebuilt from its bundle")
 
+    graphs = [GraphSpec(GRAPH, tuple(model.input_names), tuple(model.output_names),
+                        fusion=fusion_expectations(inspect_model(model)))]
+    if meta.get("stream"):  # a stateful model: also one time step, the state in and out
+        states = tuple(meta["stream"]["states"])
+        graphs.append(GraphSpec(STEP_GRAPH, (model.input_names[0], *states),
+                                (model.output_names[0], *(f"{s}_next" for s in states)),
+                                build=step_model, recurrent="step"))
     return ModelSpec(
-        name=name, builder=no_builder, family="user", task="user",
-        graphs=(GraphSpec(GRAPH, tuple(model.input_names), tuple(model.output_names),
-                          fusion=fusion_expectations(inspect_model(model))),),
+        name=name, builder=no_builder, family="user", task="user", graphs=tuple(graphs),
         data=DataSpec(dataset="user samples", train="", test="samples",
                       calibration="samples", extra="", license="the user's"),
         tensor_tolerance={"fp32": FP32}, meta=meta, formats=tuple(formats),
@@ -465,6 +514,12 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     if gaps:
         raise UnsupportedError(f"{user.name}: " + "; ".join(gaps))
     mask = mask_source(user.model)
+    stream = None
+    if is_stateful(user.model):
+        if mask is not None:
+            raise UnsupportedError(f"{user.name}: a stateful model with a padding mask; "
+                                   "stream it without the mask")
+        stream = _streaming(user, progress)
     x = read_samples(samples, user.model)
     n = len(next(iter(x.values())))
     y = None if labels is None else read_labels(labels, n)
@@ -481,6 +536,12 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
               "agreement with the original model's fp32 outputs"}
     if mask is not None:
         user.model, report["mask"] = _without_mask(user, mask, meta, data, progress)
+    if stream is not None:
+        meta["stream"] = stream
+        report["stream"] = (f"stateful: exported as the whole-sequence graph {GRAPH!r} (from "
+                            f"zero state) and the one-step graph {STEP_GRAPH!r} with the state "
+                            f"as inputs and outputs {list(stream['states'])}; predictions "
+                            "stream each sample through the step graph")
     spec = user_spec(user.name, user.model, meta)
     for line in _inspection_notes(spec):
         progress.say(line)
@@ -498,6 +559,23 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
               "license": "the user's"},
         progress=progress, manifest_extra={"source": report},
         attachments={SAMPLES_FILE: samples_bytes(data)})
+
+
+def _streaming(user: UserModel, progress) -> dict:
+    """A stateful model: its whole-sequence twin (stateless, free batch) replaces it, and
+    the one-step graph is built from it (checked now: a model that cannot stream is
+    refused before anything runs)."""
+    from export.prepare import RECURRENT
+
+    if "Keras 3" not in user.origin:  # Keras 3's forward already runs sample by sample
+        user.original = _stateful_forward(user.model)
+    user.model = stateless(user.model)
+    step = step_model(user.model)
+    widths = {i.name: int(i.shape[-1]) for i in input_infos(step)[1:]}
+    progress.say(f"stateful: a one-step graph carries the state {list(widths)}")
+    last = [layer for layer in user.model.layers if isinstance(layer, RECURRENT)][-1]
+    # a model whose last recurrent layer returns every step outputs one row per step
+    return {"states": widths, "sequence_output": bool(last.return_sequences)}
 
 
 def _without_mask(user: UserModel, mask: dict, meta: dict, data: UserSamples, progress):

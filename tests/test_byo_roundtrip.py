@@ -221,3 +221,26 @@ def test_a_masked_sentiment_bilstm_exports_fused(tmp_path, version):
         assert a["all_fused"] and not a["loops"], (a["format"], a["ops"])
     for r in parity["results"]:
         assert r["metrics"]["max_abs_vs_original"] <= 1e-5
+
+
+@pytest.mark.parametrize("version", list(KERAS))
+def test_a_stateful_streaming_model(tmp_path, version):
+    K = KERAS[version]
+    L = K.layers
+    model = K.Sequential([K.Input((None, 4), batch_size=1, name="frames"),
+                          L.LSTM(6, stateful=True, return_sequences=True),
+                          L.LSTM(5, stateful=True),
+                          L.Dense(3, activation="softmax", name="probs")])
+    randomize(model)
+    source = model
+    if version == "keras3":
+        source = tmp_path / "stream.keras"
+        model.save(source)
+    xs = np.random.default_rng(3).normal(size=(16, 9, 4)).astype("float32")
+    parity = export_keras(source, tmp_path / "b", samples=xs, precisions="fp32")
+    assert parity["passed"], parity["failures"]
+    graphs = {a["graph"] for a in
+              json.loads((tmp_path / "b" / "manifest.json").read_text())["artifacts"]}
+    assert graphs == {"model", "step"}
+    for r in parity["results"]:  # the step graph, streamed, against the original
+        assert r["metrics"]["max_abs_vs_original"] <= 1e-5

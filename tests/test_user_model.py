@@ -357,3 +357,43 @@ def test_cli_bad_input_is_one_error_line(capsys, tmp_path):
         lines = err.strip().splitlines()
         assert code == 2 and lines[-1].startswith("error:") and match in lines[-1], err
         assert not (tmp_path / "out").exists()
+
+
+# -- streaming: a stateful model ---------------------------------------------------------------
+
+def test_a_stateful_model_exports_a_step_graph_that_streams_exactly(tmp_path):
+    model = keras.Sequential([
+        keras.Input((None, 3), batch_size=1, name="x"),
+        L.LSTM(6, stateful=True, return_sequences=True),
+        L.GRU(5, stateful=True, return_sequences=True),
+        L.Dense(2, activation="softmax", name="probs")])
+    xs = samples(16, 7, 3)
+    parity = export_keras(model, tmp_path / "b", samples=xs)
+    assert parity["passed"], parity["failures"]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert "one-step graph" in manifest["source"]["stream"]
+    step = next(g for g in manifest["graphs"] if g["name"] == "step")
+    assert [i["name"] for i in step["inputs"]] == ["x", "lstm_h", "lstm_c", "gru_h"]
+    for a in manifest["artifacts"]:
+        assert a["as_expected"], a
+        if a["graph"] == "step":  # one cell step: no loop, no sequence op
+            assert not a["loops"] and not any(a["fused_directions"].values())
+    for r in parity["results"]:
+        if r["precision"] == "fp32":  # streamed on the device path, against the original
+            assert r["metrics"]["max_abs_vs_original"] <= 1e-5
+    # the original, fed one sample as a device would, chunk by chunk
+    bundle = load_bundle(tmp_path / "b")
+    model.reset_states()
+    want = model(xs[:1], training=False).numpy()[0]
+    got = bundle.predict([xs[0]], backend="litert")[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_model_that_cannot_stream_is_refused(tmp_path):
+    model = keras.Sequential([
+        keras.Input((None, 3), batch_size=1, name="x"),
+        L.Conv1D(4, 3, padding="same"),
+        L.LSTM(6, stateful=True)])
+    with pytest.raises(UnsupportedError, match="mixes time steps"):
+        export_keras(model, tmp_path / "b", samples=samples(16, 7, 3))
+    assert not (tmp_path / "b").exists()

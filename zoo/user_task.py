@@ -148,7 +148,35 @@ class UserModelTask:
                 if progress is not None:
                     progress(len(chunk))
         single = len(meta["outputs"]) == 1
-        return [p[meta["outputs"][0]] if single else p for p in out]
+        out = [p[meta["outputs"][0]] if single else p for p in out]
+        if meta.get("stream"):
+            return self._streamed(graphs["step"], items, meta, batch_size)
+        return out
+
+    def _streamed(self, step, items: list[dict], meta, batch_size: int) -> list[np.ndarray]:
+        """A stateful model's predictions: each sample fed one step at a time through the
+        step graph from zero state (the path a device runs), samples of one length
+        together. One row per step for a sequence output, else the last step's."""
+        name, output = meta["inputs"][0], meta["outputs"][0]
+        widths = meta["stream"]["states"]
+        groups: dict = {}
+        for i, item in enumerate(items):
+            groups.setdefault(np.shape(item[name]), []).append(i)
+        chunks = [members[k:k + batch_size] for members in groups.values()
+                  for k in range(0, len(members), batch_size)]
+        out: list = [None] * len(items)
+        for members in chunks:
+            x = np.stack([np.asarray(items[i][name]) for i in members])
+            state = {n: np.zeros((len(members), w), np.float32) for n, w in widths.items()}
+            rows = []
+            for t in range(x.shape[1]):
+                result = step({name: np.ascontiguousarray(x[:, t:t + 1]), **state})
+                state = {n: result[f"{n}_next"] for n in widths}
+                rows.append(np.asarray(result[output]))
+            y = np.concatenate(rows, axis=1) if meta["stream"]["sequence_output"] else rows[-1]
+            for row, i in enumerate(members):
+                out[i] = y[row]
+        return out
 
     @staticmethod
     def _call(graph, chunk: Sequence[Mapping]) -> list[dict]:
