@@ -312,7 +312,7 @@ def export_model(
         # values the task calibrates on the reference (an anomaly threshold) go to the
         # bundle's meta, for predict
         manifest["meta"].update({key: reference.metrics[key]
-                                 for key in getattr(task, "calibrated_meta", ())})
+                                 for key in task.calibrated_meta})
         parity: dict[str, Any] = {
             "model": name,
             "test_split": spec.data.test,

@@ -50,3 +50,10 @@ class ParityError(ZooError, AssertionError):
 
 class ConfigError(ZooError, ValueError):
     """A training configuration that cannot run: an unknown strategy, a malformed TF_CONFIG."""
+
+
+class UnknownTaskError(ZooError, KeyError):
+    """A task name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
