@@ -260,9 +260,6 @@ def cmd_predict(args) -> int:
     task = bundle.task
     meta = bundle.meta
     if args.beam is not None or args.lexicon is not None:
-        if not hasattr(task, "decoding_options"):
-            raise UnsupportedError(f"--beam and --lexicon are for CTC recognisers; "
-                                   f"{bundle.model_name} is a {task.name} model")
         meta = task.decoding_options(meta, 16 if args.beam is None else args.beam,
                                      args.lexicon)
     if args.out is not None and Path(args.out).suffix.lower() != ".npy":

@@ -271,7 +271,7 @@ def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, tes
         # values the task calibrates on the reference (an anomaly threshold) go to the
         # bundle's meta, for predict
         manifest["meta"].update({key: reference.metrics[key]
-                                 for key in getattr(task, "calibrated_meta", ())})
+                                 for key in task.calibrated_meta})
         parity: dict[str, Any] = {
             "model": name,
             "test_split": data["test"],

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from export.recipes import schedule_of, stage_recipe
 from export.tflite import MIN_WEIGHT_ELEMENTS, sparsity_of
 from zoo._keras import keras
 from zoo.errors import UnsupportedError
@@ -294,27 +295,6 @@ def compress(name: str, model, *, prune: float | None = None,
     report["keras_sparsity"] = keras_sparsity(current)
     report["unique_values_per_kernel"] = _max_unique(current)
     return current, report
-
-
-def stage_recipe(spec, stage: str, epochs: int | None = None, limit: int | None = None
-                 ) -> dict[str, Any]:
-    """The training recipe of one fine-tuning stage: the spec's recipe, overridden by its
-    ``finetune`` entries, overridden by ``finetune[stage]`` ("structured", "prune",
-    "qat"), overridden by ``epochs`` / ``limit`` (the CLI's, or the tests')."""
-    base = spec.recipe or {}
-    finetune = base.get("finetune", {})
-    recipe = {**base, **{k: v for k, v in finetune.items() if not isinstance(v, dict)},
-              **finetune.get(stage, {})}
-    recipe.pop("finetune", None)
-    if epochs is not None:
-        recipe["epochs"] = int(epochs)
-    if limit is not None:
-        recipe["limit"] = int(limit)
-    return recipe
-
-
-def schedule_of(recipe: dict) -> dict[str, Any]:
-    return {k: recipe[k] for k in ("epochs", "learning_rate", "batch_size")}
 
 
 def _steps_per_epoch(spec, data, recipe) -> int:

@@ -236,7 +236,7 @@ def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | 
     Raises:
         UnsupportedError: a layer without a QAT rule (named in the message).
     """
-    from export.prune import schedule_of, stage_recipe
+    from export.recipes import schedule_of, stage_recipe
     from zoo import datasets
     from zoo.registry import get_spec
     from zoo.train import FIT, seed_everything

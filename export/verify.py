@@ -187,7 +187,7 @@ class Reference:
         firsts = {n: Recorder(g, limit=1) for n, g in self.graphs.items()}
         task.predict(firsts, self.test_inputs[:1], spec.meta)
         self.latency_feeds = {n: r.feeds[0] for n, r in firsts.items() if r.feeds}
-        lengths = task.feed_lengths(spec.meta) if hasattr(task, "feed_lengths") else None
+        lengths = task.feed_lengths(spec.meta)
         self.feeds, self.outputs = {}, {}
         for n, m in self.graph_models.items():
             extra = random_feeds(m, RANDOM_FEEDS, lengths=lengths)

@@ -142,6 +142,7 @@ def test_reference_runs_keras_once_per_input_and_keeps_the_outputs():
 
     from export.verify import RANDOM_FEEDS, Reference
     from zoo._keras import keras
+    from zoo.tasks import Task as ZooTask
 
     x = keras.Input((3,), name="x")
     model = keras.Model(x, keras.layers.Dense(2, name="y")(x), name="g")
@@ -161,6 +162,8 @@ def test_reference_runs_keras_once_per_input_and_keeps_the_outputs():
 
         def score(self, predictions, data, meta):
             return {"sum": float(np.sum(predictions))}
+
+        feed_lengths = ZooTask.feed_lengths  # the protocol's default: a free time axis
 
     rng = np.random.default_rng(0)
     test = [rng.standard_normal(3).astype(np.float32) for _ in range(70)]

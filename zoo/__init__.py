@@ -7,6 +7,7 @@ Example:
     (None, 3)
 """
 
+import zoo.model_dir  # noqa: F401  (registers fine-tuned model directories' resolvers)
 from zoo.registry import ModelSpec, create_model, get_spec, list_models, register_model
 
 __all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "register_model"]

@@ -54,3 +54,10 @@ class ConfigError(ZooError, ValueError):
 
 class UnsupportedLayerError(UnsupportedError):
     """A layer of a user's model that lstm-zoo does not translate (names the layer, its class)."""
+
+
+class UnknownTaskError(ZooError, KeyError):
+    """A task name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

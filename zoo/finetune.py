@@ -38,18 +38,23 @@ from zoo._keras import keras, tf
 from zoo.distribute import check_strategy, get_strategy
 from zoo.errors import DataError, ShapeError, UnsupportedError
 from zoo.graphs import keras_graphs
-from zoo.registry import DataSpec, ModelSpec, build_model, get_spec, jsonable_config
+from zoo.model_dir import (  # noqa: F401  (the model directory's names, as they were here)
+    DATASET_PREFIX,
+    MAX_SOURCE,
+    METADATA,
+    TAG,
+    derived_spec,
+    is_model_dir,
+    load_split,
+    model_dir_spec,
+)
+from zoo.registry import build_model, get_spec, jsonable_config
 from zoo.resumable import RunState, run_phase
 from zoo.tasks import get_task
 from zoo.train import adapt_normalization, count_params, seed_everything
 from zoo.userdata import (
-    LabelledSequences,
-    LabelledTexts,
-    TranscribedSequences,
-    TranscribedWords,
     check_classes,
     check_fits,
-    data_sha256,
     load_pairs,
     load_sequences,
     load_texts,
@@ -59,12 +64,8 @@ from zoo.userdata import (
 )
 from zoo.weights import WEIGHTS_SUFFIX, save_weights_atomic, sha256_of
 
-TAG = "finetuned"
-METADATA = f"{TAG}.json"
 LOGS = "logs"  # TensorBoard event files, one run per phase
 CURVE = "training_curve.svg"
-DATASET_PREFIX = "finetuned:"
-MAX_SOURCE = 40  # characters of a seq2seq source (the encoder runs any length)
 # Layers replaced for a new label set, per task (everything else is transferred).
 HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",),
          "text": ("probs",), "seq2seq": ("target_embedding", "projection")}
@@ -72,10 +73,6 @@ HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",),
 PADDED_TASKS = ("ctc", "text", "seq2seq")
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
-
-
-def is_model_dir(name: str | os.PathLike) -> bool:
-    return (Path(name) / METADATA).is_file()
 
 
 def finetune(
@@ -261,7 +258,7 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
     seconds = time.time() - start
 
     task = get_task(spec.task)
-    derived = _derived_spec(spec, config, meta)
+    derived = derived_spec(spec, config, meta)
     graphs = keras_graphs(derived, model)
     metrics = {"val": task.score(task.predict(graphs, task.inputs(val_set), derived.meta,
                                               batch_size=64), val_set, derived.meta)}
@@ -453,89 +450,6 @@ def _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patienc
     for what, value in (("learning_rate", learning_rate), ("unfreeze_factor", unfreeze_factor)):
         if not value > 0:
             raise DataError(f"{what} must be > 0; got {value!r}")
-
-
-# --------------------------------------------------------------------------- model dirs
-
-
-def _derived_spec(spec: ModelSpec, config: dict, meta: dict, path: Path | None = None,
-                  metadata: dict | None = None) -> ModelSpec:
-    base = get_spec(spec.base) if spec.base else spec
-    name = str(path) if path is not None else f"{base.name} (fine-tuning)"
-    data = base.data
-    if path is not None:
-        evaluation = metadata["data"]["evaluation"]
-        data = DataSpec(dataset=DATASET_PREFIX + str(path), train="train", test=evaluation,
-                        calibration="train", extra=base.data.extra,
-                        license="the user's data (see the model directory's finetuned.json)")
-    source = metadata["data"]["train"]["path"] if metadata else "the user's data"
-    return replace(
-        base,
-        name=name,
-        base=base.name,
-        description=f"{base.name} fine-tuned on {source} (" + (
-            f"alphabet {meta['alphabet']!r})" if base.task == "ctc"
-            else f"{len(meta['target_vocab']) - 3} target symbols)" if base.task == "seq2seq"
-            else f"{len(meta['classes'])} classes)"),
-        defaults=dict(config),
-        meta={**dict(base.meta), **meta},
-        weights=(TAG,) if path is not None else (),
-        weights_dir=str(path) if path is not None else None,
-        data=data,
-        recipe=None,
-        tiny=False,
-    )
-
-
-def model_dir_spec(path: str | os.PathLike) -> ModelSpec:
-    """The spec of a fine-tuned model directory (built on its base model's spec)."""
-    path = Path(path).resolve()
-    try:
-        metadata = json.loads((path / METADATA).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"{path} is not a readable model directory ({e})") from None
-    base = get_spec(metadata["model"])
-    config = base.config(**metadata["config"])
-    return _derived_spec(base, config, metadata["meta"], path, metadata)
-
-
-def load_split(path: str, split: str
-               ) -> LabelledSequences | TranscribedSequences | LabelledTexts | TranscribedWords:
-    """Split ``"train"``, ``"val"`` or ``"test"`` of a model directory's data, read from the
-    recorded files (their sha256 must still match)."""
-    directory = Path(path)
-    metadata = json.loads((directory / METADATA).read_text())
-    record = metadata["data"]
-    if split == "test":
-        source = record["test"]
-        if source is None:
-            raise DataError(f"{directory}: fine-tuned without a test file; splits: train, val")
-    elif split in ("train", "val"):
-        source = record["train"]
-    else:
-        raise DataError(f"{directory}: unknown split {split!r}; expected train, val or test")
-    if not Path(source["path"]).exists():  # a file, or a folder of WAV files
-        raise DataError(f"{directory}: its data file {source['path']} is gone; the model "
-                        "directory needs it to evaluate (export, verify)")
-    if data_sha256(source["path"]) != source["sha256"]:
-        raise DataError(f"{source['path']} changed since fine-tuning (sha256 differs); the "
-                        "recorded split no longer applies")
-    if "vocab" in metadata["meta"]:
-        data = load_texts(source["path"], classes=tuple(metadata["meta"]["classes"]))
-    elif "target_vocab" in metadata["meta"]:
-        meta = metadata["meta"]
-        data = load_pairs(source["path"], alphabet=meta["source_vocab"][2:],
-                          max_source=MAX_SOURCE, max_target=meta["max_output_len"] - 2)
-    elif "alphabet" in metadata["meta"] and "classes" not in metadata["meta"]:
-        meta = metadata["meta"]
-        data = load_transcribed(source["path"], channels=len(meta["channels"]),
-                                alphabet=meta["alphabet"],
-                                audio=meta if "sample_rate" in meta else None)
-    else:
-        data = load_sequences(source["path"], classes=tuple(metadata["meta"]["classes"]))
-    if split == "test":
-        return data
-    return data.subset(record["split"][split])
 
 
 def curve_svg(phases: list[dict], title: str, width: int = 640, height: int = 320) -> str:

@@ -194,6 +194,7 @@ def shrink_units(config: Mapping[str, Any], fraction: float) -> dict[str, Any]:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_RESOLVERS: list[Callable[[str], ModelSpec | None]] = []
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -236,22 +237,30 @@ def list_models(pattern: str = "*", *, pretrained: bool | None = None) -> list[s
     return names
 
 
+def register_spec_resolver(resolve: Callable[[str], ModelSpec | None]) -> None:
+    """Adds ``resolve``, which :func:`get_spec` asks for a name that is not registered: it
+    returns a spec (a fine-tuned model directory's, :mod:`zoo.model_dir`) or ``None``.
+    Resolvers are registered by the modules that know the names, so the registry never
+    imports them."""
+    _RESOLVERS.append(resolve)
+
+
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of ``name``.
 
     Raises:
         UnknownModelError: ``name`` is not registered (the message lists close names).
 
-    ``name`` may also be a fine-tuned model directory (:mod:`zoo.finetune`).
+    ``name`` may also be a fine-tuned model directory (:mod:`zoo.model_dir`).
     """
     _load_families()
     try:
         return _REGISTRY[name]
     except KeyError:
-        from zoo import finetune
-
-        if finetune.is_model_dir(name):
-            return finetune.model_dir_spec(name)
+        for resolve in _RESOLVERS:
+            spec = resolve(name)
+            if spec is not None:
+                return spec
         import difflib
 
         close = difflib.get_close_matches(name, _REGISTRY, n=3)

@@ -6,8 +6,8 @@ epoch) and a :class:`PhaseTracker` that keeps the phase's history and best epoch
 beside it; a finished phase leaves its final weights and record. Rerunning the same
 command finds the staging directory, skips finished phases, and continues the
 interrupted one from its last saved epoch. Training batches are a function of
-``(seed, phase, epoch, step)`` (:func:`augmented_batch`), not of a random stream, so
-the resumed epochs see exactly the batches an uninterrupted run would have.
+``(seed, phase, epoch, step)`` (:func:`zoo.augment.augmented_batch`), not of a random
+stream, so the resumed epochs see exactly the batches an uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from zoo._keras import keras, tf
-from zoo.train import augment_shift, sensor_augment, shift_images
+from zoo.augment import batch_dataset
 from zoo.weights import atomic_write_bytes
 
 STATE = "state"  # inside the staging directory; removed before the run is published
@@ -41,50 +41,6 @@ def save_arrays(model, path: Path) -> None:
 def load_arrays(model, path: Path) -> None:
     with np.load(path) as f:
         model.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
-
-
-def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ...], step: int,
-                    steps: int, scale: np.ndarray, augment=None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Training batch number ``step`` (counted from the start of the phase): a seeded
-    permutation per epoch, always ``batch`` series (wrapping around), augmented as the
-    training recipe's ``augment`` says (:func:`zoo.train.sensor_augment` by default;
-    ``{"shift": n}``: images moved by up to n pixels; ``"none"``: as they are), from a
-    generator seeded by (key, epoch, step)."""
-    epoch, i = divmod(step, steps)
-    order = np.random.default_rng([*key, epoch]).permutation(len(x))
-    idx = order[np.arange(i * batch, (i + 1) * batch) % len(x)]
-    rng = np.random.default_rng([*key, epoch, i, 1])
-    if augment == "none":
-        return x[idx].astype(np.float32), y[idx]
-    shift = augment_shift(augment)
-    if shift:
-        dy, dx = rng.integers(0, 2 * shift + 1, (2, len(idx)))
-        return shift_images(x[idx], dy, dx, shift), y[idx]
-    return sensor_augment(x, idx, rng, scale), y[idx]
-
-
-def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps: int,
-                  augment=None):
-    """A ``DatasetCreator`` of :func:`augmented_batch` from ``first_step`` on; worker ``w``
-    of ``n`` input pipelines takes rows ``w::n`` of every global batch."""
-    scale = x.std(axis=(0, 1))
-    spec = (tf.TensorSpec((None, None, x.shape[-1]), tf.float32),
-            tf.TensorSpec((None,), tf.int64))
-
-    def dataset_fn(context):
-        w, n = context.input_pipeline_id, context.num_input_pipelines
-
-        def batches():
-            step = first_step
-            while True:
-                xb, yb = augmented_batch(x, y, batch, key, step, steps, scale, augment)
-                yield xb[w::n], yb[w::n]
-                step += 1
-
-        return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
-
-    return keras.utils.experimental.DatasetCreator(dataset_fn)
 
 
 class RunState:
@@ -198,9 +154,9 @@ def saved_epochs(backup_dir: Path) -> int:
 def epoch_keyed_dataset(make_epoch, signature, key: tuple[int, ...], first_step: int,
                         steps: int):
     """A ``DatasetCreator`` of the batches ``make_epoch(rng)`` lists for an epoch, keyed
-    like :func:`augmented_batch`: epoch ``e``'s batches come from a generator seeded by
-    ``(key, e)``, so a resumed phase replays them exactly; worker ``w`` of ``n`` input
-    pipelines takes rows ``w::n`` of every array of every batch."""
+    like :func:`zoo.augment.augmented_batch`: epoch ``e``'s batches come from a generator
+    seeded by ``(key, e)``, so a resumed phase replays them exactly; worker ``w`` of ``n``
+    input pipelines takes rows ``w::n`` of every array of every batch."""
 
     def rows(value, w, n):
         if isinstance(value, tuple):

@@ -23,6 +23,7 @@ import numpy as np
 
 from zoo import datasets
 from zoo._keras import keras, tf
+from zoo.augment import augment_shift, batch_dataset, sensor_augment, shift_images
 from zoo.errors import DataError, UnsupportedError
 from zoo.graphs import graph_models, keras_graphs
 from zoo.registry import get_spec, jsonable_config
@@ -177,7 +178,7 @@ def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
 
     One random stream: the shipped classifier weights were trained on exactly this
     sequence (the recipe reproduces them bit for bit). Fine-tuning, which must resume
-    mid-run, uses batches keyed by step instead (:func:`zoo.resumable.augmented_batch`).
+    mid-run, uses batches keyed by step instead (:func:`zoo.augment.augmented_batch`).
     """
     steps = math.ceil(len(x) / batch)
     scale = x.std(axis=(0, 1))
@@ -188,24 +189,6 @@ def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
             yield sensor_augment(x, idx, rng, scale), y[idx]
 
 
-def sensor_augment(x: np.ndarray, idx: np.ndarray, rng, scale: np.ndarray) -> np.ndarray:
-    """Series ``idx`` of ``x`` (N, T, C): one random crop of 70-100 % of the length for the
-    batch, per-series per-channel gain (sd 0.1) and additive jitter (sd 0.05 of ``scale``,
-    the per-channel standard deviation of the data)."""
-    length = int(rng.integers(int(0.7 * x.shape[1]), x.shape[1] + 1))
-    offset = int(rng.integers(0, x.shape[1] - length + 1))
-    xb = x[idx, offset : offset + length]
-    xb = xb * rng.normal(1.0, 0.1, (len(idx), 1, x.shape[-1]))
-    xb = xb + rng.normal(0.0, 0.05, xb.shape) * scale
-    return xb.astype(np.float32)
-
-
-def augment_shift(augment) -> int | None:
-    """The pixel shift of a recipe's ``augment`` entry (``{"shift": n}``), else None
-    (``"none"``, or absent: sensor-style augmentation)."""
-    return augment.get("shift") if isinstance(augment, dict) else None
-
-
 def plain_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
     """Endless shuffled batches, as they are (for data that was augmented when drawn)."""
     while True:
@@ -213,15 +196,6 @@ def plain_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
         for i in range(0, len(x), batch):
             idx = order[i : i + batch]
             yield x[idx], y[idx]
-
-
-def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, shift: int) -> np.ndarray:
-    """Each image (rows, cols) moved by ``dy - shift`` rows and ``dx - shift`` columns
-    (offsets in ``0..2*shift``), zero-filled."""
-    rows, cols = images.shape[1:]
-    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift)))
-    return np.stack([p[a : a + rows, b : b + cols]
-                     for p, a, b in zip(padded, dy, dx, strict=True)]).astype(np.float32)
 
 
 def shifted_batches(x: np.ndarray, y: np.ndarray, batch: int, rng, shift: int):
@@ -271,8 +245,6 @@ def _fit_classification(model, data, recipe, spec, verbose, *, adapt=True,
     augment = recipe.get("augment", {})
     shift = augment_shift(augment)
     if recipe.get("batches") == "keyed by step":  # shardable across workers
-        from zoo.resumable import batch_dataset
-
         batches = batch_dataset(x, y, batch, (recipe.get("seed", 0), 0), 0, steps, augment)
     elif shift:
         batches = shifted_batches(x, y, batch, rng, shift)

@@ -8,7 +8,9 @@ package is missing, :class:`~zoo.errors.MissingExtraError` names the extra to in
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from zoo.errors import DataError, MissingExtraError
 
@@ -29,12 +31,22 @@ def package_file(package: str, relative: str, extra: str) -> Path:
                     f"{Path(spec.submodule_search_locations[0]) / relative}")
 
 
-def load(name: str, split: str):
-    """Loads split ``split`` of dataset ``name`` (a key of :data:`LOADERS`)."""
-    if name.startswith("finetuned:"):  # a fine-tuned model directory's own data
-        from zoo.finetune import DATASET_PREFIX, load_split
+_PREFIXES: dict[str, Callable[[str, str], Any]] = {}
 
-        return load_split(name[len(DATASET_PREFIX):], split)
+
+def register_dataset_prefix(prefix: str, load_split: Callable[[str, str], Any]) -> None:
+    """Datasets named ``prefix + rest`` load as ``load_split(rest, split)`` (a fine-tuned
+    model directory's own data, ``"finetuned:" + directory``: :mod:`zoo.model_dir`).
+    Registered by the module that makes such names, so this package never imports it."""
+    _PREFIXES[prefix] = load_split
+
+
+def load(name: str, split: str):
+    """Loads split ``split`` of dataset ``name`` (a key of :data:`LOADERS`, or a name with
+    a registered prefix)."""
+    for prefix, load_split in _PREFIXES.items():
+        if name.startswith(prefix):
+            return load_split(name[len(prefix):], split)
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {sorted(LOADERS)}")
     return LOADERS[name](split)

@@ -1,0 +1,192 @@
+"""Sequence recognition with CTC (``ctc``): handwriting trajectories and speech.
+
+(Named for the task, not ``ctc.py``, so it is never read as :mod:`zoo.ctc`, the decoders it
+calls.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo import ctc
+from zoo.errors import DataError, ShapeError
+from zoo.tasks.base import Task, register_task
+from zoo.tasks.classification import Classification
+from zoo.tasks.common import is_wav, length_batches, parity_pool
+from zoo.tasks.metrics import edit_distance
+
+
+@register_task
+@dataclass(frozen=True)
+class CTCRecognition(Task):
+    """Sequence recognition with CTC: the graph ``recognizer`` gives per-frame probabilities
+    over the blank (index ``meta["blank"]`` = 0) and ``meta["alphabet"]``, and the
+    transcript is decoded on the host (:mod:`zoo.ctc`, greedy best path), identically for
+    every backend. Metrics: character error rate, word accuracy.
+
+    The graph's input is ``meta["input"]`` (default ``strokes``: pen trajectories); a
+    model with a ``meta["sample_rate"]`` reads speech (log-mel frames of a WAV file)."""
+
+    name: str = "ctc"
+    metric: str = "cer"
+    higher_is_better: bool = False
+
+    def inputs(self, data) -> list[np.ndarray]:
+        return [np.asarray(x, np.float32) for x in data.x]
+
+    def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> list[str]:
+        """Transcripts. ``batch_size`` > 1 groups inputs of equal length (Keras; the
+        recurrent layers see no padding).
+
+        Greedy best path unless ``meta["beam_width"]`` > 1: CTC prefix beam search, limited
+        to the words of ``meta["lexicon"]`` if given (an empty transcript when no word
+        survives the beam)."""
+        graph, name = graphs["recognizer"], meta.get("input", "strokes")
+        width = int(meta.get("beam_width", 1))
+        lexicon = None
+        if meta.get("lexicon"):
+            lexicon = ctc.Lexicon(self.labels(w, meta) for w in meta["lexicon"])
+        out = [""] * len(inputs)
+        # batch 1 (the runtimes, calibration recording) keeps the inputs' order
+        chunks = (length_batches([len(x) for x in inputs], batch_size) if batch_size > 1
+                  else ([i] for i in range(len(inputs))))
+        for chunk in chunks:
+            batch = np.stack([np.asarray(inputs[i], np.float32) for i in chunk])
+            for i, probs in zip(chunk, graph({name: batch})["probs"], strict=True):
+                if width > 1 or lexicon is not None:
+                    beams = ctc.beam_search(probs, width, meta["blank"], lexicon)
+                    symbols = beams[0][0] if beams else []
+                else:
+                    symbols = ctc.greedy_decode(probs, meta["blank"])
+                out[i] = self.transcript(symbols, meta)
+            if progress:
+                progress(len(chunk))
+        return out
+
+    def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
+        """``meta`` with a beam width and a lexicon read from a file of words, one per line
+        (every word checked against the alphabet)."""
+        if beam_width < 1:
+            raise ShapeError(f"beam width must be >= 1; got {beam_width}")
+        out = {**meta, "beam_width": beam_width}
+        if lexicon_path is not None:
+            path = Path(lexicon_path)
+            if not path.is_file():
+                raise ShapeError(f"lexicon file {lexicon_path!r} does not exist; expected a "
+                                 f"text file of words, one per line")
+            words = [w.strip() for w in path.read_text().splitlines() if w.strip()]
+            if not words:
+                raise ShapeError(f"lexicon file {lexicon_path!r} has no words")
+            for i, w in enumerate(words):
+                try:
+                    self.labels(w, meta)
+                except ShapeError as e:
+                    raise ShapeError(f"{lexicon_path}, line {i + 1}: {e}") from None
+            out["lexicon"] = words
+        return out
+
+    @staticmethod
+    def transcript(symbols, meta) -> str:
+        """Symbol indices (blank 0 excluded) as text."""
+        return "".join(meta["alphabet"][s - 1] for s in symbols)
+
+    @staticmethod
+    def labels(text: str, meta) -> list[int]:
+        """Text as symbol indices (1 + its position in the alphabet)."""
+        index = {ch: i + 1 for i, ch in enumerate(meta["alphabet"])}
+        unknown = sorted(set(text) - set(index))
+        if unknown:
+            raise ShapeError(f"text {text!r} has characters {unknown} outside the alphabet "
+                             f"{meta['alphabet']!r}")
+        return [index[ch] for ch in text]
+
+    def score(self, predictions, data, meta) -> dict[str, float]:
+        errors = sum(edit_distance(p, t) for p, t in zip(predictions, data.texts, strict=True))
+        length = sum(len(t) for t in data.texts)
+        correct = sum(p == t for p, t in zip(predictions, data.texts, strict=True))
+        return {"cer": errors / max(length, 1),
+                "word_accuracy": correct / max(len(predictions), 1)}
+
+    def tensor_inputs(self, test, extra, minimum: int, seed: int = 0) -> list[np.ndarray]:
+        """The test trajectories, then calibration ones, until ``minimum``."""
+        return parity_pool(self, test, extra, minimum)
+
+    def compare(self, a, b) -> dict[str, Any]:
+        return {"disagreements": sum(x != y for x, y in zip(a, b, strict=True))}
+
+    def parse_input(self, source: str, meta) -> np.ndarray:
+        """Reads a trajectory: ``.npy`` (T, 3) rows of ``(dx, dy, pen_up)``; ``.json``, the
+        same rows as a list, or ``{"strokes": [[[x, y], ...], ...], "body_height": h}``
+        (absolute pen positions per stroke, converted by
+        :func:`zoo.datasets.hershey_strokes.from_points`). Speech models read a ``.wav``
+        file (:meth:`read_speech`) or log-mel frames as ``.npy`` / ``.csv``."""
+        if "sample_rate" in meta:
+            if is_wav(source, meta):
+                return self.read_speech(source, meta)[None]
+            frames = Classification().parse_input(source, meta)[0]
+            return self.check_input(frames, meta, source)[None]
+        import json
+
+        channels = len(meta["channels"])
+        path = Path(source)
+        expected = (f"a .npy or .json stroke file: rows (time, {channels}) of "
+                    f"{tuple(meta['channels'])}, or JSON {{\"strokes\": [[[x, y], ...], ...], "
+                    f"\"body_height\": h}}")
+        if not path.is_file():
+            raise ShapeError(f"input file {source!r} does not exist; expected {expected}")
+        try:
+            if path.suffix.lower() == ".npy":
+                x = np.load(path, allow_pickle=False)
+            elif path.suffix.lower() == ".json":
+                value = json.loads(path.read_text())
+                if isinstance(value, dict):
+                    from zoo.datasets.hershey_strokes import from_points
+
+                    if set(value) != {"strokes", "body_height"}:
+                        raise ShapeError(f"{source}: expected keys ['body_height', 'strokes'], "
+                                         f"got {sorted(value)}")
+                    x = from_points(value["strokes"], value["body_height"])
+                else:
+                    x = np.asarray(value, dtype=np.float64)
+            else:
+                raise ShapeError(f"{source}: expected {expected}; got {path.suffix!r}")
+        except (ShapeError, DataError) as e:
+            raise type(e)(f"{source}: {e}" if not str(e).startswith(source) else str(e)) \
+                from None
+        except Exception as e:  # json / numpy raise several types for malformed files
+            raise ShapeError(f"{source}: cannot read a trajectory from it ({e})") from None
+        return self.check_input(x, meta, source)[None]
+
+    def check_input(self, x, meta, where="input") -> np.ndarray:
+        """One trajectory (T, C) as :meth:`predict` takes it, or a :class:`ShapeError`."""
+        x = Classification().check_sequence(x, meta, where)[0]
+        if len(x) > meta["max_points"]:
+            raise ShapeError(f"{where}: {len(x)} {'frames' if 'sample_rate' in meta else 'points'}"
+                             f"; the model takes at most {meta['max_points']} per input")
+        if "pen_up" not in meta["channels"]:
+            return x
+        pen = x[:, meta["channels"].index("pen_up")]
+        if not np.all((pen == 0) | (pen == 1)):
+            raise ShapeError(f"{where}: pen_up must be 0 or 1; got values "
+                             f"{sorted(set(pen.tolist()) - {0.0, 1.0})[:5]}")
+        return x
+
+    @staticmethod
+    def read_speech(source: str, meta) -> np.ndarray:
+        """Log-mel frames (T, mels) of a ``.wav`` file as the speech recogniser was tested
+        on its strings: mono PCM (another sample rate is resampled), at most
+        ``meta["max_seconds"]``, leading and trailing silence trimmed and
+        ``meta["padding_seconds"]`` of silence put back on each side."""
+        from zoo.audio import log_mel, read_wav, trim_silence
+
+        rate = meta["sample_rate"]
+        wave = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
+        pad = int(round(meta["padding_seconds"] * rate))
+        x = log_mel(np.pad(wave.astype(np.float32), (pad, pad)))
+        return CTCRecognition().check_input(x, meta, source)
+
+    def format(self, prediction, meta) -> str:
+        return prediction
