@@ -4,7 +4,7 @@ A padding mask (``Masking``, ``Embedding(mask_zero=True)``) turns every recurren
 it reaches into a loop in TFLite and ONNX (measured: :mod:`export.inspect`). Where the
 mask only marks padding at one end of each sample, the model without the mask, fed each
 sample at its own length, computes the same outputs (the way ``bilstm_text`` is
-exported): :func:`unmask` builds that model, :mod:`zoo.user_task` trims each sample, and
+exported): :func:`unmask` builds that model, :mod:`zoo.tasks.user` trims each sample, and
 the export checks the claim on the user's samples against the ORIGINAL masked model
 before converting (:func:`check_unmasked`).
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from zoo._keras import keras
 from zoo.errors import ParityError, UnsupportedError
-from zoo.user_task import SAME_VALUES, sample_span
+from zoo.tasks.user import SAME_VALUES, sample_span
 
 
 def mask_source(model) -> dict | None:

@@ -240,13 +240,9 @@ class Bundle:
 
     @property
     def task(self):
-        if self.is_user_model:
-            from zoo.user_task import user_task
-
-            return user_task(self.meta)
         from zoo.tasks import get_task
 
-        return get_task(self.manifest["task"])
+        return get_task(self.manifest["task"]).for_meta(self.meta)
 
     @property
     def artifacts(self) -> list[dict]:

@@ -5,7 +5,7 @@ Keras 3 model is translated into a tf_keras twin (:mod:`export.keras3`), which i
 against Keras 3 on the user's samples before anything is converted. Every layer is
 checked against the supported set before the model is built: nothing in a user's file is
 executed. The user's samples are the parity data (and the calibration data); labels and a
-metric are optional (:mod:`zoo.user_task`). The bundle is the one a zoo model gets, plus
+metric are optional (:mod:`zoo.tasks.user`). The bundle is the one a zoo model gets, plus
 the samples, so ``lstm-zoo verify`` and ``lstm-zoo predict`` work on it unchanged.
 
 Example:
@@ -52,7 +52,8 @@ from zoo.errors import (
     UnsupportedLayerError,
 )
 from zoo.registry import DataSpec, GraphSpec, ModelSpec, Tolerance
-from zoo.user_task import AGREEMENT, LABEL_METRICS, RELATIVE_ERROR, UserSamples, user_task
+from zoo.tasks import get_task
+from zoo.tasks.user import AGREEMENT, LABEL_METRICS, RELATIVE_ERROR, UserSamples
 
 GRAPH = "model"
 SAMPLES_FILE = "samples.npz"
@@ -546,7 +547,7 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     for line in _inspection_notes(spec):
         progress.say(line)
     fmts, precs = cfg.for_spec(spec)
-    task = user_task(meta)
+    task = get_task("user").for_meta(meta)
     if cfg.limit:
         data = data.head(cfg.limit)
     report.update({"recurrent": recurrent_directions(user.model),
@@ -585,7 +586,7 @@ def _without_mask(user: UserModel, mask: dict, meta: dict, data: UserSamples, pr
 
     unmasked = unmask(user.model, mask)
     meta["mask"] = {k: mask[k] for k in ("input", "kind", "value")}
-    task = user_task(meta)
+    task = get_task("user").for_meta(meta)
     preds = task.predict({GRAPH: KerasGraph(unmasked)}, task.inputs(data), meta,
                          batch_size=64)
     got = {}

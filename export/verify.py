@@ -257,13 +257,6 @@ class _Comparing:
         return out
 
 
-def task_checks(task, metrics: Mapping[str, float], precision: str) -> list[dict]:
-    """Checks a task adds on its own metrics (a user model's fp32 artifact against the
-    original model); none for most tasks."""
-    extra = getattr(task, "checks", None)
-    return extra(metrics, precision) if extra is not None else []
-
-
 def check_backend(spec, task, reference: Reference, test_data, runners, precision,
                   progress: Callable[[int], None] | None = None,
                   metric_drop=None) -> dict[str, Any]:
@@ -312,7 +305,7 @@ def check_backend(spec, task, reference: Reference, test_data, runners, precisio
     if drop_tol is not None:
         checks.append({"check": f"{task.metric} drop", "value": drop, "limit": drop_tol.value,
                        "reason": drop_tol.reason, "passed": bool(drop <= drop_tol.value + 1e-12)})
-    checks += task_checks(task, metrics, precision)
+    checks += task.checks(metrics, precision)
     agreement = task.compare(reference.predictions, predictions)
     if precision == "fp32":
         checks.append({"check": "predictions identical to Keras",

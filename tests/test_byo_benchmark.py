@@ -42,9 +42,10 @@ def test_keras3_classifier_ours_against_keras3s_own_export(tmp_path):
     assert r["max_abs_diff"]["ours_vs_keras3"] < 1e-5
     t = r["timing"]
     assert "error" not in t, t
-    assert t["rounds"] >= 10 and t["median_us"]["ours"] > 0
+    assert t["rounds"] >= 10 and t["median_us"]["ours"] > 0 and t["median_us"]["ours_onnx"] > 0
+    assert r["max_abs_diff"]["ours_onnx_vs_keras3"] < 1e-5
     if flex:  # Keras 3's artifact ran, on the same inputs, with the same outputs
-        assert set(t["median_us"]) == {"ours", "theirs"}
+        assert set(t["median_us"]) == {"ours", "ours_onnx", "theirs"}
         assert r["max_abs_diff"]["ours_vs_theirs"] < 1e-5
         assert r["speedup"]["theirs_over_ours"]["median"] > 0
     # the worker for a bare .tflite on TensorFlow's interpreter, here on our artifact

@@ -364,8 +364,8 @@ def test_cli_bad_input_is_one_error_line(capsys, tmp_path):
 def test_a_stateful_model_exports_a_step_graph_that_streams_exactly(tmp_path):
     model = keras.Sequential([
         keras.Input((None, 3), batch_size=1, name="x"),
-        L.LSTM(6, stateful=True, return_sequences=True),
-        L.GRU(5, stateful=True, return_sequences=True),
+        L.LSTM(6, stateful=True, return_sequences=True, name="lstm"),
+        L.GRU(5, stateful=True, return_sequences=True, name="gru"),
         L.Dense(2, activation="softmax", name="probs")])
     xs = samples(16, 7, 3)
     parity = export_keras(model, tmp_path / "b", samples=xs)

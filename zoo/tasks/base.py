@@ -73,6 +73,16 @@ class Task(ABC):
         (the default): the graph's time axis is free."""
         return None
 
+    def for_meta(self, meta) -> Task:
+        """The task as a bundle of ``meta`` runs it: itself (the default), or an instance
+        configured by the meta (a user model's metric)."""
+        return self
+
+    def checks(self, metrics: Mapping[str, float], precision: str) -> list[dict]:
+        """Checks the task adds on a backend's metrics at ``precision``, each ``{"check",
+        "value", "limit", "reason", "passed"}``; none by default."""
+        return []
+
     def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
         """``meta`` with decoding options (beam width, lexicon). Only CTC recognisers decode
         on the host with options; any other task refuses them."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import DataError, ShapeError, UnsupportedError
+from zoo.tasks.base import Task, register_task
 
 # metric -> higher is better
 LABEL_METRICS = {"accuracy": True, "top5": True, "f1": True, "auc": True, "mse": False,
@@ -49,12 +50,13 @@ class UserSamples:
                            {k: v[:n] for k, v in self.original.items()})
 
 
-class UserModelTask:
+class UserModelTask(Task):
     """Task of a user model; its ``meta`` (in the bundle) holds the input and output
-    names, which output is scored, the metric, and whether that output is a softmax."""
+    names, which output is scored, the metric, and whether that output is a softmax; one
+    instance per model (:meth:`for_meta`)."""
 
     name = "user"
-    softmax = False  # the scored output is a softmax (meta["softmax"]): see user_task
+    softmax = False  # the scored output is a softmax (meta["softmax"]): see for_meta
 
     def __init__(self, metric: str):
         if metric not in LABEL_METRICS and metric not in (AGREEMENT, RELATIVE_ERROR):
@@ -63,9 +65,10 @@ class UserModelTask:
         self.metric = metric
         self.higher_is_better = LABEL_METRICS.get(metric, metric == AGREEMENT)
 
-    @classmethod
-    def from_meta(cls, meta: Mapping[str, Any]) -> UserModelTask:
-        return cls(meta["metric"])
+    def for_meta(self, meta: Mapping[str, Any]) -> UserModelTask:
+        task = UserModelTask(meta["metric"])
+        task.softmax = bool(meta.get("softmax"))
+        return task
 
     # -- data ------------------------------------------------------------------------------
     def inputs(self, data: UserSamples) -> list:
@@ -264,11 +267,9 @@ def sample_span(x, mask: Mapping[str, Any], where: str) -> tuple[int, int]:
     return start, end
 
 
-def user_task(meta: Mapping[str, Any]) -> UserModelTask:
-    """The task of a user model's bundle, from its meta."""
-    task = UserModelTask.from_meta(meta)
-    task.softmax = bool(meta.get("softmax"))
-    return task
+# registered with the metric of a model without labels; each model's comes from its meta
+# (Task.for_meta)
+register_task(UserModelTask(AGREEMENT))
 
 
 def _stack(predictions, output: str, meta) -> np.ndarray:
