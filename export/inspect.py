@@ -6,7 +6,8 @@ against the artifact's ops, so a converter upgrade that changes one fails there.
 
 - TFLite fuses an LSTM into ``UNIDIRECTIONAL_SEQUENCE_LSTM`` only when tf_keras traced it
   through its fused-kernel function (tagged ``api_implements "lstm_*"``): tanh activation,
-  sigmoid recurrent activation, a bias, no recurrent dropout, not unrolled, no mask.
+  sigmoid recurrent activation, a bias, no recurrent dropout, not unrolled, no mask, no
+  ``return_state`` (the fused op outputs no final cell state).
   Anything else is a ``WHILE`` loop. It has no GRU or simple RNN op at all.
 - tf2onnx rewrites the LSTM's loop into ONNX ``LSTM`` whatever its activations and bias,
   and a GRU's into ``GRU`` for the default GRU only (``reset_after=True``, tanh / sigmoid);
@@ -84,6 +85,10 @@ def _cell_row(layer, wrapper, masked: bool) -> LayerRow:
         if not layer.use_bias:
             tflite_only.append(("use_bias=False: TFLite fuses only LSTMs with a bias",
                                 "use use_bias=True"))
+        if layer.return_state:
+            tflite_only.append(("return_state=True: TFLite's fused LSTM op gives no final "
+                                "cell state", "none for an encoder's states; ONNX's LSTM "
+                                "gives them (Y_h, Y_c)"))
         row.tflite = "UNIDIRECTIONAL_SEQUENCE_LSTM" if not (common or tflite_only) else \
             "WHILE loop"
         row.onnx = "LSTM" if not common else "Loop"

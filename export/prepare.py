@@ -95,13 +95,15 @@ def check_unmasked(name: str, unmasked_outputs: dict, original: dict, x: dict,
 
 RECURRENT = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
 # Layers that act on each time step alone, so a step graph may apply them to one step.
-PER_STEP = (keras.layers.InputLayer, keras.layers.Dense, keras.layers.Dropout,
+PER_STEP = (keras.layers.InputLayer, keras.layers.Dense, keras.layers.Embedding,
+            keras.layers.Dropout,
             keras.layers.GaussianNoise, keras.layers.GaussianDropout,
             keras.layers.AlphaDropout, keras.layers.Activation,
             keras.layers.LayerNormalization, keras.layers.BatchNormalization,
             keras.layers.TimeDistributed, keras.layers.Rescaling,
             keras.layers.Normalization)
 STEP_GRAPH = "step"
+ENCODER_GRAPH = "encoder"
 
 
 def is_stateful(model) -> bool:
@@ -126,68 +128,150 @@ def stateless(model):
     return twin
 
 
-def _chain(model) -> list:
-    """The model's layers as one chain, input to output.
+PER_STEP_MERGES = (keras.layers.Concatenate, keras.layers.Add, keras.layers.Multiply,
+                   keras.layers.Average, keras.layers.Subtract)
+
+
+def _own_nodes(model, layer) -> list:
+    """The model's own calls of ``layer`` (a step graph built before calls it again)."""
+    return [n for i, n in enumerate(layer._inbound_nodes)
+            if f"{layer.name}_ib-{i}" in model._network_nodes]
+
+
+def _flat(tensors) -> list:
+    return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+
+
+def _state_keys(layer) -> list[str]:
+    return [f"{layer.name}_{k}" for k in
+            (("h", "c") if isinstance(layer, keras.layers.LSTM) else ("h",))]
+
+
+def step_model(model, stream_input: str | None = None):
+    """One time step of the part of ``model`` that ``stream_input`` (default: the first
+    input) feeds: ``(that input (B, 1, ...), states) -> (the model's output at this step,
+    next states)``. Every recurrent layer it reaches becomes its cell (copied weights)
+    with its state as inputs ``<layer>_h`` (``_c``) and outputs ``<layer>_h_next`` ...; the
+    other layers on the way are the model's own, applied to the one step.
 
     Raises:
-        UnsupportedError: a branch, a merge, a nested model, a layer that mixes time steps,
-            a bidirectional or backwards recurrent layer (none can stream).
+        UnsupportedError: a layer on the way that mixes time steps (convolution, pooling,
+            attention, a bidirectional or backwards recurrent layer), or that also reads a
+            tensor the step does not have (an encoder's outputs other than its states).
     """
-    layers = list(model.layers)
-    for layer in layers:
-        # the model's own calls of the layer (a step graph built before calls it again)
-        inbound = [n for i, n in enumerate(layer._inbound_nodes)
-                   if f"{layer.name}_ib-{i}" in model._network_nodes]
-        if isinstance(layer, keras.layers.InputLayer):
+    stream_input = stream_input or model.input_names[0]
+    source = next(t for t, n in zip(model.inputs, model.input_names, strict=True)
+                  if n == stream_input)
+    x_in = keras.Input((1, *source.shape[2:]), name=stream_input, dtype=source.dtype)
+    new = {id(source): x_in}
+    states_in, states_out = [], []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer) or isinstance(layer, keras.Model):
             continue
-        if len(inbound) != 1 or isinstance(inbound[0].inbound_layers, list):
-            raise UnsupportedError(f"layer {layer.name!r} merges or is shared: a streaming "
-                                   "(stateful) model exports as a chain of layers")
-        if isinstance(layer, RECURRENT):
-            if layer.go_backwards:
-                raise UnsupportedError(f"layer {layer.name!r} runs backwards: it cannot "
-                                       "stream")
-        elif not isinstance(layer, PER_STEP):
-            raise UnsupportedError(
-                f"layer {layer.name!r} ({type(layer).__name__}) mixes time steps or is not "
-                "one a step graph applies to a single step: a streaming (stateful) model "
-                "exports recurrent layers (LSTM, GRU, SimpleRNN) and per-step layers")
-    recurrent = [layer for layer in layers if isinstance(layer, RECURRENT)]
-    for layer in recurrent[:-1]:
-        if not layer.return_sequences:
-            raise UnsupportedError(f"layer {layer.name!r} returns its last step only and "
-                                   "feeds more recurrent layers: it cannot stream")
-    return layers
-
-
-def step_model(model):
-    """One time step of a chain model: ``(x (B, 1, C), states) -> (outputs at this step,
-    next states)``. Recurrent layers become their cells (copied weights); the per-step
-    layers are the model's own."""
-    chain = _chain(model)
-    info = model.inputs[0]
-    x_in = keras.Input((1, *info.shape[2:]), name=model.input_names[0], dtype=info.dtype)
-    x, states_in, states_out = x_in, [], []
-    for layer in chain:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if not isinstance(layer, RECURRENT):
-            x = layer(x)
-            continue
-        names = [f"{layer.name}_{k}" for k in
-                 (("h", "c") if isinstance(layer, keras.layers.LSTM) else ("h",))]
-        inputs = [keras.Input((layer.units,), name=n) for n in names]
-        cell = type(layer.cell).from_config({**layer.cell.get_config(),
-                                             "name": f"{layer.name}_cell"})
-        flat = keras.layers.Reshape(tuple(x.shape[2:]), name=f"{layer.name}_step_in")(x)
-        out, new = cell(flat, inputs if len(inputs) > 1 else inputs[0])
-        cell.set_weights(layer.cell.get_weights())
-        new = new if isinstance(new, (list, tuple)) else [new]
-        states_in += inputs
-        states_out += [keras.layers.Activation("linear", name=f"{n}_next")(s)
-                       for n, s in zip(names, new, strict=True)]
-        x = keras.layers.Reshape((1, layer.units), name=f"{layer.name}_step_out")(out) \
-            if layer.return_sequences else out
-    y = x if x._keras_history.layer.name == model.output_names[0] else \
-        keras.layers.Activation("linear", name=model.output_names[0])(x)
+        for node in _own_nodes(model, layer):
+            inputs = _flat(node.input_tensors)
+            if id(inputs[0]) not in new:
+                continue  # not on the stream's way (an encoder)
+            if isinstance(layer, RECURRENT):
+                outs = _cell_step(layer, new[id(inputs[0])], states_in, states_out)
+            else:
+                missing = [t for t in inputs if id(t) not in new]
+                if missing:
+                    raise UnsupportedError(
+                        f"layer {layer.name!r} reads a tensor the one-step graph does not "
+                        "have (attention over an encoder's outputs?): the step graph carries "
+                        "only recurrent states")
+                if not isinstance(layer, (*PER_STEP, *PER_STEP_MERGES)):
+                    raise UnsupportedError(
+                        f"layer {layer.name!r} ({type(layer).__name__}) mixes time steps: a "
+                        "streamed model exports recurrent layers (LSTM, GRU, SimpleRNN) and "
+                        "layers that act on each step alone")
+                got = layer([new[id(t)] for t in inputs] if len(inputs) > 1
+                            else new[id(inputs[0])])
+                outs = _flat(got)
+            for t, n in zip(_flat(node.output_tensors), outs, strict=True):
+                new[id(t)] = n
+    output = model.outputs[0]
+    if id(output) not in new:
+        raise UnsupportedError(f"the model's output {model.output_names[0]!r} does not "
+                               f"depend on {stream_input!r} step by step")
+    y = new[id(output)]
+    if y._keras_history.layer.name != model.output_names[0]:
+        y = keras.layers.Activation("linear", name=model.output_names[0])(y)
     return keras.Model([x_in, *states_in], [y, *states_out], name=STEP_GRAPH)
+
+
+def _cell_step(layer, x, states_in: list, states_out: list) -> list:
+    """A recurrent layer as one step of its cell; its outputs as the layer's node has
+    them (the sequence or last output, then the states if it returns them)."""
+    if getattr(layer, "go_backwards", False):
+        raise UnsupportedError(f"layer {layer.name!r} runs backwards: it cannot stream")
+    names = _state_keys(layer)
+    inputs = [keras.Input((layer.units,), name=n) for n in names]
+    cell = type(layer.cell).from_config({**layer.cell.get_config(),
+                                         "name": f"{layer.name}_cell"})
+    flat = keras.layers.Reshape(tuple(x.shape[2:]), name=f"{layer.name}_step_in")(x)
+    out, next_states = cell(flat, inputs if len(inputs) > 1 else inputs[0])
+    cell.set_weights(layer.cell.get_weights())
+    next_states = [keras.layers.Activation("linear", name=f"{n}_next")(s)
+                   for n, s in zip(names, _flat(next_states), strict=True)]
+    states_in += inputs
+    states_out += next_states
+    y = keras.layers.Reshape((1, layer.units), name=f"{layer.name}_step_out")(out) \
+        if layer.return_sequences else out
+    return [y, *next_states] if layer.return_state else [y]
+
+
+def _initial_state_nodes(model) -> list:
+    return [(layer, node) for layer in model.layers if isinstance(layer, RECURRENT)
+            for node in _own_nodes(model, layer) if len(_flat(node.input_tensors)) > 1]
+
+
+def has_initial_state(model) -> bool:
+    """A recurrent layer called with ``initial_state`` (an encoder-decoder)."""
+    return bool(_initial_state_nodes(model))
+
+
+def decoder_input(model) -> str:
+    """The model input that reaches the recurrent layers given an initial state.
+
+    Raises:
+        UnsupportedError: they read no single model input step by step.
+    """
+    names = set()
+    for _, node in _initial_state_nodes(model):
+        t = _flat(node.input_tensors)[0]
+        while not isinstance(t._keras_history.layer, keras.layers.InputLayer):
+            inbound = _flat(t._keras_history.layer._inbound_nodes[
+                t._keras_history.node_index].input_tensors)
+            if len(inbound) != 1:
+                raise UnsupportedError(f"the decoder's input passes {t._keras_history.layer.name!r}"
+                                       ", which merges tensors: lstm-zoo streams a decoder "
+                                       "that reads one input")
+            t = inbound[0]
+        names.add(t._keras_history.layer.name)
+    if len(names) != 1:
+        raise UnsupportedError(f"the layers with an initial state read inputs {sorted(names)};"
+                               " lstm-zoo exports a decoder that reads one input")
+    (name,) = names
+    return name
+
+
+def encoder_model(model, stream_input: str):
+    """The part of a model that sets the initial states of the recurrent layers the
+    decoder input ``stream_input`` reaches: ``(the other inputs) -> <layer>_h, <layer>_c``
+    (named as the step graph's state inputs); None when no such layer has an initial
+    state."""
+    outputs = []
+    for layer, node in _initial_state_nodes(model):
+        for key, t in zip(_state_keys(layer), _flat(node.input_tensors)[1:], strict=True):
+            outputs.append(keras.layers.Activation("linear", name=key)(t))
+    if not outputs:
+        return None
+    others = [t for t, n in zip(model.inputs, model.input_names, strict=True)
+              if n != stream_input]
+    try:
+        return keras.Model(others, outputs, name="encoder")
+    except ValueError as e:
+        raise UnsupportedError(f"the initial states are not computed from the inputs other "
+                               f"than {stream_input!r} alone: {e}") from None

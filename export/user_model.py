@@ -32,8 +32,12 @@ from export.config import ExportConfig
 from export.graphs import input_infos, output_infos, recurrent_directions
 from export.keras3 import SUPPORTED_LAYERS
 from export.prepare import (
+    ENCODER_GRAPH,
     STEP_GRAPH,
     check_unmasked,
+    decoder_input,
+    encoder_model,
+    has_initial_state,
     is_stateful,
     mask_source,
     stateless,
@@ -295,27 +299,6 @@ def _keras3_forward(model_or_path):
 # ---------------------------------------------------------------------------------------
 # What the model needs before it converts
 
-def preparation_gaps(model) -> list[str]:
-    """What this release cannot yet prepare for export, one sentence each (empty: ready)."""
-    gaps = []
-    for layer in _all_layers(model):
-        if getattr(layer, "return_state", False):
-            gaps.append(f"layer {layer.name!r} returns its state (return_state=True): "
-                        "encoder / decoder-step graphs are not built yet")
-    return gaps
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        else:
-            yield layer
-            for inner in ("forward_layer", "backward_layer", "layer"):
-                if isinstance(getattr(layer, inner, None), keras.layers.Layer):
-                    yield getattr(layer, inner)
-
-
 # ---------------------------------------------------------------------------------------
 # The user's data
 
@@ -430,20 +413,31 @@ def _is_softmax(model) -> bool:
 
 def user_spec(name: str, model, meta: dict, *, formats=("tflite", "onnx"),
               precisions=PRECISIONS) -> ModelSpec:
-    """The spec the pipeline runs a user model with: one graph, the model itself, whose
-    recurrent layers must become what :mod:`export.inspect` says they become."""
+    """The spec the pipeline runs a user model with: the model itself, whose recurrent
+    layers must become what :mod:`export.inspect` says they become; for a model that
+    streams (``meta["stream"]``), the one-step graph beside it, or for an encoder-decoder,
+    the encoder and the decoder's step graph instead."""
     from export.inspect import fusion_expectations, inspect_model
 
     def no_builder(**_):
         raise UnsupportedError(f"{name} is a user model: it is rebuilt from its bundle")
 
-    graphs = [GraphSpec(GRAPH, tuple(model.input_names), tuple(model.output_names),
-                        fusion=fusion_expectations(inspect_model(model)))]
-    if meta.get("stream"):  # a stateful model: also one time step, the state in and out
-        states = tuple(meta["stream"]["states"])
-        graphs.append(GraphSpec(STEP_GRAPH, (model.input_names[0], *states),
+    stream = meta.get("stream")
+    graphs = []
+    if stream is None or stream["sequence_graph"]:
+        graphs.append(GraphSpec(GRAPH, tuple(model.input_names), tuple(model.output_names),
+                                fusion=fusion_expectations(inspect_model(model))))
+    if stream is not None:  # one time step, the state in and out
+        source, states = stream["input"], tuple(stream["states"])
+        if stream["encoder_inputs"]:  # an encoder-decoder: the encoder sets the states
+            encoder = encoder_model(model, source)
+            graphs.append(GraphSpec(
+                ENCODER_GRAPH, tuple(stream["encoder_inputs"]), tuple(encoder.output_names),
+                build=lambda m: encoder_model(m, source),
+                fusion=fusion_expectations(inspect_model(encoder))))
+        graphs.append(GraphSpec(STEP_GRAPH, (source, *states),
                                 (model.output_names[0], *(f"{s}_next" for s in states)),
-                                build=step_model, recurrent="step"))
+                                build=lambda m: step_model(m, source), recurrent="step"))
     return ModelSpec(
         name=name, builder=no_builder, family="user", task="user", graphs=tuple(graphs),
         data=DataSpec(dataset="user samples", train="", test="samples",
@@ -511,16 +505,13 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     user = load_user_model(model_or_path)
     if name is not None:
         user.name = name
-    gaps = preparation_gaps(user.model)
-    if gaps:
-        raise UnsupportedError(f"{user.name}: " + "; ".join(gaps))
     mask = mask_source(user.model)
     stream = None
-    if is_stateful(user.model):
+    if is_stateful(user.model) or has_initial_state(user.model):
         if mask is not None:
-            raise UnsupportedError(f"{user.name}: a stateful model with a padding mask; "
-                                   "stream it without the mask")
-        stream = _streaming(user, progress)
+            raise UnsupportedError(f"{user.name}: a stateful or encoder-decoder model with a "
+                                   "padding mask; stream it without the mask")
+        stream = (_streaming if is_stateful(user.model) else _encoder_decoder)(user, progress)
     x = read_samples(samples, user.model)
     n = len(next(iter(x.values())))
     y = None if labels is None else read_labels(labels, n)
@@ -539,10 +530,13 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         user.model, report["mask"] = _without_mask(user, mask, meta, data, progress)
     if stream is not None:
         meta["stream"] = stream
-        report["stream"] = (f"stateful: exported as the whole-sequence graph {GRAPH!r} (from "
-                            f"zero state) and the one-step graph {STEP_GRAPH!r} with the state "
-                            f"as inputs and outputs {list(stream['states'])}; predictions "
-                            "stream each sample through the step graph")
+        report["stream"] = (
+            (f"stateful: exported as the whole-sequence graph {GRAPH!r} (from zero state) and"
+             if stream["sequence_graph"] else
+             f"encoder-decoder: exported as the encoder {ENCODER_GRAPH!r} (the initial states)"
+             " and") + f" the one-step graph {STEP_GRAPH!r} with the state as inputs and "
+            f"outputs {list(stream['states'])}; predictions stream each sample through the "
+            "step graph")
     spec = user_spec(user.name, user.model, meta)
     for line in _inspection_notes(spec):
         progress.say(line)
@@ -566,17 +560,35 @@ def _streaming(user: UserModel, progress) -> dict:
     """A stateful model: its whole-sequence twin (stateless, free batch) replaces it, and
     the one-step graph is built from it (checked now: a model that cannot stream is
     refused before anything runs)."""
-    from export.prepare import RECURRENT
-
     if "Keras 3" not in user.origin:  # Keras 3's forward already runs sample by sample
         user.original = _stateful_forward(user.model)
     user.model = stateless(user.model)
-    step = step_model(user.model)
+    stream = _stream_meta(user.model, user.model.input_names[0], encoder=None)
+    progress.say(f"stateful: a one-step graph carries the state {list(stream['states'])}")
+    return stream
+
+
+def _encoder_decoder(user: UserModel, progress) -> dict:
+    """A model whose recurrent layers take an initial state from others (the Keras
+    tutorial's seq2seq): exported as the encoder (inputs -> those states) and the
+    decoder's one-step graph, fed the decoder input step by step (teacher-forced)."""
+    decoder = decoder_input(user.model)
+    encoder = encoder_model(user.model, decoder)
+    stream = _stream_meta(user.model, decoder, encoder)
+    progress.say(f"encoder-decoder: an encoder graph {list(encoder.input_names)} -> "
+                 f"{list(encoder.output_names)} and a decoder step graph over {decoder!r}")
+    return stream
+
+
+def _stream_meta(model, source: str, encoder) -> dict:
+    step = step_model(model, source)
     widths = {i.name: int(i.shape[-1]) for i in input_infos(step)[1:]}
-    progress.say(f"stateful: a one-step graph carries the state {list(widths)}")
-    last = [layer for layer in user.model.layers if isinstance(layer, RECURRENT)][-1]
-    # a model whose last recurrent layer returns every step outputs one row per step
-    return {"states": widths, "sequence_output": bool(last.return_sequences)}
+    # the output keeps a time axis when the step graph's output has its one step
+    sequence = len(step.outputs[0].shape) == len(model.outputs[0].shape) and \
+        len(model.outputs[0].shape) >= 3 and step.outputs[0].shape[1] == 1
+    return {"input": source, "states": widths, "sequence_output": bool(sequence),
+            "encoder_inputs": None if encoder is None else list(encoder.input_names),
+            "sequence_graph": encoder is None}
 
 
 def _without_mask(user: UserModel, mask: dict, meta: dict, data: UserSamples, progress):

@@ -244,3 +244,35 @@ def test_a_stateful_streaming_model(tmp_path, version):
     assert graphs == {"model", "step"}
     for r in parity["results"]:  # the step graph, streamed, against the original
         assert r["metrics"]["max_abs_vs_original"] <= 1e-5
+
+
+@pytest.mark.parametrize("version", list(KERAS))
+def test_the_keras_tutorial_encoder_decoder(tmp_path, version):
+    """keras.io's character-level seq2seq: the encoder's return_state initialises the
+    decoder; exported as the encoder and a decoder step graph, teacher-forced."""
+    K = KERAS[version]
+    L = K.layers
+    encoder_inputs = K.Input((None, 7), name="encoder_inputs")
+    decoder_inputs = K.Input((None, 9), name="decoder_inputs")
+    _, h, c = L.LSTM(12, return_state=True, name="encoder")(encoder_inputs)
+    y, _, _ = L.LSTM(12, return_sequences=True, return_state=True, name="decoder")(
+        decoder_inputs, initial_state=[h, c])
+    model = K.Model([encoder_inputs, decoder_inputs],
+                    L.Dense(9, activation="softmax", name="probs")(y))
+    randomize(model)
+    source = model
+    if version == "keras3":
+        source = tmp_path / "seq2seq.keras"
+        model.save(source)
+    rng = np.random.default_rng(4)
+    x = {"encoder_inputs": rng.normal(size=(16, 6, 7)).astype("float32"),
+         "decoder_inputs": rng.normal(size=(16, 5, 9)).astype("float32")}
+    parity = export_keras(source, tmp_path / "b", samples=x, precisions="fp32")
+    assert parity["passed"], parity["failures"]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    arts = {(a["graph"], a["format"]): a for a in manifest["artifacts"]}
+    assert set(arts) == {(g, f) for g in ("encoder", "step") for f in ("tflite", "onnx")}
+    assert arts["encoder", "onnx"]["all_fused"]
+    assert "no final cell state" in arts["encoder", "tflite"]["loop_reason"]
+    for r in parity["results"]:  # decoded step by step on the device path
+        assert r["metrics"]["max_abs_vs_original"] <= 1e-5

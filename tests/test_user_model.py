@@ -186,6 +186,7 @@ def test_auto_precision_on_a_labelled_classifier_picks_within_the_drop(tmp_path)
     (lambda: L.GRU(4, activation="relu"), False, False),
     (lambda: L.Bidirectional(L.GRU(4)), False, True),
     (lambda: L.SimpleRNN(4), False, False),
+    (lambda: L.LSTM(4, return_state=True), False, True),
 ])
 def test_inspect_says_what_the_converters_do(tmp_path, make, fused_tflite, fused_onnx):
     from export import onnx as onnx_export
@@ -194,7 +195,7 @@ def test_inspect_says_what_the_converters_do(tmp_path, make, fused_tflite, fused
     from export.pipeline import fusion_report
 
     x = keras.Input((None, 3), name="x")
-    model = keras.Model(x, make()(x))
+    model = keras.Model(x, make()(x))  # an encoder's return_state: all three outputs
     (row,) = [r for r in inspect_model(model) if r.recurrent]
     assert (row.fused("tflite"), row.fused("onnx")) == (fused_tflite, fused_onnx)
     for fmt, convert in (("tflite", tflite_export.convert), ("onnx", onnx_export.convert)):

@@ -10,7 +10,7 @@ relative error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,10 +129,10 @@ class UserModelTask(Task):
     def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> list:
         """Per sample: the output array (one output) or ``{output name: array}``. A model
         exported without its padding mask (``meta["mask"]``) gets each sample at its own
-        length. Samples of one shape run ``batch_size`` to a call."""
-        graph = graphs["model"]
+        length; a streamed model (``meta["stream"]``) is fed one step at a time through its
+        step graph. Samples of one shape run ``batch_size`` to a call."""
         names = meta["inputs"]
-        mask = meta.get("mask")
+        mask, stream = meta.get("mask"), meta.get("stream")
         items = [dict(x) if isinstance(x, Mapping) else {names[0]: x} for x in inputs]
         if mask is not None:
             for i, item in enumerate(items):
@@ -141,50 +141,42 @@ class UserModelTask(Task):
         groups: dict = {}
         for i, item in enumerate(items):
             groups.setdefault(tuple(np.shape(item[n]) for n in names), []).append(i)
-        out: list = [None] * len(items)
-        for members in groups.values():
-            for start in range(0, len(members), batch_size):
-                chunk = members[start:start + batch_size]
-                for i, o in zip(chunk, self._call(graph, [items[i] for i in chunk]),
-                                strict=True):
-                    out[i] = o
-                if progress is not None:
-                    progress(len(chunk))
-        single = len(meta["outputs"]) == 1
-        out = [p[meta["outputs"][0]] if single else p for p in out]
-        if meta.get("stream"):
-            return self._streamed(graphs["step"], items, meta, batch_size)
-        return out
-
-    def _streamed(self, step, items: list[dict], meta, batch_size: int) -> list[np.ndarray]:
-        """A stateful model's predictions: each sample fed one step at a time through the
-        step graph from zero state (the path a device runs), samples of one length
-        together. One row per step for a sequence output, else the last step's."""
-        name, output = meta["inputs"][0], meta["outputs"][0]
-        widths = meta["stream"]["states"]
-        groups: dict = {}
-        for i, item in enumerate(items):
-            groups.setdefault(np.shape(item[name]), []).append(i)
         chunks = [members[k:k + batch_size] for members in groups.values()
                   for k in range(0, len(members), batch_size)]
         out: list = [None] * len(items)
-        for members in chunks:
-            x = np.stack([np.asarray(items[i][name]) for i in members])
-            state = {n: np.zeros((len(members), w), np.float32) for n, w in widths.items()}
-            rows = []
-            for t in range(x.shape[1]):
-                result = step({name: np.ascontiguousarray(x[:, t:t + 1]), **state})
-                state = {n: result[f"{n}_next"] for n in widths}
-                rows.append(np.asarray(result[output]))
-            y = np.concatenate(rows, axis=1) if meta["stream"]["sequence_output"] else rows[-1]
-            for row, i in enumerate(members):
-                out[i] = y[row]
-        return out
+        for chunk in chunks:
+            batch = {k: np.stack([np.asarray(items[i][k]) for i in chunk]) for k in names}
+            if stream is None or stream["sequence_graph"]:
+                result = graphs["model"](batch)  # a streamed one is checked on its tensors
+            if stream is not None:
+                result = self._streamed(graphs, batch, stream, meta["outputs"][0])
+            for row, i in enumerate(chunk):
+                out[i] = {k: np.asarray(v)[row] for k, v in result.items()}
+            if progress is not None:
+                progress(len(chunk))
+        single = len(meta["outputs"]) == 1
+        return [p[meta["outputs"][0]] if single else p for p in out]
 
     @staticmethod
-    def _call(graph, chunk: Sequence[Mapping]) -> list[dict]:
-        result = graph({k: np.stack([np.asarray(c[k]) for c in chunk]) for k in chunk[0]})
-        return [{k: np.asarray(v)[i] for k, v in result.items()} for i in range(len(chunk))]
+    def _streamed(graphs, batch: dict, stream, output: str) -> dict[str, np.ndarray]:
+        """One batch fed one step at a time through the step graph (the path a device
+        runs), from the encoder's states or from zero; one row per step for a sequence
+        output, else the last step's."""
+        name, widths = stream["input"], stream["states"]
+        rows = len(batch[name])
+        if stream["encoder_inputs"]:
+            states = graphs["encoder"]({k: batch[k] for k in stream["encoder_inputs"]})
+            state = {n: np.asarray(states[n]) for n in widths}
+        else:
+            state = {n: np.zeros((rows, w), np.float32) for n, w in widths.items()}
+        x = batch[name]
+        steps = []
+        for t in range(x.shape[1]):
+            result = graphs["step"]({name: np.ascontiguousarray(x[:, t:t + 1]), **state})
+            state = {n: result[f"{n}_next"] for n in widths}
+            steps.append(np.asarray(result[output]))
+        return {output: np.concatenate(steps, axis=1) if stream["sequence_output"]
+                else steps[-1]}
 
     # -- scoring ---------------------------------------------------------------------------
     def score(self, predictions, data: UserSamples, meta) -> dict[str, float]:
