@@ -838,7 +838,10 @@ def load_weights(twin, path: str | Path, config: dict | None = None) -> None:
                 for k, var in zip(keys, variables, strict=True):
                     pairs.append((var, np.asarray(node[k])))
                     used.add(f"{group}/{k}")
-            extra = sorted(set(found) - used)
+            # A compiled, trained model also saves its optimizer's slots (and a metric's
+            # counters): training state, not the model's function.
+            extra = sorted(k for k in set(found) - used
+                           if not k.startswith(("optimizer/", "metrics/")))
             if extra:
                 raise ArtifactError(f"{path}: model.weights.h5 holds variables the translated "
                                     f"model does not have: {extra[:8]}")

@@ -427,3 +427,18 @@ def test_wrong_weight_shape_refused(good_file, tmp_path):
     with pytest.raises(ArtifactError, match=r"'out'.*expected variables of shapes "
                                             r"\[\(2, 1\), \(1,\)\], found \[\(3, 1\), \(1,\)\]"):
         k3.to_tf_keras(path)
+
+
+def test_a_trained_model_file_with_optimizer_state(tmp_path):
+    """A compiled, fitted model saves its optimizer's slots in model.weights.h5 too: they
+    are training state, not the model, and are left out (a user's file, as they save it)."""
+    model = seq((5, 3), L.LSTM(4), L.Dense(2, activation="softmax"))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(8, 5, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
+    path = tmp_path / "trained.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as zf, h5py.File(io.BytesIO(zf.read("model.weights.h5"))) as h5:
+        assert "optimizer" in h5  # the case this test is about
+    twin = k3.to_tf_keras(path)
+    assert max(k3.check_twin(path, twin, x)) <= ATOL
