@@ -80,7 +80,7 @@ def run_model(name: str, runs: int, work: Path, formats: tuple[str, ...] = tuple
     """Measures one model in ``formats`` (a subset of :data:`BACKENDS`' keys). ``options``
     go to every export (the tests pass random ``weights=None`` and a short
     ``finetune_epochs`` for a tiny model)."""
-    from export.prune import schedule_of, stage_recipe
+    from export.compression.prune import schedule_of, stage_recipe
     from zoo import get_spec
     from zoo.tasks import get_task
 

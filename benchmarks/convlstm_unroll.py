@@ -37,10 +37,10 @@ LOOP_OPS = ("WHILE", "CALL_ONCE", "Loop", "Scan")
 
 def run(name: str = "convlstm_nextframe", weights="DEFAULT", limit: int | None = 64,
         timing: int = 32, single_thread: bool = True) -> dict:
-    from export import onnx as onnx_export
-    from export import tflite
-    from export.graphs import input_infos
-    from export.runtime import LiteRTRunner, ORTRunner
+    from export.conversion import onnx as onnx_export
+    from export.conversion import tflite
+    from export.conversion.graphs import input_infos
+    from export.verification.runtime import LiteRTRunner, ORTRunner
     from zoo import create_model, datasets
     from zoo._keras import tf
     from zoo.errors import UnsupportedError

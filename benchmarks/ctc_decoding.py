@@ -38,7 +38,7 @@ def decoders() -> dict[str, dict]:
 
 def run_model(name: str, limit: int | None, weights="DEFAULT") -> dict:
     from export import export_model
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
     from zoo import datasets
     from zoo.registry import get_spec
     from zoo.tasks import get_task

@@ -112,7 +112,7 @@ def interleaved(args) -> dict:
     compares the same samples at the same moment, so a machine that slows down for a
     while moves both sides of it.
     """
-    from export.runtime import Bundle
+    from export.verification.runtime import Bundle
 
     threads = args["threads"]
     bundles: dict[str, Bundle] = {}
@@ -195,7 +195,7 @@ def serve(args) -> int:
     task, cycling through the samples from the first, and prints ``{"us": mean µs per
     call}``. An empty line or the end of stdin ends it.
     """
-    from export.runtime import Bundle
+    from export.verification.runtime import Bundle
 
     bundle = Bundle(args["bundle"], check_files=False)
     inputs = sample_inputs(bundle.manifest, args["samples"])
@@ -219,7 +219,7 @@ def main(argv: list[str]) -> int:
     if "configs" in args:
         print(json.dumps(interleaved(args)))
         return 0
-    from export.runtime import Bundle
+    from export.verification.runtime import Bundle
 
     bundle = Bundle(args["bundle"], check_files=False)
     task = bundle.task

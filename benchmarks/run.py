@@ -26,7 +26,10 @@ from pathlib import Path
 from benchmarks.measure import BLOCK_SECONDS, MIN_RUNS
 
 RESULTS = Path(__file__).parent / "results"
-README = Path(__file__).parents[1] / "README.md"
+# The page the summary section is written into, between the markers, and RESULTS as
+# linked from that page.
+SUMMARY_PAGE = Path(__file__).parents[1] / "docs" / "benchmarks.md"
+SUMMARY_LINKS = "../benchmarks/results"
 MARK_START, MARK_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 TARGETS = {
     "best_vs_torch_onnx": 0.8,  # best artifact latency <= 0.8 x PyTorch -> ORT
@@ -538,7 +541,7 @@ def markdown(results) -> str:
         lines.append("")
     for name, error in results.get("failed", {}).items():
         lines += [f"### {name}", "", f"Not measured: {error}", ""]
-    from export.report import compatibility_markdown
+    from export.verification.report import compatibility_markdown
 
     lines += ["![latency](benchmarks/results/latency.png)",
               "![size vs drop](benchmarks/results/size_vs_drop.png)", ""]
@@ -613,14 +616,14 @@ def write(results, out: Path) -> None:
     from benchmarks.plots import plot
 
     plot(results, out)
-    # the README shows the project's own results only, not a run written elsewhere
-    if out.resolve() == RESULTS.resolve() and README.is_file() \
-            and MARK_START in README.read_text():
-        readme = README.read_text()
-        head, rest = readme.split(MARK_START, 1)
+    # the docs show the project's own results only, not a run written elsewhere
+    if out.resolve() == RESULTS.resolve() and SUMMARY_PAGE.is_file() \
+            and MARK_START in SUMMARY_PAGE.read_text():
+        page = SUMMARY_PAGE.read_text()
+        head, rest = page.split(MARK_START, 1)
         _, tail = rest.split(MARK_END, 1)
-        atomic_write_bytes(README, (head + MARK_START + "\n" + summary_markdown(results)
-                                    + MARK_END + tail).encode())
+        atomic_write_bytes(SUMMARY_PAGE, (head + MARK_START + "\n" + summary_markdown(results)
+                                          + MARK_END + tail).encode())
 
 
 def _best(m: dict, threads: int = 1) -> dict | None:
@@ -630,8 +633,8 @@ def _best(m: dict, threads: int = 1) -> dict | None:
 
 
 def summary_markdown(results: dict) -> str:
-    """The README's section: one row per model at 1 thread, the targets, and where the
-    full report is."""
+    """The section of docs/benchmarks.md: one row per model at 1 thread, the targets, and
+    where the full report is."""
     cpu = results["machine"].get("cpu")
     lines = [f"Measured {results['created']} on {results['machine']['cpus']} CPUs"
              f"{' (' + cpu + ')' if cpu else ''}, batch 1, 1 thread, median µs per test "
@@ -645,7 +648,7 @@ def summary_markdown(results: dict) -> str:
              "its own "
              "process, all threads, p90, peak RSS, every precision, step graphs, roofline, "
              "what each recurrent layer became): "
-             "[benchmarks/results/latest.md](benchmarks/results/latest.md).", "",
+             f"[benchmarks/results/latest.md]({SUMMARY_LINKS}/latest.md).", "",
              "| model | Keras | LiteRT fp32 | ORT fp32 | PyTorch→ORT | best artifact | its µs "
              "| its KB | its metric drop | export + verify s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -685,8 +688,8 @@ def summary_markdown(results: dict) -> str:
              for c in results["targets"] if not c["met"] and _floor_note(c)]
     lines += ["", "Missed where the roofline bounds the reachable ratio:", "", *notes] \
         if notes else []
-    lines += ["", "![latency](benchmarks/results/latency.png)",
-              "![size vs drop](benchmarks/results/size_vs_drop.png)", ""]
+    lines += ["", f"![latency]({SUMMARY_LINKS}/latency.png)",
+              f"![size vs drop]({SUMMARY_LINKS}/size_vs_drop.png)", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -705,7 +708,8 @@ def main(argv=None) -> int:
                    help="seconds one measurement may take before it stops short of --runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
-                   help="only re-render markdown, cards and README from <out>/latest.json")
+                   help="only re-render markdown, cards and docs/benchmarks.md from "
+                        "<out>/latest.json")
     args = p.parse_args(argv)
     if args.render:
         results = json.loads((args.out / "latest.json").read_text())

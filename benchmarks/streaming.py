@@ -80,7 +80,7 @@ class ORTStep:
     called without the runner's per-call input checks."""
 
     def __init__(self, path: Path):
-        from export.runtime import ORTRunner
+        from export.verification.runtime import ORTRunner
 
         self.session = ORTRunner(path, inputs=[]).session
         self.state_names = [i.name for i in self.session.get_inputs() if i.name != "frame"]
@@ -111,7 +111,7 @@ def run(name: str = "kws_lstm", weights="DEFAULT", repeats: int = 20, windows: i
 
 
 def _run(name: str, out: Path, repeats: int, windows: int) -> dict:
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
     from zoo import datasets
     from zoo._keras import tf
     from zoo.registry import get_spec

@@ -54,9 +54,9 @@ def feeds(ids: list[np.ndarray], variant: str) -> list[np.ndarray]:
 
 def run(name: str = "bilstm_text", weights="DEFAULT", limit: int | None = None,
         timing: int = 200) -> dict:
-    from export import onnx as onnx_export
-    from export import tflite
-    from export.runtime import LiteRTRunner, ORTRunner
+    from export.conversion import onnx as onnx_export
+    from export.conversion import tflite
+    from export.verification.runtime import LiteRTRunner, ORTRunner
     from zoo import create_model, datasets
     from zoo._keras import tf
     from zoo.models.bilstm_text import unmasked

@@ -397,7 +397,7 @@ def graphs(bundle, backend: str, threads: int, workdir: Path) -> dict:
     if backend == "torch":
         return {n: TorchGraph(m, io[n]["inputs"], [o["name"] for o in io[n]["outputs"]])
                 for n, m in modules.items()}
-    from export.runtime import ORTRunner
+    from export.verification.runtime import ORTRunner
 
     out = {}
     for name, module in modules.items():

@@ -12,12 +12,12 @@ Example:
 _LAZY = {
     "ExportConfig": "export.config",
     "FORMATS": "export.pipeline",
-    "export_keras": "export.user_model",
+    "export_keras": "export.user.pipeline",
     "PRECISIONS": "export.pipeline",
     "export_model": "export.pipeline",
     "verify_bundle": "export.pipeline",
-    "Bundle": "export.runtime",
-    "load_bundle": "export.runtime",
+    "Bundle": "export.verification.runtime",
+    "load_bundle": "export.verification.runtime",
 }
 __all__ = sorted(_LAZY)
 

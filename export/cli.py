@@ -176,7 +176,7 @@ def _is_user_model(name: str) -> bool:
 
 
 def _export_user_model(args, cfg):
-    from export.user_model import export_keras
+    from export.user.pipeline import export_keras
 
     given = [k for k, default in ZOO_ONLY.items() if getattr(args, k) != default]
     if given:
@@ -229,7 +229,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from export.inspect import inspect_model, render
+    from export.user.inspect import inspect_model, render
 
     print(render(inspect_model(args.model)))
     return 0
@@ -252,7 +252,7 @@ def cmd_predict(args) -> int:
 
     import numpy as np
 
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
     from zoo.errors import ExportError, UnsupportedError
     from zoo.weights import atomic_write_bytes
 
@@ -294,7 +294,7 @@ def cmd_generate(args) -> int:
 
     bundle = None
     if Path(args.model).is_dir() and (Path(args.model) / "manifest.json").is_file():
-        from export.runtime import load_bundle
+        from export.verification.runtime import load_bundle
 
         bundle = load_bundle(args.model)
         task, meta, name = bundle.task, bundle.meta, bundle.model_name

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from export.quantize import PRECISIONS, check_precisions
+from export.compression.quantize import PRECISIONS, check_precisions
 from zoo.errors import UnsupportedError
 
 FORMATS = ("tflite", "onnx")
@@ -40,14 +40,15 @@ class ExportConfig:
 
     Attributes:
         formats: subset of ``("tflite", "onnx")`` (None: all the model supports).
-        precisions: subset of :data:`export.quantize.PRECISIONS` (None: fp32 and dynamic,
-            those the model supports), or ``"auto"``: per format, the smallest artifact
+        precisions: subset of :data:`export.compression.quantize.PRECISIONS` (None: fp32
+            and dynamic, those the model supports), or ``"auto"``: per format, the smallest artifact
             whose task metric drops by at most ``max_drop``.
         max_drop: metric budget of ``"auto"`` in the metric's units (0.005 = half a point
             of accuracy; default :data:`DEFAULT_MAX_DROP`).
         calibration: task inputs to calibrate int8 / int16x8 on (at least 16).
         prune / schedule / cluster / structured / qat: compression before converting
-            (:mod:`export.prune`, :mod:`export.structured`, :mod:`export.qat`).
+            (:mod:`export.compression.prune`, :mod:`export.compression.structured`,
+            :mod:`export.compression.qat`).
         finetune_epochs / finetune_limit: the fine-tuning the compression does.
         limit: verify on at most this many test samples (tests; default all).
 
@@ -97,7 +98,7 @@ class ExportConfig:
             raise UnsupportedError("max_drop applies to precisions='auto' only; got "
                                    f"precisions={self.precisions!r}")
         if self.compressing:
-            from export.prune import check_args
+            from export.compression.prune import check_args
 
             prune, cluster, structured = check_args(self.prune, self.cluster, self.schedule,
                                                     self.structured, self.qat)

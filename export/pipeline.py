@@ -21,15 +21,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from export import onnx as onnx_export
-from export import quantize
-from export import tflite as tflite_export
+from export.compression import quantize
+from export.compression.quantize import gzip_size
 from export.config import AUTO, FORMATS, ExportConfig  # noqa: F401  (re-exported)
-from export.graphs import input_infos, output_infos, recurrent_directions
+from export.conversion import onnx as onnx_export
+from export.conversion import tflite as tflite_export
+from export.conversion.graphs import input_infos, output_infos, recurrent_directions
 from export.progress import Progress, Silent
-from export.quantize import gzip_size
-from export.runtime import LiteRTRunner, ORTRunner
-from export.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
+from export.verification.runtime import LiteRTRunner, ORTRunner
+from export.verification.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
 from zoo.errors import ExportError, ParityError, UnsupportedError
 from zoo.graphs import graph_models
@@ -343,8 +343,8 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list
 def _compress(spec, task, model, config, test, cfg: ExportConfig, progress):
     """Shrinks / prunes / clusters / QAT-trains ``model`` (fine-tuning on its training data)
     and measures the task metric of the model before and after, in Keras, on the test split."""
-    from export.prune import compress
-    from export.verify import REFERENCE_BATCH
+    from export.compression.prune import compress
+    from export.verification.verify import REFERENCE_BATCH
     from zoo.graphs import keras_graphs
 
     inputs = task.inputs(test)
@@ -460,7 +460,7 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     Raises:
         ArtifactError: a listed file is missing, truncated, corrupt, or does not load.
     """
-    from export.runtime import Bundle
+    from export.verification.runtime import Bundle
 
     progress = progress or Silent()
     bundle = Bundle(path)
@@ -473,7 +473,7 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
                                a["expected_directions"], graph["recurrent"],
                                graph.get("fusion", {}).get(a["format"])))
     if bundle.is_user_model:
-        from export.user_model import SAMPLES_FILE, bundle_samples
+        from export.user.data import SAMPLES_FILE, bundle_samples
 
         test = extra = bundle_samples(bundle.path / SAMPLES_FILE)
         test = test.head(limit) if limit else test

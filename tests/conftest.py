@@ -12,7 +12,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under `pytest -n 2` on two cores, each worker's TensorFlow (and the training workers
     # that tests start) computes on one thread: TensorFlow's default pools, a thread per
     # core in each worker, would put four busy threads on two cores. The edge runtimes run
-    # on one thread already (export.runtime).
+    # on one thread already (export.verification.runtime).
     for _var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 

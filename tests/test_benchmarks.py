@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_running_a_bundle_does_not_import_tensorflow(tiny_bundles):
     bundles, _ = tiny_bundles
     code = (
-        "import sys; from export.runtime import load_bundle; "
+        "import sys; from export.verification.runtime import load_bundle; "
         f"b = load_bundle({str(bundles['seq2seq_g2p_tiny'])!r}); "
         "b.predict(['abc'], backend='litert'); b.predict(['abc'], backend='onnx'); "
         "print([m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules])"
@@ -28,7 +28,7 @@ def test_running_a_bundle_does_not_import_tensorflow(tiny_bundles):
 def test_torch_peer_is_the_same_function(tiny_bundles, tmp_path, name):
     pytest.importorskip("torch")
     from benchmarks import torch_peer
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
     from zoo import datasets, get_spec
     from zoo.tasks import get_task
 
@@ -60,7 +60,7 @@ def _whole_passes(result, bundle) -> bool:
     """Whether every config's block was whole passes over the benchmark's samples."""
     from benchmarks.measure import sample_inputs
     from benchmarks.run import SAMPLES
-    from export.runtime import Bundle
+    from export.verification.runtime import Bundle
 
     n = len(sample_inputs(Bundle(bundle, check_files=False).manifest, SAMPLES))
     calls = result["calls_per_block"]

@@ -15,7 +15,7 @@ import keras as keras3  # Keras 3: building the originals is the point of this m
 import numpy as np
 import pytest
 
-from export.user_model import export_keras
+from export.user.pipeline import export_keras
 from zoo._keras import keras as tf_keras
 
 KERAS = {"tf_keras": tf_keras, "keras3": keras3}

@@ -7,7 +7,7 @@ import pytest
 
 import zoo
 from export import export_model
-from export.report import compatibility_rows
+from export.verification.report import compatibility_rows
 from zoo.errors import UnsupportedError
 
 

@@ -102,7 +102,7 @@ def test_verify_detects_truncated_artifacts(tiny_bundles, tmp_path):
 def test_truncated_file_that_matches_its_manifest_fails_to_load(tiny_bundles, tmp_path):
     """Even if the manifest is rewritten to match, the runtime refuses the file clearly."""
     bundles, _ = tiny_bundles
-    from export.runtime import LiteRTRunner, ORTRunner
+    from export.verification.runtime import LiteRTRunner, ORTRunner
 
     manifest = json.loads((bundles["bilstm_activity_tiny"] / "manifest.json").read_text())
     inputs = manifest["graphs"][0]["inputs"]
@@ -248,7 +248,7 @@ def test_litert_runner_calls_the_signature_directly_and_matches_it(tiny_bundles)
     """The LiteRT runner sets, invokes and reads a signature's tensors itself, resizing
     only when an input's shape changes; across changing and repeated shapes (and a
     multi-input step graph) it returns what LiteRT's signature runner returns."""
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
 
     rng = np.random.default_rng(0)
     for name, graph in (("bilstm_activity_tiny", "classifier"),

@@ -131,7 +131,7 @@ def test_tiny_recognizer_exports_fused_with_parity(tiny_ctc_bundle):
 
 def test_predict_reads_npy_and_json_strokes(tiny_ctc_bundle, tmp_path, capsys):
     from export.cli import main
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
 
     _, out, _ = tiny_ctc_bundle
     strokes = [s.tolist() for s in hs.glyph_strokes("zoo", "timesi")]
@@ -185,7 +185,7 @@ def test_predict_refuses_bad_stroke_files(tiny_ctc_bundle, tmp_path, capsys, nam
 
 
 def test_beam_search_gives_the_same_transcripts_on_every_backend(tiny_ctc_bundle):
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
     from zoo import datasets
 
     _, out, _ = tiny_ctc_bundle
@@ -355,7 +355,7 @@ def test_transcribed_npz(tmp_path):
 def test_torch_peer_computes_the_same_probabilities(tiny_ctc_bundle, tmp_path, backend):
     pytest.importorskip("torch")
     from benchmarks import torch_peer
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
     from zoo import datasets
 
     _, out, _ = tiny_ctc_bundle

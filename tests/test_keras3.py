@@ -22,7 +22,7 @@ import keras  # Keras 3: building the originals is the point of this module
 import numpy as np
 import pytest
 
-from export import keras3 as k3
+from export.user import keras3 as k3
 from zoo._keras import keras as tf_keras
 from zoo.errors import ArtifactError, ParityError, UnsupportedError, UnsupportedLayerError
 
@@ -317,7 +317,9 @@ def test_custom_layer_inside_wrapper_refused(tmp_path):
 
 
 def test_registered_translation_accepted(tmp_path, monkeypatch):
-    monkeypatch.setattr(k3, "_TRANSLATIONS", {})
+    from export.user import keras3_read
+
+    monkeypatch.setattr(keras3_read, "_TRANSLATIONS", {})  # the registry the hook fills
     k3.register_translation("zoo_test>Scale", lambda entry: {
         "class_name": "TfScale", "config": {"name": entry["config"]["name"]}})
     model = seq((5, 3), L.LSTM(3, return_sequences=True), Scale(name="my_scale"))
@@ -405,7 +407,9 @@ def test_invalid_json_and_oversized_member(good_file, tmp_path, monkeypatch):
     path = rewrite(good_file, tmp_path / "bad.keras", {"config.json": b"{not json"})
     with pytest.raises(ArtifactError, match="config.json is not valid JSON"):
         k3.read_config(path)
-    monkeypatch.setattr(k3, "MAX_JSON_BYTES", 16)
+    from export.user import keras3_read
+
+    monkeypatch.setattr(keras3_read, "MAX_JSON_BYTES", 16)  # the cap read_config applies
     with pytest.raises(ArtifactError, match="more than the 16 bytes"):
         k3.read_config(good_file)
 

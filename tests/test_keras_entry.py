@@ -9,7 +9,7 @@ ALLOWED = {
     # The Keras 3 comparison peer of the benchmarks: importing Keras 3 is its point.
     ROOT / "benchmarks" / "keras3_peer.py",
     # Keras 3 -> tf_keras translation: it runs Keras 3 (lazily) to compare the twin with it.
-    ROOT / "export" / "keras3.py",
+    ROOT / "export" / "user" / "keras3.py",
     ROOT / "tests" / "test_keras3.py",
     # Bring-your-own export: the round-trip matrix builds every model in both Keras.
     ROOT / "tests" / "test_byo_roundtrip.py",

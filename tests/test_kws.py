@@ -190,7 +190,7 @@ def test_audio_arriving_in_chunks_streams_to_the_whole_window_answer(tiny_kws_bu
     """A device: samples arrive in uneven chunks, StreamingLogMel turns them into frames as
     they complete, each frame goes through the step artifact with the state fed back; the
     answer after the last frame is the classifier's over the whole recording."""
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
 
     _, out, _ = tiny_kws_bundle
     bundle = load_bundle(out)

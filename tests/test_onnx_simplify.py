@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from export.onnx_simplify import simplify_recurrent
+from export.conversion.onnx_simplify import simplify_recurrent
 
 T, D, H = 5, 3, 4
 INT_MAX = 2**31 - 1

@@ -1,5 +1,6 @@
 """ONNX dynamic quantization stores Conv weights as int8 that ORT folds back to float at load
-(``export.onnx.weight_only_conv``): hand-built Conv graphs run on ORT before and after."""
+(``export.conversion.onnx.weight_only_conv``): hand-built Conv graphs run on ORT before and
+after."""
 
 import numpy as np
 import onnx
@@ -7,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from export.onnx import weight_only_conv
+from export.conversion.onnx import weight_only_conv
 
 C_IN, C_OUT, K = 3, 5, 3
 
@@ -97,7 +98,7 @@ def test_an_initializer_that_is_also_an_input_is_left_alone():
 
 
 def test_sparsity_counts_the_int8_weights_not_their_scales(tmp_path):
-    from export.onnx import weight_sparsity
+    from export.conversion.onnx import weight_sparsity
 
     model, _ = build()
     onnx.save(model, str(tmp_path / "float.onnx"))

@@ -19,9 +19,9 @@ from conftest import per_model
 
 import zoo
 from benchmarks import torch_peer
+from export.compression.quantize import FORMAT_PRECISIONS
 from export.pipeline import verify_bundle
-from export.quantize import FORMAT_PRECISIONS
-from export.report import compatibility_markdown, compatibility_rows
+from export.verification.report import compatibility_markdown, compatibility_rows
 
 pytestmark = pytest.mark.pretrained
 
@@ -104,7 +104,7 @@ CONV_MODELS = ["convlstm_nextframe", "handwriting_ctc", "speech_ctc"]
 @pytest.mark.parametrize("name", [per_model(n) for n in CONV_MODELS])
 def test_onnx_dynamic_keeps_convolutions_float(pretrained_export, name):
     """ORT's dynamic ConvInteger ran convlstm_nextframe ~4x slower than fp32, so "dynamic"
-    stores Conv weights as int8 restored to float at load (export.onnx.weight_only_conv):
+    stores Conv weights as int8 restored to float at load (export.conversion.onnx.weight_only_conv):
     every Conv stays a float Conv, and the file is no larger than fp32's."""
     import onnx
 
@@ -138,8 +138,8 @@ def test_torch_peer_is_the_same_function(pretrained_export, tmp_path, name):
     computes, graph by graph on the feeds real test samples produce, within the model's
     fp32 tensor tolerance; so the latency it is compared on is the same network's."""
     pytest.importorskip("torch")
-    from export.runtime import load_bundle
-    from export.verify import Recorder
+    from export.verification.runtime import load_bundle
+    from export.verification.verify import Recorder
     from zoo import datasets
 
     spec = zoo.get_spec(name)

@@ -1,15 +1,16 @@
 """The peephole LSTM cell, and its export as fused LSTM ops with the peepholes patched in
-(export.peephole): TFLite's UNIDIRECTIONAL_SEQUENCE_LSTM inputs 9-11, ONNX LSTM's input P."""
+(export.conversion.peephole): TFLite's UNIDIRECTIONAL_SEQUENCE_LSTM inputs 9-11, ONNX LSTM's
+input P."""
 
 import numpy as np
 import pytest
 
 import zoo
-from export import onnx as onnx_export
-from export import peephole
-from export import tflite as tflite_export
-from export.graphs import input_infos, recurrent_directions
-from export.runtime import LiteRTRunner, ORTRunner
+from export.conversion import onnx as onnx_export
+from export.conversion import peephole
+from export.conversion import tflite as tflite_export
+from export.conversion.graphs import input_infos, recurrent_directions
+from export.verification.runtime import LiteRTRunner, ORTRunner
 from zoo._keras import keras
 from zoo.errors import ExportError, UnsupportedError
 from zoo.layers import PeepholeLSTMCell

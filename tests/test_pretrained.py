@@ -159,7 +159,7 @@ def test_cli_predicts_with_the_pretrained_bundle(exported, capsys, tmp_path):
                                  "--backend", backend]) == 0
                     assert capsys.readouterr().out.split()[0] == sd.DIGITS[d]
     elif name == "speech_ctc":
-        from export.runtime import load_bundle
+        from export.verification.runtime import load_bundle
         from zoo import audio
         from zoo.datasets import digit_strings as ds
         from zoo.datasets import spoken_digits as sd

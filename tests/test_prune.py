@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from export import export_model
-from export.prune import wrap
+from export.compression.prune import wrap
 from zoo._keras import keras
 from zoo.errors import UnsupportedError
 from zoo.layers import LuongAttention

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from export.qat import fake_quant, snap_into, wrap
+from export.compression.qat import fake_quant, snap_into, wrap
 from zoo._keras import keras
 from zoo.errors import UnsupportedError
 from zoo.layers import LuongAttention
@@ -110,7 +110,7 @@ def test_a_layer_without_a_qat_rule_is_refused_by_name():
 
 def test_qat_after_pruning_keeps_the_zeros():
     import zoo
-    from export.prune import compress, keras_sparsity
+    from export.compression.prune import compress, keras_sparsity
 
     model = zoo.create_model("bilstm_activity_tiny", weights=None)
     out, report = compress("bilstm_activity_tiny", model, prune=0.5, qat=True, epochs=1,
@@ -154,7 +154,7 @@ def test_qat_export_is_int8_fused_and_its_lstm_weights_quantize_exactly(tmp_path
     .tflite dequantize to the snapped Keras weights (same grid), the fused op is kept, and
     the bundle re-verifies from disk."""
     from export import export_model, verify_bundle
-    from export.tflite import op_counts
+    from export.conversion.tflite import op_counts
     from zoo import create_model
 
     out = tmp_path / "qat"
@@ -187,9 +187,9 @@ def test_activation_fake_quant_on_lstm_outputs_does_not_convert():
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
 
-    import export.qat as qat_mod
+    import export.compression.qat as qat_mod
     import zoo
-    from export.tflite import _converter
+    from export.conversion.tflite import _converter
 
     weights_only = qat_mod._config_class()
 

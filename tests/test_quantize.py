@@ -102,7 +102,7 @@ def test_auto_picks_the_smallest_within_budget(tiny_weights, tmp_path):
 def test_auto_with_no_budget_to_spare_falls_back_to_fp32(tiny_weights, tmp_path, monkeypatch):
     """When no quantized artifact meets the budget, auto ends at fp32 (whose checks
     require Keras' exact predictions), having tried every smaller artifact first."""
-    import export.verify as verify
+    import export.verification.verify as verify
 
     real = verify.check_backend
 
@@ -138,8 +138,8 @@ def test_int16x8_is_refused_for_fused_lstms(tiny_weights, tmp_path):
 def test_the_converter_really_refuses_int16x8_on_a_fused_lstm(tiny_weights):
     """The spec's gap is the converter's behaviour, not a guess: asked directly, it refuses."""
     import zoo
-    from export import tflite
-    from export.quantize import calibration_feeds
+    from export.compression.quantize import calibration_feeds
+    from export.conversion import tflite
     from zoo import datasets
     from zoo.graphs import graph_models
     from zoo.tasks import get_task
@@ -156,7 +156,7 @@ def test_the_converter_really_refuses_int16x8_on_a_fused_lstm(tiny_weights):
 
 def test_int8_of_a_while_graph_is_refused_before_calibration():
     """Calibrating a WHILE graph kills the process (SIGSEGV); we refuse it first."""
-    from export import tflite
+    from export.conversion import tflite
     from zoo._keras import keras
 
     inputs = keras.Input((None, 3), name="x")

@@ -109,7 +109,7 @@ def test_tiny_recognizer_exports_fused_with_parity(tiny_speech_bundle):
 def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path, capsys):
     from scipy.signal import resample_poly
 
-    from export.runtime import load_bundle
+    from export.verification.runtime import load_bundle
 
     _, out, _ = tiny_speech_bundle
     waves, _, _ = ds.held_out_strings(per_speaker=1)

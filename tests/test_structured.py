@@ -8,8 +8,8 @@ import pytest
 
 import zoo
 from export import export_model
+from export.compression.structured import shrink
 from export.pipeline import verify_bundle
-from export.structured import shrink
 from zoo import registry
 from zoo._keras import keras
 from zoo.errors import UnsupportedError

@@ -1,13 +1,13 @@
-"""export.tflite_hoist: a decoder LSTM fed RepeatVector(z) gets ``W z + b`` as its gate
+"""export.conversion.tflite_hoist: a decoder LSTM fed RepeatVector(z) gets ``W z + b`` as its gate
 biases, computed once, instead of ``W z`` at every step; LiteRT runs the rewritten graph
 and it computes what Keras and the graph before the rewrite compute."""
 
 import numpy as np
 import pytest
 
-import export.tflite_hoist
-from export.tflite import convert, weight_sparsity
-from export.tflite_hoist import hoist_repeated_inputs
+import export.conversion.tflite_hoist
+from export.conversion.tflite import convert, weight_sparsity
+from export.conversion.tflite_hoist import hoist_repeated_inputs
 from zoo._keras import keras
 
 STEPS = 6
@@ -60,7 +60,7 @@ def model():
 def plain(model):
     """The fp32 and float16 flatbuffers without the rewrite."""
     patch = pytest.MonkeyPatch()
-    patch.setattr(export.tflite_hoist, "hoist_repeated_inputs", lambda fb: (fb, 0))
+    patch.setattr(export.conversion.tflite_hoist, "hoist_repeated_inputs", lambda fb: (fb, 0))
     try:
         return {p: convert(model, p) for p in ("fp32", "float16")}
     finally:

@@ -1,9 +1,9 @@
 """The TFLite converter's fused LSTM clips its cell state at 10; a Keras LSTM does not.
-export.tflite removes the clip, so LiteRT computes the Keras function."""
+export.conversion.tflite removes the clip, so LiteRT computes the Keras function."""
 
 import numpy as np
 
-from export.tflite import _FUSED_LSTMS, convert, unclip_lstm_cells
+from export.conversion.tflite import _FUSED_LSTMS, convert, unclip_lstm_cells
 from zoo._keras import keras
 
 
@@ -58,7 +58,7 @@ def test_exported_lstm_does_not_clip_its_cell_state():
 def test_the_converter_still_clips_at_10():
     """Guards the reason for unclip_lstm_cells: if TF stops inserting the clip, this fails
     and the patch can go."""
-    from export.tflite import _converter
+    from export.conversion.tflite import _converter
 
     model = cell_climber()
     raw = _converter(model, "fp32", model.name).convert()
@@ -70,8 +70,8 @@ def test_the_converter_still_clips_at_10():
 
 def test_a_model_is_traced_once_for_all_precisions_and_again_when_its_weights_change(
         monkeypatch):
-    from export import onnx as onnx_export
-    from export import tflite
+    from export.conversion import onnx as onnx_export
+    from export.conversion import tflite
 
     saves, onnx_runs, runs = [], [], []
     save, from_keras = tflite._save_serving, onnx_export.tf2onnx_from_keras
@@ -119,7 +119,7 @@ def test_the_public_converter_path_gives_the_same_bytes(monkeypatch):
     """The converter is built without from_saved_model's extra load where TF's private
     layout allows; where it does not, from_saved_model gives the same flatbuffer."""
     import zoo
-    from export import tflite
+    from export.conversion import tflite
 
     model = zoo.create_model("bilstm_activity_tiny")
     direct = convert(model, "dynamic")

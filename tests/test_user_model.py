@@ -3,7 +3,7 @@
 Each model here is the kind a user trains (a BiLSTM classifier, a GRU classifier, a
 stacked LSTM regressor, two inputs and two outputs), built small. The bundles must pass
 parity at fp32 within 1e-5 of the original model, hold fused ops where
-:mod:`export.inspect` says they will, and open with ``load_bundle`` / ``lstm-zoo verify``
+:mod:`export.user.inspect` says they will, and open with ``load_bundle`` / ``lstm-zoo verify``
 / ``lstm-zoo predict`` as a zoo model's do. Keras 3 models: tests/test_keras3_export.py.
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from export.cli import main
-from export.inspect import inspect_model
 from export.pipeline import verify_bundle
-from export.runtime import load_bundle
-from export.user_model import export_keras
+from export.user.inspect import inspect_model
+from export.user.pipeline import export_keras
+from export.verification.runtime import load_bundle
 from zoo._keras import keras
 from zoo.errors import DataError, ShapeError, UnsupportedError, UnsupportedLayerError
 
@@ -189,9 +189,9 @@ def test_auto_precision_on_a_labelled_classifier_picks_within_the_drop(tmp_path)
     (lambda: L.LSTM(4, return_state=True), False, True),
 ])
 def test_inspect_says_what_the_converters_do(tmp_path, make, fused_tflite, fused_onnx):
-    from export import onnx as onnx_export
-    from export import tflite as tflite_export
-    from export.graphs import recurrent_directions
+    from export.conversion import onnx as onnx_export
+    from export.conversion import tflite as tflite_export
+    from export.conversion.graphs import recurrent_directions
     from export.pipeline import fusion_report
 
     x = keras.Input((None, 3), name="x")

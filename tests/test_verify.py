@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from export.verify import diff_stats, finish_stats
+from export.verification.verify import diff_stats, finish_stats
 
 
 def stats(ref, got, relative=None):
@@ -39,7 +39,7 @@ def test_excess_is_the_max_over_calls():
 
 
 def test_recorder_keeps_batch_one_rows_first_or_sampled():
-    from export.verify import Recorder
+    from export.verification.verify import Recorder
 
     def graph(feeds):
         return {"y": feeds["x"] * 2}
@@ -67,7 +67,7 @@ def test_recorder_keeps_batch_one_rows_first_or_sampled():
 
 
 def test_batched_outputs_equal_batch_one_calls():
-    from export.verify import batched_outputs
+    from export.verification.verify import batched_outputs
 
     seen = []
 
@@ -86,7 +86,7 @@ def test_batched_outputs_equal_batch_one_calls():
 def test_batched_greedy_decoding_steps_only_the_rows_still_decoding():
     """Decoding a batch gives each word what it gets alone, and a word that has ended takes
     no more decoder steps: the steps recorded for parity are those of batch-1 decoding."""
-    from export.verify import Recorder
+    from export.verification.verify import Recorder
     from zoo.decoding import greedy_decode
 
     eos, vocab = 1, 6
@@ -115,7 +115,7 @@ def test_batched_greedy_decoding_steps_only_the_rows_still_decoding():
 
 
 def test_recorder_keeps_each_kept_feeds_output_row():
-    from export.verify import Recorder
+    from export.verification.verify import Recorder
 
     def graph(feeds):
         return {"y": feeds["x"] * 2, "s": feeds["x"].sum(axis=1)}
@@ -140,7 +140,7 @@ def test_reference_runs_keras_once_per_input_and_keeps_the_outputs():
     only tensor inputs beyond the test split get a pass of their own."""
     from types import SimpleNamespace
 
-    from export.verify import RANDOM_FEEDS, Reference
+    from export.verification.verify import RANDOM_FEEDS, Reference
     from zoo._keras import keras
     from zoo.tasks import Task as ZooTask
 
@@ -190,7 +190,7 @@ def test_feed_check_refuses_non_finite_values_and_keeps_large_finite_ones():
     """The runners' feed check tests finiteness with a sum of squares: a large but finite
     input must pass (its squares overflow float32), +inf and -inf together and NaN must
     not, in float16, float32 and float64 alike."""
-    from export.runtime import FeedCheck
+    from export.verification.runtime import FeedCheck
     from zoo.errors import ShapeError
 
     check = FeedCheck([{"name": "h", "shape": [1, None], "dtype": "float32"},
@@ -222,7 +222,7 @@ def test_check_backend_compares_the_task_pass_and_replays_only_the_rest():
     recorded feed is compared once, and the statistics are those of a full replay."""
     from types import SimpleNamespace
 
-    from export.verify import check_backend
+    from export.verification.verify import check_backend
 
     rng = np.random.default_rng(0)
     test = [rng.standard_normal((1, 4)).astype(np.float32) for _ in range(6)]
@@ -270,7 +270,7 @@ def test_check_backend_compares_the_task_pass_and_replays_only_the_rest():
 def test_comparing_stops_hashing_a_graph_whose_calls_seldom_match():
     """A stream or decoder step is fed the backend's own states: after 256 calls with fewer
     than 1 in 16 matching a recorded feed, the wrapper stops hashing (the rest replay)."""
-    from export.verify import _Comparing
+    from export.verification.verify import _Comparing
 
     def graph(f):
         return {"y": f["x"] + 1}

@@ -55,7 +55,7 @@ def generate(graphs, meta, *, length: int, prompt: str = "", temperature: float 
 
     Args:
         graphs: ``{"step": runner}`` — Keras graphs (:func:`zoo.graphs.keras_graphs`) or a
-            bundle's runners (:meth:`export.runtime.Bundle.runners`).
+            bundle's runners (:meth:`export.verification.runtime.Bundle.runners`).
         meta: the model's meta (its ``chars``).
 
     Raises:

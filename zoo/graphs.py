@@ -1,6 +1,6 @@
 """The export graphs of a trained model, as named-tensor callables.
 
-Every backend (Keras here; LiteRT and ONNX Runtime in :mod:`export.runtime`) exposes
+Every backend (Keras here; LiteRT and ONNX Runtime in :mod:`export.verification.runtime`) exposes
 a graph as ``graph(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]``, so task
 code (greedy decoding, classification) is written once and runs on any of them.
 """

@@ -50,7 +50,7 @@ class GraphSpec:
             ``"unrolled"`` (a fixed number of steps written out: no loop, no recurrent op).
         fusion: per format, what a ``"fused"`` graph whose layers cannot all fuse must
             become instead: ``{"fused_directions": {kind: n}, "loops": bool,
-            "loop_reason": str}`` (a user's model, from :mod:`export.inspect`); None: every
+            "loop_reason": str}`` (a user's model, from :mod:`export.user.inspect`); None: every
             recurrent direction fuses.
     """
 
@@ -123,7 +123,7 @@ class ModelSpec:
     # Precisions the layers cannot take, each with the measured reason.
     precision_gaps: Mapping[str, str] = field(default_factory=dict)
     # (builder config, fraction of units removed) -> builder overrides of the smaller
-    # architecture, for structured pruning (export.structured); None: not supported.
+    # architecture, for structured pruning (export.compression.structured); None: not supported.
     shrink: Callable[[Mapping[str, Any], float], dict[str, Any]] | None = None
     # A fine-tuned model directory (zoo.finetune): the registered model it derives from,
     # and the directory holding its weights.

@@ -12,7 +12,7 @@ Keras LSTM's sigmoid gates instead of its hard sigmoid::
 
 These are the peephole equations of TFLite's fused LSTM op (``cell_to_input``,
 ``cell_to_forget``, ``cell_to_output`` weights) and of ONNX's LSTM op (input ``P``), which
-is how :mod:`export.peephole` exports it fused.
+is how :mod:`export.conversion.peephole` exports it fused.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def bilstm_activity(
             int8 is refused there: calibrating a loop crashes TF 2.21's calibrator) or
             ``"peephole"`` (an LSTM whose gates also see the cell state,
             :class:`zoo.layers.PeepholeLSTMCell`; exported as the fused LSTM ops with their
-            peephole weights set, :mod:`export.peephole`).
+            peephole weights set, :mod:`export.conversion.peephole`).
 
     Example:
         >>> from zoo import create_model
@@ -89,7 +89,8 @@ TENSOR_TOLERANCE = {
         "same float32 weights; fused LSTM kernels sum gates in another order than "
         "TensorFlow's: probabilities differ by 2.4e-7 on LiteRT and 1.5e-7 on ORT for the "
         "pretrained weights, 1.2e-7 / 4.8e-7 pruned to 80 % (measured, with the converter's "
-        "cell clip removed: export.tflite.unclip_lstm_cells; with it LiteRT was 4.4e-5 off "
+        "cell clip removed: export.conversion.tflite.unclip_lstm_cells; with it LiteRT was "
+        "4.4e-5 off "
         "on the pruned model)",
     ),
     "float16": Tolerance(
@@ -191,7 +192,7 @@ GRU = register_model(replace(
     weights=("basicmotions",),
     precisions=("fp32", "dynamic", "float16"),
     precision_gaps=GRU_GAPS,
-    shrink=None,  # export.structured removes LSTM units (4 gates); a GRU has 3
+    shrink=None,  # export.compression.structured removes LSTM units (4 gates); a GRU has 3
     limitations=(*SPEC.limitations,
                  "ONNX dynamic range leaves the GRU weights float32 (ONNX Runtime's dynamic "
                  "quantizer has no GRU kernel): 410 KB against 408 KB fp32, measured; "
@@ -215,8 +216,9 @@ register_model(replace(
 # The peephole variant: same data, recipe and head; each direction an LSTM whose gates also
 # see the cell state. A keras.layers.RNN over a custom cell converts to WHILE / Loop; the
 # converters convert the plain-LSTM twin instead and write the peepholes into its fused ops
-# (export.peephole), so every precision of the fused LSTM works but int16x8, which TFLite's
-# quantizer refuses for the fused op as for any LSTM (measured on bipeephole_activity_tiny).
+# (export.conversion.peephole), so every precision of the fused LSTM works but int16x8,
+# which TFLite's quantizer refuses for the fused op as for any LSTM (measured on
+# bipeephole_activity_tiny).
 # Figures below: bipeephole_activity trained locally with its recipe (test accuracy 0.975),
 # exported at every precision and verified on the 40 test series.
 PEEPHOLE_TENSOR_TOLERANCE = {
@@ -249,7 +251,7 @@ PEEPHOLE = register_model(replace(
     metric_drop={**METRIC_DROP, "int8": Tolerance(
         0.025, "one of the 40 test series may flip under int8 weights and activations "
                "(measured: one on LiteRT, to the right class; none on ORT)")},
-    shrink=None,  # export.structured removes units of keras.layers.LSTM layers only
+    shrink=None,  # export.compression.structured removes units of keras.layers.LSTM layers only
 ))
 
 register_model(replace(

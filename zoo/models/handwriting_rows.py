@@ -52,7 +52,8 @@ TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights, kernels that sum in another order: probabilities differ "
               "by 6.6e-7 on LiteRT and 5.5e-7 on ORT (measured, shipped weights; LiteRT was "
-              "2.4e-5 off before export.tflite.unclip_lstm_cells removed the converter's "
+              "2.4e-5 off before export.conversion.tflite.unclip_lstm_cells removed the "
+              "converter's "
               "cell clip)"),
     "float16": Tolerance(
         1e-3, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "

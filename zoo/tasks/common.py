@@ -170,12 +170,12 @@ def stream(step, tokens: np.ndarray, widths: dict[str, int], state=None):
 def _state_widths(graph, data_input: str = "frame") -> dict[str, int]:
     """The state inputs of a step graph (every input but ``data_input``) and their widths, read
     from its Keras model or its artifact's signature (through wrappers such as
-    :class:`export.verify.Recorder`, which keep the graph as ``.graph``)."""
+    :class:`export.verification.verify.Recorder`, which keep the graph as ``.graph``)."""
     while hasattr(graph, "graph"):
         graph = graph.graph
     if hasattr(graph, "model"):  # zoo.graphs.KerasGraph
         shapes = {n: t.shape for n, t in zip(graph.model.input_names, graph.model.inputs,
                                              strict=True)}
-    else:  # export.runtime runners: the bundle's input signature
+    else:  # export.verification.runtime runners: the bundle's input signature
         shapes = {i["name"]: i["shape"] for i in graph.inputs}
     return {n: int(shape[-1]) for n, shape in shapes.items() if n != data_input}

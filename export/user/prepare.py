@@ -1,7 +1,7 @@
 """Graph preparation for a user's model: what it needs before it converts well.
 
 A padding mask (``Masking``, ``Embedding(mask_zero=True)``) turns every recurrent layer
-it reaches into a loop in TFLite and ONNX (measured: :mod:`export.inspect`). Where the
+it reaches into a loop in TFLite and ONNX (measured: :mod:`export.user.inspect`). Where the
 mask only marks padding at one end of each sample, the model without the mask, fed each
 sample at its own length, computes the same outputs (the way ``bilstm_text`` is
 exported): :func:`unmask` builds that model, :mod:`zoo.tasks.user` trims each sample, and

@@ -1,7 +1,7 @@
 """The fine-tuning recipe of each compression stage, read from a model's spec.
 
-Shared by the stages (:mod:`export.prune`, :mod:`export.qat`) so that neither imports the
-other for it.
+Shared by the stages (:mod:`export.compression.prune`,
+:mod:`export.compression.qat`) so that neither imports the other for it.
 """
 
 from __future__ import annotations

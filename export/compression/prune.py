@@ -12,7 +12,7 @@ every LSTM stays a fused op.
 
 Example:
     >>> import zoo  # doctest: +SKIP
-    >>> from export.prune import compress
+    >>> from export.compression.prune import compress
     >>> model = zoo.create_model("bilstm_activity", weights="DEFAULT")  # doctest: +SKIP
     >>> pruned, report = compress("bilstm_activity", model, prune=0.8)  # doctest: +SKIP
     >>> report["keras_sparsity"] >= 0.79  # doctest: +SKIP
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from export.recipes import schedule_of, stage_recipe
-from export.tflite import MIN_WEIGHT_ELEMENTS, sparsity_of
+from export.compression.recipes import schedule_of, stage_recipe
+from export.conversion.tflite import MIN_WEIGHT_ELEMENTS, sparsity_of
 from zoo._keras import keras
 from zoo.errors import UnsupportedError
 from zoo.layers import LuongAttention
@@ -169,7 +169,7 @@ def check_args(prune, cluster, schedule: str, structured=None, qat: bool = False
             a structured fraction outside (0, 1), an unknown schedule, or QAT with
             clustering.
     """
-    from export.structured import check_fraction
+    from export.compression.structured import check_fraction
 
     if prune is None and cluster is None and structured is None and not qat:
         raise UnsupportedError("compression needs prune=SPARSITY, structured=FRACTION, "
@@ -209,7 +209,7 @@ def compress(name: str, model, *, prune: float | None = None,
             stage's epochs and learning rate: :func:`stage_recipe`).
         model: the trained Keras model (left untouched).
         structured: fraction of the hidden units of every recurrent layer to remove
-            (:mod:`export.structured`), then fine-tune the smaller model; needs
+            (:mod:`export.compression.structured`), then fine-tune the smaller model; needs
             ``config``, the builder config ``model`` was built with. The report's
             ``structured.overrides`` build the smaller architecture.
         prune: target sparsity in [0, 1) (fraction of each kernel set to zero).
@@ -217,7 +217,7 @@ def compress(name: str, model, *, prune: float | None = None,
             fine-tuning steps) or "constant" (target sparsity from the first step).
         cluster: number of weight clusters per kernel (>= 2), applied after pruning;
             clustering keeps zeros at zero (sparsity-preserving).
-        qat: last, fine-tune with int8 fake-quantized weights (:mod:`export.qat`),
+        qat: last, fine-tune with int8 fake-quantized weights (:mod:`export.compression.qat`),
             keeping pruned zeros at zero; the weights come back snapped to int8.
         epochs / limit: override the fine-tuning epochs / training samples (tests).
 
@@ -242,7 +242,7 @@ def compress(name: str, model, *, prune: float | None = None,
     current = model
     start = time.time()
     if structured is not None:
-        from export.structured import shrink
+        from export.compression.structured import shrink
 
         if config is None:
             raise UnsupportedError("structured pruning needs the builder config the model "
@@ -286,7 +286,7 @@ def compress(name: str, model, *, prune: float | None = None,
         report["cluster"] = {"clusters": cluster, "layers": sorted(wrapped),
                              "fine_tune": schedule_of(clustering)}
     if qat:
-        from export.qat import quantize_aware
+        from export.compression.qat import quantize_aware
 
         current, report["qat"] = quantize_aware(name, current, epochs=epochs, limit=limit,
                                                 keep_zeros=prune is not None, data=data,

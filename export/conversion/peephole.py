@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.tflite_edit import add_tensor
+from export.conversion.tflite_edit import add_tensor
 from zoo._keras import keras
 from zoo.errors import ExportError, UnsupportedError
 from zoo.layers import PeepholeLSTMCell

@@ -89,7 +89,7 @@ def random_feeds(graph_model, count: int, seed: int = 0,
                  lengths: list[int] | None = None) -> list[dict[str, np.ndarray]]:
     """Fixed-seed inputs for a graph: N(0,1) floats, uniform ids for integer inputs; time
     axes of 3-15 steps, or of ``lengths`` in turn (a graph that takes only some lengths)."""
-    from export.graphs import input_infos, int_input_ranges
+    from export.conversion.graphs import input_infos, int_input_ranges
 
     rng = np.random.default_rng(seed)
     ranges = int_input_ranges(graph_model)

@@ -291,7 +291,7 @@ class Bundle:
     def spec(self):
         """The spec the bundle was exported with."""
         if self.is_user_model:
-            from export.user_model import bundle_spec
+            from export.user.spec import bundle_spec
 
             return bundle_spec(self)
         from zoo.registry import get_spec
@@ -301,7 +301,7 @@ class Bundle:
     def keras_model(self):
         ref = self.manifest["reference"]
         if self.is_user_model:
-            from export.user_model import bundle_model
+            from export.user.spec import bundle_model
 
             return bundle_model(self.manifest, self.path / ref["file"])
         from zoo.registry import create_model

@@ -12,8 +12,8 @@ TILE that repeated z, now unused, is removed.
 
 The zero input of width 1 keeps the op's signature: LiteRT's kernels require an input
 and input weights. Batch 1 only (a bias is one vector per op), which is what the TFLite
-artifacts are (``export.runtime.LiteRTRunner``). LSTMs with int8 weights are left alone:
-dynamic range (the hybrid kernel, whose int8 products are cheap; the rewrite made it
+artifacts are (``export.verification.runtime.LiteRTRunner``). LSTMs with int8 weights are
+left alone: dynamic range (the hybrid kernel, whose int8 products are cheap; the rewrite made it
 slower) and full int8 (integer kernel, int32 biases with their own scales).
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.tflite_edit import add_tensor
+from export.conversion.tflite_edit import add_tensor
 
 _LSTM = 44  # UNIDIRECTIONAL_SEQUENCE_LSTM
 _TILE, _RESHAPE, _FULLY_CONNECTED = 69, 22, 9

@@ -25,7 +25,7 @@ def recurrent_directions(model) -> dict[str, int]:
         elif isinstance(layer, keras.layers.GRU):
             counts["GRU"] += factor
         elif isinstance(layer, keras.layers.RNN) and isinstance(layer.cell, PeepholeLSTMCell):
-            counts["LSTM"] += factor  # exported as fused LSTM ops (export.peephole)
+            counts["LSTM"] += factor  # exported as fused LSTM ops (export.conversion.peephole)
         elif isinstance(layer, keras.layers.RNN):
             counts["other"] += factor
         elif isinstance(layer, keras.Model):

@@ -23,7 +23,7 @@ How it works:
 
 Example:
     >>> import zoo  # doctest: +SKIP
-    >>> from export.structured import shrink
+    >>> from export.compression.structured import shrink
     >>> model = zoo.create_model("bilstm_activity", weights="DEFAULT")  # doctest: +SKIP
     >>> small, overrides, report = shrink("bilstm_activity", model, 0.5)  # doctest: +SKIP
     >>> overrides  # doctest: +SKIP

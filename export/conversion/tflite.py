@@ -7,13 +7,13 @@ keeps the time axis dynamic for the fused LSTM op (../shared/FINDINGS.md).
 
 from __future__ import annotations
 
-from export.graphs import conversion_source, serving_function
+from export.conversion.graphs import conversion_source, serving_function
 from zoo._keras import tf
 from zoo.errors import ExportError, UnsupportedError, ZooError
 
 
 def convert(model, precision: str, calibration: list[dict] | None = None) -> bytes:
-    """Converts a Keras graph model at ``precision`` (see :mod:`export.quantize`).
+    """Converts a Keras graph model at ``precision`` (see :mod:`export.compression.quantize`).
 
     Args:
         model: a Keras graph model.
@@ -24,12 +24,12 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
         UnsupportedError: the converter refuses the precision for an op of the graph.
         ExportError: any other conversion failure.
     """
-    from export.quantize import CALIBRATED, FORMAT_PRECISIONS
+    from export.compression.quantize import CALIBRATED, FORMAT_PRECISIONS
 
     if precision not in FORMAT_PRECISIONS["tflite"]:
         raise ExportError(f"TFLite precision {precision!r} is not one of "
                           f"{FORMAT_PRECISIONS['tflite']}")
-    from export import peephole
+    from export.conversion import peephole
 
     # Peephole LSTMs: convert the plain-LSTM twin, which fuses, and write the peepholes
     # into its fused ops (before calibration when there is one).
@@ -73,8 +73,8 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
 
 def _finish(flatbuffer: bytes) -> bytes:
     """What every converted graph gets: cells unclipped, repeated inputs' projections
-    hoisted out of float LSTMs (:mod:`export.tflite_hoist`)."""
-    from export.tflite_hoist import hoist_repeated_inputs
+    hoisted out of float LSTMs (:mod:`export.conversion.tflite_hoist`)."""
+    from export.conversion.tflite_hoist import hoist_repeated_inputs
 
     return hoist_repeated_inputs(unclip_lstm_cells(flatbuffer))[0]
 
@@ -126,7 +126,7 @@ def _float_flatbuffer(model, name: str) -> bytes:
 
 def _run(converter, precision: str, name: str) -> bytes:
     """``converter.convert()``, its failures as typed errors."""
-    from export.quantize import unsupported_by_converter
+    from export.compression.quantize import unsupported_by_converter
 
     try:
         return converter.convert()
@@ -235,7 +235,7 @@ def weight_sparsity(path) -> dict:
     import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
-    from export.tflite_hoist import MARK
+    from export.conversion.tflite_hoist import MARK
 
     model = schema.ModelT.InitFromPackedBuf(open(path, "rb").read(), 0)
     dtypes = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from export.graphs import conversion_source, signature
-from export.onnx_simplify import simplify_recurrent
+from export.conversion.graphs import conversion_source, signature
+from export.conversion.onnx_simplify import simplify_recurrent
 from zoo.errors import ExportError
 
 OPSET = 17
@@ -22,13 +22,13 @@ def convert(model, precision: str, calibration: list[dict] | None = None) -> byt
     """
     import onnx
 
-    from export.quantize import FORMAT_PRECISIONS
+    from export.compression.quantize import FORMAT_PRECISIONS
 
     if precision not in FORMAT_PRECISIONS["onnx"]:
         raise ExportError(f"ONNX precision {precision!r} is not one of "
                           f"{FORMAT_PRECISIONS['onnx']}")
 
-    from export import peephole
+    from export.conversion import peephole
 
     # Peephole LSTMs: convert the plain-LSTM twin, which fuses, and write the peepholes
     # into its LSTM ops (before any quantization, which keeps them).
@@ -220,7 +220,7 @@ def weight_sparsity(path) -> dict:
     import onnx
     from onnx import numpy_helper
 
-    from export.tflite import sparsity_of
+    from export.conversion.tflite import sparsity_of
 
     arrays = [(a, 0) for a in (numpy_helper.to_array(t)
                                for t in onnx.load(str(path)).graph.initializer

@@ -25,7 +25,7 @@ since it's not constant", TF 2.21; ``tests/test_qat.py`` guards it).
 
 Example:
     >>> import zoo  # doctest: +SKIP
-    >>> from export.qat import quantize_aware
+    >>> from export.compression.qat import quantize_aware
     >>> model = zoo.create_model("bilstm_activity", weights="DEFAULT")  # doctest: +SKIP
     >>> snapped, report = quantize_aware("bilstm_activity", model)  # doctest: +SKIP
 """
@@ -236,7 +236,7 @@ def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | 
     Raises:
         UnsupportedError: a layer without a QAT rule (named in the message).
     """
-    from export.recipes import schedule_of, stage_recipe
+    from export.compression.recipes import schedule_of, stage_recipe
     from zoo import datasets
     from zoo.registry import get_spec
     from zoo.train import FIT, seed_everything

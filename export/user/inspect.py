@@ -16,7 +16,7 @@ against the artifact's ops, so a converter upgrade that changes one fails there.
 
 Example:
     >>> from zoo._keras import keras
-    >>> from export.inspect import inspect_model
+    >>> from export.user.inspect import inspect_model
     >>> x = keras.Input((None, 3), name="x")
     >>> m = keras.Model(x, keras.layers.GRU(4)(x))
     >>> [(r.layer, r.tflite, r.onnx) for r in inspect_model(m) if r.recurrent]
@@ -138,11 +138,11 @@ def inspect_model(model_or_path) -> list[LayerRow]:
 
     Args:
         model_or_path: a tf_keras or Keras 3 model, or a model file (read as
-            :func:`export.user_model.load_user_model` reads it: nothing is executed).
+            :func:`export.user.load.load_user_model` reads it: nothing is executed).
     """
     model = model_or_path
     if not isinstance(model, keras.Model):
-        from export.user_model import load_user_model
+        from export.user.load import load_user_model
 
         model = load_user_model(model_or_path).model
     masked = _masked_layers(model)

@@ -89,8 +89,8 @@ def calibration_feeds(spec, task, graph_models: Mapping, inputs: Sequence,
         DataError: too few samples.
         ShapeError: a sample does not fit the model (says which one and why).
     """
-    from export.runtime import FeedCheck
-    from export.verify import Recorder
+    from export.verification.runtime import FeedCheck
+    from export.verification.verify import Recorder
     from zoo.graphs import KerasGraph, input_infos
 
     inputs = list(inputs)

@@ -1,0 +1,134 @@
+"""The README is a newcomer's page: short, and its two set-up commands are the ones CI runs.
+
+``.ci/run`` runs the README's test command one step a line (with ``python -m pip ... -q``);
+the check below reads both files and compares them step by step, so a change to either that
+the other does not follow fails here. The self-test at the end feeds the check drifted
+copies to prove it can fail. Broken links are the docs build's job (``mkdocs build
+--strict`` in ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CI = ROOT / ".ci" / "run"
+MAX_README_LINES = 300
+# Lines of .ci/run that are not steps of the README's test command, each with its reason.
+CI_ONLY = (
+    "pip install --upgrade pip",  # a fresh venv's pip, before anything is installed
+    "ruff check ",  # lint
+    'pip install -e ".[docs]"',  # the docs build's tools (not needed to run the tests)
+    "mkdocs build --strict ",  # the docs build: broken links fail
+)
+
+
+def setup_commands(readme: str) -> tuple[str, str]:
+    """The two one-line commands in the README's set-up section."""
+    section = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, f"expected two bash blocks in the set-up section; got {blocks}"
+    commands = [b.strip() for b in blocks]
+    assert all("\n" not in c for c in commands), commands
+    return commands[0], commands[1]
+
+
+def normalized(step: str) -> str:
+    """A step as the README writes it: ``python -m pip`` is ``pip``, ``-q`` is quiet."""
+    words = shlex.split(step)
+    if words[:3] == ["python", "-m", "pip"]:
+        words = ["pip", *words[3:]]
+    if words[:1] == ["pip"]:
+        words = [w for w in words if w != "-q"]
+    return shlex.join(words).replace("'", '"')
+
+
+def ci_steps(script: str) -> list[str]:
+    """The commands .ci/run runs, in order (comments, ``set``, ``cd`` and ``export`` left
+    out: they set up the shell, not the project)."""
+    steps = []
+    for line in script.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "set ", "cd ", "export ")):
+            continue
+        steps.append(normalized(line))
+    return steps
+
+
+def check_in_step(readme: str, script: str) -> None:
+    """The README's test command is what .ci/run runs, step by step, last; its first
+    command installs a subset of what CI installs and exports a shipped model."""
+    first, test = setup_commands(readme)
+    want = [normalized(s) for s in test.split(" && ")]
+    steps = ci_steps(script)
+    unexplained = [s for s in steps if s not in want and not s.startswith(CI_ONLY)]
+    assert not unexplained, \
+        f".ci/run runs steps the README's test command does not: {unexplained}"
+    got = [s for s in steps if s in want]
+    assert got == want, f"README's test command {want} but .ci/run runs {got}"
+    assert steps[-1] == want[-1], f".ci/run must end with the tests; it ends {steps[-1]!r}"
+    first_steps = [normalized(s) for s in first.split(" && ")]
+    assert first_steps[:2] == want[:2], (first_steps, want)
+    extras = {s: set(re.findall(r"\.\[([^\]]*)\]", s)[0].split(","))
+              for s in (first_steps[2], want[2])}
+    assert extras[first_steps[2]] <= extras[want[2]], \
+        f"the first command installs {first_steps[2]}, more than CI tests ({want[2]})"
+    export = shlex.split(first_steps[3])
+    assert export[:2] == ["lstm-zoo", "export"], first_steps[3]
+    assert list((ROOT / "zoo" / "pretrained").glob(f"{export[2]}.*.weights.h5")), \
+        f"the first command exports {export[2]}, which ships no weights"
+
+
+def test_readme_fits_a_newcomer():
+    lines = README.read_text().count("\n")
+    assert lines <= MAX_README_LINES, f"README.md is {lines} lines; keep it under " \
+        f"{MAX_README_LINES} and move the rest to docs/"
+
+
+def test_readme_setup_commands_are_what_ci_runs():
+    check_in_step(README.read_text(), CI.read_text())
+
+
+@pytest.mark.parametrize("drift", [
+    ("ci", 'pip install -q -e ".[data,dev,bench]"', 'pip install -q -e ".[data,dev]"'),
+    ("ci", "python -m pytest -q -n 2 --durations=15", "python -m pytest -q -n 2"),
+    ("ci", "lstm-zoo fetch-data\n", ""),
+    ("ci", "lstm-zoo fetch-data\n", "lstm-zoo fetch-data\npip install requests\n"),
+    ("ci", "python -m pytest -q -n 2 --durations=15", "python -m pytest -q -n 2 "
+           "--durations=15\nruff check zoo"),
+    ("readme", "&& lstm-zoo fetch-data &&", "&&"),
+    ("readme", 'pip install -e ".[data]"', 'pip install -e ".[data,music]"'),
+    ("readme", "export bilstm_activity", "export no_such_model"),
+])
+def test_the_check_fails_when_they_drift(drift):
+    where, old, new = drift
+    readme, script = README.read_text(), CI.read_text()
+    if where == "ci":
+        assert old in script
+        script = script.replace(old, new, 1)
+    else:
+        assert old in readme
+        readme = readme.replace(old, new, 1)
+    with pytest.raises(AssertionError):
+        check_in_step(readme, script)
+
+
+def test_the_benchmark_summary_is_written_into_its_docs_page():
+    from benchmarks.run import MARK_END, MARK_START, SUMMARY_LINKS, SUMMARY_PAGE
+
+    assert SUMMARY_PAGE == ROOT / "docs" / "benchmarks.md"
+    page = SUMMARY_PAGE.read_text()
+    assert page.count(MARK_START) == 1 and page.count(MARK_END) == 1
+    assert page.index(MARK_START) < page.index(MARK_END)
+    assert MARK_START not in README.read_text()
+    # the generated section's links resolve from the page
+    section = page.split(MARK_START, 1)[1].split(MARK_END, 1)[0]
+    links = re.findall(r"\]\(([^)]+)\)", section)
+    assert links and all(link.startswith(SUMMARY_LINKS + "/") for link in links), links
+    for link in links:
+        assert (SUMMARY_PAGE.parent / link).is_file(), link
