@@ -276,3 +276,24 @@ def test_the_keras_tutorial_encoder_decoder(tmp_path, version):
     assert "no final cell state" in arts["encoder", "tflite"]["loop_reason"]
     for r in parity["results"]:  # decoded step by step on the device path
         assert r["metrics"]["max_abs_vs_original"] <= 1e-5
+
+
+@pytest.mark.parametrize("version", list(KERAS))
+def test_a_stacked_lstm_forecaster_scored_on_labels(tmp_path, version):
+    K = KERAS[version]
+    L = K.layers
+    x = K.Input((24, 1), name="history")
+    h = L.LSTM(8, return_sequences=True)(x)
+    h = L.LSTM(8)(h)
+    model = K.Model(x, L.Dense(6, name="next_6")(h))
+    randomize(model)
+    rng = np.random.default_rng(5)
+    series = np.cumsum(rng.normal(size=(16, 30)), axis=1).astype("float32")
+    history, future = series[:, :24, None], series[:, 24:]
+    parity = export_keras(model, tmp_path / "b", samples=history, labels=future,
+                          metric="mae", precisions="fp32,dynamic")
+    assert parity["passed"], parity["failures"]
+    assert "mae" in parity["reference"]["metrics"]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    for a in manifest["artifacts"]:
+        assert a["all_fused"], (a["format"], a["ops"])

@@ -4,7 +4,7 @@ Each model here is the kind a user trains (a BiLSTM classifier, a GRU classifier
 stacked LSTM regressor, two inputs and two outputs), built small. The bundles must pass
 parity at fp32 within 1e-5 of the original model, hold fused ops where
 :mod:`export.user.inspect` says they will, and open with ``load_bundle`` / ``lstm-zoo verify``
-/ ``lstm-zoo predict`` as a zoo model's do. Keras 3 models: tests/test_keras3_export.py.
+/ ``lstm-zoo predict`` as a zoo model's do. Keras 3 models, and the gallery in both Keras versions: tests/test_byo_roundtrip.py.
 """
 
 from __future__ import annotations
