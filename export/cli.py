@@ -247,6 +247,17 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def _precision(bundle, args) -> str:
+    """``--precision``, or by default fp32 where the bundle has it, else its one precision
+    for the backend (a ``--precision auto`` bundle keeps one per format)."""
+    from export.verification.runtime import FORMAT_OF_BACKEND
+
+    if args.precision is not None or args.backend not in FORMAT_OF_BACKEND:
+        return args.precision or "fp32"
+    have = bundle.precisions(FORMAT_OF_BACKEND[args.backend])
+    return "fp32" if "fp32" in have or len(have) != 1 else have[0]
+
+
 def cmd_predict(args) -> int:
     import io
 
@@ -265,7 +276,7 @@ def cmd_predict(args) -> int:
     if args.out is not None and Path(args.out).suffix.lower() != ".npy":
         raise UnsupportedError(f"--out writes a .npy file; got {args.out!r}")
     item = task.parse_input(args.input, meta)
-    prediction = task.predict(bundle.runners(args.backend, args.precision),
+    prediction = task.predict(bundle.runners(args.backend, _precision(bundle, args)),
                               [item if isinstance(item, str) else item[0]], meta)[0]
     if args.out is not None and (not isinstance(prediction, np.ndarray)
                                  or not np.issubdtype(prediction.dtype, np.number)):
@@ -497,7 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .npy/.csv sequence; for handwriting a .npy/.json stroke file; a "
                         "word for G2P")
     s.add_argument("--backend", default="litert", choices=("litert", "onnx", "keras"))
-    s.add_argument("--precision", default="fp32")
+    s.add_argument("--precision", default=None,
+                   help="default: fp32, or the one precision a --precision auto bundle "
+                        "kept for the backend's format")
     s.add_argument("--beam", type=int, default=None, metavar="WIDTH",
                    help="CTC models: prefix beam search of this width (default: greedy)")
     s.add_argument("--lexicon", default=None, metavar="FILE",

@@ -3,8 +3,9 @@
 Each model here is the kind a user trains (a BiLSTM classifier, a GRU classifier, a
 stacked LSTM regressor, two inputs and two outputs), built small. The bundles must pass
 parity at fp32 within 1e-5 of the original model, hold fused ops where
-:mod:`export.user.inspect` says they will, and open with ``load_bundle`` / ``lstm-zoo verify``
-/ ``lstm-zoo predict`` as a zoo model's do. Keras 3 models, and the gallery in both Keras versions: tests/test_byo_roundtrip.py.
+:mod:`export.user.inspect` says they will, and open with ``load_bundle`` / ``lstm-zoo
+verify`` / ``lstm-zoo predict`` as a zoo model's do. Keras 3 models, and the gallery in both
+Keras versions: tests/test_byo_roundtrip.py.
 """
 
 from __future__ import annotations
@@ -173,6 +174,10 @@ def test_auto_precision_on_a_labelled_classifier_picks_within_the_drop(tmp_path)
     sizes = [t for t in record["tried"] if "size_bytes" in t]
     assert all(t["status"].startswith("rejected") for t in sizes
                if t["size_bytes"] < chosen["size_bytes"])
+    # predict takes the one precision the bundle kept, without being told
+    np.save(tmp_path / "one.npy", x[0])
+    assert main(["predict", str(tmp_path / "auto"), "--input", str(tmp_path / "one.npy"),
+                 "--backend", "onnx"]) == 0
 
 
 @pytest.mark.parametrize("make, fused_tflite, fused_onnx", [
