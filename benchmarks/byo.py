@@ -294,64 +294,18 @@ def _version(module: str) -> str:
 
 def paired_workers(workers: dict[str, dict], workdir: Path, budget: float = 15.0,
                    references: list[str] | None = None, rounds: int = 200) -> dict:
-    """Times workers in rounds, each in a process of its own, in lockstep: what
-    :func:`benchmarks.run.measure_paired` does for bundle configs, for any worker speaking
-    :func:`serve`'s protocol (a generalisation kept here: measure_paired starts
-    ``benchmarks.measure`` on bundles; these workers are a bundle and a bare ``.tflite``
-    in another Python). ``workers``: ``{key: {"args": serve args, "python": executable,
-    "env": environment}}``. The rounds and their summary are
-    :func:`benchmarks.measure.in_rounds`' (ratios divide by each of ``references``,
-    default the first key). Returns ``{"error": ...}`` if a worker fails; every worker has
-    ended when it returns."""
+    """This module's workers (:func:`serve`: a user bundle, or a bare ``.tflite`` in
+    another Python) timed in lockstep rounds by :func:`benchmarks.measure.paired`.
+    ``workers``: ``{key: {"args": serve args, "python": executable, "env": environment}}``;
+    ratios divide by each of ``references`` (default the first key)."""
     from benchmarks import measure as m
 
-    procs: dict[str, tuple[subprocess.Popen, Path]] = {}
-
-    def reply(key):
-        proc, log = procs[key]
-        while True:
-            line = proc.stdout.readline()
-            if not line:
-                lines = log.read_text(errors="replace").strip().splitlines()
-                raise RuntimeError(f"{key}: " + (lines[-1] if lines else "exited"))
-            if line.startswith("{"):
-                return json.loads(line)
-
-    try:
-        for key, w in workers.items():
-            code = ("import json, sys; from benchmarks.byo import serve; "
-                    "sys.exit(serve(json.loads(sys.argv[1])))")
-            log = Path(workdir) / f"paired_{key.replace('/', '_')}.stderr"
-            with open(log, "w") as err:
-                procs[key] = (subprocess.Popen(
-                    [w.get("python", sys.executable), "-c", code, json.dumps(w["args"])],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                    env=w.get("env"), cwd=ROOT), log)
-        ready = {key: reply(key) for key in procs}
-        per_call = {key: r["ready"] / 1e6 for key, r in ready.items()}
-
-        def run_block(key, calls):
-            proc = procs[key][0]
-            proc.stdin.write(json.dumps({"calls": calls}) + "\n")
-            proc.stdin.flush()
-            return reply(key)["us"]
-
-        samples = min(r["samples"] for r in ready.values())
-        summary = m.in_rounds(run_block, per_call, samples, {
-            "budget_seconds": budget, "rounds": rounds,
-            "references": list(references or [next(iter(workers))])})
-        return {"processes": len(procs), "samples": samples,
-                "runtimes": {k: r.get("runtime") for k, r in ready.items()}, **summary}
-    except (RuntimeError, OSError, ValueError) as e:
-        return {"error": str(e)}
-    finally:
-        for proc, _ in procs.values():
-            try:
-                proc.stdin.close()  # end of stdin ends serve()
-                proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
+    code = ("import json, sys; from benchmarks.byo import serve; "
+            "sys.exit(serve(json.loads(sys.argv[1])))")
+    return m.paired({key: {"cmd": [w.get("python", sys.executable), "-c", code,
+                                   json.dumps(w["args"])], "env": w.get("env")}
+                     for key, w in workers.items()},
+                    workdir, budget, references=references, rounds=rounds)
 
 
 # ---------------------------------------------------------------------------------------

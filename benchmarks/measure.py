@@ -13,6 +13,7 @@ are not (a cloud machine's speed drifted 1.5x within one benchmark run, measured
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -264,3 +265,61 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
+
+
+def paired(workers: dict[str, dict], workdir: Path, budget: float = 15.0,
+           references: list[str] | None = None, rounds: int | None = None) -> dict:
+    """Times worker processes in rounds, in lockstep (:func:`in_rounds`): each worker
+    (``{key: {"cmd": argv, "env": environment or None}}``) loads its model and warms up,
+    prints ``{"ready": µs per call, "samples": n[, "runtime": ...]}``, then for each
+    ``{"calls": n}`` line on its stdin runs that block and prints ``{"us": µs per call}``
+    (:func:`serve`'s protocol); every round has each run its block in turn, in a shuffled
+    order, while the others wait on their pipe. Ratios divide by each of ``references``
+    (default the first key). Returns ``{"error": ...}`` if a worker fails; every worker has
+    ended when it returns."""
+    procs: dict[str, tuple[subprocess.Popen, Path]] = {}
+
+    def reply(key):
+        proc, log = procs[key]
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                lines = log.read_text(errors="replace").strip().splitlines()
+                raise RuntimeError(f"{key}: " + (lines[-1] if lines else "exited"))
+            if line.startswith("{"):
+                return json.loads(line)
+
+    try:
+        for key, w in workers.items():
+            log = Path(workdir) / f"paired_{key.replace('/', '_')}.stderr"
+            with open(log, "w") as err:
+                procs[key] = (subprocess.Popen(
+                    w["cmd"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                    text=True, env=w.get("env"), cwd=Path(__file__).parents[1]), log)
+        ready = {key: reply(key) for key in procs}
+        per_call = {key: r["ready"] / 1e6 for key, r in ready.items()}
+
+        def run_block(key, calls):
+            proc = procs[key][0]
+            proc.stdin.write(json.dumps({"calls": calls}) + "\n")
+            proc.stdin.flush()
+            return reply(key)["us"]
+
+        samples = min(r["samples"] for r in ready.values())  # the same samples
+        options = {"budget_seconds": budget,
+                   "references": list(references or [next(iter(workers))])}
+        if rounds is not None:
+            options["rounds"] = rounds
+        return {"processes": len(procs), "samples": samples,
+                "runtimes": {k: r.get("runtime") for k, r in ready.items()},
+                **in_rounds(run_block, per_call, samples, options)}
+    except (RuntimeError, OSError, ValueError) as e:
+        return {"error": str(e)}
+    finally:
+        for proc, _ in procs.values():
+            try:
+                proc.stdin.close()  # end of stdin ends serve()
+                proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()

@@ -126,53 +126,15 @@ def measure_paired(configs: list[tuple[str, str, Path]], threads: int, workdir: 
     from benchmarks import measure as m
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
-    procs: dict[str, tuple[subprocess.Popen, Path]] = {}
-
-    def reply(key):
-        proc, log = procs[key]
-        while True:
-            line = proc.stdout.readline()
-            if not line:
-                lines = log.read_text(errors="replace").strip().splitlines()
-                raise RuntimeError(f"{key}: " + (lines[-1] if lines else "exited"))
-            if line.startswith("{"):
-                return json.loads(line)
-
-    try:
-        for backend, precision, path in configs:
-            key = f"{backend}/{precision}"
-            args = {"serve": True, "bundle": str(path), "backend": backend,
-                    "precision": precision, "threads": threads, "workdir": str(workdir),
-                    "samples": SAMPLES}
-            log = Path(workdir) / f"paired_{backend}_{precision}.stderr"
-            with open(log, "w") as err:
-                procs[key] = (subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                    env=env, cwd=Path(__file__).parents[1]), log)
-        ready = {key: reply(key) for key in procs}
-        per_call = {key: r["ready"] / 1e6 for key, r in ready.items()}
-
-        def run_block(key, calls):
-            proc = procs[key][0]
-            proc.stdin.write(json.dumps({"calls": calls}) + "\n")
-            proc.stdin.flush()
-            return reply(key)["us"]
-
-        samples = min(r["samples"] for r in ready.values())  # the same test split
-        return {"threads": threads, "processes": len(procs),
-                **m.in_rounds(run_block, per_call, samples, {"budget_seconds": budget,
-                                                             "references": [reference]})}
-    except (RuntimeError, OSError, ValueError) as e:
-        return {"error": str(e)}
-    finally:
-        for proc, _ in procs.values():
-            try:
-                proc.stdin.close()  # end of stdin ends serve()
-                proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
+    workers = {}
+    for backend, precision, path in configs:
+        args = {"serve": True, "bundle": str(path), "backend": backend,
+                "precision": precision, "threads": threads, "workdir": str(workdir),
+                "samples": SAMPLES}
+        workers[f"{backend}/{precision}"] = {
+            "cmd": [sys.executable, "-m", "benchmarks.measure", json.dumps(args)], "env": env}
+    result = m.paired(workers, workdir, budget, references=[reference])
+    return result if "error" in result else {"threads": threads, **result}
 
 
 def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 5.0) -> dict:

@@ -171,8 +171,11 @@ ZOO_ONLY = {"weights": "DEFAULT", "set": None, "calibration": None, "prune": Non
 
 
 def _is_user_model(name: str) -> bool:
-    """An existing path is a user's model file; anything else a registered name."""
-    return Path(name).exists() or Path(name).suffix.lower() in (".keras", ".h5", ".hdf5")
+    """A file (or a SavedModel folder) is a user's model; a registered name or a
+    fine-tuned model directory (``lstm-zoo finetune``) is a zoo model."""
+    path = Path(name)
+    return path.is_file() or (path.is_dir() and (path / "saved_model.pb").is_file()) or \
+        path.suffix.lower() in (".keras", ".h5", ".hdf5")
 
 
 def _export_user_model(args, cfg):

@@ -76,6 +76,7 @@ __all__ = [
     "SUPPORTED_LAYERS",
     "check_layers",
     "check_twin",
+    "compare_twin",
     "keras3_outputs",
     "load_weights",
     "read_config",
@@ -315,15 +316,23 @@ def check_twin(original, twin, samples, atol: float = 1e-5) -> list[float]:
         ParityError: An output differs by more than ``atol`` (each output's difference is
             in the message), or the output counts or shapes differ.
     """
+    return compare_twin(keras3_outputs(original, samples),
+                        _as_list(twin(samples, training=False)), atol)
+
+
+def compare_twin(want: list, got: list, atol: float = 1e-5) -> list[float]:
+    """The per-output ``max|got - want|`` of a twin's outputs against Keras 3's.
+
+    Raises:
+        ParityError: as :func:`check_twin`.
+    """
     # 1e-5: both run the same float32 math on the same weights; only the kernels' order of
     # summation differs (Keras 3's ops vs tf_keras' fused/standard RNN kernels), which
     # moves results by a few ulps (~1e-7 relative) per step on these small activations.
-    want = keras3_outputs(original, samples)
-    got = _as_list(twin(samples, training=False))
     if len(want) != len(got) or any(a.shape != b.shape for a, b in zip(want, got, strict=False)):
         raise ParityError(f"twin outputs of shapes {[g.shape for g in got]}; Keras 3 gives "
                           f"{[w.shape for w in want]}")
-    diffs = [float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0))
+    diffs = [float(np.max(np.abs(np.asarray(a, np.float64) - b), initial=0.0))
              for a, b in zip(got, want, strict=True)]
     if any(not d <= atol for d in diffs):
         raise ParityError(f"twin differs from Keras 3: max|diff| per output {diffs}, "

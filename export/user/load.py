@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from export.user.keras3 import SUPPORTED_LAYERS
+from export.user.keras3_read import MODELS, SUPPORTED_LAYERS
 from zoo._keras import keras
 from zoo.errors import (
     ArtifactError,
@@ -23,7 +23,6 @@ from zoo.errors import (
     UnsupportedLayerError,
 )
 
-TF_KERAS_MODELS = frozenset({"Sequential", "Functional", "Model"})
 _MAX_LAYER_NESTING = 16
 
 
@@ -62,7 +61,7 @@ def check_tf_keras_config(config: Mapping, where: str) -> None:
             raise UnsupportedLayerError(
                 f"{where}: layer {name!r} is a Lambda: it holds Python code, which lstm-zoo "
                 "never runs; rewrite it as a layer of Keras' own")
-        if cls not in SUPPORTED_LAYERS and cls not in TF_KERAS_MODELS:
+        if cls not in SUPPORTED_LAYERS and cls not in MODELS:
             raise UnsupportedLayerError(
                 f"{where}: layer {name!r} of class {cls!r} is not one lstm-zoo exports; "
                 f"supported: {sorted(SUPPORTED_LAYERS)}")
@@ -89,7 +88,7 @@ def load_user_model(model_or_path) -> UserModel:
     if isinstance(model_or_path, keras.Model):
         config = {"class_name": type(model_or_path).__name__,
                   "config": model_or_path.get_config()}
-        if config["class_name"] not in TF_KERAS_MODELS:
+        if config["class_name"] not in MODELS:
             raise UnsupportedLayerError(
                 f"model {model_or_path.name!r} is a subclassed model "
                 f"({type(model_or_path).__name__}); lstm-zoo exports Sequential and "
@@ -100,7 +99,7 @@ def load_user_model(model_or_path) -> UserModel:
     if _is_keras3_model(model_or_path):
         twin = keras3.to_tf_keras(model_or_path)
         return UserModel(twin, _model_name(None, model_or_path), "Keras 3 model",
-                         _keras3_forward(model_or_path))
+                         _keras3_forward(model_or_path, twin.output_names))
     if not isinstance(model_or_path, (str, Path)):
         raise UnsupportedError(f"expected a Keras model or a path to one; got "
                                f"{type(model_or_path).__name__}")
@@ -117,7 +116,7 @@ def load_user_model(model_or_path) -> UserModel:
         if version.startswith("3."):
             twin = keras3.to_tf_keras(path)
             return UserModel(twin, name, f"Keras {version} .keras file",
-                             _keras3_forward(path))
+                             _keras3_forward(path, twin.output_names))
         model = _load_tf_keras_file(path, version)
         return UserModel(model, name, f"tf_keras {version} .keras file", keras_forward(model))
     if suffix in (".h5", ".hdf5"):
@@ -223,7 +222,7 @@ def _reset_keras3(model) -> None:
             layer.reset_state()
 
 
-def _keras3_forward(model_or_path):
+def _keras3_forward(model_or_path, output_names: list[str]):
     """Keras 3's own outputs (a file is loaded once, in safe mode). A stateful model runs
     each sample alone from reset states: its batch axis is fixed, and its state would
     carry from one sample into the next."""
@@ -247,7 +246,7 @@ def _keras3_forward(model_or_path):
                 rows.append(run([a[i:i + 1] for a in arrays]))
             _reset_keras3(model)
             outs = [np.concatenate(parts) for parts in zip(*rows, strict=True)]
-        return dict(zip(forward.output_names, outs, strict=True))
+        return dict(zip(output_names, outs, strict=True))
 
     return forward
 

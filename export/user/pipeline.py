@@ -1,6 +1,7 @@
 """Bring your own model: a user's tf_keras or Keras 3 model through the export pipeline.
 
-The model comes as an object or a file (``.keras``, ``.h5``, a SavedModel folder). A
+The model comes as an object or a file (``.keras`` of tf_keras or Keras 3, or a tf_keras
+``.h5``; a SavedModel folder is refused with the reason, for now). A
 Keras 3 model is translated into a tf_keras twin (:mod:`export.user.keras3`), which is checked
 against Keras 3 on the user's samples before anything is converted. Every layer is
 checked against the supported set before the model is built: nothing in a user's file is
@@ -56,16 +57,10 @@ from export.user.prepare import (
 )
 from export.user.spec import GRAPH, user_spec
 from zoo._keras import keras
-from zoo.errors import (
-    UnsupportedError,
-)
+from zoo.errors import ParityError, UnsupportedError
 from zoo.tasks import get_task
 from zoo.tasks.user import LABEL_METRICS, UserSamples
 
-TWIN = 1e-5  # a Keras 3 model's tf_keras twin against Keras 3: the same bound, same reason
-# Layer classes of a tf_keras model config (those of Keras 3 are checked by export.user.keras3).
-# ---------------------------------------------------------------------------------------
-# What the model needs before it converts
 
 def _is_softmax(model) -> bool:
     layer = model.get_layer(model.output_names[0]) if model.output_names[0] in \
@@ -92,8 +87,7 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     """Exports a user's tf_keras or Keras 3 model to a verified LiteRT / ONNX bundle.
 
     Args:
-        model_or_path: a tf_keras or Keras 3 model, or a ``.keras`` / ``.h5`` file or a
-            tf_keras SavedModel folder.
+        model_or_path: a tf_keras or Keras 3 model, or a ``.keras`` / ``.h5`` file.
         out: bundle directory to create (must not exist).
         config: :class:`export.config.ExportConfig` (formats, precisions or ``"auto"``
             with ``max_drop``, ...); ``options`` are its fields as keywords.
@@ -147,7 +141,6 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     y = None if labels is None else read_labels(labels, n)
     chosen = choose_metric(metric, y, _is_softmax(user.model))
     progress.say(f"running the original model ({user.origin}) on {n} samples")
-    user.original.output_names = list(user.model.output_names)
     original = {k: np.asarray(v) for k, v in user.original(x).items()}
     if "Keras 3" in user.origin:
         _check_twin(user, x, original)
@@ -259,13 +252,13 @@ def _inspection_notes(spec) -> list[str]:
 
 
 def _check_twin(user: UserModel, x, original) -> None:
-    from zoo.errors import ParityError
+    """The tf_keras twin against Keras 3 on the user's samples, before anything is
+    converted."""
+    from export.user.keras3 import compare_twin
 
     twin = keras_forward(user.model)(x)
-    diffs = {k: float(np.max(np.abs(twin[k].astype(np.float64) - original[k]), initial=0.0))
-             for k in twin}
-    if max(diffs.values()) > TWIN:
-        raise ParityError(f"{user.name}: the tf_keras twin differs from Keras 3 by "
-                          f"{diffs} (limit {TWIN}); nothing was exported")
-
-
+    names = list(user.model.output_names)
+    try:
+        compare_twin([original[k] for k in names], [twin[k] for k in names])
+    except ParityError as e:
+        raise ParityError(f"{user.name}: {e}; nothing was exported") from None
