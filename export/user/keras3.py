@@ -16,7 +16,7 @@ modules tests/test_keras_entry.py allows to import Keras 3.
 Example:
     >>> from export.user.keras3 import to_tf_keras, check_twin  # doctest: +SKIP
     >>> twin = to_tf_keras("model.keras")  # doctest: +SKIP
-    >>> check_twin("model.keras", twin, x)  # doctest: +SKIP  (raises ParityError)
+    >>> check_twin("model.keras", twin, x)  # doctest: +SKIP
 
 A layer class of your own is refused unless you register a translation for it: a function
 of your own Python code that receives the layer's Keras 3 entry (``{"class_name", "config",
