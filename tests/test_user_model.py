@@ -291,6 +291,32 @@ def test_a_masking_layer_with_pre_padding(tmp_path):
     assert parity["passed"], parity["failures"]
 
 
+def test_a_saved_model_folder_exports_and_its_lambda_never_runs(tmp_path):
+    x = keras.Input((None, 3), name="x")
+    model = keras.Model(x, L.Dense(2, activation="softmax")(L.LSTM(4)(x)))
+    model.save(tmp_path / "sm", save_format="tf")
+    parity = export_keras(tmp_path / "sm", tmp_path / "b", samples=samples(16, 5, 3),
+                          precisions="fp32", formats="onnx")
+    assert parity["passed"], parity["failures"]
+    origin = json.loads((tmp_path / "b" / "manifest.json").read_text())["source"]["origin"]
+    assert origin == "tf_keras SavedModel"
+    # a Lambda whose code would leave a file behind if it ever ran
+    marker = tmp_path / "ran"
+
+    def touch(t, path=str(marker)):
+        import pathlib
+
+        pathlib.Path(path).touch()
+        return t
+
+    lam = keras.Model(x, L.LSTM(2)(L.Lambda(touch)(x)))
+    lam.save(tmp_path / "lam", save_format="tf")
+    marker.unlink(missing_ok=True)  # saving traced it
+    with pytest.raises(UnsupportedLayerError, match="Lambda"):
+        export_keras(tmp_path / "lam", tmp_path / "c", samples=samples(16, 4, 3))
+    assert not marker.exists() and not (tmp_path / "c").exists()
+
+
 def test_masks_that_trimming_cannot_reproduce_are_refused(tmp_path):
     x = keras.Input((None,), name="ids")
     h = L.Embedding(20, 4, mask_zero=True)(x)

@@ -15,4 +15,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-__all__ = ["keras", "tf"]
+__all__ = ["keras", "saved_model_metadata", "tf"]
+
+
+def saved_model_metadata(path) -> list[dict]:
+    """The layer metadata tf_keras keeps beside a SavedModel (``keras_metadata.pb``), one
+    dict per saved object (``node_path``, ``identifier`` and its JSON ``metadata``), read
+    without loading the model: a loaded model's Lambda layers have run their code."""
+    import json
+    from pathlib import Path
+
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    proto = saved_metadata_pb2.SavedMetadata()
+    proto.ParseFromString((Path(path) / "keras_metadata.pb").read_bytes())
+    return [{"node_path": n.node_path, "identifier": n.identifier,
+             "metadata": json.loads(n.metadata) if n.metadata else {}} for n in proto.nodes]

@@ -109,7 +109,8 @@ def load_user_model(model_or_path) -> UserModel:
                             "SavedModel folder")
     name = _model_name(path, None)
     if path.is_dir():
-        _load_saved_model(path)
+        model = _load_saved_model(path)
+        return UserModel(model, name, "tf_keras SavedModel", keras_forward(model))
     suffix = path.suffix.lower()
     if suffix == ".keras":
         version = _keras_file_version(path)
@@ -180,12 +181,38 @@ def _load_h5(path: Path):
 
 
 def _load_saved_model(path: Path):
-    # tf_keras keeps a SavedModel's layer configs in keras_metadata.pb, a protobuf of
-    # tf_keras' own; reading it without loading the model (a Lambda's code runs on load)
-    # is not written yet.
-    raise UnsupportedError(f"{path}: SavedModel folders are not read yet (loading one runs "
-                           "any Lambda code in it before its layers can be checked); save "
-                           "the model as .keras or .h5")
+    """A tf_keras SavedModel folder, its layers checked from ``keras_metadata.pb`` before
+    anything is loaded (loading deserialises a Lambda's code)."""
+    from google.protobuf.message import DecodeError
+
+    from zoo._keras import saved_model_metadata
+
+    if not (path / "saved_model.pb").is_file():
+        raise ArtifactError(f"{path} is a folder without saved_model.pb; expected a "
+                            "SavedModel written by tf_keras (model.save(folder))")
+    if not (path / "keras_metadata.pb").is_file():
+        raise UnsupportedError(f"{path} is a SavedModel without Keras metadata (written by "
+                               "tf.saved_model.save or Keras 3's export): lstm-zoo needs the "
+                               "Keras layers; save with tf_keras or as .keras")
+    try:
+        nodes = saved_model_metadata(path)
+    except (DecodeError, ValueError, OSError) as e:
+        raise ArtifactError(f"{path}/keras_metadata.pb is not readable: {e}") from None
+    for node in nodes:
+        if node["metadata"].get("class_name") == "Lambda":
+            raise UnsupportedLayerError(
+                f"{path}: layer {node['metadata'].get('name', '?')!r} is a Lambda: it holds "
+                "Python code, which lstm-zoo never runs")
+    root = next((n["metadata"] for n in nodes if n["node_path"] == "root"), {})
+    if "config" not in root:
+        raise ArtifactError(f"{path}: keras_metadata.pb has no model config")
+    check_tf_keras_config({"class_name": root.get("class_name"), "config": root["config"]},
+                          str(path))
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 (a corrupt folder fails in many ways inside Keras)
+        raise ArtifactError(f"{path}: tf_keras cannot load the SavedModel: "
+                            f"{first_line(e)}") from None
 
 
 def first_line(e: BaseException) -> str:

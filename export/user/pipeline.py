@@ -1,7 +1,7 @@
 """Bring your own model: a user's tf_keras or Keras 3 model through the export pipeline.
 
-The model comes as an object or a file (``.keras`` of tf_keras or Keras 3, or a tf_keras
-``.h5``; a SavedModel folder is refused with the reason, for now). A
+The model comes as an object or a file (``.keras`` of tf_keras or Keras 3, a tf_keras
+``.h5`` or SavedModel folder). A
 Keras 3 model is translated into a tf_keras twin (:mod:`export.user.keras3`), which is checked
 against Keras 3 on the user's samples before anything is converted. Every layer is
 checked against the supported set before the model is built: nothing in a user's file is
@@ -87,7 +87,8 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     """Exports a user's tf_keras or Keras 3 model to a verified LiteRT / ONNX bundle.
 
     Args:
-        model_or_path: a tf_keras or Keras 3 model, or a ``.keras`` / ``.h5`` file.
+        model_or_path: a tf_keras or Keras 3 model, a ``.keras`` / ``.h5`` file, or a
+            tf_keras SavedModel folder.
         out: bundle directory to create (must not exist).
         config: :class:`export.config.ExportConfig` (formats, precisions or ``"auto"``
             with ``max_drop``, ...); ``options`` are its fields as keywords.
