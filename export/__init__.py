@@ -11,7 +11,7 @@ Example:
 
 _LAZY = {
     "ExportConfig": "export.config",
-    "FORMATS": "export.pipeline",
+    "FORMATS": "export.config",
     "export_keras": "export.user.pipeline",
     "PRECISIONS": "export.pipeline",
     "export_model": "export.pipeline",

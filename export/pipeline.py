@@ -23,7 +23,7 @@ from typing import Any
 
 from export.compression import quantize
 from export.compression.quantize import gzip_size
-from export.config import AUTO, FORMATS, ExportConfig  # noqa: F401  (re-exported)
+from export.config import ExportConfig
 from export.conversion import onnx as onnx_export
 from export.conversion import tflite as tflite_export
 from export.conversion.graphs import input_infos, output_infos, recurrent_directions

@@ -18,7 +18,7 @@ Example:
     >>> from zoo._keras import keras
     >>> from export.user.inspect import inspect_model
     >>> x = keras.Input((None, 3), name="x")
-    >>> m = keras.Model(x, keras.layers.GRU(4)(x))
+    >>> m = keras.Model(x, keras.layers.GRU(4, name="gru")(x))
     >>> [(r.layer, r.tflite, r.onnx) for r in inspect_model(m) if r.recurrent]
     [('gru', 'WHILE loop', 'GRU')]
 """
