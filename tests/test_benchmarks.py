@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.measure import child_pids
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -90,19 +92,6 @@ def test_interleaved_measurement_times_every_config_in_rounds(tiny_bundles, tmp_
                                                       vs["litert/fp32"]["q75"]]
 
 
-def _children() -> set[int]:
-    """This process's child processes, zombies included (Linux /proc)."""
-    import os
-
-    out = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[1]) == os.getpid():
-            out.add(int(stat.parent.name))
-    return out
 
 
 def test_paired_measurement_runs_keras_and_the_best_artifact_in_turn(tiny_bundles, tmp_path):
@@ -111,7 +100,7 @@ def test_paired_measurement_runs_keras_and_the_best_artifact_in_turn(tiny_bundle
     from benchmarks.run import _interleaved_ratios, measure_paired
 
     bundle = tiny_bundles[0]["bilstm_activity_tiny"]
-    before = _children()
+    before = child_pids()
     result = measure_paired([("keras", "fp32", bundle), ("onnx", "dynamic", bundle)], 1,
                             tmp_path, budget=0.5)
     assert "error" not in result, result
@@ -121,7 +110,7 @@ def test_paired_measurement_runs_keras_and_the_best_artifact_in_turn(tiny_bundle
     vs = result["ratios"]["keras/fp32"]
     assert vs["keras/fp32"]["median"] == 1.0 and vs["onnx/dynamic"]["median"] > 0
     # both workers have exited
-    assert _children() <= before
+    assert child_pids() <= before
     together = {"rounds": 10, "ratios": {"onnx/fp32": {
         "onnx/fp32": {"median": 1.0, "q25": 1.0, "q75": 1.0},
         "onnx/dynamic": {"median": 0.5, "q25": 0.4, "q75": 0.6}}}}
@@ -141,11 +130,11 @@ def test_paired_measurement_runs_keras_and_the_best_artifact_in_turn(tiny_bundle
 def test_a_paired_worker_that_fails_is_an_error_and_no_process_is_left(tmp_path):
     from benchmarks.run import measure_paired
 
-    before = _children()
+    before = child_pids()
     result = measure_paired([("onnx", "fp32", tmp_path / "no_bundle")], 1, tmp_path,
                             budget=0.1)
     assert result["error"].startswith("onnx/fp32: ") and "no_bundle" in result["error"]
-    assert _children() <= before
+    assert child_pids() <= before
 
 
 def test_configs_are_the_bundles_artifacts():

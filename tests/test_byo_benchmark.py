@@ -4,24 +4,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
+
+from benchmarks.measure import child_pids
 
 TINY = {"timesteps": 20, "features": 3, "units": [4, 4], "classes": 3}
 
 
-def _children() -> set[int]:
-    """This process's child processes, zombies included (Linux /proc)."""
-    out = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[1]) == os.getpid():
-            out.add(int(stat.parent.name))
-    return out
 
 
 def test_keras3_classifier_ours_against_keras3s_own_export(tmp_path):
@@ -29,7 +19,7 @@ def test_keras3_classifier_ours_against_keras3s_own_export(tmp_path):
     agrees with Keras 3; two workers in their own processes are timed in turns."""
     from benchmarks.byo import compare, markdown, paired_workers
 
-    before = _children()
+    before = child_pids()
     flex = os.environ.get("LSTM_ZOO_FLEX_PYTHON")  # a TensorFlow <= 2.19, where there is one
     r = compare(tmp_path / "c", model="bilstm_activity_tiny", weights=None, samples=16,
                 flex_python=flex, budget=0.2, rounds=10, fresh=False)
@@ -67,7 +57,7 @@ def test_keras3_classifier_ours_against_keras3s_own_export(tmp_path):
     assert t["runtimes"]["tf_lite"].startswith("tf.lite.Interpreter")
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
     assert a.shape == (16, 4) and np.abs(a - b).max() < 1e-5
-    assert _children() <= before
+    assert child_pids() <= before
     text = markdown({"date": "d", "machine": "m", "command": "c", "compare": r})
     assert "refuses it" in text and "ours" in text
 
@@ -75,13 +65,13 @@ def test_keras3_classifier_ours_against_keras3s_own_export(tmp_path):
 def test_a_failing_worker_is_an_error_and_no_process_is_left(tmp_path):
     from benchmarks.byo import paired_workers
 
-    before = _children()
+    before = child_pids()
     t = paired_workers({"ours": {"args": {"kind": "bundle", "path": str(tmp_path / "none"),
                                           "samples": str(tmp_path / "none.npy"),
                                           "outputs": str(tmp_path / "o.npy")}}},
                        tmp_path, budget=0.1)
     assert t["error"].startswith("ours: ") and "none" in t["error"]
-    assert _children() <= before
+    assert child_pids() <= before
 
 
 def test_export_time_reports_every_stage(tmp_path):
