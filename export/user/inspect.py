@@ -57,6 +57,18 @@ def _name(fn) -> str:
     return getattr(fn, "__name__", str(fn))
 
 
+def _loop_causes(dropout: float, masked: bool) -> list[tuple[str, str]]:
+    """What makes an LSTM or a GRU a loop in both converters: (reason, fix) each."""
+    causes = []
+    if dropout:
+        causes.append(("recurrent_dropout > 0 adds a random mask at every step",
+                       "set recurrent_dropout=0 (use dropout on the inputs instead)"))
+    if masked:
+        causes.append(("a padding mask (Masking / mask_zero) reaches it",
+                       "remove the mask and feed each sample at its own length"))
+    return causes
+
+
 def _cell_row(layer, wrapper, masked: bool) -> LayerRow:
     """The rules for one recurrent layer (``wrapper``: its Bidirectional, if any)."""
     name = (wrapper or layer).name
@@ -70,13 +82,7 @@ def _cell_row(layer, wrapper, masked: bool) -> LayerRow:
     why: list[tuple[str, str, str]] = []  # (format(s), reason, fix)
     if isinstance(layer, keras.layers.LSTM):
         row.kind = "LSTM"
-        common = []
-        if dropout:
-            common.append(("recurrent_dropout > 0 adds a random mask at every step",
-                           "set recurrent_dropout=0 (use dropout on the inputs instead)"))
-        if masked:
-            common.append(("a padding mask (Masking / mask_zero) reaches it",
-                           "remove the mask and feed each sample at its own length"))
+        common = _loop_causes(dropout, masked)
         tflite_only = []
         if act != "tanh" or rec != "sigmoid":
             tflite_only.append((f"activation={act}, recurrent_activation={rec}: TFLite fuses "
@@ -105,12 +111,7 @@ def _cell_row(layer, wrapper, masked: bool) -> LayerRow:
             onnx_why.append((f"activation={act}, recurrent_activation={rec}: tf2onnx "
                              "matches only the tanh / sigmoid GRU",
                              "use activation='tanh', recurrent_activation='sigmoid'"))
-        if dropout:
-            onnx_why.append(("recurrent_dropout > 0 adds a random mask at every step",
-                             "set recurrent_dropout=0"))
-        if masked:
-            onnx_why.append(("a padding mask (Masking / mask_zero) reaches it",
-                             "remove the mask and feed each sample at its own length"))
+        onnx_why += _loop_causes(dropout, masked)
         row.tflite = "WHILE loop"
         row.onnx = "GRU" if not onnx_why else "Loop"
         why += [("onnx", *c) for c in onnx_why]
