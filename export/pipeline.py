@@ -464,7 +464,8 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
 
     progress = progress or Silent()
     bundle = Bundle(path)
-    spec = bundle.spec()
+    model = bundle.keras_model()
+    spec = bundle.spec(model)
     task = bundle.task
     manifest = bundle.manifest
     for a in manifest["artifacts"]:
@@ -479,7 +480,7 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
         test = test.head(limit) if limit else test
     else:
         test, extra = _evaluation_data(spec, limit, progress)
-    reference = _reference(spec, task, graph_models(spec, bundle.keras_model()), test, extra,
+    reference = _reference(spec, task, graph_models(spec, model), test, extra,
                            progress, "Keras reference (weights from the bundle)")
     results, failures = verify_artifacts(spec, task, reference, test, bundle.path, manifest,
                                          progress)

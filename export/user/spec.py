@@ -72,9 +72,10 @@ def bundle_model(manifest: dict, weights: Path):
     return model
 
 
-def bundle_spec(bundle) -> ModelSpec:
-    """The spec a user bundle was exported with (from its manifest)."""
-    model = bundle.keras_model()
+def bundle_spec(bundle, model=None) -> ModelSpec:
+    """The spec a user bundle was exported with (from its manifest and ``model``, its
+    Keras model: rebuilt when not given)."""
+    model = bundle.keras_model() if model is None else model
     manifest = bundle.manifest
     return user_spec(bundle.model_name, model, manifest["meta"],
                      formats=sorted({a["format"] for a in manifest["artifacts"]}),

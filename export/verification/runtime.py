@@ -274,8 +274,8 @@ class Bundle:
         if backend == "keras":
             from zoo.graphs import KerasGraph, graph_models
 
-            return {n: KerasGraph(m) for n, m in graph_models(self.spec(),
-                                                                self.keras_model()).items()}
+            model = self.keras_model()
+            return {n: KerasGraph(m) for n, m in graph_models(self.spec(model), model).items()}
         if backend not in FORMAT_OF_BACKEND:
             raise UnsupportedError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         fmt = FORMAT_OF_BACKEND[backend]
@@ -288,12 +288,13 @@ class Bundle:
         return {g: runner(self.path / a["file"], self.graph_inputs(g), threads)
                 for g, a in found.items()}
 
-    def spec(self):
-        """The spec the bundle was exported with."""
+    def spec(self, model=None):
+        """The spec the bundle was exported with (a user bundle's is derived from its
+        Keras model: pass it when it is built already)."""
         if self.is_user_model:
             from export.user.spec import bundle_spec
 
-            return bundle_spec(self)
+            return bundle_spec(self, model)
         from zoo.registry import get_spec
 
         return get_spec(self.model_name)
