@@ -2,11 +2,15 @@
 
 Trains a small Keras 3 model (``import keras``, the Keras that TensorFlow 2.21 installs) on
 BasicMotions (the smartwatch recordings sktime ships: ``pip install -e ".[data]"``) and
-writes what a user hands to lstm-zoo: the model file and labelled test samples.
+writes what a user hands to lstm-zoo: the model file, labelled test samples, and the
+training data that compression fine-tunes on.
 
     python examples/keras3_classifier.py --out my_model
     lstm-zoo export my_model/model.keras --samples my_model/x.npy --labels my_model/y.npy \\
         --metric accuracy --out out/my_model
+    lstm-zoo export my_model/model.keras --samples my_model/x.npy --labels my_model/y.npy \\
+        --metric accuracy --train my_model/train.npz --structured 0.5 --prune 0.5 \\
+        --finetune-epochs 30 --out out/my_model_small
 
 Keras 3's own ``model.export(format="litert")`` of this model gives WHILE loops and Flex
 TensorList ops that the LiteRT interpreter refuses; lstm-zoo's bundle has fused LSTM ops.
@@ -22,7 +26,7 @@ from pathlib import Path
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="my_model", help="folder to write (model.keras, "
-                                                          "x.npy, y.npy)")
+                                                          "x.npy, y.npy, train.npz)")
     parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args(argv)
     os.environ.pop("TF_USE_LEGACY_KERAS", None)  # this is a Keras 3 user's script
@@ -51,8 +55,9 @@ def main(argv=None) -> int:
     model.save(out / "model.keras")
     np.save(out / "x.npy", test.x.astype("float32"))
     np.save(out / "y.npy", test.y)
+    np.savez(out / "train.npz", x=train.x.astype("float32"), y=train.y)
     print(f"Keras {keras.__version__}: test accuracy {accuracy:.3f} on {len(test.y)} "
-          f"recordings; wrote {out}/model.keras, x.npy, y.npy")
+          f"recordings; wrote {out}/model.keras, x.npy, y.npy, train.npz")
     return 0
 
 

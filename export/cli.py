@@ -165,9 +165,9 @@ def export_config(args):
                         finetune_epochs=args.finetune_epochs, limit=args.limit)
 
 
-USER_ONLY = ("samples", "labels", "metric", "model_name")
-ZOO_ONLY = {"weights": "DEFAULT", "set": None, "calibration": None, "prune": None,
-            "structured": None, "cluster": None, "qat": False, "finetune_epochs": None}
+USER_ONLY = ("samples", "labels", "metric", "model_name", "train", "loss", "learning_rate",
+             "batch_size")
+ZOO_ONLY = {"weights": "DEFAULT", "set": None, "calibration": None}
 
 
 def _is_user_model(name: str) -> bool:
@@ -185,14 +185,15 @@ def _export_user_model(args, cfg):
     if given:
         raise UnsupportedError(
             f"{', '.join('--' + k.replace('_', '-') for k in given)}: for registered models; "
-            f"{args.name} is a model file (it calibrates on --samples, and compressing it "
-            "needs its training data, not taken yet)")
+            f"{args.name} is a model file (it calibrates on --samples)")
     if args.samples is None:
         raise UnsupportedError(f"{args.name} is a model file: give --samples FILE (.npy, or "
                                ".npz with one array per input; at least 16) for parity and "
                                "calibration")
     return export_keras(args.name, args.out, cfg, samples=args.samples, labels=args.labels,
-                        metric=args.metric, name=args.model_name, progress=Progress())
+                        metric=args.metric, name=args.model_name, train=args.train,
+                        loss=args.loss, learning_rate=args.learning_rate,
+                        batch_size=args.batch_size, progress=Progress())
 
 
 def cmd_export(args) -> int:
@@ -490,7 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "artifacts (needs int8 or auto in --precision; after --prune)")
     s.add_argument("--finetune-epochs", type=int, default=None,
                    help="fine-tuning epochs for --structured/--prune/--cluster/--qat (default: "
-                        "the recipe's)")
+                        "the recipe's; your model: 3)")
+    s.add_argument("--train", default=None, metavar="FILE",
+                   help="your model: .npz of training data (x and y, or one array per input "
+                        "and output name) for --structured/--prune/--cluster/--qat")
+    s.add_argument("--loss", default=None,
+                   help="your model: the Keras loss to fine-tune with, by name (default: the "
+                        "one it was compiled with)")
+    s.add_argument("--learning-rate", type=float, default=None,
+                   help="your model: fine-tuning learning rate (default 1e-4)")
+    s.add_argument("--batch-size", type=int, default=None,
+                   help="your model: fine-tuning batch size (default 32)")
     s.add_argument("--weights", default="DEFAULT",
                    help="DEFAULT, a weights tag, a .weights.h5 path or URL, or 'none'")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="builder override")

@@ -340,9 +340,11 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say) -> list
     return artifacts
 
 
-def _compress(spec, task, model, config, test, cfg: ExportConfig, progress):
-    """Shrinks / prunes / clusters / QAT-trains ``model`` (fine-tuning on its training data)
-    and measures the task metric of the model before and after, in Keras, on the test split."""
+def _compress(spec, task, model, config, test, cfg: ExportConfig, progress, *,
+              train=None, source: str | None = None):
+    """Shrinks / prunes / clusters / QAT-trains ``model`` (fine-tuning on its training data:
+    ``train``, else the spec's training split; ``source`` names it) and measures the task
+    metric of the model before and after, in Keras, on the test split."""
     from export.compression.prune import compress
     from export.verification.verify import REFERENCE_BATCH
     from zoo.graphs import keras_graphs
@@ -356,12 +358,15 @@ def _compress(spec, task, model, config, test, cfg: ExportConfig, progress):
         prune is not None and f"pruning to {prune:.0%}",
         cluster is not None and f"{cluster} clusters",
         qat and "quantization-aware training (int8 weights)") if x)
-    progress.say(f"{what}: fine-tuning on {spec.data.dataset} {spec.data.train}")
-    compressed, report = compress(spec.name, model, prune=prune, schedule=cfg.schedule,
+    progress.say(f"{what}: fine-tuning on "
+                 f"{source or f'{spec.data.dataset} {spec.data.train}'}")
+    compressed, report = compress(spec, model, prune=prune, schedule=cfg.schedule,
                                   cluster=cluster, structured=structured, qat=qat,
                                   config=config,
                                   epochs=cfg.finetune_epochs, limit=cfg.finetune_limit,
-                                  verbose=0 if isinstance(progress, Silent) else 1)
+                                  data=train, verbose=0 if isinstance(progress, Silent) else 1)
+    if source is not None:
+        report["fine_tune_data"] = source
     return {**report, "baseline_metrics": baseline, "model": compressed}
 
 

@@ -80,7 +80,7 @@ def test_mnist_rows_split_is_stratified_and_disjoint():
 
 def test_shifted_batches_translate_images():
     from zoo.datasets import mnist_rows
-    from zoo.train import shifted_batches
+    from zoo.tasks.classification import shifted_batches
 
     data = mnist_rows.load("test")
     x, y = np.asarray(data.x[:64]), np.asarray(data.y[:64])

@@ -43,7 +43,7 @@ def test_predict_decodes_each_trajectory_greedily():
 
 
 def test_ctc_batches_pad_at_the_end_and_count_each_samples_frames():
-    from zoo.train import ctc_batches
+    from zoo.tasks.ctc_recognition import ctc_batches
 
     data = hs.load("train", 40, seed=3)
     batches = ctc_batches(data, META, 8, 4, np.random.default_rng(0))
@@ -61,7 +61,7 @@ def test_ctc_batches_pad_at_the_end_and_count_each_samples_frames():
 
 def test_ctc_training_lowers_the_loss():
     from zoo._keras import keras, tf
-    from zoo.train import CTCTrainer, ctc_batches
+    from zoo.tasks.ctc_recognition import CTCTrainer, ctc_batches
 
     keras.utils.set_random_seed(0)
     model = zoo.create_model("handwriting_ctc_tiny", units=(16,))

@@ -14,7 +14,7 @@ from zoo.datasets import reviews
 from zoo.errors import DataError, ShapeError, UnsupportedError
 from zoo.models.bilstm_text import unmasked
 from zoo.tasks import get_task
-from zoo.train import text_batches
+from zoo.tasks.classification import text_batches
 
 TASK = get_task("text")
 META = zoo.get_spec("bilstm_text").meta

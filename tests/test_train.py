@@ -5,7 +5,7 @@ import pytest
 
 import zoo
 from zoo.datasets import basicmotions
-from zoo.train import adapt_normalization
+from zoo.tasks.fitting import adapt_normalization
 
 
 def test_normalization_modes():

@@ -1,9 +1,9 @@
 """Training batches keyed by ``(seed, phase, epoch, step)`` and the augmentations they
-share with :mod:`zoo.train`'s random-stream batches.
+share with the tasks' random-stream batches (:meth:`zoo.tasks.base.Task.fit`).
 
-Below both :mod:`zoo.train` and :mod:`zoo.resumable`, which use these and no longer import
-each other. A batch is a function of its key, not of a random stream, so a resumed phase
-sees exactly the batches an uninterrupted run would have.
+Below both the tasks and :mod:`zoo.resumable`, which use these. A batch is a function of
+its key, not of a random stream, so a resumed phase sees exactly the batches an
+uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def augmented_batch(x: np.ndarray, y: np.ndarray, batch: int, key: tuple[int, ..
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Training batch number ``step`` (counted from the start of the phase): a seeded
     permutation per epoch, always ``batch`` series (wrapping around), augmented as the
-    training recipe's ``augment`` says (:func:`zoo.train.sensor_augment` by default;
+    training recipe's ``augment`` says (:func:`zoo.augment.sensor_augment` by default;
     ``{"shift": n}``: images moved by up to n pixels; ``"none"``: as they are), from a
     generator seeded by (key, epoch, step)."""
     epoch, i = divmod(step, steps)

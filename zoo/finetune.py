@@ -51,7 +51,8 @@ from zoo.model_dir import (  # noqa: F401  (the model directory's names, as they
 from zoo.registry import build_model, get_spec, jsonable_config
 from zoo.resumable import RunState, run_phase
 from zoo.tasks import get_task
-from zoo.train import adapt_normalization, count_params, seed_everything
+from zoo.tasks.fitting import adapt_normalization
+from zoo.train import count_params, seed_everything
 from zoo.userdata import (
     check_classes,
     check_fits,

@@ -182,9 +182,9 @@ def epoch_keyed_dataset(make_epoch, signature, key: tuple[int, ...], first_step:
 
 def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
                       first_step: int, steps: int):
-    """CTC training batches (:func:`zoo.train.ctc_batches`) as an
+    """CTC training batches (:func:`zoo.tasks.ctc_recognition.ctc_batches`) as an
     :func:`epoch_keyed_dataset`."""
-    from zoo.train import ctc_batches
+    from zoo.tasks.ctc_recognition import ctc_batches
 
     channels = data.x[0].shape[1]
     signature = (tf.TensorSpec((None, None, channels), tf.float32),
@@ -196,9 +196,9 @@ def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
 
 def text_batch_dataset(ids: list, y: np.ndarray, batch: int, key: tuple[int, ...],
                        first_step: int, steps: int):
-    """Padded text batches (:func:`zoo.train.text_batches`) as an
+    """Padded text batches (:func:`zoo.tasks.classification.text_batches`) as an
     :func:`epoch_keyed_dataset`."""
-    from zoo.train import text_batches
+    from zoo.tasks.classification import text_batches
 
     signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int64))
     y = np.asarray(y, np.int64)
@@ -208,9 +208,9 @@ def text_batch_dataset(ids: list, y: np.ndarray, batch: int, key: tuple[int, ...
 
 def seq2seq_batch_dataset(data, meta, batch: int, key: tuple[int, ...], first_step: int,
                           steps: int):
-    """Teacher-forcing batches (:func:`zoo.train.seq2seq_batches`) as an
+    """Teacher-forcing batches (:func:`zoo.tasks.seq2seq.seq2seq_batches`) as an
     :func:`epoch_keyed_dataset`."""
-    from zoo.train import seq2seq_batches
+    from zoo.tasks.seq2seq import seq2seq_batches
 
     ids = tf.TensorSpec((None, None), tf.int32)
     signature = ((ids, ids), ids, tf.TensorSpec((None, None), tf.float32))
@@ -227,8 +227,9 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
     epochs run, best epoch, best held-out loss, per-epoch history.
 
     With ``ctc_meta`` (the recogniser's alphabet), the model is a CTC recogniser trained
-    with :class:`zoo.train.CTCTrainer` on transcribed sequences; with ``text_meta`` (the
-    tokenizer and vocabulary), a text classifier on padded, masked batches of word ids;
+    with :class:`zoo.tasks.ctc_recognition.CTCTrainer` on transcribed sequences; with
+    ``text_meta`` (the tokenizer and vocabulary), a text classifier on padded, masked
+    batches of word ids;
     with ``seq2seq_meta`` (the vocabularies), an encoder-decoder on teacher-forcing batches;
     otherwise a sequence classifier."""
     done = state.finished(phase)
@@ -242,7 +243,8 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
     backup = state.state / f"{phase}.backup"
     start = saved_epochs(backup)
     if seq2seq_meta is not None:
-        from zoo.train import _BatchSequence, seq2seq_batches
+        from zoo.tasks.fitting import BatchSequence
+        from zoo.tasks.seq2seq import seq2seq_batches
 
         steps = len(list(seq2seq_batches(train, seq2seq_meta, batch, np.random.default_rng(0))))
         with strategy.scope():
@@ -253,10 +255,11 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         data = seq2seq_batch_dataset(train, seq2seq_meta, batch, (seed, index), start * steps,
                                      steps)
         val_batches = list(seq2seq_batches(val, seq2seq_meta, 64, np.random.default_rng(0)))
-        validation = _BatchSequence(lambda _: val_batches)
+        validation = BatchSequence(lambda _: val_batches)
     elif text_meta is not None:
         from zoo.tasks import get_task
-        from zoo.train import _BatchSequence, text_batches
+        from zoo.tasks.classification import text_batches
+        from zoo.tasks.fitting import BatchSequence
 
         task = get_task("text")
         words = task.index(text_meta)
@@ -269,9 +272,10 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         fitted = model
         data = text_batch_dataset(ids, train.y, batch, (seed, index), start * steps, steps)
         val_batches = text_batches(val_ids, val.y, 64, np.random.default_rng(0))
-        validation = _BatchSequence(lambda _: val_batches)
+        validation = BatchSequence(lambda _: val_batches)
     elif ctc_meta is not None:
-        from zoo.train import CTCTrainer, _BatchSequence, ctc_batches, frame_stride
+        from zoo.tasks.ctc_recognition import CTCTrainer, ctc_batches, frame_stride
+        from zoo.tasks.fitting import BatchSequence
 
         stride = frame_stride(model)
         with strategy.scope():
@@ -282,7 +286,7 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         data = ctc_batch_dataset(train, ctc_meta, batch, stride, (seed, index),
                                  start * steps, steps)
         val_batches = ctc_batches(val, ctc_meta, 64, stride, np.random.default_rng(0))
-        validation = _BatchSequence(lambda _: val_batches)
+        validation = BatchSequence(lambda _: val_batches)
     else:
         steps = math.ceil(len(train.x) / batch)
         with strategy.scope():

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from export.compression.recipes import schedule_of, stage_recipe
+from export.compression.recipes import resolve_spec, schedule_of, stage_recipe, training_data
 from export.conversion.tflite import MIN_WEIGHT_ELEMENTS, sparsity_of
 from zoo._keras import keras
 from zoo.errors import UnsupportedError
@@ -196,16 +196,16 @@ def check_args(prune, cluster, schedule: str, structured=None, qat: bool = False
     return prune, cluster, structured
 
 
-def compress(name: str, model, *, prune: float | None = None,
+def compress(name, model, *, prune: float | None = None,
              schedule: str = "polynomial", cluster: int | None = None,
              structured: float | None = None, qat: bool = False, config: dict | None = None,
              epochs: int | None = None, limit: int | None = None,
-             verbose: int = 0) -> tuple[Any, dict]:
+             data=None, verbose: int = 0) -> tuple[Any, dict]:
     """Shrinks, prunes, clusters and/or QAT-trains ``model`` while fine-tuning it on its
     own training data (in that order).
 
     Args:
-        name: the registered model name (its spec gives the training data, and each
+        name: the registered model name, or a spec (its task trains, its recipe gives each
             stage's epochs and learning rate: :func:`stage_recipe`).
         model: the trained Keras model (left untouched).
         structured: fraction of the hidden units of every recurrent layer to remove
@@ -220,6 +220,8 @@ def compress(name: str, model, *, prune: float | None = None,
         qat: last, fine-tune with int8 fake-quantized weights (:mod:`export.compression.qat`),
             keeping pruned zeros at zero; the weights come back snapped to int8.
         epochs / limit: override the fine-tuning epochs / training samples (tests).
+        data: the training data (default: the spec's training split; a user model's spec
+            has none, so its data comes here).
 
     Returns:
         ``(compressed model with the original architecture, report)``.
@@ -228,31 +230,32 @@ def compress(name: str, model, *, prune: float | None = None,
         UnsupportedError: bad sparsity, cluster count or schedule, or a layer that
             cannot be compressed (with the reason).
     """
-    from zoo import datasets
-    from zoo.registry import get_spec
-    from zoo.train import FIT, seed_everything
+    from zoo.tasks import get_task
+    from zoo.train import seed_everything
 
     tfmot = _tfmot()
-    spec = get_spec(name)
+    spec = resolve_spec(name)
+    fit = get_task(spec.task).fit
     prune, cluster, structured = check_args(prune, cluster, schedule, structured, qat)
     recipe = stage_recipe(spec, "prune", epochs, limit)
     seed_everything(recipe.get("seed", 0))  # the same pruned weights on every run
-    data = datasets.load(spec.data.dataset, spec.data.train)
-    report: dict[str, Any] = {"fine_tune_data": f"{spec.data.dataset} {spec.data.train} split"}
+    data = training_data(spec, data)
+    report: dict[str, Any] = {"fine_tune_data": f"{spec.data.dataset} {spec.data.train} split"
+                              if spec.data.train else f"{spec.data.dataset}"}
     current = model
     start = time.time()
     if structured is not None:
         from export.compression.structured import shrink
 
-        if config is None:
+        if config is None and spec.family != "user":  # a user model's is its own
             raise UnsupportedError("structured pruning needs the builder config the model "
                                    "was built with (config=)")
-        current, _, report["structured"] = shrink(name, current, structured, config)
+        current, _, report["structured"] = shrink(spec, current, structured, config)
         # A smaller architecture has more to relearn than a masked one: the recipe may
         # give it its own schedule (finetune.structured).
         shrunk = stage_recipe(spec, "structured", epochs, limit)
         report["structured"]["fine_tune"] = schedule_of(shrunk)
-        FIT[spec.task](current, data, shrunk, spec, verbose, adapt=False)
+        fit(current, data, shrunk, spec, verbose, adapt=False)
     if prune is not None:
         steps = _steps_per_epoch(spec, data, recipe) * recipe["epochs"]
         if schedule == "polynomial":
@@ -263,8 +266,8 @@ def compress(name: str, model, *, prune: float | None = None,
             sched = tfmot.sparsity.keras.ConstantSparsity(prune, begin_step=0, frequency=1)
         clone, wrapped = wrap(current, "prune", lambda layer: tfmot.sparsity.keras
                               .prune_low_magnitude(layer, pruning_schedule=sched))
-        FIT[spec.task](clone, data, recipe, spec, verbose, adapt=False,
-                       callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        fit(clone, data, recipe, spec, verbose, adapt=False,
+            callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         for w in wrapped.values():  # the last step's masks, applied to the weights
             for weight, mask, _ in w.pruning_vars:
                 weight.assign(weight * mask)
@@ -280,7 +283,7 @@ def compress(name: str, model, *, prune: float | None = None,
         clustering = stage_recipe(spec, "cluster", epochs, limit)
         if "learning_rate" not in (spec.recipe or {}).get("finetune", {}).get("cluster", {}):
             clustering["learning_rate"] /= 2  # centroids move; a gentler default step
-        FIT[spec.task](clone, data, clustering, spec, verbose, adapt=False)
+        fit(clone, data, clustering, spec, verbose, adapt=False)
         stripped = tfmot.clustering.keras.strip_clustering(clone)
         current = _copy_by_name(spec, current, stripped)
         report["cluster"] = {"clusters": cluster, "layers": sorted(wrapped),
@@ -288,7 +291,7 @@ def compress(name: str, model, *, prune: float | None = None,
     if qat:
         from export.compression.qat import quantize_aware
 
-        current, report["qat"] = quantize_aware(name, current, epochs=epochs, limit=limit,
+        current, report["qat"] = quantize_aware(spec, current, epochs=epochs, limit=limit,
                                                 keep_zeros=prune is not None, data=data,
                                                 verbose=verbose)
     report["seconds"] = round(time.time() - start, 1)
@@ -300,7 +303,9 @@ def compress(name: str, model, *, prune: float | None = None,
 def _steps_per_epoch(spec, data, recipe) -> int:
     import math
 
-    n = len(data.x if hasattr(data, "x") else data.words)
+    from zoo.tasks import get_task
+
+    n = get_task(spec.task).train_size(data)
     n = min(n, recipe.get("limit") or n)
     return max(1, math.ceil(n / recipe["batch_size"]))
 

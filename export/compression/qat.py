@@ -218,17 +218,18 @@ def snap_into(fresh, wrapped: dict) -> None:
         fresh.get_layer(name).set_weights([snapped.get(id(w), w.numpy()) for w in variables])
 
 
-def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | None = None,
+def quantize_aware(name, model, *, epochs: int | None = None, limit: int | None = None,
                    keep_zeros: bool = False, data=None, verbose: int = 0) -> tuple[Any, dict]:
     """Fine-tunes ``model`` with int8 fake-quantized weights on its training data.
 
     Args:
-        name: the registered model name (its recipe's ``finetune.qat`` -- else
-            ``finetune`` -- gives epochs and learning rate).
+        name: the registered model name, or a spec (its recipe's ``finetune.qat`` -- else
+            ``finetune`` -- gives epochs and learning rate; its task trains).
         model: the trained Keras model (left untouched).
         epochs / limit: override the fine-tuning epochs / training samples (tests).
         keep_zeros: keep pruned weights at zero.
-        data: the model's training split, if already loaded (default: load it).
+        data: the model's training data, if already loaded (default: the spec's training
+            split; a user model's comes here).
 
     Returns:
         ``(model with the original architecture and int8-snapped weights, report)``.
@@ -236,19 +237,22 @@ def quantize_aware(name: str, model, *, epochs: int | None = None, limit: int | 
     Raises:
         UnsupportedError: a layer without a QAT rule (named in the message).
     """
-    from export.compression.recipes import schedule_of, stage_recipe
-    from zoo import datasets
-    from zoo.registry import get_spec
-    from zoo.train import FIT, seed_everything
+    from export.compression.recipes import (
+        resolve_spec,
+        schedule_of,
+        stage_recipe,
+        training_data,
+    )
+    from zoo.tasks import get_task
+    from zoo.train import seed_everything
 
-    spec = get_spec(name)
+    spec = resolve_spec(name)
     recipe = stage_recipe(spec, "qat", epochs, limit)
     clone, wrapped = wrap(model, keep_zeros=keep_zeros)
     seed_everything(recipe.get("seed", 0))
-    if data is None:
-        data = datasets.load(spec.data.dataset, spec.data.train)
+    data = training_data(spec, data)
     start = time.time()
-    FIT[spec.task](clone, data, recipe, spec, verbose, adapt=False)
+    get_task(spec.task).fit(clone, data, recipe, spec, verbose, adapt=False)
     fresh = keras.models.clone_model(model)
     fresh.set_weights(model.get_weights())  # non-trainable state (e.g. Normalization)
     snap_into(fresh, wrapped)

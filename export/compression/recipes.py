@@ -1,7 +1,8 @@
 """The fine-tuning recipe of each compression stage, read from a model's spec.
 
 Shared by the stages (:mod:`export.compression.prune`,
-:mod:`export.compression.qat`) so that neither imports the other for it.
+:mod:`export.compression.qat`) so that neither imports the other for it, with the spec and
+training data every stage starts from.
 """
 
 from __future__ import annotations
@@ -28,3 +29,23 @@ def stage_recipe(spec, stage: str, epochs: int | None = None, limit: int | None 
 
 def schedule_of(recipe: dict) -> dict[str, Any]:
     return {k: recipe[k] for k in ("epochs", "learning_rate", "batch_size")}
+
+
+def resolve_spec(name_or_spec):
+    """The :class:`zoo.registry.ModelSpec` of a registered name, or the spec itself (a user
+    model's, :func:`export.user.spec.user_spec`)."""
+    if isinstance(name_or_spec, str):
+        from zoo.registry import get_spec
+
+        return get_spec(name_or_spec)
+    return name_or_spec
+
+
+def training_data(spec, data=None):
+    """``data`` if given, else the spec's training split (a zoo model's; a user model
+    brings its own)."""
+    if data is not None:
+        return data
+    from zoo import datasets
+
+    return datasets.load(spec.data.dataset, spec.data.train)

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,9 @@ RNN = (keras.layers.LSTM, keras.layers.GRU)
 GATES = {keras.layers.LSTM: 4, keras.layers.GRU: 3}
 # Layers that pass their first input's features through unchanged.
 PASS_THROUGH = (keras.layers.Activation, keras.layers.Dropout, keras.layers.Normalization,
-                keras.layers.Softmax, keras.layers.LayerNormalization, EncoderSummary)
+                keras.layers.Softmax, keras.layers.LayerNormalization, EncoderSummary,
+                keras.layers.BatchNormalization, keras.layers.GlobalAveragePooling1D,
+                keras.layers.GlobalMaxPooling1D, keras.layers.GaussianNoise)
 
 Segments = list[tuple[str, int]]  # (space id, size) runs along the last axis
 
@@ -77,6 +80,14 @@ class _Trace:
         self.size: dict[str, int] = {}  # space -> size
         self.alias: dict[str, str] = {}  # Dense space -> the RNN space it initialises
         self.owner: dict[str, tuple[Any, str]] = {}  # space -> (layer, role)
+        if isinstance(model, keras.Sequential):  # a chain: each layer reads the last one
+            ins = [self._space("input:fixed", int(model.inputs[0].shape[-1] or 0), None,
+                               "fixed")]
+            for layer in model.layers:
+                self.inputs[layer.name] = ins
+                self.outputs[layer.name] = self._trace(layer, ins)
+                ins = self.outputs[layer.name][:1]
+            return
         config = {c["name"]: c for c in model.get_config()["layers"]}
         for layer in model.layers:
             nodes = config[layer.name]["inbound_nodes"]
@@ -196,7 +207,8 @@ def _sliced_weights(trace: _Trace, kept: dict[str, np.ndarray], layer) -> list[n
         return [weights[0][_indices(trace, kept, ins[0])][:, _indices(trace, kept, ins[1])]]
     if type(layer) is keras.layers.Conv1D:  # kernel (width, in, filters)
         return [weights[0][:, _indices(trace, kept, ins[0])]] + weights[1:]
-    if isinstance(layer, (keras.layers.Normalization, keras.layers.LayerNormalization)):
+    if isinstance(layer, (keras.layers.Normalization, keras.layers.LayerNormalization,
+                          keras.layers.BatchNormalization)):
         idx = _indices(trace, kept, ins[0])  # per-feature statistics / scales
         return [w[..., idx] if w.ndim else w for w in weights]
     return weights
@@ -207,10 +219,13 @@ def shrink(name: str, model, fraction: float, config: dict[str, Any]
     """Removes ``fraction`` of the hidden units of every recurrent layer of ``model``.
 
     Args:
-        name: registered model name; its spec's ``shrink`` maps (builder config,
-            fraction) to the builder arguments of the smaller architecture.
+        name: registered model name, or a spec; a registered spec's ``shrink`` maps
+            (builder config, fraction) to the builder arguments of the smaller
+            architecture; a user model's (``family == "user"``) is rebuilt from its own
+            config with ``round(units * (1 - fraction))`` (at least 1) in every recurrent
+            layer, and the overrides name the layers.
         model: a model built by that builder (left untouched).
-        config: the builder config ``model`` was built with.
+        config: the builder config ``model`` was built with (unused for a user model).
         fraction: fraction of hidden units to remove, in (0, 1).
 
     Returns:
@@ -221,16 +236,20 @@ def shrink(name: str, model, fraction: float, config: dict[str, Any]
         UnsupportedError: the fraction is outside (0, 1), the model declares no
             ``shrink``, or a layer has no slicing rule.
     """
-    from zoo.registry import get_spec
+    from export.compression.recipes import resolve_spec
 
     fraction = check_fraction(fraction)
-    spec = get_spec(name)
-    if spec.shrink is None:
+    spec = resolve_spec(name)
+    name = spec.name
+    if spec.family == "user":  # no builder: the model's own config, with fewer units
+        overrides, small = _smaller_config(model, fraction)
+    elif spec.shrink is None:
         raise UnsupportedError(f"{name} does not declare which builder arguments hold its "
                                "recurrent widths (ModelSpec.shrink), so it cannot be "
                                "structurally pruned")
-    overrides = spec.shrink(config, fraction)
-    small = spec.builder(**{**config, **overrides})
+    else:
+        overrides = spec.shrink(config, fraction)
+        small = spec.builder(**{**config, **overrides})
     trace = _Trace(model)
     small_sizes = _Trace(small).size
     kept: dict[str, np.ndarray] = {}
@@ -263,3 +282,28 @@ def shrink(name: str, model, fraction: float, config: dict[str, Any]
                         and trace.owner[s][1] == "rnn"},
               "params": [int(model.count_params()), int(small.count_params())]}
     return small, overrides, report
+
+
+def _smaller_config(model, fraction: float) -> tuple[dict[str, int], Any]:
+    """A user model rebuilt from its config with fewer units in every LSTM and GRU layer
+    (also inside Bidirectional), and ``{layer name: new units}``."""
+    config = json.loads(model.to_json())
+    overrides: dict[str, int] = {}
+
+    def smaller(entry: dict, name: str) -> None:
+        units = entry["config"]["units"]
+        entry["config"]["units"] = overrides[name] = max(1, round(units * (1 - fraction)))
+
+    for entry in config["config"]["layers"]:
+        name = entry["config"]["name"]
+        if entry["class_name"] in ("LSTM", "GRU"):
+            smaller(entry, name)
+        elif entry["class_name"] == "Bidirectional":
+            for part in ("layer", "backward_layer"):
+                if part in entry["config"] and \
+                        entry["config"][part]["class_name"] in ("LSTM", "GRU"):
+                    smaller(entry["config"][part], name)
+    if not overrides:
+        raise UnsupportedError("structured pruning removes units of LSTM and GRU layers; "
+                               "this model has none")
+    return overrides, keras.models.model_from_json(json.dumps(config))

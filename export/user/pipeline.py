@@ -56,10 +56,12 @@ from export.user.prepare import (
     unmask,
 )
 from export.user.spec import GRAPH, user_spec
+from export.user.training import read_train, saved_loss, user_recipe
 from zoo._keras import keras
 from zoo.errors import ParityError, UnsupportedError
+from zoo.registry import Tolerance
 from zoo.tasks import get_task
-from zoo.tasks.user import LABEL_METRICS, UserSamples
+from zoo.tasks.user import LABEL_METRICS, RELATIVE_ERROR, UserSamples
 
 
 def _is_softmax(model) -> bool:
@@ -83,7 +85,9 @@ def model_meta(user: UserModel, metric: str) -> dict:
 
 def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = None, *,
                  samples, labels=None, metric: str | None = None, name: str | None = None,
-                 progress: Progress | None = None, **options: Any) -> dict[str, Any]:
+                 train=None, loss=None, learning_rate: float | None = None,
+                 batch_size: int | None = None, progress: Progress | None = None,
+                 **options: Any) -> dict[str, Any]:
     """Exports a user's tf_keras or Keras 3 model to a verified LiteRT / ONNX bundle.
 
     Args:
@@ -98,6 +102,14 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         metric: ``accuracy``, ``top5``, ``f1``, ``auc``, ``mse`` or ``mae`` (needs labels).
             Without: agreement with the original model's outputs.
         name: the bundle's model name (default: the file's stem or the model's name).
+        train: training data for the compression options (``prune``, ``structured``,
+            ``cluster``, ``qat``), which fine-tune the model: a ``.npz`` or dict with ``x``
+            and ``y`` (or one array per input and output name), or a pair ``(x, y)``.
+        loss: the loss to fine-tune with, a Keras loss name (default: the one the model
+            was compiled with, read from its file).
+        learning_rate / batch_size: fine-tuning's (defaults in
+            :mod:`export.user.training`); ``finetune_epochs`` and ``finetune_limit`` of the
+            config apply too.
         progress: reports stages and counts (default: silent).
 
     Returns:
@@ -110,15 +122,20 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         ParityError: a Keras 3 model's tf_keras twin, or an artifact, differs from the
             original (the bundle is kept at ``<out>.failed``).
     """
-    from export.pipeline import check_out_dir, run_export
+    from export.pipeline import _compress, check_out_dir, run_export
 
     cfg = ExportConfig.of(config, **options)
     if metric is not None and metric not in LABEL_METRICS:
         raise UnsupportedError(f"unknown metric {metric!r}; expected one of "
                                f"{sorted(LABEL_METRICS)}")
-    if cfg.compressing:
-        raise UnsupportedError("prune / structured / cluster / qat of a user model need its "
-                               "training data, which export_keras does not take yet")
+    if cfg.compressing and train is None:
+        raise UnsupportedError("prune / structured / cluster / qat fine-tune the model: give "
+                               "its training data (--train FILE with x and y)")
+    if train is not None and not cfg.compressing:
+        raise UnsupportedError("training data is for compression (--prune, --structured, "
+                               "--cluster, --qat); without one nothing is trained")
+    recipe = user_recipe(epochs=cfg.finetune_epochs, batch_size=batch_size,
+                         learning_rate=learning_rate) if cfg.compressing else None
     if cfg.calibration is not None:
         raise UnsupportedError("a user model calibrates on its samples; calibration is for "
                                "zoo models")
@@ -128,9 +145,15 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     where = model_or_path if isinstance(model_or_path, (str, Path)) else "the model"
     progress.say(f"reading {where}")
     user = load_user_model(model_or_path)
+    loss = saved_loss(model_or_path, loss) if cfg.compressing else None
     if name is not None:
         user.name = name
     mask = mask_source(user.model)
+    if cfg.compressing and (mask is not None or is_stateful(user.model)
+                            or has_initial_state(user.model)):
+        raise UnsupportedError(f"{user.name}: compressing a model with a padding mask, state "
+                               "or initial states is not supported yet; export it without "
+                               "--prune / --structured / --cluster / --qat")
     stream = None
     if is_stateful(user.model) or has_initial_state(user.model):
         if mask is not None:
@@ -139,6 +162,7 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         stream = (_streaming if is_stateful(user.model) else _encoder_decoder)(user, progress)
     x = read_samples(samples, user.model)
     n = len(next(iter(x.values())))
+    train_data = None if train is None else read_train(train, user.model)
     y = None if labels is None else read_labels(labels, n)
     chosen = choose_metric(metric, y, _is_softmax(user.model))
     progress.say(f"running the original model ({user.origin}) on {n} samples")
@@ -161,13 +185,27 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
              " and") + f" the one-step graph {STEP_GRAPH!r} with the state as inputs and "
             f"outputs {list(stream['states'])}; predictions stream each sample through the "
             "step graph")
-    spec = user_spec(user.name, user.model, meta, formats=FORMATS, precisions=PRECISIONS)
+    spec = user_spec(user.name, user.model, meta, formats=FORMATS, precisions=PRECISIONS,
+                     recipe=recipe)
     for line in _inspection_notes(spec):
         progress.say(line)
     fmts, precs = cfg.for_spec(spec)
     task = get_task("user").for_meta(meta)
     if cfg.limit:
         data = data.head(cfg.limit)
+    compression = None
+    if cfg.compressing:
+        meta["loss"] = loss
+        source = (f"{train if isinstance(train, (str, Path)) else 'the training arrays'} "
+                  f"({len(train_data)} samples)")
+        compression = _compress(spec, task, user.model, None, data, cfg, progress,
+                                train=train_data, source=source)
+        user.model = compression.pop("model")
+        meta["compressed"] = True
+        spec = user_spec(user.name, user.model, meta, formats=FORMATS, precisions=PRECISIONS,
+                         recipe=recipe, compressed_drop=compressed_drop(
+                             task, compression["baseline_metrics"][task.metric]))
+        task = get_task("user").for_meta(meta)
     report.update({"recurrent": recurrent_directions(user.model),
                    "fusion": dict(spec.graphs[0].fusion)})
     return run_export(
@@ -176,8 +214,21 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         reference={"model_config": json.loads(user.model.to_json())},
         data={"dataset": "user samples", "test": "samples", "calibration": "samples",
               "license": "the user's"},
-        progress=progress, manifest_extra={"source": report},
+        compression=compression, progress=progress, manifest_extra={"source": report},
         attachments={SAMPLES_FILE: samples_bytes(data)})
+
+
+def compressed_drop(task, baseline: float) -> Tolerance:
+    """How far compression may move a user model's metric: 2 points of a bounded metric
+    (accuracy, top-5, F1, AUC, top-1 agreement with the original), a relative error of 0.05
+    against the original's outputs, or 10 % of the uncompressed model's MSE / MAE (which
+    have no scale of their own)."""
+    if task.metric == RELATIVE_ERROR:
+        return Tolerance(0.05, "outputs within 5 % (relative L2) of the original model's")
+    if task.metric in ("mse", "mae"):
+        return Tolerance(0.1 * baseline, f"{task.metric} at most 10 % above the uncompressed "
+                                         f"model's ({baseline:.4g})")
+    return Tolerance(0.02, f"{task.metric} at most 2 points below the uncompressed model's")
 
 
 def _streaming(user: UserModel, progress) -> dict:

@@ -23,11 +23,14 @@ FP32 = Tolerance(SAME_VALUES, "fp32 artifacts compute the model's float32 functi
                               "the kernels' summation order differs")
 
 
-def user_spec(name: str, model, meta: dict, *, formats, precisions) -> ModelSpec:
+def user_spec(name: str, model, meta: dict, *, formats, precisions, recipe=None,
+              compressed_drop: Tolerance | None = None) -> ModelSpec:
     """The spec the pipeline runs a user model with: the model itself, whose recurrent
     layers must become what :mod:`export.user.inspect` says they become; for a model that
     streams (``meta["stream"]``), the one-step graph beside it, or for an encoder-decoder,
-    the encoder and the decoder's step graph instead."""
+    the encoder and the decoder's step graph instead. ``recipe`` is what compression
+    fine-tunes with (:mod:`export.user.training`), ``compressed_drop`` the bound on the
+    metric's drop from compression."""
     from export.user.inspect import fusion_expectations, inspect_model
 
     def no_builder(**_):
@@ -53,7 +56,8 @@ def user_spec(name: str, model, meta: dict, *, formats, precisions) -> ModelSpec
         name=name, builder=no_builder, family="user", task="user", graphs=tuple(graphs),
         data=DataSpec(dataset="user samples", train="", test="samples",
                       calibration="samples", extra="", license="the user's"),
-        tensor_tolerance={"fp32": FP32}, meta=meta, formats=tuple(formats),
+        tensor_tolerance={"fp32": FP32}, meta=meta, formats=tuple(formats), recipe=recipe,
+        metric_drop={} if compressed_drop is None else {"compressed": compressed_drop},
         precisions=tuple(precisions),
         description=f"a user model ({meta.get('origin', 'Keras')})")
 

@@ -41,7 +41,7 @@ class UnrolledConvLSTM2D(keras.layers.Layer):
         if rnn.go_backwards:
             raise UnsupportedError(f"{rnn.name}: unrolling does not support go_backwards")
         if cell.dropout or cell.recurrent_dropout:
-            # training runs through this graph (zoo.train._fit_nextframe): dropout there
+            # training runs through this graph (zoo.tasks.next_frame.NextFrame.fit): dropout there
             # would silently be skipped
             raise UnsupportedError(f"{rnn.name}: unrolling does not apply dropout; got "
                                    f"dropout {cell.dropout}, recurrent_dropout "

@@ -3,7 +3,7 @@
 Pretrained on BasicMotions (smartwatch accelerometer + gyroscope, 4 activities). Raw
 sensor values go in: normalisation is a layer of the model, so the exported graphs take
 the same input as the Keras model (the shipped recipe fits one mean and variance over
-all six channels: ``normalize: "global"``, see :func:`zoo.train.adapt_normalization`).
+all six channels: ``normalize: "global"``, see :func:`zoo.tasks.fitting.adapt_normalization`).
 The time axis is left ``None``: the fused TFLite op resizes to any length at batch 1.
 """
 

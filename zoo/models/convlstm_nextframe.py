@@ -95,7 +95,8 @@ def convlstm_nextframe(*, size: int = SIZE, observed: int = OBSERVED,
 def unrolled_graph(model):
     """The export graph: the model's own layers with its two ConvLSTM2D layers unrolled
     (:class:`UnrolledConvLSTM2D` shares their variables, so training this graph trains
-    the model: :func:`zoo.train._fit_nextframe` does, 1.6x faster than the loop on CPU)."""
+    the model: :meth:`zoo.tasks.next_frame.NextFrame.fit` does, 1.6x faster than the loop
+    on CPU)."""
     frames = keras.Input(model.get_layer("frames").output.shape[1:], name="frames")
     x = model.get_layer("patches")(frames)
     _, h, c = UnrolledConvLSTM2D(model.get_layer("encoder"), return_state=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import check_series, parity_pool, read_series
+from zoo.tasks.fitting import adam, head, plain_batches, run_fit
 from zoo.tasks.metrics import detection_scores
 
 
@@ -119,3 +121,21 @@ class AnomalyDetection(Task):
             lines.append(f"{int(np.sum(scores > threshold))} of {len(scores)} windows over the "
                          "threshold")
         return "\n".join(lines)
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Minimises the graph's own ``score`` (mean squared standardized reconstruction
+        error) on normal windows; from scratch, the ``normalize`` and ``denormalize``
+        layers are first fitted to every training value."""
+        (x,) = head(recipe, np.asarray(data.x, np.float32))
+        if adapt:
+            values = np.asarray(x, np.float32).reshape(-1, 1)
+            for layer in ("normalize", "denormalize"):
+                model.get_layer(layer).adapt(values)
+        batch = recipe["batch_size"]
+        steps = math.ceil(len(x) / batch)
+        model.compile(optimizer=adam(recipe, steps), loss={"score": lambda _, score: score})
+        zeros = np.zeros(len(x), np.float32)  # the loss is the score itself
+        batches = ((xb, {"score": yb}) for xb, yb in plain_batches(
+            x, zeros, batch, np.random.default_rng(recipe.get("seed", 0))))
+        return run_fit(model, batches, recipe, verbose, callbacks, steps=steps)

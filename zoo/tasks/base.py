@@ -68,6 +68,24 @@ class Task(ABC):
     def format(self, prediction, meta) -> str:
         """One prediction as text for a terminal."""
 
+    # Training batches keyed by step (multi-worker training shards them exactly); a task
+    # whose batches come from a keras Sequence cannot be sharded so.
+    step_keyed = False
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Trains ``model`` on a loaded training split with ``recipe`` (see
+        :mod:`zoo.tasks.fitting`); returns ``{"loss": last epoch's loss}``. ``adapt``: fit the
+        normalisation layers to the data first (from scratch; fine-tuning keeps them)."""
+        raise UnsupportedError(f"{self.name} models have no training recipe")
+
+    def train_size(self, data) -> int:
+        """How many training samples a loaded split holds (an epoch's worth)."""
+        for field in ("x", "texts", "words", "ids"):
+            if hasattr(data, field):
+                return len(getattr(data, field))
+        return len(data)
+
     def feed_lengths(self, meta) -> list[int] | None:
         """Time lengths for random parity feeds when the graph's input fixes them; ``None``
         (the default): the graph's time axis is free."""

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zoo.augment import augment_shift, batch_dataset, sensor_augment, shift_images
 from zoo.errors import ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import check_encodable, length_batches, parity_pool, read_text_source
+from zoo.tasks.fitting import (
+    BatchSequence,
+    adam,
+    adapt_normalization,
+    head,
+    plain_batches,
+    run_fit,
+)
 
 
 @register_task
@@ -103,6 +113,35 @@ class Classification(Task):
         order = np.argsort(prediction)[::-1]
         return ", ".join(f"{meta['classes'][i]} {prediction[i]:.3f}" for i in order)
 
+    # Batches can be keyed by step, so multi-worker training shards them exactly.
+    step_keyed = True
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Sparse cross-entropy; the recipe's ``augment`` says how batches are drawn:
+        ``{"shift": pixels}`` for images read row by row, ``"none"`` for data augmented
+        already (spoken digits: every window a new draw), absent: sensor-style crops, gain
+        and jitter. ``batches: "keyed by step"``: shardable across workers."""
+        x, y = head(recipe, np.asarray(data.x, np.float32), np.asarray(data.y))
+        if adapt:  # from scratch; fine-tuning keeps the trained normalisation
+            adapt_normalization(model, x, recipe.get("normalize", "channel"))
+        rng = np.random.default_rng(recipe.get("seed", 0))
+        batch = recipe["batch_size"]
+        steps = math.ceil(len(x) / batch)
+        augment = recipe.get("augment", {})
+        shift = augment_shift(augment)
+        if recipe.get("batches") == "keyed by step":
+            batches = batch_dataset(x, y, batch, (recipe.get("seed", 0), 0), 0, steps, augment)
+        elif shift:
+            batches = shifted_batches(x, y, batch, rng, shift)
+        elif augment == "none":
+            batches = plain_batches(x, y, batch, rng)
+        else:
+            batches = augmented_batches(x, y, batch, rng)
+        model.compile(optimizer=adam(recipe, steps), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return run_fit(model, batches, recipe, verbose, callbacks, steps=steps)
+
 
 @register_task
 @dataclass(frozen=True)
@@ -116,6 +155,7 @@ class TextClassification(Classification):
     """
 
     name: str = "text"
+    step_keyed = False
 
     def inputs(self, data) -> list[str]:
         return list(data.texts)
@@ -158,3 +198,69 @@ class TextClassification(Classification):
         """The text of a ``.txt`` file or the text itself (see :func:`read_text_source`)."""
         text, where = read_text_source(source)
         return self.check_input(text, meta, where)
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Sparse cross-entropy over batches of texts of similar length (:func:`text_batches`),
+        redrawn every epoch."""
+        index = self.index(spec.meta)
+        texts, y = head(recipe, list(data.texts), np.asarray(data.y))
+        ids = [self.encode(t, spec.meta, index) for t in texts]
+        seed = recipe.get("seed", 0)
+        train_seq = BatchSequence(
+            lambda epoch: text_batches(ids, y, recipe["batch_size"],
+                                       np.random.default_rng(seed + epoch)))
+        model.compile(optimizer=adam(recipe, len(train_seq)),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return run_fit(model, train_seq, recipe, verbose, callbacks, shuffle=False)
+
+
+def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
+    """Endless shuffled training batches with sensor-style augmentation: a random crop of
+    70-100 % of the series (the time axis is dynamic), per-channel gain and additive
+    jitter. One pass over the data is ``ceil(len(x) / batch)`` batches.
+
+    One random stream: the shipped classifier weights were trained on exactly this
+    sequence (the recipe reproduces them bit for bit). Fine-tuning, which must resume
+    mid-run, uses batches keyed by step instead (:func:`zoo.augment.augmented_batch`).
+    """
+    steps = math.ceil(len(x) / batch)
+    scale = x.std(axis=(0, 1))
+    while True:
+        order = rng.permutation(len(x))
+        for i in range(steps):
+            idx = order[i * batch : (i + 1) * batch]
+            yield sensor_augment(x, idx, rng, scale), y[idx]
+
+
+def shifted_batches(x: np.ndarray, y: np.ndarray, batch: int, rng, shift: int):
+    """Endless shuffled batches of images (N, rows, cols) moved by up to ``shift`` pixels
+    in each direction (zero fill): the augmentation for digits read row by row, where a
+    crop of the time axis would cut strokes off."""
+    while True:
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            dy, dx = rng.integers(0, 2 * shift + 1, (2, len(idx)))
+            yield shift_images(x[idx], dy, dx, shift), y[idx]
+
+
+def text_batches(ids: list[np.ndarray], y: np.ndarray, batch_size: int, rng) -> list:
+    """One epoch of (tokens, labels) batches of texts of similar length, each padded with
+    id 0 (masked) to its longest text; the batch order is shuffled.
+
+    Lengths get uniform noise of +-10 % before sorting, so a text meets other neighbours
+    every epoch.
+    """
+    lengths = np.array([len(x) for x in ids], np.float64)
+    order = np.argsort(lengths * rng.uniform(0.9, 1.1, len(ids)), kind="stable")
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = []
+    for k in rng.permutation(len(chunks)):
+        idx = chunks[k]
+        width = max(len(ids[i]) for i in idx)
+        tokens = np.zeros((len(idx), width), np.int32)
+        for r, i in enumerate(idx):
+            tokens[r, : len(ids[i])] = ids[i]
+        batches.append((tokens, np.asarray(y)[idx]))
+    return batches

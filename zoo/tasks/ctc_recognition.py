@@ -5,6 +5,7 @@ calls.)"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ from typing import Any
 import numpy as np
 
 from zoo import ctc
+from zoo._keras import keras, tf
 from zoo.errors import DataError, ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.classification import Classification
 from zoo.tasks.common import is_wav, length_batches, parity_pool
+from zoo.tasks.fitting import BatchSequence, adam, adapt_normalization, run_fit
 from zoo.tasks.metrics import edit_distance
 
 
@@ -190,3 +193,118 @@ class CTCRecognition(Task):
 
     def format(self, prediction, meta) -> str:
         return prediction
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """CTC loss (blank 0) on the logits (:class:`CTCTrainer`), over batches of
+        trajectories of similar length (:func:`ctc_batches`); validated on the calibration
+        split. ``recipe["fresh_draws"]``: the training split is synthetic and each epoch
+        draws new writers and words from it (``"train:K"``, see
+        :mod:`zoo.datasets.hershey_strokes`)."""
+        from zoo import datasets
+
+        stride = frame_stride(model)
+        if adapt:  # from scratch: per-channel statistics over every training point
+            points = np.concatenate([np.asarray(x, np.float32) for x in data.x])[None]
+            adapt_normalization(model, points, recipe.get("normalize", "channel"))
+        seed = recipe.get("seed", 0)
+
+        def make(epoch):
+            drawn = data
+            if recipe.get("fresh_draws") and epoch:
+                drawn = datasets.load(spec.data.dataset, f"{spec.data.train}:{epoch}")
+            return ctc_batches(drawn, spec.meta, recipe["batch_size"], stride,
+                               np.random.default_rng([seed, epoch]), recipe.get("limit"))
+
+        train_seq = BatchSequence(make)
+        val = datasets.load(spec.data.dataset, spec.data.calibration)
+        val_batches = ctc_batches(val, spec.meta, 64, stride, np.random.default_rng(0))
+        trainer = CTCTrainer(model)
+        trainer.compile(optimizer=adam(recipe, len(train_seq)))
+        return run_fit(trainer, train_seq, recipe, verbose, callbacks, shuffle=False,
+                       validation_data=BatchSequence(lambda _: val_batches))
+
+
+def ctc_batches(data, meta, batch_size: int, stride: int, rng, limit=None) -> list:
+    """One epoch of CTC training batches: trajectories of similar length together (each
+    chunk of 20 batches is sorted by length), zero rows padded at the end to a multiple of
+    ``stride``, batch order shuffled. A batch is
+    ``(x (B, T, C), (labels (B, L) padded with 0, label_length (B,), frames (B,)))`` where
+    ``frames`` is each trajectory's own number of output frames, so the loss never reads
+    the padding's frames."""
+    x, texts = list(data.x), list(data.texts)
+    if limit:
+        x, texts = x[:limit], texts[:limit]
+    order = rng.permutation(len(x))
+    chunk = 20 * batch_size
+    groups = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: len(x[i]))
+        groups += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(groups)
+    batches = []
+    for idx in groups:
+        lengths = np.array([len(x[i]) for i in idx], np.int32)
+        width = int(math.ceil(lengths.max() / stride) * stride)
+        xb = np.zeros((len(idx), width, x[idx[0]].shape[1]), np.float32)
+        for r, i in enumerate(idx):
+            xb[r, : len(x[i])] = x[i]
+        labels = [CTCRecognition.labels(texts[i], meta) for i in idx]
+        lb = np.zeros((len(idx), max(map(len, labels))), np.int32)
+        for r, lab in enumerate(labels):
+            lb[r, : len(lab)] = lab
+        frames = -(-lengths // stride)
+        batches.append((xb, (lb, np.array([len(la) for la in labels], np.int32), frames)))
+    return batches
+
+
+class CTCTrainer(keras.Model):
+    """Trains a recogniser whose last layer is the softmax over its logits: CTC loss
+    (blank 0) on the logits, each sample over its own number of frames."""
+
+    def __init__(self, model):
+        super().__init__(name="ctc_trainer")
+        self.net = model
+        # the input of the final softmax in *this* model's graph (a cloned model, e.g.
+        # tfmot's pruning wrapper, shares the unwrapped softmax layer with the original)
+        layer, node_index, _ = model.outputs[0]._keras_history
+        self.logits = keras.Model(model.inputs,
+                                  layer._inbound_nodes[node_index].input_tensors)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, x, training=False):
+        return self.logits(x, training=training)
+
+    def _loss(self, data, training):
+        x, (labels, label_length, frames) = data
+        logits = self.logits(x, training=training)
+        return tf.reduce_mean(tf.nn.ctc_loss(labels, logits, label_length, frames,
+                                             logits_time_major=False, blank_index=0))
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self._loss(data, True)
+        variables = self.logits.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables,
+                                           strict=True))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        self.loss_tracker.update_state(self._loss(data, False))
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+def frame_stride(model) -> int:
+    """Input steps per output frame of a recogniser: the strides of its Conv1D layers (also
+    inside tfmot's pruning or clustering wrappers)."""
+    stride = 1
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if type(inner) is keras.layers.Conv1D:
+            stride *= int(inner.strides[0])
+    return stride

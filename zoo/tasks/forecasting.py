@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from zoo._keras import tf
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import check_series, parity_pool, read_series
+from zoo.tasks.fitting import adam, head, plain_batches, run_fit
 
 
 @register_task
@@ -81,3 +84,19 @@ class Forecasting(Task):
 
     def format(self, prediction, meta) -> str:
         return " ".join(f"{v:.6g}" for v in np.asarray(prediction).ravel())
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Mean absolute error over the seasonal naive in-sample error (MASE), on raw
+        values."""
+        x, y = head(recipe, np.asarray(data.x, np.float32), np.asarray(data.y, np.float32))
+        scale = float(data.scale)
+        batch = recipe["batch_size"]
+        steps = math.ceil(len(x) / batch)
+
+        def mase(target, forecast):
+            return tf.reduce_mean(tf.abs(target - forecast), axis=-1) / scale
+
+        model.compile(optimizer=adam(recipe, steps), loss=mase)
+        batches = plain_batches(x, y, batch, np.random.default_rng(recipe.get("seed", 0)))
+        return run_fit(model, batches, recipe, verbose, callbacks, steps=steps)

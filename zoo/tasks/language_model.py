@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ShapeError
+from zoo.errors import DataError, ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import _state_widths, parity_pool, read_text_source, stream
+from zoo.tasks.fitting import adam, head, run_fit
 from zoo.tasks.metrics import _nll
 
 
@@ -127,3 +128,25 @@ class LanguageModel(Task):
                           for i in top)
         return (f"{prediction['bits'] / prediction['chars']:.4f} bits per character over "
                 f"{prediction['chars']} characters; next: {shown}")
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Cross-entropy of the next character; an epoch is ``recipe["steps"]`` batches."""
+        (ids,) = head(recipe, np.asarray(data.ids, np.int32))
+        if len(ids) < recipe["length"] + 2:
+            raise DataError(f"{len(ids)} training characters; a training window takes "
+                            f"{recipe['length'] + 1}, so give at least {recipe['length'] + 2}")
+        steps = recipe["steps"]
+        model.compile(optimizer=adam(recipe, steps), loss="sparse_categorical_crossentropy")
+        batches = lm_batches(ids, recipe["batch_size"], recipe["length"],
+                             np.random.default_rng(recipe.get("seed", 0)))
+        return run_fit(model, batches, recipe, verbose, callbacks, steps=steps)
+
+
+def lm_batches(ids: np.ndarray, batch: int, length: int, rng):
+    """Endless batches of ``batch`` windows of ``length + 1`` characters at random places
+    of the corpus: ``(x (B, length), y (B, length))``, ``y`` the next characters."""
+    while True:
+        starts = rng.integers(0, len(ids) - length - 1, batch)
+        window = np.stack([ids[s : s + length + 1] for s in starts])
+        yield window[:, :-1], window[:, 1:]

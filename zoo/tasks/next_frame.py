@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ShapeError
+from zoo.errors import DataError, ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import once_per_data, parity_pool
+from zoo.tasks.fitting import adam, run_fit
 from zoo.tasks.metrics import ssim
 
 
@@ -138,3 +139,36 @@ class NextFrame(Task):
         lines += ["".join(shades[min(int(v * len(shades)), len(shades) - 1)] for v in row)
                   for row in small]
         return "\n".join(lines)
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Per-pixel binary cross-entropy of the future frames (Shi et al. 2015), through
+        the export graph when it shares the model's variables (the unrolled ConvLSTM trains
+        1.6x faster on CPU than Keras' loop; a model wrapped for pruning trains as it is)."""
+        from zoo._keras import keras
+        from zoo.graphs import graph_models
+
+        if any(isinstance(layer, keras.layers.ConvLSTM2D) for layer in model.layers):
+            model = graph_models(spec, model)[spec.graphs[0].name]
+        clips = data.head(recipe["limit"]) if recipe.get("limit") else data
+        batch = recipe["batch_size"]
+        steps = len(clips) // batch
+        if steps < 1:
+            raise DataError(f"{len(clips)} training clips; a batch takes {batch}")
+        model.compile(optimizer=adam(recipe, steps), loss="binary_crossentropy",
+                      metrics=["mse"])
+        batches = clip_batches(clips, batch, np.random.default_rng(recipe.get("seed", 0)))
+        return run_fit(model, batches, recipe, verbose, callbacks, steps=steps)
+
+    def train_size(self, data) -> int:
+        return len(data)
+
+
+def clip_batches(clips, batch: int, rng):
+    """Endless shuffled epochs of ``(observed frames, future frames)`` batches, drawn from
+    the clips' trajectories as they are needed."""
+    while True:
+        order = rng.permutation(len(clips))
+        for i in range(0, len(order) - batch + 1, batch):
+            frames = clips.frames(np.sort(order[i : i + batch]))
+            yield frames[:, : clips.observed], frames[:, clips.observed :]

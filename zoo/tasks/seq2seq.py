@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from zoo._keras import keras
 from zoo.decoding import greedy_decode
 from zoo.errors import ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import check_encodable, length_batches
+from zoo.tasks.fitting import BatchSequence, adam, run_fit
 from zoo.tasks.metrics import edit_distance
 
 
@@ -78,3 +80,57 @@ class Seq2Seq(Task):
 
     def format(self, prediction, meta) -> str:
         return " ".join(prediction)
+
+    def fit(self, model, data, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """Teacher forcing (:func:`seq2seq_batches`), cross-entropy of the logits, padding
+        weighted 0; validated on the dataset's ``val`` split."""
+        from zoo import datasets
+
+        seed = recipe.get("seed", 0)
+
+        def make(epoch):
+            rng = np.random.default_rng(seed + epoch)
+            return list(seq2seq_batches(data, spec.meta, recipe["batch_size"], rng,
+                                        recipe.get("limit")))
+
+        train_seq = BatchSequence(make)
+        val = datasets.load(spec.data.dataset, "val")
+        val_batches = list(seq2seq_batches(val, spec.meta, 256, np.random.default_rng(0)))
+        recipe = {**recipe, "schedule": "cosine"}  # always: the shipped G2P weights' schedule
+        model.compile(optimizer=adam(recipe, len(train_seq)),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      weighted_metrics=["accuracy"])
+        return run_fit(model, train_seq, recipe, verbose, callbacks, shuffle=False,
+                       validation_data=BatchSequence(lambda _: val_batches))
+
+
+def seq2seq_batches(data, meta, batch_size, rng, limit=None):
+    """Teacher-forcing batches grouped by source length (no source padding).
+
+    Yields ((graphemes, phonemes_in), phonemes_out, weights); targets are padded with
+    ``pad`` and the padding gets weight 0.
+    """
+    src_index = {t: i for i, t in enumerate(meta["source_vocab"])}
+    tgt_index = {t: i for i, t in enumerate(meta["target_vocab"])}
+    words, targets = list(data.words), list(data.targets)
+    if limit:
+        words, targets = words[:limit], targets[:limit]
+    by_len: dict[int, list[int]] = {}
+    for i, w in enumerate(words):
+        by_len.setdefault(len(w), []).append(i)
+    batches = []
+    for idx in by_len.values():
+        idx = list(rng.permutation(idx))
+        batches += [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng.shuffle(batches)
+    for idx in batches:
+        src = np.array([[src_index[ch] for ch in words[i]] for i in idx], np.int32)
+        tgt = [[tgt_index[p] for p in targets[i]] for i in idx]
+        width = max(len(t) for t in tgt) + 1
+        t_in = np.full((len(idx), width), meta["pad"], np.int32)
+        t_out = np.full((len(idx), width), meta["pad"], np.int32)
+        for r, t in enumerate(tgt):
+            t_in[r, : len(t) + 1] = [meta["bos"], *t]
+            t_out[r, : len(t) + 1] = [*t, meta["eos"]]
+        yield (src, t_in), t_out, (t_out != meta["pad"]).astype(np.float32)

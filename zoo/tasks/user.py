@@ -32,6 +32,88 @@ RELATIVE_ERROR = "relative_error"  # ||got - original|| / ||original||, otherwis
 SAME_VALUES = 1e-5
 
 
+# Losses a user model can fine-tune with: Keras' own, by the name a compile config saves
+# (a function name, or a class name with its config); anything else is refused, so nothing
+# from a user's file is executed.
+LOSS_FUNCTIONS = (
+    "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
+    "mean_squared_error", "mse", "mean_absolute_error", "mae", "huber", "log_cosh",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "kl_divergence",
+    "poisson", "hinge", "squared_hinge", "categorical_hinge", "cosine_similarity")
+LOSS_CLASSES = (
+    "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
+    "MeanSquaredError", "MeanAbsoluteError", "Huber", "LogCosh", "KLDivergence", "Poisson",
+    "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Hinge", "SquaredHinge",
+    "CategoricalHinge", "CosineSimilarity")
+LOSS_OPTIONS = ("from_logits", "label_smoothing", "axis", "delta", "ignore_class")
+# saved beside the options, and not needed to rebuild a loss (reductions are named
+# differently by Keras 3 and tf_keras; "fn" is the function a tf_keras class wraps)
+LOSS_IGNORED = ("reduction", "name", "fn", "dtype")
+
+
+def check_loss(loss, where: str = "loss"):
+    """A loss as a compile config saves it, checked: a function name of
+    :data:`LOSS_FUNCTIONS`, a class name of :data:`LOSS_CLASSES` (its defaults), or
+    ``{"class_name": one of LOSS_CLASSES, "config": {...}}``
+    with only :data:`LOSS_OPTIONS` (``{output name: loss}`` for several outputs).
+
+    Raises:
+        UnsupportedError: another loss (a custom one is never loaded; pass a built-in by
+            name with ``--loss``).
+
+    Example:
+        >>> check_loss({"class_name": "SparseCategoricalCrossentropy",
+        ...             "config": {"from_logits": True}})["class_name"]
+        'SparseCategoricalCrossentropy'
+    """
+    if isinstance(loss, str) and loss in LOSS_CLASSES:
+        return {"class_name": loss, "config": {}}
+    if isinstance(loss, str):
+        if loss not in LOSS_FUNCTIONS:
+            raise UnsupportedError(f"{where}: {loss!r} is not a Keras loss lstm-zoo trains "
+                                   f"with; expected one of {list(LOSS_FUNCTIONS)}")
+        return loss
+    if isinstance(loss, Mapping) and "class_name" in loss:
+        name = loss["class_name"]
+        options = {k: v for k, v in dict(loss.get("config") or {}).items()
+                   if k not in LOSS_IGNORED}
+        if name not in LOSS_CLASSES:
+            raise UnsupportedError(f"{where}: loss class {name!r} is not a Keras loss "
+                                   f"lstm-zoo trains with; expected one of "
+                                   f"{list(LOSS_CLASSES)}, or pass --loss NAME")
+        unknown = sorted(set(options) - set(LOSS_OPTIONS))
+        if unknown:
+            raise UnsupportedError(f"{where}: loss {name} has options {unknown}, which "
+                                   f"lstm-zoo does not read; expected only {list(LOSS_OPTIONS)}")
+        return {"class_name": name, "config": options}
+    if isinstance(loss, Mapping) and loss:
+        return {str(k): check_loss(v, f"{where} of output {k!r}") for k, v in loss.items()}
+    raise UnsupportedError(f"{where}: expected a Keras loss name or class; got {loss!r}")
+
+
+def keras_loss(loss):
+    """The tf_keras loss object of a :func:`check_loss`-checked description."""
+    from zoo._keras import keras
+
+    if isinstance(loss, str):
+        return keras.losses.get(loss)
+    if "class_name" in loss:
+        return getattr(keras.losses, loss["class_name"])(**loss["config"])
+    return {k: keras_loss(v) for k, v in loss.items()}
+
+
+@dataclass(frozen=True)
+class UserTrain:
+    """A user's training data: ``x`` one array per input, ``y`` one array per output (N
+    first)."""
+
+    x: Mapping[str, np.ndarray]
+    y: Mapping[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.x.values())))
+
+
 @dataclass(frozen=True)
 class UserSamples:
     """A user's samples: ``x`` one array per input (N first), ``y`` optional labels, and
@@ -57,6 +139,7 @@ class UserModelTask(Task):
 
     name = "user"
     softmax = False  # the scored output is a softmax (meta["softmax"]): see for_meta
+    compressed = False  # fine-tuned by compression (meta["compressed"]): see checks
 
     def __init__(self, metric: str):
         if metric not in LABEL_METRICS and metric not in (AGREEMENT, RELATIVE_ERROR):
@@ -68,7 +151,29 @@ class UserModelTask(Task):
     def for_meta(self, meta: Mapping[str, Any]) -> UserModelTask:
         task = UserModelTask(meta["metric"])
         task.softmax = bool(meta.get("softmax"))
+        task.compressed = bool(meta.get("compressed"))
         return task
+
+    # -- training (compression's fine-tuning) ----------------------------------------------
+    def fit(self, model, data: UserTrain, recipe, spec, verbose=0, *, adapt=True,
+            callbacks=()) -> dict[str, float]:
+        """The user's loss (``spec.meta["loss"]``, :func:`check_loss`) on their training
+        arrays, shuffled, Adam at the recipe's rate with gradients clipped to norm 1. A user
+        model's normalisation layers are fitted already: ``adapt`` changes nothing."""
+        from zoo.tasks.fitting import adam, run_fit
+
+        limit = recipe.get("limit") or len(data)
+        x = {k: v[:limit] for k, v in data.x.items()}
+        # targets in output order: a model wrapped for pruning renames its output layers
+        y = [data.y[k][:limit] for k in spec.meta["outputs"]]
+        y = y[0] if len(y) == 1 else y
+        steps = -(-len(next(iter(x.values()))) // recipe["batch_size"])
+        model.compile(optimizer=adam(recipe, steps), loss=keras_loss(spec.meta["loss"]))
+        return run_fit(model, x, recipe, verbose, callbacks, y=y, shuffle=True,
+                       batch_size=recipe["batch_size"])
+
+    def train_size(self, data) -> int:
+        return len(data)
 
     # -- data ------------------------------------------------------------------------------
     def inputs(self, data: UserSamples) -> list:
@@ -198,8 +303,10 @@ class UserModelTask(Task):
 
     def checks(self, metrics: Mapping[str, float], precision: str) -> list[dict]:
         """fp32 artifacts against the ORIGINAL model (Keras 3's own outputs for a Keras 3
-        model; the tensor check compares with the tf_keras twin)."""
-        if precision != "fp32":
+        model; the tensor check compares with the tf_keras twin). A compressed model is not
+        the original any more: its artifacts are held to the compressed Keras model by the
+        tensor check, and its metric to the original's by the compression check."""
+        if precision != "fp32" or self.compressed:
             return []
         value = metrics["max_abs_vs_original"]
         return [{"check": "max |diff| vs the original model", "value": value,

@@ -1,0 +1,96 @@
+"""What every task's :meth:`~zoo.tasks.base.Task.fit` shares: the learning-rate schedule,
+the compile-and-fit call, shuffled batches and a keras Sequence that redraws its batches
+each epoch.
+
+A task's ``fit(model, data, recipe, spec, verbose, *, adapt, callbacks)`` trains ``model``
+on a loaded training split with a recipe (``epochs``, ``batch_size``, ``learning_rate``,
+``seed``, optional ``limit`` and ``schedule``); training from scratch (``adapt``) first fits
+the model's normalisation layers to the data, fine-tuning keeps them. Training
+(:mod:`zoo.train`), fine-tuning and the compression stages all call it the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from zoo._keras import keras
+
+
+def learning_rate(recipe, steps: int):
+    """The recipe's rate: a number, or with ``schedule: "cosine"`` a cosine decay to 5 %
+    over ``epochs * steps`` steps."""
+    rate = recipe["learning_rate"]
+    if recipe.get("schedule") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, recipe["epochs"] * steps,
+                                                      alpha=0.05)
+    return rate
+
+
+def adam(recipe, steps: int):
+    """Adam at the recipe's rate (:func:`learning_rate`), gradients clipped to norm 1."""
+    return keras.optimizers.Adam(learning_rate(recipe, steps), clipnorm=1.0)
+
+
+def run_fit(model, batches, recipe, verbose, callbacks: Iterable = (), *,
+            steps: int | None = None, **fit_args) -> dict[str, float]:
+    """``model.fit`` for the recipe's epochs (``steps`` per epoch for an endless generator,
+    none for a Sequence); returns ``{"loss": last epoch's loss}``."""
+    hist = model.fit(batches, steps_per_epoch=steps, epochs=recipe["epochs"],
+                     verbose=2 if verbose else 0, callbacks=list(callbacks), **fit_args)
+    return {"loss": float(hist.history["loss"][-1])}
+
+
+def head(recipe, *arrays):
+    """The first ``recipe["limit"]`` items of each array (all of them without a limit)."""
+    limit = recipe.get("limit")
+    return tuple(a[:limit] if limit else a for a in arrays)
+
+
+def plain_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
+    """Endless shuffled batches, as they are (for data that was augmented when drawn)."""
+    while True:
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            yield x[idx], y[idx]
+
+
+class BatchSequence(keras.utils.Sequence):
+    """The batches ``make(epoch)`` returns, drawn anew at the end of every epoch."""
+
+    def __init__(self, make: Callable[[int], list]):
+        super().__init__()
+        self._make = make
+        self._epoch = 0
+        self._batches = make(0)
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __getitem__(self, i):
+        return self._batches[i]
+
+    def on_epoch_end(self):
+        self._epoch += 1
+        self._batches = self._make(self._epoch)
+
+
+def adapt_normalization(model, x: np.ndarray, mode: str) -> None:
+    """Fits the model's ``normalize`` layer to sequences ``x`` (N, T, C).
+
+    ``"channel"``: a mean and variance per channel. ``"global"``: one mean and variance
+    over every value, repeated for each channel, which is what the shipped classifier and
+    MNIST-rows recipes used (right for pixels, whose border columns hardly vary). It is
+    Keras' own adapt on the (N*T, C) view: the layer, built for (batch, time, C) inputs,
+    reduces a 2-D batch over both axes (measured: every channel got the same statistics),
+    and calling it so keeps the shipped weights reproducible to the bit.
+    """
+    layer = model.get_layer("normalize")
+    if mode == "channel":
+        layer.adapt(np.asarray(x, np.float32))
+    elif mode == "global":
+        layer.adapt(np.asarray(x, np.float32).reshape(-1, x.shape[-1]))
+    else:
+        raise ValueError(f"normalize mode {mode!r} is not 'channel' or 'global'")
