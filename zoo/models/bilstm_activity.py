@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from zoo import layers
 from zoo._keras import keras
 from zoo.datasets.basicmotions import CHANNELS, LICENSE
-from zoo.layers import PeepholeLSTMCell
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -76,10 +76,14 @@ def bilstm_activity(
 
 
 def _peephole_lstm(units: int, **kwargs):
-    return keras.layers.RNN(PeepholeLSTMCell(units), **kwargs)
+    return keras.layers.RNN(layers.PeepholeLSTMCell(units), **kwargs)
 
 
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "peephole": _peephole_lstm}
+# Each cell's layer, looked up when a model is built: naming keras.layers.LSTM here would
+# import TensorFlow with the registry (zoo._keras).
+CELLS = {"lstm": lambda units, **kwargs: keras.layers.LSTM(units, **kwargs),
+         "gru": lambda units, **kwargs: keras.layers.GRU(units, **kwargs),
+         "peephole": _peephole_lstm}
 GRAPHS = (GraphSpec("classifier", ("sequence",), ("probs",)),)
 DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train",
                 extra="basicmotions", license=LICENSE)
