@@ -57,3 +57,81 @@ def test_noise_filter_keeps_other_lines():
     kept = ["E0000 00:00:1796615742.232161   14548 op_kernel.cc:1830] OP_REQUIRES failed",
             "Traceback (most recent call last):", "DeprecationWarning: np.bool"]
     assert not any(_NOISE.match(line) for line in kept)
+
+
+# --- the command line: --version, list PATTERN, the parity table, ONNX Runtime's advice ---
+
+def run(capsys, *argv):
+    from export.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_version(capsys):
+    from export.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lstm-zoo {__import__('zoo').__version__}"
+
+
+def test_list_matches_a_part_of_a_name_or_a_glob(capsys):
+    code, out, _ = run(capsys, "list", "g2p")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == [
+        "seq2seq_g2p", "seq2seq_g2p_tiny"]
+    code, out, _ = run(capsys, "list", "bilstm_a*")
+    assert code == 0 and {line.split()[0] for line in out.splitlines()} == {
+        "bilstm_activity", "bilstm_activity_tiny"}
+    code, out, err = run(capsys, "list", "nothing_like_it")
+    assert code == 2 and out == "" and err.startswith("error: no registered model matches")
+
+
+def parity_row(fmt, precision, checks, max_abs=1e-3):
+    return {"format": fmt, "precision": precision, "backend": "onnx", "size_bytes": 2048,
+            "tensor_max_abs": max_abs, "metrics": {"mase": 0.5}, "per_sample_ms": 0.1,
+            "checks": checks, "passed": all(c["passed"] for c in checks)}
+
+
+def test_table_shows_each_rows_tolerance_and_why_a_row_has_none():
+    import io
+
+    from export.cli import print_table
+
+    plain = {"check": "tensor max_abs", "value": 2e-6, "limit": 1e-4, "passed": True}
+    relative = {"check": "tensor max(|diff| - 1e-06*|forecast|)", "value": 3e-5,
+                "limit": 1e-4, "passed": True}
+    drop = {"check": "mase drop", "value": 0.004, "limit": 0.05, "passed": True}
+    parity = {"reference": {"metrics": {"mase": 0.5}}, "results": [
+        parity_row("tflite", "fp32", [plain, drop], 2e-6),
+        parity_row("onnx", "fp32", [relative, drop], 1.4e2),
+        parity_row("onnx", "dynamic", [drop], 1.4e2)]}
+    out = io.StringIO()
+    print_table(parity, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[5:7] == ["max|diff|", "tolerance"]
+    assert lines[2].split()[4:6] == ["2.00e-06", "1.0e-04"]
+    assert lines[3].split()[4:6] == ["1.40e+02", "1.0e-04*"]
+    assert lines[4].split()[4:6] == ["1.40e+02", "none"]
+    assert lines[5] == "onnx/fp32: * the bound is on max(|diff| - 1e-06*|forecast|) = 3.00e-05"
+    assert lines[6] == ("onnx/dynamic: no tensor bound at this precision; judged on mase drop "
+                        "0.004 (limit 0.05)")
+
+
+def test_onnx_runtimes_quantization_advice_is_dropped(capsys):
+    import logging
+
+    run(capsys, "list", "g2p")  # main installs the filter
+    root = logging.getLogger()
+
+    def record(message, path):
+        return logging.LogRecord("root", logging.WARNING, path, 1, message, None, None)
+
+    ort = "/x/site-packages/onnxruntime/quantization/quantize.py"
+    assert not root.filter(record("Please consider to run pre-processing before "
+                                  "quantization. Refer to example: ...", ort))
+    assert root.filter(record("Please consider something else", "/x/elsewhere.py"))
+    assert root.filter(record("Quantization failed", ort))

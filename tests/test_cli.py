@@ -62,10 +62,12 @@ def test_predict_sequence_and_bad_inputs(capsys, tiny_bundles, tmp_path):
     np.save(good, basicmotions.load("test").x[25])
     csv = tmp_path / "walk.csv"
     np.savetxt(csv, basicmotions.load("test").x[25], delimiter=",")
-    code, out, _ = run(capsys, "predict", bundle, "--input", str(good))
+    code, out, err = run(capsys, "predict", bundle, "--input", str(good))
     assert code == 0 and "Walking" in out
-    code, out_csv, _ = run(capsys, "predict", bundle, "--input", str(csv), "--backend", "onnx")
+    assert "[lstm-zoo] answered by litert at fp32 (classifier.tflite)" in err
+    code, out_csv, err = run(capsys, "predict", bundle, "--input", str(csv), "--backend", "onnx")
     assert code == 0 and out_csv.split()[0] == out.split()[0]
+    assert "[lstm-zoo] answered by onnx at fp32 (classifier.onnx)" in err
 
     nan = tmp_path / "nan.npy"
     np.save(nan, np.full((50, 6), np.nan))
