@@ -135,3 +135,145 @@ def test_onnx_runtimes_quantization_advice_is_dropped(capsys):
                                   "quantization. Refer to example: ...", ort))
     assert root.filter(record("Please consider something else", "/x/elsewhere.py"))
     assert root.filter(record("Quantization failed", ort))
+
+
+# --- builder overrides: each builder's annotations, and ranges by argument name ---
+
+@pytest.mark.parametrize("name, overrides, match", [
+    ("bilstm_activity", {"num_classes": 0}, "num_classes must be an int >= 2"),
+    ("bilstm_activity", {"num_classes": 3.0}, "num_classes must be an int >= 2"),
+    ("bilstm_activity", {"num_classes": True}, "num_classes must be an int >= 2"),
+    ("bilstm_activity", {"units": -1}, "units must be a non-empty sequence of ints >= 1"),
+    ("bilstm_activity", {"units": 64}, r"one per layer \(e.g. \(64,\)"),
+    ("bilstm_activity", {"units": None}, "got None"),
+    ("bilstm_activity", {"units": "abc"}, "got 'abc'"),
+    ("bilstm_activity", {"units": ()}, "non-empty"),
+    ("bilstm_activity", {"units": (64, 0)}, "got \\(64, 0\\)"),
+    ("bilstm_activity", {"dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
+    ("bilstm_activity", {"dropout": float("nan")}, "dropout must be a number"),
+    ("bilstm_activity", {"cell": "rnn"}, r"cell must be one of \['lstm', 'gru', 'peephole'\]"),
+    ("char_lm", {"units": 256}, "units must be a non-empty sequence"),  # annotated `tuple`
+    ("bilstm_text", {"mask": 1}, "mask must be True or False"),
+    ("lstm_forecaster", {"season": 0}, "season must be an int >= 1 or None"),
+    ("seq2seq_g2p", {"encoder_units": "128"}, "encoder_units must be an int >= 1"),
+    ("convlstm_nextframe", {"kernel": 0}, "kernel must be an int >= 1"),
+])
+def test_overrides_are_checked_against_the_builders_declaration(name, overrides, match):
+    from zoo import get_spec
+    from zoo.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=match) as e:
+        get_spec(name).config(**overrides)
+    assert str(e.value).startswith(f"{name}: ")
+    assert isinstance(e.value, TypeError) and isinstance(e.value, ValueError)
+
+
+def test_every_builders_defaults_and_valid_overrides_pass():
+    from zoo import get_spec, list_models
+    from zoo.arguments import check_overrides
+
+    for name in list_models():
+        spec = get_spec(name)
+        config = spec.config()
+        check_overrides(name, spec.builder, config, config)  # the declarations fit the defaults
+    config = get_spec("lstm_forecaster").config(season=None, units=[32, 32], dropout=0.0)
+    assert config["season"] is None and config["units"] == [32, 32]
+
+
+def test_create_model_refuses_before_building():
+    import zoo
+    from zoo.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"weights must be None, 'DEFAULT'.*got 123 \(int\)"):
+        zoo.create_model("bilstm_activity", weights=123)
+    with pytest.raises(ArgumentError, match="num_classes must be an int >= 2"):
+        zoo.create_model("bilstm_activity", num_classes=0)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--set", "units=64"),
+     "bilstm_activity_tiny: units must be a non-empty sequence of ints >= 1"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--set", "num_classes=1"),
+     "num_classes must be an int >= 2"),
+    (("export", "bilstm_activity_tiny", "--weights", "none", "--limit", "-5"),
+     "limit must be a positive number of samples; got -5"),
+    (("verify", "/nonexistent/bundle", "--limit", "-38"),
+     "limit must be a positive number of test samples (an int >= 1); got -38"),
+    (("verify", "/nonexistent/bundle", "--limit", "0"), "got 0"),
+])
+def test_cli_refuses_bad_arguments_in_one_line(capsys, tmp_path, argv, match):
+    code, _, err = run(capsys, *argv, *(["--out", str(tmp_path / "b")] if argv[0] == "export"
+                                       else []))
+    said = [line for line in err.splitlines() if not line.startswith("[lstm-zoo] ")]
+    assert code == 2 and len(said) == 1 and said[0].startswith("error: ") and match in said[0]
+
+
+@pytest.mark.parametrize("limit", [0, -38, True, 2.5, "3"])
+def test_verify_bundle_refuses_a_limit_below_one(limit):
+    from export.pipeline import verify_bundle
+    from zoo.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="limit must be a positive number"):
+        verify_bundle("/nonexistent/bundle", limit=limit)
+
+
+# --- bundles: load_bundle's path and predict's inputs, checked before any artifact loads ---
+
+def fake_bundle(name, monkeypatch):
+    """A Bundle of ``name``'s task and meta whose runners must never be asked for."""
+    from export.verification.runtime import Bundle
+    from zoo import get_spec
+
+    spec = get_spec(name)
+    bundle = Bundle.__new__(Bundle)
+    bundle.manifest = {"model": name, "task": spec.task, "meta": dict(spec.meta)}
+    monkeypatch.setattr(Bundle, "runners", lambda *a, **k: pytest.fail("runners were loaded"))
+    return bundle
+
+
+@pytest.mark.parametrize("path", [None, 123, ["out/b"]])
+def test_load_bundle_takes_a_path(path):
+    from export.verification.runtime import load_bundle
+    from zoo.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="load_bundle takes a bundle directory"):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("name, inputs, error, match", [
+    ("seq2seq_g2p", "zoo", "ArgumentError", r"got a str: for one, pass \['zoo'\]"),
+    ("seq2seq_g2p", [], "ArgumentError", "inputs is empty"),
+    ("seq2seq_g2p", None, "ArgumentError", "got NoneType"),
+    ("seq2seq_g2p", 5, "ArgumentError", "got int"),
+    ("seq2seq_g2p", [123], "ShapeError", r"inputs\[0\]: expected a word \(str\), got int"),
+    ("bilstm_activity", ["hello"], "ShapeError",
+     r"inputs\[0\]: expected shape \(time, 6\) with time >= 1, got \(\)"),
+    ("bilstm_activity", b"\x00", "ArgumentError", "got a bytes"),
+])
+def test_predict_refuses_bad_inputs_before_loading_artifacts(monkeypatch, name, inputs, error,
+                                                            match):
+    from zoo import errors
+
+    bundle = fake_bundle(name, monkeypatch)
+    with pytest.raises(getattr(errors, error), match=match):
+        bundle.predict(inputs)
+
+
+def test_an_artifact_with_other_inputs_than_the_manifest_names_the_file(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from export.verification.runtime import ORTRunner
+    from zoo.errors import ArtifactError
+
+    x = helper.make_tensor_value_info("graphemes", TensorProto.FLOAT, [1, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["graphemes"], ["y"])], "g", [x], [y])
+    path = tmp_path / "classifier.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, path)
+    listed = [{"name": "sequence", "shape": [1, 3], "dtype": "float32"}]
+    with pytest.raises(ArtifactError, match=f"{path} takes inputs \\['graphemes'\\]; the "
+                                            "manifest lists \\['sequence'\\]"):
+        ORTRunner(path, listed)
+    assert ORTRunner(path, [{**listed[0], "name": "graphemes"}]).input_names == ("graphemes",)

@@ -84,6 +84,24 @@ def test_predict_sequence_and_bad_inputs(capsys, tiny_bundles, tmp_path):
         assert __import__("re").search(match, err), err
 
 
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_an_artifact_with_other_inputs_names_the_file(tiny_bundles, fmt):
+    """A manifest whose artifact is another graph's (here the classifier's file listed with
+    the G2P encoder's inputs) is refused when the artifact loads, naming the file."""
+    from export.verification.runtime import LiteRTRunner, ORTRunner, load_bundle
+    from zoo.errors import ArtifactError
+
+    bundles, _ = tiny_bundles
+    classifier = load_bundle(bundles["bilstm_activity_tiny"])
+    file = next(a["file"] for a in classifier.artifacts
+                if a["format"] == fmt and a["precision"] == "fp32")
+    runner = LiteRTRunner if fmt == "tflite" else ORTRunner
+    encoder = load_bundle(bundles["seq2seq_g2p_tiny"]).graph_inputs("encoder")
+    with pytest.raises(ArtifactError, match=rf"{file} takes inputs \['sequence'\]; the "
+                                            r"manifest lists \['graphemes'\]"):
+        runner(classifier.path / file, encoder)
+
+
 def test_predict_word(capsys, tiny_bundles):
     bundles, _ = tiny_bundles
     bundle = str(bundles["seq2seq_g2p_tiny"])

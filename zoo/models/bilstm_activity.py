@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
 from zoo import layers
 from zoo._keras import keras
@@ -34,7 +35,7 @@ def bilstm_activity(
     num_classes: int = 4,
     units: Sequence[int] = (64, 64),
     dropout: float = 0.2,
-    cell: str = "lstm",
+    cell: Literal["lstm", "gru", "peephole"] = "lstm",
 ):
     """Builds ``sequence (B, T, num_features) -> probs (B, num_classes)``.
 
