@@ -246,9 +246,13 @@ def test_load_bundle_takes_a_path(path):
     ("seq2seq_g2p", None, "ArgumentError", "got NoneType"),
     ("seq2seq_g2p", 5, "ArgumentError", "got int"),
     ("seq2seq_g2p", [123], "ShapeError", r"inputs\[0\]: expected a word \(str\), got int"),
+    ("seq2seq_g2p", ["ok", "x" * 41], "ShapeError",
+     r"inputs\[1\]: a word of 41 characters; the model takes at most 40"),
     ("bilstm_activity", ["hello"], "ShapeError",
      r"inputs\[0\]: expected shape \(time, 6\) with time >= 1, got \(\)"),
     ("bilstm_activity", b"\x00", "ArgumentError", "got a bytes"),
+    ("lstm_forecaster_co2", [list(range(1_000_001))], "ShapeError",
+     "a series may have at most 1,000,000"),
 ])
 def test_predict_refuses_bad_inputs_before_loading_artifacts(monkeypatch, name, inputs, error,
                                                             match):
@@ -257,6 +261,15 @@ def test_predict_refuses_bad_inputs_before_loading_artifacts(monkeypatch, name, 
     bundle = fake_bundle(name, monkeypatch)
     with pytest.raises(getattr(errors, error), match=match):
         bundle.predict(inputs)
+
+
+def test_a_word_of_the_longest_length_is_taken():
+    from zoo import get_spec
+    from zoo.tasks import get_task
+    from zoo.tasks.seq2seq import MAX_SOURCE
+
+    meta = get_spec("seq2seq_g2p").meta
+    assert get_task("seq2seq").check_input("a" * MAX_SOURCE, meta) == "a" * MAX_SOURCE
 
 
 def test_an_artifact_with_other_inputs_than_the_manifest_names_the_file(tmp_path):
@@ -277,3 +290,36 @@ def test_an_artifact_with_other_inputs_than_the_manifest_names_the_file(tmp_path
                                             "manifest lists \\['sequence'\\]"):
         ORTRunner(path, listed)
     assert ORTRunner(path, [{**listed[0], "name": "graphemes"}]).input_names == ("graphemes",)
+
+
+# --- files: a data file that is not UTF-8 is named; a recording too long is not read ---
+
+def test_data_files_that_are_not_utf8_are_named(tmp_path):
+    from zoo.errors import DataError
+    from zoo.userdata import load_sequences, load_transcribed
+
+    csv = tmp_path / "walks.csv"
+    csv.write_bytes("id,label,x\n1,caf\xe9,0.5\n".encode("latin-1"))
+    with pytest.raises(DataError, match=f"{csv}: not UTF-8 text"):
+        load_sequences(csv)
+    jsonl = tmp_path / "strokes.jsonl"
+    jsonl.write_bytes('{"text": "caf\xe9", "points": [[0, 0, 1]]}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=f"{jsonl}: not UTF-8 text"):
+        load_transcribed(jsonl)
+
+
+def test_a_recording_longer_than_the_model_takes_names_the_bound(tmp_path):
+    import wave
+
+    from zoo.audio import read_wav
+    from zoo.errors import ShapeError
+
+    path = tmp_path / "long.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * 8000 * 3)
+    with pytest.raises(ShapeError, match=r"3.00 s of audio; this model takes at most 2 s"):
+        read_wav(path, rate=8000, max_seconds=2.0)
+    assert len(read_wav(path, rate=8000, max_seconds=3.0)) == 24000
