@@ -184,8 +184,9 @@ def export_timed(args: dict) -> dict:
     start = time.perf_counter()
     from export.progress import Progress
     from export.user.pipeline import export_keras
-    from zoo._keras import tf  # noqa: F401 (TensorFlow's import is the bulk of it)
+    from zoo._keras import load
 
+    load()  # TensorFlow's import is the bulk of it
     imported = time.perf_counter()
 
     class Timed(Progress):

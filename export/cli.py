@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -54,8 +55,15 @@ def cmd_fetch_data(args) -> int:
 
 def cmd_list(args) -> int:
     from zoo import get_spec, list_models
+    from zoo.errors import UnknownModelError
 
-    for name in list_models(args.pattern):
+    # a glob, or else a part of the name: `lstm-zoo list g2p`
+    glob = any(c in args.pattern for c in "*?[")
+    names = list_models(args.pattern if glob else f"*{args.pattern}*")
+    if not names:
+        raise UnknownModelError(f"no registered model matches {args.pattern!r} (a glob such as "
+                                "'bilstm*', or a part of a name; `lstm-zoo list` shows all)")
+    for name in names:
         spec = get_spec(name)
         tags = ",".join(spec.weights) or "-"
         print(f"{name:24s} {spec.task:15s} weights={tags:14s} {spec.description}")
@@ -118,20 +126,44 @@ def cmd_finetune(args) -> int:
 
 
 def print_table(parity: dict, out=None) -> None:
+    """The parity table: per artifact its max |diff| from Keras beside the bound it is held
+    to (``tolerance``), the metrics, the time per sample and the verdict. Under it, a note
+    for each row whose bound is not that plain number: no tensor bound at its precision
+    (judged on the checks it has), or a bound on |diff| less a relative allowance."""
     out = out or sys.stdout  # looked up per call: a redirected stdout (tests, a wrapper)
     ref = parity["reference"]["metrics"]
     metric_names = list(ref)
     head = (f"{'format':7s} {'precision':9s} {'backend':7s} {'size KB':>8s} "
-            f"{'max|diff|':>10s} " + " ".join(f"{m:>13s}" for m in metric_names)
+            f"{'max|diff|':>10s} {'tolerance':>10s} " + " ".join(f"{m:>13s}" for m in metric_names)
             + f" {'ms/sample':>9s}  parity")
     print(head, file=out)
-    print(f"{'keras':7s} {'fp32':9s} {'keras':7s} {'':>8s} {'':>10s} "
+    print(f"{'keras':7s} {'fp32':9s} {'keras':7s} {'':>8s} {'':>10s} {'':>10s} "
           + " ".join(f"{ref[m]:13.4f}" for m in metric_names), file=out)
+    notes = []
     for r in parity["results"]:
+        tolerance, note = _tolerance(r)
+        if note:
+            notes.append(f"{r['format']}/{r['precision']}: {note}")
         print(f"{r['format']:7s} {r['precision']:9s} {r['backend']:7s} "
-              f"{r['size_bytes'] / 1024:8.1f} {r['tensor_max_abs']:10.2e} "
+              f"{r['size_bytes'] / 1024:8.1f} {r['tensor_max_abs']:10.2e} {tolerance:>10s} "
               + " ".join(f"{r['metrics'][m]:13.4f}" for m in metric_names)
               + f" {r['per_sample_ms']:9.3f}  {'PASS' if r['passed'] else 'FAIL'}", file=out)
+    for note in notes:
+        print(note, file=out)
+
+
+def _tolerance(row: dict) -> tuple[str, str | None]:
+    """A parity row's tensor bound as the table shows it, and the note it needs (None)."""
+    checks = row.get("checks", [])
+    tensor = next((c for c in checks if c["check"].startswith("tensor ")), None)
+    if tensor is None:
+        judged = "; ".join(f"{c['check']} {c['value']:.4g} (limit {c['limit']:g})"
+                           for c in checks) or "no checks recorded"
+        return "none", f"no tensor bound at this precision; judged on {judged}"
+    if tensor["check"] == "tensor max_abs":
+        return f"{tensor['limit']:.1e}", None
+    return (f"{tensor['limit']:.1e}*", f"* the bound is on {tensor['check'][len('tensor '):]}"
+            f" = {tensor['value']:.2e}")
 
 
 def _calibration(path: str | None):
@@ -280,14 +312,18 @@ def cmd_predict(args) -> int:
     if args.out is not None and Path(args.out).suffix.lower() != ".npy":
         raise UnsupportedError(f"--out writes a .npy file; got {args.out!r}")
     item = task.parse_input(args.input, meta)
-    prediction = task.predict(bundle.runners(args.backend, _precision(bundle, args)),
-                              [item if isinstance(item, str) else item[0]], meta)[0]
+    precision = _precision(bundle, args)
+    runners = bundle.runners(args.backend, precision)
+    prediction = task.predict(runners, [item if isinstance(item, str) else item[0]], meta)[0]
     if args.out is not None and (not isinstance(prediction, np.ndarray)
                                  or not np.issubdtype(prediction.dtype, np.number)):
         raise UnsupportedError(f"--out writes an array prediction (frames, a forecast); "
                                f"{bundle.model_name}'s {task.name} prediction is a "
                                f"{type(prediction).__name__}")
     print(task.format(prediction, meta))
+    files = ", ".join(sorted(Path(r.path).name for r in runners.values() if hasattr(r, "path")))
+    Progress().say(f"answered by {args.backend} at {precision}"
+                   + (f" ({files})" if files else " (the bundle's Keras weights)"))
     if args.out is not None:
         buffer = io.BytesIO()
         np.save(buffer, prediction, allow_pickle=False)
@@ -387,7 +423,10 @@ def write_generated(text: str, out: Path, meta) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from zoo import __version__
+
     p = argparse.ArgumentParser(prog="lstm-zoo", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("fetch-data", help="fetch the speech recordings (Debian's asterisk "
                                           "sound packages, via apt-get download) and "
@@ -405,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "$LSTM_ZOO_UCR, else ~/.cache/lstm-zoo/ucr)")
     s.set_defaults(fn=cmd_fetch_data)
     s = sub.add_parser("list", help="registered models")
-    s.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'bilstm*'")
+    s.add_argument("pattern", nargs="?", default="*",
+                   help="a glob, e.g. 'bilstm*', or a part of a name, e.g. g2p")
     s.set_defaults(fn=cmd_list)
     s = sub.add_parser("info", help="a model's card: spec, data, measured metrics, exports")
     s.add_argument("name")
@@ -555,9 +595,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _QuantizationAdvice(logging.Filter):
+    """Drops ONNX Runtime's advice to pre-process a model before quantizing it, logged as a
+    root WARNING on every dynamic or int8 ONNX export: it addresses whoever calls the
+    quantizer, not a user of lstm-zoo, whose artifact is measured against Keras either way
+    (the parity table). ``LSTM_ZOO_DEBUG=1`` keeps it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and "onnxruntime" in record.pathname
+                    and str(record.msg).startswith("Please consider"))
+
+
+_ADVICE = _QuantizationAdvice()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from zoo.errors import ZooError
+
+    if not os.environ.get("LSTM_ZOO_DEBUG") and _ADVICE not in logging.getLogger().filters:
+        logging.getLogger().addFilter(_ADVICE)
 
     try:
         return args.fn(args)

@@ -31,6 +31,7 @@ from export.progress import Progress, Silent
 from export.verification.runtime import LiteRTRunner, ORTRunner
 from export.verification.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
+from zoo.arguments import check_count
 from zoo.errors import ExportError, ParityError, UnsupportedError
 from zoo.graphs import graph_models
 from zoo.registry import Tolerance, get_spec, jsonable_config
@@ -463,10 +464,13 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     """Re-runs a bundle's checks from disk: files, fusion (from the artifacts), parity.
 
     Raises:
+        ArgumentError: ``limit`` is not a positive int.
         ArtifactError: a listed file is missing, truncated, corrupt, or does not load.
     """
     from export.verification.runtime import Bundle
 
+    if limit is not None:
+        check_count(limit, "limit", "test samples")
     progress = progress or Silent()
     bundle = Bundle(path)
     model = bundle.keras_model()

@@ -62,10 +62,12 @@ def test_predict_sequence_and_bad_inputs(capsys, tiny_bundles, tmp_path):
     np.save(good, basicmotions.load("test").x[25])
     csv = tmp_path / "walk.csv"
     np.savetxt(csv, basicmotions.load("test").x[25], delimiter=",")
-    code, out, _ = run(capsys, "predict", bundle, "--input", str(good))
+    code, out, err = run(capsys, "predict", bundle, "--input", str(good))
     assert code == 0 and "Walking" in out
-    code, out_csv, _ = run(capsys, "predict", bundle, "--input", str(csv), "--backend", "onnx")
+    assert "[lstm-zoo] answered by litert at fp32 (classifier.tflite)" in err
+    code, out_csv, err = run(capsys, "predict", bundle, "--input", str(csv), "--backend", "onnx")
     assert code == 0 and out_csv.split()[0] == out.split()[0]
+    assert "[lstm-zoo] answered by onnx at fp32 (classifier.onnx)" in err
 
     nan = tmp_path / "nan.npy"
     np.save(nan, np.full((50, 6), np.nan))
@@ -80,6 +82,24 @@ def test_predict_sequence_and_bad_inputs(capsys, tiny_bundles, tmp_path):
         code, _, err = run(capsys, "predict", bundle, "--input", str(path))
         assert code == 2 and err.strip().splitlines()[-1].startswith("error:"), err
         assert __import__("re").search(match, err), err
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_an_artifact_with_other_inputs_names_the_file(tiny_bundles, fmt):
+    """A manifest whose artifact is another graph's (here the classifier's file listed with
+    the G2P encoder's inputs) is refused when the artifact loads, naming the file."""
+    from export.verification.runtime import LiteRTRunner, ORTRunner, load_bundle
+    from zoo.errors import ArtifactError
+
+    bundles, _ = tiny_bundles
+    classifier = load_bundle(bundles["bilstm_activity_tiny"])
+    file = next(a["file"] for a in classifier.artifacts
+                if a["format"] == fmt and a["precision"] == "fp32")
+    runner = LiteRTRunner if fmt == "tflite" else ORTRunner
+    encoder = load_bundle(bundles["seq2seq_g2p_tiny"]).graph_inputs("encoder")
+    with pytest.raises(ArtifactError, match=rf"{file} takes inputs \['sequence'\]; the "
+                                            r"manifest lists \['graphemes'\]"):
+        runner(classifier.path / file, encoder)
 
 
 def test_predict_word(capsys, tiny_bundles):

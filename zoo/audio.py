@@ -200,25 +200,26 @@ def read_wav(source, *, rate: int = SAMPLE_RATE, max_seconds: float | None = Non
         with handle, wave.open(handle, "rb") as w:
             channels, width, src_rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
             count = w.getnframes()
-            raw = w.readframes(count)
+            # a recording longer than the model takes is refused before it is read
+            too_long = max_seconds is not None and src_rate > 0 and count > max_seconds * src_rate
+            raw = b"" if too_long else w.readframes(count)
     except (wave.Error, EOFError) as e:
         raise ShapeError(f"{where}: not a PCM WAV file ({e}); expected a mono 16-bit PCM "
                          f".wav file") from None
     if channels != 1:
         raise ShapeError(f"{where}: {channels} channels; expected mono (1 channel): mix it "
                          "down first, e.g. `sox in.wav -c 1 out.wav`")
+    if src_rate <= 0:
+        raise ShapeError(f"{where}: sample rate {src_rate} Hz; expected a positive rate")
+    if too_long:
+        raise ShapeError(f"{where}: {count / src_rate:.2f} s of audio; this model takes at "
+                         f"most {max_seconds:g} s")
     if count == 0 or not raw:
         raise ShapeError(f"{where}: the WAV file has no samples; expected mono audio at "
                          f"{rate} Hz")
     if len(raw) != count * width:
         raise ShapeError(f"{where}: truncated: the header announces {count} samples of "
                          f"{width} bytes, the file holds {len(raw)} bytes of them")
-    if src_rate <= 0:
-        raise ShapeError(f"{where}: sample rate {src_rate} Hz; expected a positive rate")
-    seconds = count / src_rate
-    if max_seconds is not None and seconds > max_seconds:
-        raise ShapeError(f"{where}: {seconds:.2f} s of audio; this model takes at most "
-                         f"{max_seconds:g} s")
     return resample(_pcm_to_float(raw, width, where), src_rate, rate, where)
 
 

@@ -56,6 +56,13 @@ class UnsupportedLayerError(UnsupportedError):
     """A layer of a user's model that lstm-zoo does not translate (names the layer, its class)."""
 
 
+class ArgumentError(ZooError, TypeError, ValueError):
+    """An argument a function does not take: an unknown builder override, one of the wrong
+    type or outside its range, a string where a list is expected, a count below 1. Both a
+    TypeError and a ValueError (Python raises either for a bad argument), so a caller's
+    ``except`` of either catches it."""
+
+
 class UnknownTaskError(ZooError, KeyError):
     """A task name that is not registered."""
 

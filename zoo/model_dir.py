@@ -18,6 +18,7 @@ from pathlib import Path
 from zoo.datasets import register_dataset_prefix
 from zoo.errors import DataError
 from zoo.registry import DataSpec, ModelSpec, get_spec, register_spec_resolver
+from zoo.tasks.seq2seq import MAX_SOURCE
 from zoo.userdata import (
     LabelledSequences,
     LabelledTexts,
@@ -33,7 +34,6 @@ from zoo.userdata import (
 TAG = "finetuned"
 METADATA = f"{TAG}.json"
 DATASET_PREFIX = "finetuned:"
-MAX_SOURCE = 40  # characters of a seq2seq source (the encoder runs any length)
 
 
 def is_model_dir(name: str | os.PathLike) -> bool:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import UnknownModelError
+from zoo.arguments import check_overrides
+from zoo.errors import ArgumentError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -145,12 +147,14 @@ class ModelSpec:
         """Builder keyword arguments: the spec defaults with ``overrides`` applied.
 
         Raises:
-            TypeError: an override the builder does not take (names the valid ones).
+            ArgumentError (a TypeError): an override the builder does not take (names the
+                valid ones), or one of another type or outside its range
+                (:mod:`zoo.arguments`).
         """
         valid = self.override_names()
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
-            raise TypeError(
+            raise ArgumentError(
                 f"{self.name}: unknown override(s) {unknown}; valid overrides are {valid}"
             )
         signature_defaults = {
@@ -158,7 +162,9 @@ class ModelSpec:
             for p in inspect.signature(self.builder).parameters.values()
             if p.default is not inspect.Parameter.empty
         }
-        return {**signature_defaults, **self.defaults, **overrides}
+        config = {**signature_defaults, **self.defaults, **overrides}
+        check_overrides(self.name, self.builder, config, overrides)
+        return config
 
 
 def jsonable_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -285,7 +291,8 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
         A functional tf_keras model with named inputs and outputs.
 
     Raises:
-        UnknownModelError, TypeError (unknown override), WeightsError.
+        UnknownModelError, ArgumentError (an unknown override, or one the builder's
+        declaration refuses; ``weights`` neither None, a str nor a path), WeightsError.
 
     Example:
         >>> from zoo import create_model
@@ -301,8 +308,11 @@ def build_model(name: str, weights: str | Path | None = None, **overrides: Any):
     (the weights' recorded config with ``overrides`` applied)."""
     from zoo import weights as weights_mod
 
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise ArgumentError(f"weights must be None, 'DEFAULT', a weights tag or a path; got "
+                            f"{weights!r} ({type(weights).__name__})")
     spec = get_spec(name)
-    config = spec.config(**overrides)  # unknown overrides fail before any file is read
+    config = spec.config(**overrides)  # bad overrides fail before any file is read
     if weights is None:
         return spec.builder(**config), config
     record = weights_mod.resolve(spec, weights)

@@ -232,7 +232,14 @@ def _read_npz(path: Path):
 
 
 def _read_csv(path: Path):
-    with open(path, newline="") as f:
+    try:
+        return _read_csv_rows(path)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+
+
+def _read_csv_rows(path: Path):
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         try:
             header = [h.strip() for h in next(reader)]
@@ -373,7 +380,11 @@ def _jsonl_items(path: Path):
     """``(line number, object)`` of each non-blank line of a ``.jsonl`` file."""
     import json
 
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zoo.errors import ArtifactError, ShapeError, UnsupportedError
+from zoo.errors import ArgumentError, ArtifactError, ShapeError, UnsupportedError
 from zoo.weights import sha256_of
 
 BACKENDS = ("keras", "litert", "onnx")
@@ -94,6 +95,15 @@ class FeedCheck:
         raise ShapeError(f"{self.where}: input {name!r} holds NaN or infinite values")
 
 
+def _same_inputs(path: Path, names, inputs: list[dict]) -> None:
+    """An :class:`ArtifactError` naming ``path`` when the graph in it takes other inputs
+    than the manifest lists (an artifact of another graph or bundle)."""
+    listed = sorted(i["name"] for i in inputs)
+    if sorted(names) != listed:
+        raise ArtifactError(f"{path} takes inputs {sorted(names)}; the manifest lists "
+                            f"{listed} (an artifact of another graph or bundle)")
+
+
 class LiteRTRunner:
     """A .tflite graph on the LiteRT interpreter (batch 1; the time axis resizes)."""
 
@@ -110,6 +120,7 @@ class LiteRTRunner:
             self._runner = self.interpreter.get_signature_runner()
         except (ValueError, RuntimeError) as e:
             raise ArtifactError(f"LiteRT cannot load {self.path}: {e}") from None
+        _same_inputs(self.path, tuple(self._runner.get_input_details()), inputs)
         self.input_names = tuple(i["name"] for i in inputs)
         self.output_names = tuple(self._runner.get_output_details())
         self._check = FeedCheck(inputs, str(self.path))
@@ -199,6 +210,7 @@ class ORTRunner:
         except Exception as e:  # ORT raises its own Fail/InvalidProtobuf types
             raise ArtifactError(f"ONNX Runtime cannot load {self.path}: {e}") from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
+        _same_inputs(self.path, self.input_names, inputs)
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self._fetch = list(self.output_names)
         self._check = FeedCheck(inputs, str(self.path))
@@ -310,10 +322,38 @@ class Bundle:
         return create_model(self.model_name, weights=self.path / ref["file"], **ref["config"])
 
     def predict(self, inputs, *, backend: str = "litert", precision: str = "fp32"):
-        """Task predictions for a list of inputs (sequences, or words for G2P)."""
-        return self.task.predict(self.runners(backend, precision), inputs, self.meta)
+        """Task predictions for a list of inputs (sequences, or words for G2P), one each.
+
+        A string is refused, not wrapped: ``predict("zoo")`` would be three one-letter
+        inputs to a sequence of characters, and one word is ``predict(["zoo"])``.
+
+        Raises:
+            ArgumentError: ``inputs`` is a string, not a list, tuple or array, or empty.
+            ShapeError: an input the task does not take (``inputs[i]: ...``), checked as
+                ``predict`` checks a user's input, before any artifact is loaded.
+        """
+        if isinstance(inputs, (str, bytes)):
+            raise ArgumentError(f"inputs must be a list (one prediction per input); got a "
+                                f"{type(inputs).__name__}: for one, pass [{inputs!r}]")
+        if not isinstance(inputs, (list, tuple, np.ndarray)) or np.ndim(inputs) == 0:
+            raise ArgumentError(f"inputs must be a list, tuple or array of inputs; got "
+                                f"{type(inputs).__name__}")
+        if len(inputs) == 0:
+            raise ArgumentError("inputs is empty; give at least one input")
+        task, meta = self.task, self.meta
+        for i, x in enumerate(inputs):
+            task.check_input(x, meta, f"inputs[{i}]")
+        return task.predict(self.runners(backend, precision), inputs, meta)
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Opens a bundle directory and checks every file against its manifest."""
+    """Opens a bundle directory and checks every file against its manifest.
+
+    Raises:
+        ArgumentError: ``path`` is not a str or a path.
+        ArtifactError: not a bundle, or a file that is not what the manifest says.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(f"load_bundle takes a bundle directory (a str or a path); got "
+                            f"{path!r} ({type(path).__name__})")
     return Bundle(path)

@@ -1,8 +1,23 @@
-"""Shared building blocks of the zoo's families."""
+"""Shared building blocks of the zoo's families.
 
-from zoo.layers.attention import LuongAttention
-from zoo.layers.convlstm import UnrolledConvLSTM2D
-from zoo.layers.peephole import PeepholeLSTMCell
-from zoo.layers.sequence import EncoderSummary
+Each is imported on first use (``layers.PeepholeLSTMCell``): defining a Keras layer
+imports TensorFlow, which registering the families (``lstm-zoo list``) does without.
+"""
 
-__all__ = ["EncoderSummary", "LuongAttention", "PeepholeLSTMCell", "UnrolledConvLSTM2D"]
+_LAZY = {
+    "EncoderSummary": "zoo.layers.sequence",
+    "LuongAttention": "zoo.layers.attention",
+    "PeepholeLSTMCell": "zoo.layers.peephole",
+    "SeasonalNaive": "zoo.layers.window",
+    "UnrolledConvLSTM2D": "zoo.layers.convlstm",
+    "WindowScale": "zoo.layers.window",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo.layers' has no attribute {name!r}")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
+from zoo import layers
 from zoo._keras import keras
 from zoo.datasets.basicmotions import CHANNELS, LICENSE
-from zoo.layers import PeepholeLSTMCell
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -34,7 +35,7 @@ def bilstm_activity(
     num_classes: int = 4,
     units: Sequence[int] = (64, 64),
     dropout: float = 0.2,
-    cell: str = "lstm",
+    cell: Literal["lstm", "gru", "peephole"] = "lstm",
 ):
     """Builds ``sequence (B, T, num_features) -> probs (B, num_classes)``.
 
@@ -76,10 +77,14 @@ def bilstm_activity(
 
 
 def _peephole_lstm(units: int, **kwargs):
-    return keras.layers.RNN(PeepholeLSTMCell(units), **kwargs)
+    return keras.layers.RNN(layers.PeepholeLSTMCell(units), **kwargs)
 
 
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "peephole": _peephole_lstm}
+# Each cell's layer, looked up when a model is built: naming keras.layers.LSTM here would
+# import TensorFlow with the registry (zoo._keras).
+CELLS = {"lstm": lambda units, **kwargs: keras.layers.LSTM(units, **kwargs),
+         "gru": lambda units, **kwargs: keras.layers.GRU(units, **kwargs),
+         "peephole": _peephole_lstm}
 GRAPHS = (GraphSpec("classifier", ("sequence",), ("probs",)),)
 DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train",
                 extra="basicmotions", license=LICENSE)

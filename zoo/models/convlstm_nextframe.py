@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from zoo import layers
 from zoo._keras import keras, tf
 from zoo.datasets.moving_mnist import FRAMES, LICENSE, OBSERVED, SIZE
-from zoo.layers.convlstm import UnrolledConvLSTM2D
 from zoo.registry import (
     DataSpec,
     GraphSpec,
@@ -94,17 +94,17 @@ def convlstm_nextframe(*, size: int = SIZE, observed: int = OBSERVED,
 
 def unrolled_graph(model):
     """The export graph: the model's own layers with its two ConvLSTM2D layers unrolled
-    (:class:`UnrolledConvLSTM2D` shares their variables, so training this graph trains
-    the model: :meth:`zoo.tasks.next_frame.NextFrame.fit` does, 1.6x faster than the loop
-    on CPU)."""
+    (:class:`~zoo.layers.convlstm.UnrolledConvLSTM2D` shares their variables, so training
+    this graph trains the model: :meth:`zoo.tasks.next_frame.NextFrame.fit` does, 1.6x
+    faster than the loop on CPU)."""
     frames = keras.Input(model.get_layer("frames").output.shape[1:], name="frames")
     x = model.get_layer("patches")(frames)
-    _, h, c = UnrolledConvLSTM2D(model.get_layer("encoder"), return_state=True,
-                                 name="encoder_unrolled")(x)
+    _, h, c = layers.UnrolledConvLSTM2D(model.get_layer("encoder"), return_state=True,
+                                        name="encoder_unrolled")(x)
     last = model.get_layer("last_frame")(x)
-    y = UnrolledConvLSTM2D(model.get_layer("forecaster"), return_sequences=True,
-                           steps=int(model.output_shape[1]),
-                           name="forecaster_unrolled")(last, initial_state=[h, c])
+    y = layers.UnrolledConvLSTM2D(model.get_layer("forecaster"), return_sequences=True,
+                                  steps=int(model.output_shape[1]),
+                                  name="forecaster_unrolled")(last, initial_state=[h, c])
     future = model.get_layer("future")(model.get_layer("pixels")(y))
     return keras.Model(frames, future, name="convlstm_nextframe_unrolled")
 

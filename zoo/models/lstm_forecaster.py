@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from zoo._keras import keras, tf
+from zoo import layers
+from zoo._keras import keras
 from zoo.datasets.series import LICENSE, SERIES
 from zoo.registry import (
     FUSED_LSTM_GAPS,
@@ -33,31 +34,6 @@ from zoo.registry import (
 )
 
 EPSILON = 1e-6  # variance floor of a window: a constant window must not divide by zero
-
-
-class WindowScale(keras.layers.Layer):
-    """``(B, T, 1) -> (B, 1)`` mean and ``(B, 1)`` standard deviation of each window."""
-
-    def call(self, x):
-        mean = tf.reduce_mean(x, axis=[1, 2])[:, None]
-        var = tf.reduce_mean(tf.square(x - mean[:, :, None]), axis=[1, 2])[:, None]
-        return mean, tf.sqrt(var + EPSILON)
-
-
-class SeasonalNaive(keras.layers.Layer):
-    """``(B, T, 1) -> (B, horizon)``: the values one ``season`` before each forecast step
-    (the last ``season`` values of the window, their first ``horizon``)."""
-
-    def __init__(self, season: int, horizon: int, **kwargs):
-        super().__init__(**kwargs)
-        self.season, self.horizon = int(season), int(horizon)
-
-    def call(self, x):
-        start = tf.shape(x)[1] - self.season
-        return x[:, start : start + self.horizon, 0]
-
-    def get_config(self):
-        return {**super().get_config(), "season": self.season, "horizon": self.horizon}
 
 
 def lstm_forecaster(*, window: int = 336, horizon: int = 48, season: int | None = 336,
@@ -96,7 +72,7 @@ def lstm_forecaster(*, window: int = 336, horizon: int = 48, season: int | None 
         raise ValueError(f"window must be a multiple of patch; got window {window}, patch "
                          f"{patch}")
     history = keras.Input((int(window), 1), name="history")
-    mean, std = WindowScale(name="window_scale")(history)
+    mean, std = layers.WindowScale(EPSILON, name="window_scale")(history)
     x = keras.layers.Lambda(lambda a: (a[0] - a[1][:, :, None]) / a[2][:, :, None],
                             name="standardize")([history, mean, std])
     if int(patch) > 1:
@@ -106,8 +82,8 @@ def lstm_forecaster(*, window: int = 336, horizon: int = 48, season: int | None 
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     z = keras.layers.Dense(int(horizon), name="standardized_forecast")(x)
-    start = mean if season is None else SeasonalNaive(season, horizon, name="seasonal_naive")(
-        history)
+    start = mean if season is None else layers.SeasonalNaive(
+        season, horizon, name="seasonal_naive")(history)
     forecast = keras.layers.Lambda(lambda a: a[0] * a[2] + a[1], name="forecast")([z, start, std])
     return keras.Model(history, forecast, name="lstm_forecaster")
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from zoo import layers as zoo_layers
 from zoo._keras import keras
 from zoo.datasets.cmudict import GRAPHEMES, LICENSE, MAX_PHONEMES, PHONEMES
-from zoo.layers import EncoderSummary, LuongAttention
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -60,7 +60,7 @@ def seq2seq_g2p(
         keras.layers.LSTM(encoder_units, return_sequences=True), name="encoder"
     )(x)
     memory = keras.layers.Activation("linear", name="memory")(x)
-    summary = EncoderSummary(name="encoder_summary")(memory)
+    summary = zoo_layers.EncoderSummary(name="encoder_summary")(memory)
     h0 = keras.layers.Dense(decoder_units, activation="tanh", name="h")(summary)
     c0 = keras.layers.Dense(decoder_units, name="c")(summary)
     y = keras.layers.Embedding(target_vocab, embed_dim, name="target_embedding")(tgt)
@@ -75,7 +75,7 @@ def seq2seq_g2p(
 def _head(query, memory, decoder_units, target_vocab, dropout=0.0, layers=None):
     """Attention + combine + output; ``layers`` reuses trained layers (decoder step)."""
     attention, combine, output = layers or (
-        LuongAttention(name="attention"),
+        zoo_layers.LuongAttention(name="attention"),
         keras.layers.Dense(decoder_units, activation="tanh", name="combine"),
         keras.layers.Dense(target_vocab, name="projection"),
     )

@@ -117,9 +117,15 @@ def read_series(source: str, expected: str) -> np.ndarray:
         raise ShapeError(f"{source}: cannot read a series from it ({e})") from None
 
 
+# The most values a series to forecast from or to score may have: an anomaly detector
+# scores every window of it, and a longer file (a log, a whole recording) is refused at once
+# rather than read and scored for minutes.
+MAX_SERIES = 1_000_000
+
+
 def check_series(x, minimum: int, where: str, what: str, tail: bool = False) -> np.ndarray:
-    """``x`` as a finite 1-D float64 series of at least ``minimum`` values, or a
-    :class:`ShapeError` saying what was received (``what``: why ``minimum`` are needed).
+    """``x`` as a finite 1-D float64 series of ``minimum`` to :data:`MAX_SERIES` values, or
+    a :class:`ShapeError` saying what was received (``what``: why ``minimum`` are needed).
     ``tail``: keep (and check) only the last ``minimum`` values."""
     x = np.asarray(x)
     if x.ndim == 2 and 1 in x.shape:
@@ -131,6 +137,8 @@ def check_series(x, minimum: int, where: str, what: str, tail: bool = False) -> 
         raise ShapeError(f"{where}: expected real numbers, got dtype {x.dtype}")
     if len(x) < minimum:
         raise ShapeError(f"{where}: {len(x)} values; {what}, so give at least {minimum}")
+    if len(x) > MAX_SERIES:
+        raise ShapeError(f"{where}: {len(x)} values; a series may have at most {MAX_SERIES:,}")
     offset = len(x) - minimum if tail else 0
     x = x[offset:].astype(np.float64)
     if not np.all(np.isfinite(x)):

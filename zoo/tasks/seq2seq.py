@@ -15,6 +15,12 @@ from zoo.tasks.common import check_encodable, length_batches
 from zoo.tasks.fitting import BatchSequence, adam, run_fit
 from zoo.tasks.metrics import edit_distance
 
+# The longest source a seq2seq model takes: the longest it may be trained on (a fine-tuned
+# model's, zoo.model_dir; the pretrained G2P's words have at most 20 letters). The encoder
+# runs any length, but a longer word is not one the model has learnt to read, and its
+# decoder stops at meta["max_output_len"] symbols.
+MAX_SOURCE = 40
+
 
 @register_task
 @dataclass(frozen=True)
@@ -33,6 +39,9 @@ class Seq2Seq(Task):
         word = word.strip().lower()
         if not word:
             raise ShapeError("expected a non-empty word, got an empty string")
+        if len(word) > MAX_SOURCE:
+            raise ShapeError(f"a word of {len(word)} characters; the model takes at most "
+                             f"{MAX_SOURCE}")
         unknown = sorted({ch for ch in word if ch not in index})
         if unknown:
             valid = "".join(meta["source_vocab"][2:])
