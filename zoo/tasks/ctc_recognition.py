@@ -5,6 +5,7 @@ calls.)"""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,45 +259,53 @@ def ctc_batches(data, meta, batch_size: int, stride: int, rng, limit=None) -> li
     return batches
 
 
-class CTCTrainer(keras.Model):
-    """Trains a recogniser whose last layer is the softmax over its logits: CTC loss
-    (blank 0) on the logits, each sample over its own number of frames."""
+def CTCTrainer(model):  # noqa: N802 (a class to its callers)
+    """A keras Model that trains ``model``, a recogniser whose last layer is the softmax
+    over its logits: CTC loss (blank 0) on the logits, each sample over its own number of
+    frames. (The class is made on first use: importing the tasks imports no TensorFlow.)"""
+    return _ctc_trainer()(model)
 
-    def __init__(self, model):
-        super().__init__(name="ctc_trainer")
-        self.net = model
-        # the input of the final softmax in *this* model's graph (a cloned model, e.g.
-        # tfmot's pruning wrapper, shares the unwrapped softmax layer with the original)
-        layer, node_index, _ = model.outputs[0]._keras_history
-        self.logits = keras.Model(model.inputs,
-                                  layer._inbound_nodes[node_index].input_tensors)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
 
-    def call(self, x, training=False):
-        return self.logits(x, training=training)
+@functools.cache
+def _ctc_trainer():
+    class _CTCTrainer(keras.Model):
+        def __init__(self, model):
+            super().__init__(name="ctc_trainer")
+            self.net = model
+            # the input of the final softmax in *this* model's graph (a cloned model, e.g.
+            # tfmot's pruning wrapper, shares the unwrapped softmax layer with the original)
+            layer, node_index, _ = model.outputs[0]._keras_history
+            self.logits = keras.Model(model.inputs,
+                                      layer._inbound_nodes[node_index].input_tensors)
+            self.loss_tracker = keras.metrics.Mean(name="loss")
 
-    def _loss(self, data, training):
-        x, (labels, label_length, frames) = data
-        logits = self.logits(x, training=training)
-        return tf.reduce_mean(tf.nn.ctc_loss(labels, logits, label_length, frames,
-                                             logits_time_major=False, blank_index=0))
+        def call(self, x, training=False):
+            return self.logits(x, training=training)
 
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss = self._loss(data, True)
-        variables = self.logits.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables,
-                                           strict=True))
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+        def _loss(self, data, training):
+            x, (labels, label_length, frames) = data
+            logits = self.logits(x, training=training)
+            return tf.reduce_mean(tf.nn.ctc_loss(labels, logits, label_length, frames,
+                                                 logits_time_major=False, blank_index=0))
 
-    def test_step(self, data):
-        self.loss_tracker.update_state(self._loss(data, False))
-        return {"loss": self.loss_tracker.result()}
+        def train_step(self, data):
+            with tf.GradientTape() as tape:
+                loss = self._loss(data, True)
+            variables = self.logits.trainable_variables
+            self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables,
+                                               strict=True))
+            self.loss_tracker.update_state(loss)
+            return {"loss": self.loss_tracker.result()}
 
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
+        def test_step(self, data):
+            self.loss_tracker.update_state(self._loss(data, False))
+            return {"loss": self.loss_tracker.result()}
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker]
+
+    return _CTCTrainer
 
 
 def frame_stride(model) -> int:

@@ -11,6 +11,7 @@ the model's normalisation layers to the data, fine-tuning keeps them. Training
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -57,24 +58,33 @@ def plain_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):
             yield x[idx], y[idx]
 
 
-class BatchSequence(keras.utils.Sequence):
-    """The batches ``make(epoch)`` returns, drawn anew at the end of every epoch."""
+def BatchSequence(make: Callable[[int], list]):  # noqa: N802 (a class to its callers)
+    """A keras Sequence of the batches ``make(epoch)`` returns, drawn anew at the end of
+    every epoch. (The class is made on first use: importing the tasks imports no
+    TensorFlow.)"""
+    return _batch_sequence()(make)
 
-    def __init__(self, make: Callable[[int], list]):
-        super().__init__()
-        self._make = make
-        self._epoch = 0
-        self._batches = make(0)
 
-    def __len__(self):
-        return len(self._batches)
+@functools.cache
+def _batch_sequence():
+    class _BatchSequence(keras.utils.Sequence):
+        def __init__(self, make):
+            super().__init__()
+            self._make = make
+            self._epoch = 0
+            self._batches = make(0)
 
-    def __getitem__(self, i):
-        return self._batches[i]
+        def __len__(self):
+            return len(self._batches)
 
-    def on_epoch_end(self):
-        self._epoch += 1
-        self._batches = self._make(self._epoch)
+        def __getitem__(self, i):
+            return self._batches[i]
+
+        def on_epoch_end(self):
+            self._epoch += 1
+            self._batches = self._make(self._epoch)
+
+    return _BatchSequence
 
 
 def adapt_normalization(model, x: np.ndarray, mode: str) -> None:
