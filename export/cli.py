@@ -311,16 +311,20 @@ def cmd_predict(args) -> int:
                                      args.lexicon)
     if args.out is not None and Path(args.out).suffix.lower() != ".npy":
         raise UnsupportedError(f"--out writes a .npy file; got {args.out!r}")
-    item = task.parse_input(args.input, meta)
+    items = task.parse_inputs(args.input, meta)
     precision = _precision(bundle, args)
     runners = bundle.runners(args.backend, precision)
-    prediction = task.predict(runners, [item if isinstance(item, str) else item[0]], meta)[0]
-    if args.out is not None and (not isinstance(prediction, np.ndarray)
-                                 or not np.issubdtype(prediction.dtype, np.number)):
+    predictions = task.predict(runners, items, meta)
+    if args.out is not None and not all(isinstance(p, np.ndarray)
+                                        and np.issubdtype(p.dtype, np.number)
+                                        for p in predictions):
         raise UnsupportedError(f"--out writes an array prediction (frames, a forecast); "
                                f"{bundle.model_name}'s {task.name} prediction is a "
-                               f"{type(prediction).__name__}")
-    print(task.format(prediction, meta))
+                               f"{type(predictions[0]).__name__}")
+    for i, p in enumerate(predictions):  # a batch file: one block per sample
+        print((f"[{i}] " if len(predictions) > 1 else "") + task.format(p, meta))
+    prediction = predictions[0] if len(predictions) == 1 else np.stack(predictions) \
+        if args.out is not None else None
     files = ", ".join(sorted(Path(r.path).name for r in runners.values() if hasattr(r, "path")))
     Progress().say(f"answered by {args.backend} at {precision}"
                    + (f" ({files})" if files else " (the bundle's Keras weights)"))

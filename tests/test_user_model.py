@@ -357,6 +357,13 @@ def test_cli_file_to_verified_bundle(capsys, tmp_path):
                        "--out", tmp_path / "p.npy")
     assert code == 0 and "top-1" in out
     assert np.load(tmp_path / "p.npy").shape == (4,)
+    # a batch file: every sample, array in, array out
+    code, out, _ = run(capsys, "predict", tmp_path / "b", "--input", tmp_path / "x.npy",
+                       "--backend", "onnx", "--out", tmp_path / "all.npy")
+    assert code == 0 and "[15] probs" in out
+    np.testing.assert_allclose(np.load(tmp_path / "all.npy"),
+                               keras.models.load_model(tmp_path / "mine.keras").predict(
+                                   np.load(tmp_path / "x.npy"), verbose=0), atol=1e-5)
 
 
 def test_cli_bad_input_is_one_error_line(capsys, tmp_path):

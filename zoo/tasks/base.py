@@ -60,6 +60,13 @@ class Task(ABC):
     def parse_input(self, source: str, meta) -> Any:
         """A user's input from a file name (or the text itself), checked."""
 
+    def parse_inputs(self, source: str, meta) -> list:
+        """The inputs ``lstm-zoo predict --input`` gives :meth:`predict`: by default the one
+        input of :meth:`parse_input` (a text, or an array with a batch axis of one); a task
+        whose files can hold a batch (a user model's ``.npy``) returns each sample."""
+        item = self.parse_input(source, meta)
+        return [item if isinstance(item, str) else item[0]]
+
     @abstractmethod
     def check_input(self, x, meta, where="input") -> Any:
         """One input as :meth:`predict` takes it, or a :class:`~zoo.errors.ShapeError`."""

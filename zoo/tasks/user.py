@@ -194,9 +194,14 @@ class UserModelTask(Task):
         return x
 
     def parse_input(self, source: str, meta):
-        """A ``.npy`` file (one sample, or a batch whose first sample is taken: the batch
-        axis is optional) or a ``.npz`` with one array per input name; a list of the one
-        sample."""
+        """A ``.npy`` file (one sample, or a batch of them) or a ``.npz`` with one array per
+        input name (each one sample, or a batch); the first sample, in a list (see
+        :meth:`parse_inputs` for them all)."""
+        return self.parse_inputs(source, meta)[:1]
+
+    def parse_inputs(self, source: str, meta) -> list:
+        """Every sample of a ``.npy`` / ``.npz`` (:meth:`parse_input`): a batch axis is
+        optional, and a file without one is one sample."""
         path = Path(source)
         if not path.is_file() or path.suffix.lower() not in (".npy", ".npz"):
             raise DataError(f"input {source!r}: expected a .npy file (one input) or a .npz "
@@ -218,17 +223,25 @@ class UserModelTask(Task):
                     raise DataError(f"{source}: no array named {missing}; it has "
                                     f"{sorted(loaded.files)}")
                 arrays = {k: loaded[k] for k in meta["inputs"]}
-        item = {}
+        batch = {}
         for name, x in arrays.items():
             rank = len(shapes[name]) - 1  # without the batch axis
-            if x.ndim == rank + 1:
-                x = x[0]
-            if x.ndim != rank:
+            if x.ndim == rank:
+                x = x[None]
+            if x.ndim != rank + 1 or not len(x):
                 raise ShapeError(f"{source}: input {name!r} has shape {x.shape}; expected "
                                  f"{rank} axes ({_dims(shapes[name][1:])}), or a batch of "
                                  "those")
-            item[name] = x
-        return [next(iter(item.values())) if len(item) == 1 else item]
+            batch[name] = x
+        counts = {k: len(v) for k, v in batch.items()}
+        if len(set(counts.values())) != 1:
+            raise ShapeError(f"{source}: the inputs hold different numbers of samples "
+                             f"{counts}")
+        n = next(iter(counts.values()))
+        if len(batch) == 1:
+            (x,) = batch.values()
+            return [x[i] for i in range(n)]
+        return [{k: v[i] for k, v in batch.items()} for i in range(n)]
 
     # -- running ---------------------------------------------------------------------------
     def predict(self, graphs, inputs, meta, progress=None, batch_size=1) -> list:
