@@ -28,6 +28,7 @@ from export.conversion import onnx as onnx_export
 from export.conversion import tflite as tflite_export
 from export.conversion.graphs import input_infos, output_infos, recurrent_directions
 from export.progress import Progress, Silent
+from export.verification.manifest import FORMAT_VERSION
 from export.verification.runtime import LiteRTRunner, ORTRunner
 from export.verification.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
@@ -225,7 +226,7 @@ def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, tes
         ref_file = tmp / "reference.weights.h5"
         save_weights_atomic(model, ref_file)
         manifest: dict[str, Any] = {
-            "format_version": 1,
+            "format_version": FORMAT_VERSION,
             "model": name,
             "family": spec.family,
             "task": spec.task,
@@ -476,7 +477,7 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     if bundle.is_user_model:
         from export.user.data import SAMPLES_FILE, bundle_samples
 
-        test = extra = bundle_samples(bundle.path / SAMPLES_FILE)
+        test = extra = bundle_samples(bundle.file(SAMPLES_FILE))
         test = test.head(limit) if limit else test
     else:
         test, extra = _evaluation_data(spec, limit, progress)
