@@ -10,6 +10,7 @@ import argparse
 import ast
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -556,10 +557,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        # exports leave nothing; a fine-tuning run keeps its checkpoints to resume from
-        print("error: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # exports leave nothing (SIGTERM too: export.output.Terminated); a fine-tuning run
+        # keeps its checkpoints to resume from
+        signum = getattr(e, "signum", signal.SIGINT)
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
+        print(f"error: {what}; no output was written", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -1,25 +1,33 @@
 """A bundle is a trust boundary (issue 32): a stranger's manifest is checked before anything
-in it is used.
+in it is used, and an export's output folder is checked, claimed and cleaned up.
 
 One bundle of the tiny classifier (random weights, fp32, 8 test samples: seconds) is copied
-and edited per test.
+and edited per test; the output-folder tests claim folders directly (export.output.OutDir),
+and the signal and race tests run real processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from export.cli import main
+from export.output import OutDir
 from export.verification import manifest as manifest_module
 from export.verification.runtime import Bundle, load_bundle
-from zoo.errors import ArtifactError, UnsupportedError
+from zoo.errors import ArtifactError, ExportError, UnsupportedError
 
+ROOT = Path(__file__).resolve().parents[1]
 ONNX = "fp32/classifier.onnx"
 
 
@@ -287,6 +295,177 @@ def test_weights_with_a_link_to_another_file_are_refused(bundle, tmp_path):
     write(root, m)
     with pytest.raises(ArtifactError, match="extra .ExternalLink. points outside the file"):
         load_bundle(root).keras_model()
+
+
+# Output folders
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "/sys/x", "dangling", "link", "empty", "file"])
+def test_a_bad_out_is_one_error_line_before_the_model_is_built(tmp_path, capsys, monkeypatch,
+                                                              out):
+    import zoo.registry
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built")
+
+    monkeypatch.setattr(zoo.registry, "build_model", never)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    (tmp_path / "file").write_text("")
+    before = sorted(tmp_path.iterdir())
+    target = out if out.startswith("/") else str(tmp_path / out)
+    code, err = cli(capsys, "export", "bilstm_activity_tiny", "--weights", "none",
+                    "--precision", "fp32", "--out", target)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:")
+    assert ("symlink" if out in ("dangling", "link") else "pseudo-filesystem"
+            if out.startswith("/") else "already exists") in err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_an_export_to_a_path_another_export_holds_is_refused(tmp_path, capsys):
+    out = tmp_path / "new" / "b"
+    with OutDir(out):
+        code, err = cli(capsys, "export", "bilstm_activity_tiny", "--weights", "none",
+                        "--precision", "fp32", "--out", str(out))
+        assert code == 2 and "another export is writing" in err and str(out) in err
+        assert (out.parent / ".b.lock").is_file()
+        with pytest.raises(ExportError, match="another export is writing"), OutDir(out):
+            pass
+    assert list(tmp_path.iterdir()) == []  # the lock, and the parents it made, are gone
+    with OutDir(out):  # free again
+        pass
+
+
+RACER = """
+import sys, time
+from export.output import OutDir
+from zoo.errors import ExportError
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both start together
+try:
+    with OutDir(sys.argv[1]) as claim:
+        partial = claim.partial()
+        time.sleep(1.5)
+        claim.publish(partial)
+        print("won")
+except ExportError as e:
+    print("lost:", e)
+"""
+
+
+def test_of_two_concurrent_exports_one_wins_and_one_gets_a_typed_error(tmp_path):
+    out, start = tmp_path / "b", str(time.time() + 1.5)
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(out), start], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    results = [r.communicate(timeout=60) for r in racers]
+    assert [r.returncode for r in racers] == [0, 0], results
+    said = sorted(o.strip() for o, _ in results)
+    assert said[0].startswith("lost: ") and said[1] == "won", said
+    assert "another export is writing" in said[0] or "already exists" in said[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+
+
+def _reaped_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", ""])
+    p.wait()
+    return p.pid
+
+
+def test_a_stale_partial_folder_is_removed_and_a_live_one_kept(tmp_path):
+    dead, live = _reaped_pid(), os.getpid()
+    folders = {name: tmp_path / name for name in (
+        f".b.partial-{dead}-0123abcd",   # a killed export's: removed
+        f".b.partial-{live}-0123abcd",   # its process lives: kept
+        ".b.partial-x8k2_q1z",           # an older lstm-zoo's (mkdtemp): not provably stale
+        f".bb.partial-{dead}-0123abcd",  # another path's
+    )}
+    for folder in folders.values():
+        (folder / "fp32").mkdir(parents=True)
+    with OutDir(tmp_path / "b"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(list(folders)[1:])
+
+
+def test_bundle_folders_get_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with OutDir(tmp_path / "b") as claim:
+            partial = claim.partial()
+            assert partial.stat().st_mode & 0o777 == 0o755  # mkdtemp's would be 0700
+            published = claim.publish(partial)
+        os.umask(0o027)
+        with OutDir(tmp_path / "c") as claim:
+            other = claim.publish(claim.partial())
+    finally:
+        os.umask(previous)
+    assert published.stat().st_mode & 0o777 == 0o755
+    assert other.stat().st_mode & 0o777 == 0o750
+
+
+def test_the_exported_bundle_is_alone_with_the_umask(bundle):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert bundle.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert [p.name for p in bundle.parent.iterdir()] == ["b"]  # no lock, no partial
+
+
+HOLDER = """
+import signal, sys, time
+from export.output import OutDir
+signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent ignores
+with OutDir(sys.argv[1]) as claim:
+    (claim.partial() / "manifest.json").write_text("{}")
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_stopped_export_leaves_nothing_and_a_killed_ones_partial_goes_next_time(tmp_path,
+                                                                                   sig):
+    """A process that claimed a path and wrote into its partial folder (without TensorFlow:
+    a second), stopped: SIGTERM and SIGINT remove the folder and the lock; SIGKILL leaves
+    them, and the next claim of the path removes the partial folder."""
+    out = tmp_path / "b"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "ready\n", holder.communicate()
+    holder.send_signal(sig)
+    _, err = holder.communicate(timeout=30)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if sig == signal.SIGKILL:
+        assert holder.returncode == -sig
+        assert left == [".b.lock", f".b.partial-{holder.pid}-{left[1].rsplit('-', 1)[1]}"]
+        with OutDir(out):  # the next export to that path
+            pass
+        assert list(tmp_path.iterdir()) == []
+    else:
+        # uncaught: Python ends by SIGINT on a KeyboardInterrupt, with 1 on another error
+        assert holder.returncode == (-sig if sig == signal.SIGINT else 1)
+        assert err.strip().splitlines()[-1] == (
+            "KeyboardInterrupt" if sig == signal.SIGINT else "export.output.Terminated")
+        assert left == []
+
+
+def test_sigterm_stops_a_real_export_with_one_error_line_and_leaves_nothing(tmp_path):
+    """The command itself (the tiny model, fp32 ONNX, 8 samples), sent SIGTERM once its
+    partial folder exists: exit 143 and one error line (before: killed, the folder left)."""
+    out = tmp_path / "b"
+    export = subprocess.Popen(
+        [sys.executable, "-m", "export.cli", "export", "bilstm_activity_tiny", "--weights",
+         "none", "--precision", "fp32", "--formats", "onnx", "--limit", "8", "--out", str(out)],
+        cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not list(tmp_path.glob(".b.partial-*")):
+        assert export.poll() is None and time.time() < deadline, export.communicate()
+        time.sleep(0.05)
+    export.send_signal(signal.SIGTERM)
+    _, err = export.communicate(timeout=120)
+    assert export.returncode == 128 + signal.SIGTERM and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: stopped by SIGTERM; no output was written"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_bundle_loads_and_predicts(bundle):

@@ -110,7 +110,8 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         ParityError: a Keras 3 model's tf_keras twin, or an artifact, differs from the
             original (the bundle is kept at ``<out>.failed``).
     """
-    from export.pipeline import check_out_dir, run_export
+    from export.output import OutDir
+    from export.pipeline import run_export
 
     cfg = ExportConfig.of(config, **options)
     if metric is not None and metric not in LABEL_METRICS:
@@ -123,61 +124,60 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         raise UnsupportedError("a user model calibrates on its samples; calibration is for "
                                "zoo models")
     progress = progress or Silent()
-    out = Path(out)
-    check_out_dir(out)
-    where = model_or_path if isinstance(model_or_path, (str, Path)) else "the model"
-    progress.say(f"reading {where}")
-    user = load_user_model(model_or_path)
-    if name is not None:
-        user.name = name
-    mask = mask_source(user.model)
-    stream = None
-    if is_stateful(user.model) or has_initial_state(user.model):
+    with OutDir(out) as claim:  # checked and claimed before the model is read
+        where = model_or_path if isinstance(model_or_path, (str, Path)) else "the model"
+        progress.say(f"reading {where}")
+        user = load_user_model(model_or_path)
+        if name is not None:
+            user.name = name
+        mask = mask_source(user.model)
+        stream = None
+        if is_stateful(user.model) or has_initial_state(user.model):
+            if mask is not None:
+                raise UnsupportedError(f"{user.name}: a stateful or encoder-decoder model with a "
+                                       "padding mask; stream it without the mask")
+            stream = (_streaming if is_stateful(user.model) else _encoder_decoder)(user, progress)
+        x = read_samples(samples, user.model)
+        n = len(next(iter(x.values())))
+        y = None if labels is None else read_labels(labels, n)
+        chosen = choose_metric(metric, y, _is_softmax(user.model))
+        progress.say(f"running the original model ({user.origin}) on {n} samples")
+        original = {k: np.asarray(v) for k, v in user.original(x).items()}
+        if "Keras 3" in user.origin:
+            _check_twin(user, x, original)
+        data = UserSamples(x, y, original)
+        meta = model_meta(user, chosen)
+        report = {"origin": user.origin, "samples": n, "labels": y is not None,
+                  "metric": chosen, "metric_source": "labels" if y is not None else
+                  "agreement with the original model's fp32 outputs"}
         if mask is not None:
-            raise UnsupportedError(f"{user.name}: a stateful or encoder-decoder model with a "
-                                   "padding mask; stream it without the mask")
-        stream = (_streaming if is_stateful(user.model) else _encoder_decoder)(user, progress)
-    x = read_samples(samples, user.model)
-    n = len(next(iter(x.values())))
-    y = None if labels is None else read_labels(labels, n)
-    chosen = choose_metric(metric, y, _is_softmax(user.model))
-    progress.say(f"running the original model ({user.origin}) on {n} samples")
-    original = {k: np.asarray(v) for k, v in user.original(x).items()}
-    if "Keras 3" in user.origin:
-        _check_twin(user, x, original)
-    data = UserSamples(x, y, original)
-    meta = model_meta(user, chosen)
-    report = {"origin": user.origin, "samples": n, "labels": y is not None,
-              "metric": chosen, "metric_source": "labels" if y is not None else
-              "agreement with the original model's fp32 outputs"}
-    if mask is not None:
-        user.model, report["mask"] = _without_mask(user, mask, meta, data, progress)
-    if stream is not None:
-        meta["stream"] = stream
-        report["stream"] = (
-            (f"stateful: exported as the whole-sequence graph {GRAPH!r} (from zero state) and"
-             if stream["sequence_graph"] else
-             f"encoder-decoder: exported as the encoder {ENCODER_GRAPH!r} (the initial states)"
-             " and") + f" the one-step graph {STEP_GRAPH!r} with the state as inputs and "
-            f"outputs {list(stream['states'])}; predictions stream each sample through the "
-            "step graph")
-    spec = user_spec(user.name, user.model, meta, formats=FORMATS, precisions=PRECISIONS)
-    for line in _inspection_notes(spec):
-        progress.say(line)
-    fmts, precs = cfg.for_spec(spec)
-    task = get_task("user").for_meta(meta)
-    if cfg.limit:
-        data = data.head(cfg.limit)
-    report.update({"recurrent": recurrent_directions(user.model),
-                   "fusion": dict(spec.graphs[0].fusion)})
-    return run_export(
-        spec, task, user.model, out, cfg, fmts, precs, data, data,
-        calibration=(task.inputs(data), "user samples"),
-        reference={"model_config": json.loads(user.model.to_json())},
-        data={"dataset": "user samples", "test": "samples", "calibration": "samples",
-              "license": "the user's"},
-        progress=progress, manifest_extra={"source": report},
-        attachments={SAMPLES_FILE: samples_bytes(data)})
+            user.model, report["mask"] = _without_mask(user, mask, meta, data, progress)
+        if stream is not None:
+            meta["stream"] = stream
+            report["stream"] = (
+                (f"stateful: exported as the whole-sequence graph {GRAPH!r} (from zero state) and"
+                 if stream["sequence_graph"] else
+                 f"encoder-decoder: exported as the encoder {ENCODER_GRAPH!r} (the initial states)"
+                 " and") + f" the one-step graph {STEP_GRAPH!r} with the state as inputs and "
+                f"outputs {list(stream['states'])}; predictions stream each sample through the "
+                "step graph")
+        spec = user_spec(user.name, user.model, meta, formats=FORMATS, precisions=PRECISIONS)
+        for line in _inspection_notes(spec):
+            progress.say(line)
+        fmts, precs = cfg.for_spec(spec)
+        task = get_task("user").for_meta(meta)
+        if cfg.limit:
+            data = data.head(cfg.limit)
+        report.update({"recurrent": recurrent_directions(user.model),
+                       "fusion": dict(spec.graphs[0].fusion)})
+        return run_export(
+            spec, task, user.model, claim, cfg, fmts, precs, data, data,
+            calibration=(task.inputs(data), "user samples"),
+            reference={"model_config": json.loads(user.model.to_json())},
+            data={"dataset": "user samples", "test": "samples", "calibration": "samples",
+                  "license": "the user's"},
+            progress=progress, manifest_extra={"source": report},
+            attachments={SAMPLES_FILE: samples_bytes(data)})
 
 
 def _streaming(user: UserModel, progress) -> dict:
