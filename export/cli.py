@@ -197,7 +197,10 @@ def _export_user_model(args, cfg):
 
 
 def cmd_export(args) -> int:
-    from export.pipeline import export_model
+    from export.output import check_out_dir
+
+    check_out_dir(Path(args.out))  # before TensorFlow is imported (8 s): checked again
+    from export.pipeline import export_model  # when the export claims the path
     from zoo.errors import ParityError
 
     weights = None if args.weights == "none" else args.weights

@@ -323,6 +323,16 @@ def test_a_bad_out_is_one_error_line_before_the_model_is_built(tmp_path, capsys,
     assert sorted(tmp_path.iterdir()) == before
 
 
+def test_a_bad_out_is_refused_before_tensorflow_is_imported(tmp_path):
+    script = ("import sys; from export.cli import main; "
+              "print(main(sys.argv[1:]), 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script, "export", "bilstm_activity_tiny",
+                           "--out", "/proc/x"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["2", "False"], done
+    assert done.stderr.startswith("error: cannot write a bundle to /proc/x")
+
+
 def test_an_export_to_a_path_another_export_holds_is_refused(tmp_path, capsys):
     out = tmp_path / "new" / "b"
     with OutDir(out):
