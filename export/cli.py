@@ -11,6 +11,7 @@ import ast
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -229,7 +230,10 @@ def _export_user_model(args, cfg):
 
 
 def cmd_export(args) -> int:
-    from export.pipeline import export_model
+    from export.output import check_out_dir
+
+    check_out_dir(Path(args.out))  # before TensorFlow is imported (8 s): checked again
+    from export.pipeline import export_model  # when the export claims the path
     from zoo.errors import ParityError
 
     weights = None if args.weights == "none" else args.weights
@@ -628,10 +632,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        # exports leave nothing; a fine-tuning run keeps its checkpoints to resume from
-        print("error: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # exports leave nothing (SIGTERM too: export.output.Terminated); a fine-tuning run
+        # keeps its checkpoints to resume from
+        signum = getattr(e, "signum", signal.SIGINT)
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
+        print(f"error: {what}; no output was written", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 A bundle directory holds ``<precision>/<graph>.<tflite|onnx>`` per graph, the Keras
 weights it was exported from (``reference.weights.h5``), ``manifest.json`` (tool
 versions, sha256 and size per file, op lists, whether every recurrent layer became a
-fused op) and ``parity.json``. Everything is written into a temporary sibling
-directory and renamed into place at the end, so an interrupted or failed export leaves
-no bundle that looks complete; a bundle whose parity fails is renamed to
-``<out>.failed`` for inspection instead.
+fused op) and ``parity.json``. Everything is written into a hidden sibling directory
+and renamed into place at the end (:mod:`export.output`: one export per path, SIGTERM
+and Ctrl-C clean up), so an interrupted or failed export leaves no bundle that looks
+complete; a bundle whose parity fails is renamed to ``<out>.failed`` for inspection
+instead.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import json
-import os
 import platform
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,14 @@ from export.config import ExportConfig
 from export.conversion import onnx as onnx_export
 from export.conversion import tflite as tflite_export
 from export.conversion.graphs import input_infos, output_infos, recurrent_directions
+from export.output import OutDir
 from export.progress import Progress, Silent
+from export.verification.manifest import FORMAT_VERSION
 from export.verification.runtime import LiteRTRunner, ORTRunner
 from export.verification.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
 from zoo.arguments import check_count
-from zoo.errors import ExportError, ParityError, UnsupportedError
+from zoo.errors import ParityError, UnsupportedError
 from zoo.graphs import graph_models
 from zoo.registry import Tolerance, get_spec, jsonable_config
 from zoo.tasks import get_task
@@ -54,21 +54,6 @@ def tool_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def check_out_dir(out: Path) -> None:
-    """Refuses an existing output, or one whose nearest existing ancestor is not a
-    writable directory (missing parents are created once everything else checked out)."""
-    if out.exists():
-        raise ExportError(f"output directory {out} already exists; choose a new path or "
-                          "remove it")
-    ancestor = out.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ExportError(f"cannot create {out}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ExportError(f"cannot write into {ancestor} (permission denied)")
 
 
 # Recurrent cells a format has no fused op for: their layers become a loop there, which is
@@ -149,6 +134,9 @@ def export_model(
 
     Raises:
         UnsupportedError: a format or precision the model or format cannot take.
+        ExportError: ``out`` exists, is a symlink, lies under /proc or /sys, cannot be
+            written, or another export is writing it (:class:`export.output.OutDir`;
+            before the model is built).
         DataError, ShapeError: calibration samples too few or of the wrong shape.
         ParityError: parity failed (the bundle is kept at ``<out>.failed``).
 
@@ -164,47 +152,47 @@ def export_model(
     cfg = ExportConfig.of(config, **options)
     spec = get_spec(name)
     fmts, precs = cfg.for_spec(spec)
-    out = Path(out)
-    check_out_dir(out)
-    progress = progress or Silent()
-    overrides = dict(overrides or {})
-    if model is None:
-        progress.say(f"building {name} (weights={weights})")
-        model, builder_config = build_model(name, weights, **overrides)
-    else:
-        # A model built elsewhere (e.g. fine-tuned): ``overrides`` must describe its
-        # architecture, so that `lstm-zoo verify` can rebuild it from the bundle.
-        weights = "in-memory model"
-        builder_config = spec.config(**overrides)
-    task = get_task(spec.task)
-    test, extra = _evaluation_data(spec, cfg.limit, progress)
-    compression = None
-    if cfg.compressing:
-        compression = _compress(spec, task, model, builder_config, test, cfg, progress)
-        model = compression.pop("model")
-        if "structured" in compression:  # the bundle rebuilds the smaller architecture
-            builder_config = spec.config(**{**builder_config,
-                                            **compression["structured"]["overrides"]})
-    reference = {"config": jsonable_config(builder_config), "weights": str(weights)}
-    data = {"dataset": spec.data.dataset, "test": spec.data.test,
-            "calibration": spec.data.calibration, "license": spec.data.license}
-    source = (f"{spec.data.dataset} {spec.data.calibration} split"
-              if cfg.calibration is None else "user samples")
-    calibration = (list(cfg.calibration) if cfg.calibration is not None
-                   else task.inputs(extra)[:quantize.CALIBRATION_SAMPLES]
-                   if any(p in quantize.CALIBRATED for p in precs) else [])
-    return run_export(spec, task, model, out, cfg, fmts, precs, test, extra,
-                      calibration=(calibration, source), reference=reference, data=data,
-                      compression=compression, progress=progress)
+    with OutDir(out) as claim:  # checked and claimed before any work
+        progress = progress or Silent()
+        overrides = dict(overrides or {})
+        if model is None:
+            progress.say(f"building {name} (weights={weights})")
+            model, builder_config = build_model(name, weights, **overrides)
+        else:
+            # A model built elsewhere (e.g. fine-tuned): ``overrides`` must describe its
+            # architecture, so that `lstm-zoo verify` can rebuild it from the bundle.
+            weights = "in-memory model"
+            builder_config = spec.config(**overrides)
+        task = get_task(spec.task)
+        test, extra = _evaluation_data(spec, cfg.limit, progress)
+        compression = None
+        if cfg.compressing:
+            compression = _compress(spec, task, model, builder_config, test, cfg, progress)
+            model = compression.pop("model")
+            if "structured" in compression:  # the bundle rebuilds the smaller architecture
+                builder_config = spec.config(**{**builder_config,
+                                                **compression["structured"]["overrides"]})
+        reference = {"config": jsonable_config(builder_config), "weights": str(weights)}
+        data = {"dataset": spec.data.dataset, "test": spec.data.test,
+                "calibration": spec.data.calibration, "license": spec.data.license}
+        source = (f"{spec.data.dataset} {spec.data.calibration} split"
+                  if cfg.calibration is None else "user samples")
+        calibration = (list(cfg.calibration) if cfg.calibration is not None
+                       else task.inputs(extra)[:quantize.CALIBRATION_SAMPLES]
+                       if any(p in quantize.CALIBRATED for p in precs) else [])
+        return run_export(spec, task, model, claim, cfg, fmts, precs, test, extra,
+                          calibration=(calibration, source), reference=reference, data=data,
+                          compression=compression, progress=progress)
 
 
-def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, test, extra, *,
+def run_export(spec, task, model, out: OutDir, cfg: ExportConfig, fmts, precs, test, extra, *,
                calibration: tuple, reference: dict, data: dict, compression=None,
                progress: Progress, manifest_extra: dict | None = None,
                attachments: dict[str, bytes] | None = None) -> dict[str, Any]:
     """The stages every export shares, from a built model and its evaluation data: the
     graphs, calibration feeds, conversion, the Keras reference, verification, and the
-    bundle written atomically (``<out>.failed`` when parity fails).
+    bundle written atomically into the claimed output folder ``out`` (``<out>.failed``
+    when parity fails).
 
     ``calibration`` is ``(task inputs, where they come from)``; ``reference`` what the
     manifest records to rebuild the Keras model beside its weights file; ``data`` the
@@ -220,105 +208,98 @@ def run_export(spec, task, model, out: Path, cfg: ExportConfig, fmts, precs, tes
         feeds = quantize.calibration_feeds(
             spec, task, graphs, samples,
             progress.counter(f"recording calibration feeds ({source})", len(samples)))
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
-    try:
-        ref_file = tmp / "reference.weights.h5"
-        save_weights_atomic(model, ref_file)
-        manifest: dict[str, Any] = {
-            "format_version": 1,
-            "model": name,
-            "family": spec.family,
-            "task": spec.task,
-            "meta": dict(spec.meta),
-            "data": data,
-            "reference": {"file": ref_file.name, "sha256": sha256_of(ref_file),
-                          "size": ref_file.stat().st_size, **reference},
-            "graphs": [{"name": g.name,
-                        "inputs": [i.to_json() for i in input_infos(graphs[g.name])],
-                        "outputs": [o.to_json() for o in output_infos(graphs[g.name])],
-                        "recurrent": g.recurrent,
-                        **({"fusion": dict(g.fusion)} if g.fusion else {})}
-                       for g in spec.graphs],
-            "calibration": None if feeds is None else {
-                "source": calibration[1], "samples": len(calibration[0]),
-                "feeds": {n: len(f) for n, f in feeds.items()}},
-            "compression": compression,
-            "artifacts": [],
-            "tools": tool_versions(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        manifest.update(manifest_extra or {})
-        for file, content in (attachments or {}).items():
-            (tmp / file).write_bytes(content)
-            manifest.setdefault("files", []).append(
-                {"file": file, "size": len(content), "sha256": sha256_of(tmp / file)})
-        if auto:
-            manifest["auto"] = {"max_drop": max_drop}
-        # Convert first: a conversion that fails costs no verification time.
-        converted: dict[tuple[str, str], list[dict]] = {}
-        refused: dict[tuple[str, str], str] = {}
-        for precision in precs:
-            for fmt in quantize.formats_for(precision, fmts):
-                try:
-                    converted[fmt, precision] = _convert_group(
-                        spec, graphs, fmt, precision, feeds, tmp, say)
-                except UnsupportedError as e:
-                    if not auto:
-                        raise
-                    refused[fmt, precision] = str(e)
-        reference = _reference(spec, task, graphs, test, extra, progress,
-                               "Keras reference on the test split")
-        # values the task calibrates on the reference (an anomaly threshold) go to the
-        # bundle's meta, for predict
-        manifest["meta"].update({key: reference.metrics[key]
-                                 for key in task.calibrated_meta})
-        parity: dict[str, Any] = {
-            "model": name,
-            "test_split": data["test"],
-            "test_samples": len(reference.test_inputs),
-            "tensor_samples": reference.tensor_samples,
-            "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
-            "reference": {"backend": "keras", "metrics": reference.metrics},
-        }
-        compression_failures = []
-        if compression is not None:
-            parity["compression"], compression_failures = _compression_check(
-                spec, task, compression, reference.metrics)
-        if auto:
-            results, failures, parity["auto"] = _choose(
-                spec, task, reference, test, tmp, converted, refused, fmts, max_drop,
-                progress)
-            for (fmt, precision), artifacts in converted.items():
-                if parity["auto"][fmt]["chosen"] != precision:
-                    for a in artifacts:
-                        (tmp / a["file"]).unlink()
-                    converted[fmt, precision] = []
-        else:
-            results, failures = verify_artifacts(
-                spec, task, reference, test, tmp,
-                {**manifest, "artifacts": [a for g in converted.values() for a in g]},
-                progress)
-        manifest["artifacts"] = [a for group in converted.values() for a in group]
-        for d in tmp.iterdir():
-            if d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
-        failures = compression_failures + failures
-        parity["results"] = results
-        parity["passed"] = not failures
-        parity["failures"] = failures
-        _write_json(tmp / "parity.json", parity)
-        _write_json(tmp / "manifest.json", manifest)  # last: its presence marks completeness
-        if failures:
-            failed = out.with_name(out.name + ".failed")
-            shutil.rmtree(failed, ignore_errors=True)
-            os.replace(tmp, failed)
-            raise ParityError(f"{name}: parity failed ({'; '.join(failures)}); the bundle is "
-                              f"kept at {failed} for inspection")
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    tmp = out.partial()  # removed by the claim unless published
+    ref_file = tmp / "reference.weights.h5"
+    save_weights_atomic(model, ref_file)
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model": name,
+        "family": spec.family,
+        "task": spec.task,
+        "meta": dict(spec.meta),
+        "data": data,
+        "reference": {"file": ref_file.name, "sha256": sha256_of(ref_file),
+                      "size": ref_file.stat().st_size, **reference},
+        "graphs": [{"name": g.name,
+                    "inputs": [i.to_json() for i in input_infos(graphs[g.name])],
+                    "outputs": [o.to_json() for o in output_infos(graphs[g.name])],
+                    "recurrent": g.recurrent,
+                    **({"fusion": dict(g.fusion)} if g.fusion else {})}
+                   for g in spec.graphs],
+        "calibration": None if feeds is None else {
+            "source": calibration[1], "samples": len(calibration[0]),
+            "feeds": {n: len(f) for n, f in feeds.items()}},
+        "compression": compression,
+        "artifacts": [],
+        "tools": tool_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    manifest.update(manifest_extra or {})
+    for file, content in (attachments or {}).items():
+        (tmp / file).write_bytes(content)
+        manifest.setdefault("files", []).append(
+            {"file": file, "size": len(content), "sha256": sha256_of(tmp / file)})
+    if auto:
+        manifest["auto"] = {"max_drop": max_drop}
+    # Convert first: a conversion that fails costs no verification time.
+    converted: dict[tuple[str, str], list[dict]] = {}
+    refused: dict[tuple[str, str], str] = {}
+    for precision in precs:
+        for fmt in quantize.formats_for(precision, fmts):
+            try:
+                converted[fmt, precision] = _convert_group(
+                    spec, graphs, fmt, precision, feeds, tmp, say)
+            except UnsupportedError as e:
+                if not auto:
+                    raise
+                refused[fmt, precision] = str(e)
+    reference = _reference(spec, task, graphs, test, extra, progress,
+                           "Keras reference on the test split")
+    # values the task calibrates on the reference (an anomaly threshold) go to the
+    # bundle's meta, for predict
+    manifest["meta"].update({key: reference.metrics[key]
+                             for key in task.calibrated_meta})
+    parity: dict[str, Any] = {
+        "model": name,
+        "test_split": data["test"],
+        "test_samples": len(reference.test_inputs),
+        "tensor_samples": reference.tensor_samples,
+        "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
+        "reference": {"backend": "keras", "metrics": reference.metrics},
+    }
+    compression_failures = []
+    if compression is not None:
+        parity["compression"], compression_failures = _compression_check(
+            spec, task, compression, reference.metrics)
+    if auto:
+        results, failures, parity["auto"] = _choose(
+            spec, task, reference, test, tmp, converted, refused, fmts, max_drop,
+            progress)
+        for (fmt, precision), artifacts in converted.items():
+            if parity["auto"][fmt]["chosen"] != precision:
+                for a in artifacts:
+                    (tmp / a["file"]).unlink()
+                converted[fmt, precision] = []
+    else:
+        results, failures = verify_artifacts(
+            spec, task, reference, test, tmp,
+            {**manifest, "artifacts": [a for g in converted.values() for a in g]},
+            progress)
+    manifest["artifacts"] = [a for group in converted.values() for a in group]
+    for d in tmp.iterdir():
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    failures = compression_failures + failures
+    parity["results"] = results
+    parity["passed"] = not failures
+    parity["failures"] = failures
+    _write_json(tmp / "parity.json", parity)
+    _write_json(tmp / "manifest.json", manifest)  # last: its presence marks completeness
+    if failures:
+        failed = out.publish(tmp, failed=True)
+        raise ParityError(f"{name}: parity failed ({'; '.join(failures)}); the bundle is "
+                          f"kept at {failed} for inspection")
+    out.publish(tmp)
     return parity
 
 
@@ -485,7 +466,7 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     if bundle.is_user_model:
         from export.user.data import SAMPLES_FILE, bundle_samples
 
-        test = extra = bundle_samples(bundle.path / SAMPLES_FILE)
+        test = extra = bundle_samples(bundle.file(SAMPLES_FILE))
         test = test.head(limit) if limit else test
     else:
         test, extra = _evaluation_data(spec, limit, progress)

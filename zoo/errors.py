@@ -41,7 +41,9 @@ class UnsupportedError(ZooError, ValueError):
 
 
 class ArtifactError(ZooError, ValueError):
-    """An artifact file on disk that is missing, truncated, or not what the manifest says."""
+    """A bundle or an artifact file on disk that is missing, truncated, not what the manifest
+    says, or not to be trusted (a manifest off its schema or format version, a path leaving
+    the bundle, a size over the bounds)."""
 
 
 class ParityError(ZooError, AssertionError):

@@ -141,8 +141,16 @@ def samples_bytes(data: UserSamples) -> bytes:
 
 
 def bundle_samples(path: Path) -> UserSamples:
-    """The samples a user bundle was verified on."""
+    """The samples a user bundle was verified on (a zip whose arrays would unpack to more
+    than a bundle's file may hold is refused before any is unpacked)."""
+    from export.verification.manifest import MAX_FILE_BYTES
+
     try:
+        with zipfile.ZipFile(path) as z:
+            unpacked = sum(info.file_size for info in z.infolist())
+        if unpacked > MAX_FILE_BYTES:
+            raise ArtifactError(f"{path}: its arrays unpack to {unpacked:,} bytes; at most "
+                                f"{MAX_FILE_BYTES:,}")
         with np.load(path, allow_pickle=False) as z:
             x = {k[2:]: z[k] for k in z.files if k.startswith("x/")}
             original = {k[9:]: z[k] for k in z.files if k.startswith("original/")}

@@ -122,7 +122,7 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         ParityError: a Keras 3 model's tf_keras twin, or an artifact, differs from the
             original (the bundle is kept at ``<out>.failed``).
     """
-    from export.pipeline import _compress, check_out_dir, run_export
+    from export.output import OutDir
 
     cfg = ExportConfig.of(config, **options)
     if metric is not None and metric not in LABEL_METRICS:
@@ -140,8 +140,17 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         raise UnsupportedError("a user model calibrates on its samples; calibration is for "
                                "zoo models")
     progress = progress or Silent()
-    out = Path(out)
-    check_out_dir(out)
+    with OutDir(out) as claim:  # checked and claimed before the model is read
+        return _export(model_or_path, claim, cfg, samples=samples, labels=labels,
+                       metric=metric, name=name, train=train, loss=loss, recipe=recipe,
+                       progress=progress)
+
+
+def _export(model_or_path, claim, cfg: ExportConfig, *, samples, labels, metric, name, train,
+            loss, recipe, progress) -> dict[str, Any]:
+    """:func:`export_keras` once its arguments are checked and the output folder claimed."""
+    from export.pipeline import _compress, run_export
+
     where = model_or_path if isinstance(model_or_path, (str, Path)) else "the model"
     progress.say(f"reading {where}")
     user = load_user_model(model_or_path)
@@ -209,7 +218,7 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     report.update({"recurrent": recurrent_directions(user.model),
                    "fusion": dict(spec.graphs[0].fusion)})
     return run_export(
-        spec, task, user.model, out, cfg, fmts, precs, data, data,
+        spec, task, user.model, claim, cfg, fmts, precs, data, data,
         calibration=(task.inputs(data), "user samples"),
         reference={"model_config": json.loads(user.model.to_json())},
         data={"dataset": "user samples", "test": "samples", "calibration": "samples",

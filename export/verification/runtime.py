@@ -9,7 +9,6 @@ runtime devices use), not ``tf.lite``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from export.verification.manifest import read_manifest
 from zoo.errors import ArgumentError, ArtifactError, ShapeError, UnsupportedError
 from zoo.weights import sha256_of
 
@@ -204,6 +204,7 @@ class ORTRunner:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        _no_external_data(self.path)
         try:
             self.session = ort.InferenceSession(str(self.path), options,
                                                 providers=["CPUExecutionProvider"])
@@ -221,19 +222,76 @@ class ORTRunner:
         return dict(zip(self.output_names, self.session.run(self._fetch, feeds), strict=True))
 
 
+def _no_external_data(path: Path) -> None:
+    """Refuses an .onnx file with a tensor whose data lives in another file: ONNX Runtime
+    would read it from beside the model (it refuses one outside the model's folder,
+    measured with ORT 1.31), a file no manifest lists and no sha256 checks. The exporter
+    never writes external data (a bundle's .onnx files are under 2 GiB)."""
+    import onnx
+    from google.protobuf.message import DecodeError, Message
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as e:
+        raise ArtifactError(f"ONNX Runtime cannot load {path}: not an ONNX model "
+                            f"({str(e)[:200]})") from None
+    stack: list = [model]  # every message: graphs, functions, attributes, subgraphs
+    while stack:
+        message = stack.pop()
+        if (isinstance(message, onnx.TensorProto)
+                and message.data_location == onnx.TensorProto.EXTERNAL):
+            raise ArtifactError(f"{path}: tensor {message.name[:80]!r} keeps its data in "
+                                "another file (ONNX external data); a bundle's artifacts hold "
+                                "their own")
+        for field, value in message.ListFields():
+            if isinstance(value, Message):
+                stack.append(value)
+            elif field.type == field.TYPE_MESSAGE:
+                stack.extend(value)
+
+
+def _self_contained_h5(path: Path) -> None:
+    """Refuses a weights file with an HDF5 link to another file or to a path in it, or a
+    dataset stored in other files (external or virtual): h5py would follow them to files
+    no manifest lists. Keras writes none of them."""
+    import h5py
+
+    found: list[str] = []
+
+    def link(name, target):
+        if not isinstance(target, h5py.HardLink):
+            found.append(f"{name} ({type(target).__name__})")
+
+    def dataset(name, obj):
+        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            found.append(f"{name} (stored in other files)")
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems_links(link)
+            f.visititems(dataset)
+    except OSError as e:
+        raise ArtifactError(f"{path}: not a readable HDF5 weights file ({e})") from None
+    if found:
+        raise ArtifactError(f"{path}: {found[0][:120]} points outside the file; a bundle's "
+                            "weights hold their own data")
+
+
 class Bundle:
-    """An exported model on disk: manifest, artifacts, the reference Keras weights."""
+    """An exported model on disk: manifest, artifacts, the reference Keras weights.
+
+    Opening one reads only ``manifest.json`` and the files it lists, after checking the
+    manifest (:func:`export.verification.manifest.read_manifest`: bounded, its schema and
+    ``format_version``, every path inside the bundle); with ``check_files``, every listed
+    file's size and sha256 too. Nothing in a bundle is executed as Python: a zoo model is
+    rebuilt by its registered builder, a user's from a layer config checked layer by layer.
+    """
 
     def __init__(self, path: str | Path, *, check_files: bool = True):
+        if not isinstance(path, (str, Path)):
+            raise ArtifactError(f"a bundle is a folder path; got {type(path).__name__}")
         self.path = Path(path)
-        manifest = self.path / "manifest.json"
-        if not manifest.is_file():
-            raise ArtifactError(f"{self.path} is not a bundle: no manifest.json (an export "
-                                "that did not finish leaves no bundle)")
-        try:
-            self.manifest: dict[str, Any] = json.loads(manifest.read_text())
-        except json.JSONDecodeError as e:
-            raise ArtifactError(f"{manifest} is not valid JSON: {e}") from None
+        self.manifest: dict[str, Any] = read_manifest(self.path)
         if check_files:
             self.check_files()
 
@@ -264,12 +322,13 @@ class Bundle:
         return sorted({a["precision"] for a in self.artifacts if a["format"] == fmt})
 
     def check_files(self) -> None:
-        """Every file the manifest lists exists with its recorded size and sha256."""
-        files = [*self.artifacts, self.manifest["reference"], *self.manifest.get("files", ())]
-        for entry in files:
+        """Every file the manifest lists exists with its recorded size and sha256 (the
+        size first: a file of another size is not read)."""
+        for entry in self._entries():
             path = self.path / entry["file"]
             if not path.is_file():
-                raise ArtifactError(f"{path} is listed in the manifest but missing")
+                raise ArtifactError(f"{path} is listed in the manifest but missing (or not a "
+                                    "regular file)")
             size = path.stat().st_size
             if size != entry["size"]:
                 raise ArtifactError(f"{path} is {size} bytes; the manifest says {entry['size']} "
@@ -277,6 +336,16 @@ class Bundle:
             if sha256_of(path) != entry["sha256"]:
                 raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt or "
                                     "replaced)")
+
+    def file(self, name: str) -> Path:
+        """The path of ``name``, a file the manifest lists (only those are read)."""
+        if not any(entry["file"] == name for entry in self._entries()):
+            raise ArtifactError(f"{self.path}: {name} is not listed in the manifest (a "
+                                "bundle's files are read only when listed, with their sha256)")
+        return self.path / name
+
+    def _entries(self) -> list[dict]:
+        return [*self.artifacts, self.manifest["reference"], *self.manifest.get("files", ())]
 
     def graph_inputs(self, graph: str) -> list[dict]:
         return next(g for g in self.manifest["graphs"] if g["name"] == graph)["inputs"]
@@ -313,13 +382,15 @@ class Bundle:
 
     def keras_model(self):
         ref = self.manifest["reference"]
+        weights = self.file(ref["file"])
+        _self_contained_h5(weights)
         if self.is_user_model:
             from export.user.spec import bundle_model
 
-            return bundle_model(self.manifest, self.path / ref["file"])
+            return bundle_model(self.manifest, weights)
         from zoo.registry import create_model
 
-        return create_model(self.model_name, weights=self.path / ref["file"], **ref["config"])
+        return create_model(self.model_name, weights=weights, **ref["config"])
 
     def predict(self, inputs, *, backend: str = "litert", precision: str = "fp32"):
         """Task predictions for a list of inputs (sequences, or words for G2P), one each.
@@ -347,7 +418,8 @@ class Bundle:
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Opens a bundle directory and checks every file against its manifest.
+    """Opens a bundle directory and checks its manifest and every file it lists (see
+    :class:`Bundle`; docs/export-and-parity.md, "A bundle from a stranger").
 
     Raises:
         ArgumentError: ``path`` is not a str or a path.
