@@ -199,7 +199,7 @@ def export_config(args):
 
 
 USER_ONLY = ("samples", "labels", "metric", "model_name", "train", "loss", "learning_rate",
-             "batch_size")
+             "batch_size", "unroll")
 ZOO_ONLY = {"weights": "DEFAULT", "set": None, "calibration": None}
 
 
@@ -226,7 +226,8 @@ def _export_user_model(args, cfg):
     return export_keras(args.name, args.out, cfg, samples=args.samples, labels=args.labels,
                         metric=args.metric, name=args.model_name, train=args.train,
                         loss=args.loss, learning_rate=args.learning_rate,
-                        batch_size=args.batch_size, progress=Progress())
+                        batch_size=args.batch_size, unroll=args.unroll or "auto",
+                        progress=Progress())
 
 
 def cmd_export(args) -> int:
@@ -550,6 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your model: fine-tuning learning rate (default 1e-4)")
     s.add_argument("--batch-size", type=int, default=None,
                    help="your model: fine-tuning batch size (default 32)")
+    s.add_argument("--unroll", default=None, choices=("auto", "never"),
+                   help="your model: 'auto' (default) also converts recurrent layers over a "
+                        "fixed time axis (<= 64 steps) unrolled and keeps the TFLite artifact "
+                        "that runs faster; 'never': fused ops only")
     s.add_argument("--weights", default="DEFAULT",
                    help="DEFAULT, a weights tag, a .weights.h5 path or URL, or 'none'")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="builder override")

@@ -86,8 +86,8 @@ def model_meta(user: UserModel, metric: str) -> dict:
 def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = None, *,
                  samples, labels=None, metric: str | None = None, name: str | None = None,
                  train=None, loss=None, learning_rate: float | None = None,
-                 batch_size: int | None = None, progress: Progress | None = None,
-                 **options: Any) -> dict[str, Any]:
+                 batch_size: int | None = None, unroll: str = "auto",
+                 progress: Progress | None = None, **options: Any) -> dict[str, Any]:
     """Exports a user's tf_keras or Keras 3 model to a verified LiteRT / ONNX bundle.
 
     Args:
@@ -110,6 +110,10 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
         learning_rate / batch_size: fine-tuning's (defaults in
             :mod:`export.user.training`); ``finetune_epochs`` and ``finetune_limit`` of the
             config apply too.
+        unroll: ``"auto"``: a model whose recurrent layers run over a fixed time axis of at
+            most 64 steps is also converted unrolled, and the unrolled TFLite artifact is
+            kept where it runs measurably faster on LiteRT (:mod:`export.conversion.unroll`);
+            ``"never"``: always the fused ops.
         progress: reports stages and counts (default: silent).
 
     Returns:
@@ -136,6 +140,8 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
                                "--cluster, --qat); without one nothing is trained")
     recipe = user_recipe(epochs=cfg.finetune_epochs, batch_size=batch_size,
                          learning_rate=learning_rate) if cfg.compressing else None
+    if unroll not in ("auto", "never"):
+        raise UnsupportedError(f"unroll must be 'auto' or 'never'; got {unroll!r}")
     if cfg.calibration is not None:
         raise UnsupportedError("a user model calibrates on its samples; calibration is for "
                                "zoo models")
@@ -143,11 +149,11 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
     with OutDir(out) as claim:  # checked and claimed before the model is read
         return _export(model_or_path, claim, cfg, samples=samples, labels=labels,
                        metric=metric, name=name, train=train, loss=loss, recipe=recipe,
-                       progress=progress)
+                       unroll=unroll == "auto", progress=progress)
 
 
 def _export(model_or_path, claim, cfg: ExportConfig, *, samples, labels, metric, name, train,
-            loss, recipe, progress) -> dict[str, Any]:
+            loss, recipe, unroll, progress) -> dict[str, Any]:
     """:func:`export_keras` once its arguments are checked and the output folder claimed."""
     from export.pipeline import _compress, run_export
 
@@ -224,6 +230,7 @@ def _export(model_or_path, claim, cfg: ExportConfig, *, samples, labels, metric,
         data={"dataset": "user samples", "test": "samples", "calibration": "samples",
               "license": "the user's"},
         compression=compression, progress=progress, manifest_extra={"source": report},
+        unroll=unroll,
         attachments={SAMPLES_FILE: samples_bytes(data)})
 
 

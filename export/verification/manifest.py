@@ -44,7 +44,7 @@ REFERENCE = (_FILE, {"config": dict, "weights": str, "model_config": dict})
 ARTIFACT = ({**_FILE, "graph": str, "format": str, "precision": str,
              "expected_directions": dict, "gzip_size": int, "weight_sparsity": ANY,
              "ops": ANY, "fused_directions": ANY, "loops": ANY, "all_fused": bool,
-             "as_expected": bool, "loop_reason": (str, _NONE)}, {})
+             "as_expected": bool, "loop_reason": (str, _NONE)}, {"unroll": dict})
 EXTRA_FILE = (_FILE, {})
 GRAPH = ({"name": str, "inputs": list, "outputs": list, "recurrent": str}, {"fusion": dict})
 TENSOR = ({"name": str, "shape": list, "dtype": str}, {})
