@@ -199,8 +199,8 @@ def run_export(spec, task, model, out: OutDir, cfg: ExportConfig, fmts, precs, t
     manifest records to rebuild the Keras model beside its weights file; ``data`` the
     manifest's data entry; ``unroll``: also convert each graph with a fixed, short time axis
     unrolled, and keep it in TFLite where it runs faster; ``manifest_extra`` keys added to
-    the manifest; ``attachments``
-    files written into the bundle and listed (size, sha256) under the manifest's "files".
+    the manifest; ``attachments`` files written into the bundle and listed (size, sha256)
+    under the manifest's "files".
     """
     say = progress.say
     name, auto, max_drop = spec.name, cfg.auto, cfg.max_drop
@@ -212,11 +212,82 @@ def run_export(spec, task, model, out: OutDir, cfg: ExportConfig, fmts, precs, t
             spec, task, graphs, samples,
             progress.counter(f"recording calibration feeds ({source})", len(samples)))
     tmp = out.partial()  # removed by the claim unless published
+    manifest = _manifest(spec, model, graphs, tmp, feeds, calibration, reference, data,
+                         compression, manifest_extra, attachments)
+    if auto:
+        manifest["auto"] = {"max_drop": max_drop}
+    # Convert first: a conversion that fails costs no verification time.
+    converted, refused = _convert_all(spec, graphs, fmts, precs, feeds, tmp, say, auto,
+                                      unroll)
+    reference = _reference(spec, task, graphs, test, extra, progress,
+                           "Keras reference on the test split")
+    # values the task calibrates on the reference (an anomaly threshold) go to the
+    # bundle's meta, for predict
+    manifest["meta"].update({key: reference.metrics[key]
+                             for key in task.calibrated_meta})
+    parity: dict[str, Any] = {
+        "model": name,
+        "test_split": data["test"],
+        "test_samples": len(reference.test_inputs),
+        "tensor_samples": reference.tensor_samples,
+        "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
+        "reference": {"backend": "keras", "metrics": reference.metrics},
+    }
+    compression_failures = []
+    if compression is not None:
+        parity["compression"], compression_failures = _compression_check(
+            spec, task, compression, reference.metrics)
+    results, failures = _verify_converted(spec, task, reference, test, tmp, manifest,
+                                          converted, refused, fmts, cfg, progress, parity)
+    for d in tmp.iterdir():
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    failures = compression_failures + failures
+    parity["results"] = results
+    parity["passed"] = not failures
+    parity["failures"] = failures
+    _write_json(tmp / "parity.json", parity)
+    _write_json(tmp / "manifest.json", manifest)  # last: its presence marks completeness
+    if failures:
+        failed = out.publish(tmp, failed=True)
+        raise ParityError(f"{name}: parity failed ({'; '.join(failures)}); the bundle is "
+                          f"kept at {failed} for inspection")
+    out.publish(tmp)
+    return parity
+
+
+def _verify_converted(spec, task, reference, test, tmp: Path, manifest, converted, refused,
+                      fmts, cfg: ExportConfig, progress, parity) -> tuple[list, list]:
+    """Verifies the converted artifacts (``auto``: keeps per format the smallest that holds
+    its drop, deleting the others, and records the choice in ``parity["auto"]``); sets
+    the manifest's artifacts. Returns ``(results, failures)``."""
+    if cfg.auto:
+        results, failures, parity["auto"] = _choose(
+            spec, task, reference, test, tmp, converted, refused, fmts, cfg.max_drop,
+            progress)
+        for (fmt, precision), artifacts in converted.items():
+            if parity["auto"][fmt]["chosen"] != precision:
+                for a in artifacts:
+                    (tmp / a["file"]).unlink()
+                converted[fmt, precision] = []
+    else:
+        results, failures = verify_artifacts(
+            spec, task, reference, test, tmp,
+            {**manifest, "artifacts": [a for g in converted.values() for a in g]},
+            progress)
+    manifest["artifacts"] = [a for group in converted.values() for a in group]
+    return results, failures
+
+
+def _manifest(spec, model, graphs, tmp: Path, feeds, calibration, reference, data,
+              compression, manifest_extra, attachments) -> dict[str, Any]:
+    """The manifest before conversion, with the reference weights and the attachments
+    written into ``tmp``."""
     ref_file = tmp / "reference.weights.h5"
     save_weights_atomic(model, ref_file)
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "model": name,
+        "model": spec.name,
         "family": spec.family,
         "task": spec.task,
         "meta": dict(spec.meta),
@@ -242,9 +313,13 @@ def run_export(spec, task, model, out: OutDir, cfg: ExportConfig, fmts, precs, t
         (tmp / file).write_bytes(content)
         manifest.setdefault("files", []).append(
             {"file": file, "size": len(content), "sha256": sha256_of(tmp / file)})
-    if auto:
-        manifest["auto"] = {"max_drop": max_drop}
-    # Convert first: a conversion that fails costs no verification time.
+    return manifest
+
+
+def _convert_all(spec, graphs, fmts, precs, feeds, tmp: Path, say, auto: bool, unroll: bool):
+    """Every (format, precision) converted: ``(converted {(fmt, precision): manifest
+    entries}, refused {(fmt, precision): why})``; with ``auto`` a refusal is recorded, not
+    raised."""
     converted: dict[tuple[str, str], list[dict]] = {}
     refused: dict[tuple[str, str], str] = {}
     twins = {}
@@ -260,54 +335,7 @@ def run_export(spec, task, model, out: OutDir, cfg: ExportConfig, fmts, precs, t
                 if not auto:
                     raise
                 refused[fmt, precision] = str(e)
-    reference = _reference(spec, task, graphs, test, extra, progress,
-                           "Keras reference on the test split")
-    # values the task calibrates on the reference (an anomaly threshold) go to the
-    # bundle's meta, for predict
-    manifest["meta"].update({key: reference.metrics[key]
-                             for key in task.calibrated_meta})
-    parity: dict[str, Any] = {
-        "model": name,
-        "test_split": data["test"],
-        "test_samples": len(reference.test_inputs),
-        "tensor_samples": reference.tensor_samples,
-        "tensor_feeds": {n: len(f) for n, f in reference.feeds.items()},
-        "reference": {"backend": "keras", "metrics": reference.metrics},
-    }
-    compression_failures = []
-    if compression is not None:
-        parity["compression"], compression_failures = _compression_check(
-            spec, task, compression, reference.metrics)
-    if auto:
-        results, failures, parity["auto"] = _choose(
-            spec, task, reference, test, tmp, converted, refused, fmts, max_drop,
-            progress)
-        for (fmt, precision), artifacts in converted.items():
-            if parity["auto"][fmt]["chosen"] != precision:
-                for a in artifacts:
-                    (tmp / a["file"]).unlink()
-                converted[fmt, precision] = []
-    else:
-        results, failures = verify_artifacts(
-            spec, task, reference, test, tmp,
-            {**manifest, "artifacts": [a for g in converted.values() for a in g]},
-            progress)
-    manifest["artifacts"] = [a for group in converted.values() for a in group]
-    for d in tmp.iterdir():
-        if d.is_dir() and not any(d.iterdir()):
-            d.rmdir()
-    failures = compression_failures + failures
-    parity["results"] = results
-    parity["passed"] = not failures
-    parity["failures"] = failures
-    _write_json(tmp / "parity.json", parity)
-    _write_json(tmp / "manifest.json", manifest)  # last: its presence marks completeness
-    if failures:
-        failed = out.publish(tmp, failed=True)
-        raise ParityError(f"{name}: parity failed ({'; '.join(failures)}); the bundle is "
-                          f"kept at {failed} for inspection")
-    out.publish(tmp)
-    return parity
+    return converted, refused
 
 
 def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say,

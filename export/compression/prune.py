@@ -233,7 +233,6 @@ def compress(name, model, *, prune: float | None = None,
     from zoo.tasks import get_task
     from zoo.train import seed_everything
 
-    tfmot = _tfmot()
     spec = resolve_spec(name)
     fit = get_task(spec.task).fit
     prune, cluster, structured = check_args(prune, cluster, schedule, structured, qat)
@@ -257,37 +256,12 @@ def compress(name, model, *, prune: float | None = None,
         report["structured"]["fine_tune"] = schedule_of(shrunk)
         fit(current, data, shrunk, spec, verbose, adapt=False)
     if prune is not None:
-        steps = _steps_per_epoch(spec, data, recipe) * recipe["epochs"]
-        if schedule == "polynomial":
-            sched = tfmot.sparsity.keras.PolynomialDecay(
-                initial_sparsity=0.0, final_sparsity=prune, begin_step=0,
-                end_step=max(1, int(0.7 * steps)), frequency=max(1, steps // 20))
-        else:
-            sched = tfmot.sparsity.keras.ConstantSparsity(prune, begin_step=0, frequency=1)
-        clone, wrapped = wrap(current, "prune", lambda layer: tfmot.sparsity.keras
-                              .prune_low_magnitude(layer, pruning_schedule=sched))
-        fit(clone, data, recipe, spec, verbose, adapt=False,
-            callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
-        for w in wrapped.values():  # the last step's masks, applied to the weights
-            for weight, mask, _ in w.pruning_vars:
-                weight.assign(weight * mask)
-        current = _rebuilt(spec, current, wrapped, clone)
-        report["prune"] = {"target": prune, "schedule": schedule, "steps": steps,
-                           "layers": sorted(wrapped), "fine_tune": schedule_of(recipe)}
+        current, report["prune"] = _prune_stage(spec, current, data, recipe, prune, schedule,
+                                                verbose)
     if cluster is not None:
-        clone, wrapped = wrap(current, "cluster", lambda layer: tfmot.clustering.keras
-                              .cluster_weights(layer, number_of_clusters=cluster,
-                                               cluster_centroids_init=tfmot.clustering.keras
-                                               .CentroidInitialization.KMEANS_PLUS_PLUS,
-                                               preserve_sparsity=prune is not None))
         clustering = stage_recipe(spec, "cluster", epochs, limit)
-        if "learning_rate" not in (spec.recipe or {}).get("finetune", {}).get("cluster", {}):
-            clustering["learning_rate"] /= 2  # centroids move; a gentler default step
-        fit(clone, data, clustering, spec, verbose, adapt=False)
-        stripped = tfmot.clustering.keras.strip_clustering(clone)
-        current = _copy_by_name(spec, current, stripped)
-        report["cluster"] = {"clusters": cluster, "layers": sorted(wrapped),
-                             "fine_tune": schedule_of(clustering)}
+        current, report["cluster"] = _cluster_stage(spec, current, data, clustering, cluster,
+                                                    prune is not None, verbose)
     if qat:
         from export.compression.qat import quantize_aware
 
@@ -298,6 +272,50 @@ def compress(name, model, *, prune: float | None = None,
     report["keras_sparsity"] = keras_sparsity(current)
     report["unique_values_per_kernel"] = _max_unique(current)
     return current, report
+
+
+def _prune_stage(spec, model, data, recipe, sparsity: float, schedule: str, verbose):
+    """Magnitude pruning to ``sparsity`` while fine-tuning; the last step's masks applied
+    to the weights of a model of the original architecture."""
+    from zoo.tasks import get_task
+
+    tfmot = _tfmot()
+    steps = _steps_per_epoch(spec, data, recipe) * recipe["epochs"]
+    if schedule == "polynomial":
+        sched = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0,
+            end_step=max(1, int(0.7 * steps)), frequency=max(1, steps // 20))
+    else:
+        sched = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=1)
+    clone, wrapped = wrap(model, "prune", lambda layer: tfmot.sparsity.keras
+                          .prune_low_magnitude(layer, pruning_schedule=sched))
+    get_task(spec.task).fit(clone, data, recipe, spec, verbose, adapt=False,
+                            callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    for w in wrapped.values():  # the last step's masks, applied to the weights
+        for weight, mask, _ in w.pruning_vars:
+            weight.assign(weight * mask)
+    return _rebuilt(spec, model, wrapped, clone), {
+        "target": sparsity, "schedule": schedule, "steps": steps, "layers": sorted(wrapped),
+        "fine_tune": schedule_of(recipe)}
+
+
+def _cluster_stage(spec, model, data, recipe, clusters: int, keep_zeros: bool, verbose):
+    """Weight clustering (k-means++ centroids; zeros kept at zero after pruning) while
+    fine-tuning, at half the recipe's rate unless the recipe sets the stage's own."""
+    from zoo.tasks import get_task
+
+    tfmot = _tfmot()
+    clone, wrapped = wrap(model, "cluster", lambda layer: tfmot.clustering.keras
+                          .cluster_weights(layer, number_of_clusters=clusters,
+                                           cluster_centroids_init=tfmot.clustering.keras
+                                           .CentroidInitialization.KMEANS_PLUS_PLUS,
+                                           preserve_sparsity=keep_zeros))
+    if "learning_rate" not in (spec.recipe or {}).get("finetune", {}).get("cluster", {}):
+        recipe = {**recipe, "learning_rate": recipe["learning_rate"] / 2}  # centroids move
+    get_task(spec.task).fit(clone, data, recipe, spec, verbose, adapt=False)
+    stripped = tfmot.clustering.keras.strip_clustering(clone)
+    return _copy_by_name(spec, model, stripped), {
+        "clusters": clusters, "layers": sorted(wrapped), "fine_tune": schedule_of(recipe)}
 
 
 def _steps_per_epoch(spec, data, recipe) -> int:
