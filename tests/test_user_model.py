@@ -385,7 +385,7 @@ def test_cli_bad_input_is_one_error_line(capsys, tmp_path):
         ((model_file,), "give --samples"),
         ((model_file, "--samples", tmp_path / "few.npy"), "3 samples"),
         ((model_file, "--samples", tmp_path / "x.npy", "--metric", "bleu"), "bleu"),
-        ((model_file, "--samples", tmp_path / "x.npy", "--prune", "0.5"), "--prune"),
+        ((model_file, "--samples", tmp_path / "x.npy", "--prune", "0.5"), "--train FILE"),
         ((tmp_path / "bad.keras", "--samples", tmp_path / "x.npy"), "not a readable"),
         ((tmp_path / "cut.keras", "--samples", tmp_path / "x.npy"), "cut.keras"),
         ((meta_v1, "--samples", tmp_path / "x.npy"), "Keras 1.2.0"),
