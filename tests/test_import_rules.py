@@ -119,18 +119,13 @@ def test_registry_and_datasets_never_import_training():
     assert upward(GRAPH, ["zoo.registry", "zoo.datasets"], TRAINING) == []
 
 
-# The one circle left, three causes (issue 28 has the plan for each):
-# - zoo.datasets imports its loaders for the LOADERS table, and loaders import
-#   package_file / helpers back from zoo.datasets (self-registering datasets end it);
+# The one circle left, two causes (issue 28 has the plan for each):
 # - zoo.registry imports zoo.models on first lookup (_load_families), and every family
 #   imports zoo.registry and the dataset modules of its labels (Models -> Data);
 # - zoo.registry.build_model imports zoo.weights, which imports zoo.registry (list_models),
 #   and zoo.datasets.reviews imports zoo.weights.
 KNOWN_CYCLIC = {
-    "zoo.registry", "zoo.weights", "zoo.datasets", "zoo.models",
-    *(f"zoo.datasets.{m}" for m in (
-        "basicmotions", "cmudict", "digit_strings", "ecg", "hershey_strokes", "mnist_rows",
-        "moving_mnist", "reviews", "spoken_digits", "ucr_anomaly")),
+    "zoo.registry", "zoo.weights", "zoo.models", "zoo.datasets.reviews",
     *(f"zoo.models.{m}" for m in (
         "bilstm_activity", "bilstm_text", "char_lm", "convlstm_nextframe", "handwriting_ctc",
         "handwriting_rows", "kws_lstm", "lstm_autoencoder", "lstm_forecaster", "seq2seq_g2p",
@@ -145,9 +140,8 @@ def test_no_import_cycle_beyond_the_known_one():
     assert sorted(on_circles - KNOWN_CYCLIC) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the datasets package with its loaders, the registry "
-                   "with the model families and the weights module still form one circle "
-                   "(KNOWN_CYCLIC)")
+@pytest.mark.xfail(strict=True, reason="the registry with the model families and the weights "
+                   "module still form one circle (KNOWN_CYCLIC)")
 def test_no_import_cycle():
     assert cycles(GRAPH) == []
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.shakespeare import Chunks, Corpus, chunks_of, encode
 from zoo.errors import DataError, MissingExtraError, ShapeError
 
@@ -160,6 +161,17 @@ def prepare() -> int:
     return sum(1 for n in names() if _cached(n))
 
 
+def _prepare_all(_root: str | None) -> str:
+    try:  # music21 ships the chorales: they are encoded once (a few minutes the first time)
+        count = prepare()
+    except MissingExtraError as e:
+        return f"skipped Bach's chorales: {e}"
+    return f"Bach's chorales ({count} of four voices, from music21) encoded in {cache_root()}"
+
+
+FETCH = Fetch(_prepare_all, "encode music21's Bach chorales", optional=True)
+
+
 def chorales(split: str) -> list[str]:
     """The encoded chorales of ``split`` (``train_small``: the first :data:`SMALL` training
     ones), four-part only."""
@@ -185,6 +197,7 @@ def unigram() -> np.ndarray:
     return counts / counts.sum()
 
 
+@register_dataset("chorales", license=LICENSE, extra="music", fetch=FETCH)
 def load(split: str) -> Corpus | Chunks:
     """``train`` / ``train_small``: a :class:`~zoo.datasets.shakespeare.Corpus`; ``test`` /
     ``calibration``: :class:`~zoo.datasets.shakespeare.Chunks` of ``CHUNK + 1`` symbols."""

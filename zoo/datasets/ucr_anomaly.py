@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.datasets import registry_files
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.ecg import Windows, time_split
 from zoo.datasets.registry_files import Archive
 from zoo.errors import DataError
@@ -59,6 +60,15 @@ def fetch(root: str | Path | None = None) -> Path:
     return registry_files.fetch(ARCHIVE, root)
 
 
+def _fetch_all(root: str | None) -> str:
+    return f"the UCR anomaly archive's file 135 (aeon's wheel) in {fetch(root)}"
+
+
+FETCH = Fetch(_fetch_all, "the UCR anomaly file (aeon's wheel, via pip download)",
+              option="--ucr-to", option_help="folder of the UCR anomaly file (default: "
+                                             "$LSTM_ZOO_UCR, else ~/.cache/lstm-zoo/ucr)")
+
+
 @cache
 def raw() -> tuple[np.ndarray, np.ndarray]:
     """The whole series (float64) and its 0/1 labels, from the TEST file (which begins
@@ -81,6 +91,7 @@ def raw() -> tuple[np.ndarray, np.ndarray]:
     return values, labels
 
 
+@register_dataset("ucr135", license=LICENSE, extra="", fetch=FETCH)
 def load(split: str, window: int = WINDOW) -> Windows:
     """Split ``split`` as windows (see the module docstring); ``train_small``: every 4th
     training window (the calibration windows: quantization and extra tensor parity)."""
