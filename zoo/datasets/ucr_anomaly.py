@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.constants import UCR_STRIDE as STRIDE
+from zoo.constants import UCR_WINDOW as WINDOW
 from zoo.datasets import registry_files
 from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.ecg import Windows, time_split
@@ -35,8 +37,6 @@ from zoo.errors import DataError
 LICENSE = ("UCR Time Series Anomaly Archive, file 135 (Wu and Keogh 2021; research use), as "
            "shipped by aeon 1.6 (BSD-3)")
 STEM = "135_UCR_Anomaly_InternalBleeding16"
-WINDOW = 128  # a 12-sample anomaly is 9 % of a window
-STRIDE = 8
 TRAIN_END, CALIBRATION_END = 1200, 2400
 SPLITS = ("train", "threshold", "test", "train_small")
 

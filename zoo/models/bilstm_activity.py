@@ -15,7 +15,7 @@ from typing import Literal
 
 from zoo import layers
 from zoo._keras import keras
-from zoo.datasets.basicmotions import CHANNELS, LICENSE
+from zoo.constants import BASICMOTIONS_CHANNELS as CHANNELS
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -86,8 +86,7 @@ CELLS = {"lstm": lambda units, **kwargs: keras.layers.LSTM(units, **kwargs),
          "gru": lambda units, **kwargs: keras.layers.GRU(units, **kwargs),
          "peephole": _peephole_lstm}
 GRAPHS = (GraphSpec("classifier", ("sequence",), ("probs",)),)
-DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train",
-                extra="basicmotions", license=LICENSE)
+DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5,

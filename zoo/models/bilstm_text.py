@@ -18,13 +18,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.datasets.reviews import (
-    CLASSES,
-    FIRST_WORD,
-    LICENSE,
-    TOKENIZER,
-    vocabulary,
-)
+from zoo.constants import REVIEW_CLASSES as CLASSES
+from zoo.constants import REVIEW_TOKENIZER as TOKENIZER
+from zoo.constants import review_vocabulary
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -37,7 +33,8 @@ from zoo.registry import (
     shrink_units,
 )
 
-VOCAB = vocabulary()
+VOCAB = review_vocabulary()
+FIRST_WORD = TOKENIZER["first_word_id"]
 
 
 def bilstm_text(*, vocab_size: int = len(VOCAB) + FIRST_WORD, embedding_dim: int = 32,
@@ -90,8 +87,7 @@ def unmasked(model):
 
 
 GRAPHS = (GraphSpec("classifier", ("tokens",), ("probs",), build=unmasked),)
-DATA = DataSpec(dataset="reviews", train="train", test="test", calibration="calibration",
-                extra="text", license=LICENSE)
+DATA = DataSpec(dataset="reviews", train="train", test="test", calibration="calibration")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights; the fused LSTM kernels sum the gates in another order "

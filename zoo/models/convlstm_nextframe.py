@@ -21,7 +21,9 @@ from dataclasses import replace
 
 from zoo import layers
 from zoo._keras import keras, tf
-from zoo.datasets.moving_mnist import FRAMES, LICENSE, OBSERVED, SIZE
+from zoo.constants import MOVING_MNIST_FRAMES as FRAMES
+from zoo.constants import MOVING_MNIST_OBSERVED as OBSERVED
+from zoo.constants import MOVING_MNIST_SIZE as SIZE
 from zoo.registry import (
     DataSpec,
     GraphSpec,
@@ -135,7 +137,7 @@ SPEC = register_model(ModelSpec(
     task="nextframe",
     graphs=GRAPHS,
     data=DataSpec(dataset="moving_mnist", train="train", test="test",
-                  calibration="calibration", extra="mnist", license=LICENSE),
+                  calibration="calibration"),
     defaults={"patch": 4, "filters": 32},
     description="ConvLSTM(32) encoder-forecaster over 4x4-pixel patches of Moving-MNIST "
                 "(two real MNIST digits bouncing in 64x64 frames): 10 frames in, the next "

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.datasets.hershey_strokes import ALPHABET, LICENSE
+from zoo.constants import HANDWRITING_ALPHABET as ALPHABET
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -90,7 +90,7 @@ def frames(length: int, stride: int) -> int:
 
 GRAPHS = (GraphSpec("recognizer", ("strokes",), ("probs",)),)
 DATA = DataSpec(dataset="hershey_strokes", train="train", test="test",
-                calibration="calibration", extra="handwriting", license=LICENSE)
+                calibration="calibration")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights; the fused LSTM and the convolution sum in another order "

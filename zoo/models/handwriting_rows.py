@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.datasets.mnist_rows import CLASSES, LICENSE
+from zoo.constants import MNIST_CLASSES as CLASSES
 from zoo.models.bilstm_activity import GRAPHS, bilstm_activity
 from zoo.registry import (
     FUSED_LSTM_GAPS,
@@ -46,8 +46,7 @@ def handwriting_rows(*, num_classes: int = len(CLASSES), units: Sequence[int] = 
     return keras.Model(inner.inputs, inner.outputs, name="handwriting_rows")
 
 
-DATA = DataSpec(dataset="mnist_rows", train="train", test="test", calibration="train",
-                extra="mnist", license=LICENSE)
+DATA = DataSpec(dataset="mnist_rows", train="train", test="test", calibration="train")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights, kernels that sum in another order: probabilities differ "

@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.audio import MELS, SAMPLE_RATE
-from zoo.datasets.spoken_digits import CLASSES, LICENSE
+from zoo.constants import SPOKEN_CLASSES as CLASSES
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     DataSpec,
@@ -103,8 +103,7 @@ def _graphs(layers: int) -> tuple[GraphSpec, ...]:
     )
 
 
-DATA = DataSpec(dataset="spoken_digits", train="train", test="test", calibration="calibration",
-                extra="speech", license=LICENSE)
+DATA = DataSpec(dataset="spoken_digits", train="train", test="test", calibration="calibration")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights, kernels that sum in another order (fused LSTM op vs "

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zoo._keras import keras, tf
-from zoo.datasets import ucr_anomaly
-from zoo.datasets.ecg import LICENSE, RATE, STRIDE, WINDOW
+from zoo.constants import ECG_RATE as RATE
+from zoo.constants import ECG_STRIDE as STRIDE
+from zoo.constants import ECG_WINDOW as WINDOW
+from zoo.constants import UCR_STRIDE, UCR_WINDOW
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     DataSpec,
@@ -114,8 +116,7 @@ SPEC = register_model(ModelSpec(
     graphs=GRAPHS,
     # calibration (quantization, extra tensor-parity windows): training windows; the
     # detection threshold is set on the test split's own leading normal windows
-    data=DataSpec(dataset="mitdb", train="train", test="test", calibration="train_small",
-                  extra="anomaly", license=LICENSE),
+    data=DataSpec(dataset="mitdb", train="train", test="test", calibration="train_small"),
     defaults={"window": WINDOW, "patch": 16, "units": (64,)},
     description="LSTM(64) encoder-decoder over 1.8 s windows of one ECG lead (640 samples "
                 "at 360 Hz, read 16 per step); the score is the mean squared reconstruction "
@@ -185,7 +186,7 @@ UCR_GAPS = {
     "int8": "int8 activations flatten the scores: F1 0.111 on LiteRT and 0.286 on ORT "
             "against 0.941 (ROC AUC 0.53 / 0.91), for 24 / 40 KB against float16's 38 KB",
 }
-UCR_META = {"window": ucr_anomaly.WINDOW, "stride": ucr_anomaly.STRIDE, "rate": None,
+UCR_META = {"window": UCR_WINDOW, "stride": UCR_STRIDE, "rate": None,
             "unit": "the file's units"}
 register_model(replace(
     SPEC,
@@ -194,9 +195,8 @@ register_model(replace(
                 "archive's file 135 (arterial blood pressure, read 8 per step); the score is "
                 "the mean squared reconstruction error, the threshold the largest score on "
                 "held-out data before the anomaly.",
-    data=DataSpec(dataset="ucr135", train="train", test="test", calibration="train_small",
-                  extra="", license=ucr_anomaly.LICENSE),
-    defaults={"window": ucr_anomaly.WINDOW, "patch": 8, "units": (32,)},
+    data=DataSpec(dataset="ucr135", train="train", test="test", calibration="train_small"),
+    defaults={"window": UCR_WINDOW, "patch": 8, "units": (32,)},
     weights=("ucr135",),
     intended_use="Flagging windows of a periodic physiological trace that its normal "
                  "shape does not explain; retrain with the recipe on your own normal data.",

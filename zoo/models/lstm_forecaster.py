@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from zoo import layers
 from zoo._keras import keras
-from zoo.datasets.series import LICENSE, SERIES
+from zoo.constants import SERIES
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     DataSpec,
@@ -143,8 +143,7 @@ SPEC = register_model(ModelSpec(
     family="lstm_forecaster",
     task="forecast",
     graphs=GRAPHS,
-    data=DataSpec(dataset="taylor", train="train", test="test", calibration="calibration",
-                  extra="forecast", license=LICENSE["taylor"]),
+    data=DataSpec(dataset="taylor", train="train", test="test", calibration="calibration"),
     # one day of half hours per LSTM step, from last week's values (validation MASE 0.75,
     # against 1.23 value by value, on the last fifth of the training windows)
     defaults={"window": SERIES["taylor"]["window"], "horizon": SERIES["taylor"]["horizon"],
@@ -172,8 +171,7 @@ SPEC = register_model(ModelSpec(
 CO2 = register_model(replace(
     SPEC,
     name="lstm_forecaster_co2",
-    data=DataSpec(dataset="co2", train="train", test="test", calibration="calibration",
-                  extra="forecast", license=LICENSE["co2"]),
+    data=DataSpec(dataset="co2", train="train", test="test", calibration="calibration"),
     # one year of months per LSTM step, from the window's mean (validation MASE 0.38; 0.41
     # from last year's values, 0.42-0.47 month by month)
     defaults={"window": SERIES["co2"]["window"], "horizon": SERIES["co2"]["horizon"],

@@ -19,7 +19,9 @@ from dataclasses import replace
 
 from zoo import layers as zoo_layers
 from zoo._keras import keras
-from zoo.datasets.cmudict import GRAPHEMES, LICENSE, MAX_PHONEMES, PHONEMES
+from zoo.constants import G2P_GRAPHEMES as GRAPHEMES
+from zoo.constants import G2P_MAX_PHONEMES as MAX_PHONEMES
+from zoo.constants import G2P_PHONEMES as PHONEMES
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -140,8 +142,7 @@ META = {
     "eos": EOS,
     "max_output_len": MAX_PHONEMES + 2,
 }
-DATA = DataSpec(dataset="cmudict", train="train", test="test", calibration="val",
-                extra="cmudict", license=LICENSE)
+DATA = DataSpec(dataset="cmudict", train="train", test="test", calibration="val")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5,

@@ -18,7 +18,8 @@ from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.audio import MELS, SAMPLE_RATE, frames_for
-from zoo.datasets.digit_strings import ALPHABET, LICENSE, MAX_DIGITS
+from zoo.constants import DIGIT_ALPHABET as ALPHABET
+from zoo.constants import DIGIT_MAX as MAX_DIGITS
 from zoo.models.handwriting_ctc import recognizer
 from zoo.registry import (
     FUSED_LSTM_GAPS,
@@ -57,8 +58,7 @@ def speech_ctc(*, num_features: int = MELS, units: Sequence[int] = (96, 96), fil
 
 
 GRAPHS = (GraphSpec("recognizer", ("features",), ("probs",)),)
-DATA = DataSpec(dataset="digit_strings", train="train", test="test", calibration="calibration",
-                extra="speech", license=LICENSE)
+DATA = DataSpec(dataset="digit_strings", train="train", test="test", calibration="calibration")
 # Measured with the shipped weights (lstm-zoo export speech_ctc --precision
 # fp32,dynamic,float16: the 300 test strings, and the calibration strings up to the tensor
 # parity pool).
