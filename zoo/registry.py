@@ -246,6 +246,25 @@ def register_family_loader(load: Callable[[], None]) -> None:
     _FAMILY_LOADERS.append(load)
 
 
+def tiny_variant(spec: ModelSpec, **changes: Any) -> ModelSpec:
+    """Registers the tiny variant of ``spec`` that the default test run uses (STYLE.md):
+    ``<name>_tiny``, "Tiny variant of <name> for tests.", no shipped weights, with
+    ``changes`` (``defaults``, ``recipe``, ``metric_drop``, ... or another ``name``) applied
+    as :func:`dataclasses.replace` applies them.
+
+    Example:
+        >>> from zoo import get_spec
+        >>> spec = get_spec("char_lm_tiny")
+        >>> spec.tiny, spec.weights, spec.description
+        (True, (), 'Tiny variant of char_lm for tests.')
+    """
+    from dataclasses import replace
+
+    return register_model(replace(spec, **{
+        "name": f"{spec.name}_tiny", "description": f"Tiny variant of {spec.name} for tests.",
+        "weights": (), "tiny": True, **changes}))
+
+
 def _load_families() -> None:
     for load in _FAMILY_LOADERS:
         load()

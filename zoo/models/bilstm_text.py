@@ -31,6 +31,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 VOCAB = review_vocabulary()
@@ -145,16 +146,12 @@ SPEC = register_model(ModelSpec(
             "target": {"accuracy": (">=", 0.78)}, "reproduce_tolerance": {"accuracy": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="bilstm_text_tiny",
-    description="Tiny variant of bilstm_text for tests.",
     defaults={"embedding_dim": 8, "units": (8,), "dropout": 0.0},
     data=replace(DATA, train="train_small"),
-    weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for 2 epochs on "
                                               "512 reviews: tests check the mechanics, the "
                                               "pretrained model the accuracy"),
-    tiny=True,
-))
+)

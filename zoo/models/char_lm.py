@@ -28,6 +28,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -143,20 +144,16 @@ SPEC = register_model(ModelSpec(
             "target": {"bpc": ("<=", 2.5)}, "reproduce_tolerance": {"bpc": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="char_lm_tiny",
-    description="Tiny variant of char_lm for tests.",
     defaults={"embedding": 8, "units": (8,)},
     data=replace(SPEC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "steps": 20, "batch_size": 32, "length": 64, "learning_rate": 1e-2,
             "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant trains for 20 steps: tests "
                                               "check the mechanics, the pretrained model the "
                                               "bits per character"),
-    tiny=True,
-))
+)
 
 
 # ----------------------------------------------------------------------------- music
@@ -225,17 +222,13 @@ MUSIC = register_model(replace(
             "target": {"bpc": ("<=", 1.0)}, "reproduce_tolerance": {"bpc": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     MUSIC,
-    name="music_lstm_tiny",
-    description="Tiny variant of music_lstm for tests.",
     defaults={"vocab_size": len(CHORALE_CHARS) + 1, "embedding": 8, "units": (8,)},
     data=replace(MUSIC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "steps": 20, "batch_size": 32, "length": 64, "learning_rate": 1e-2,
             "seed": 0},
     metric_drop=loose_drops(MUSIC_METRIC_DROP, 1.0, "the tiny variant trains for 20 steps: tests "
                                               "check the mechanics, the pretrained model the "
                                               "bits per symbol"),
-    tiny=True,
-))
+)

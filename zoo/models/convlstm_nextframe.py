@@ -31,6 +31,7 @@ from zoo.registry import (
     Tolerance,
     loose_drops,
     register_model,
+    tiny_variant,
 )
 
 
@@ -162,16 +163,12 @@ SPEC = register_model(ModelSpec(
             "reproduce_tolerance": {"mse": 0.002, "ssim": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="convlstm_nextframe_tiny",
-    description="Tiny variant of convlstm_nextframe for tests.",
     defaults={"patch": 8, "filters": 4},
     data=replace(SPEC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "batch_size": 32, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for one epoch: "
                                               "tests check the mechanics, the pretrained "
                                               "model the MSE"),
-    tiny=True,
-))
+)

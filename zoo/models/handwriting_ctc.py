@@ -32,6 +32,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 CHANNELS = ("dx", "dy", "pen_up")
@@ -164,12 +165,9 @@ SPEC = register_model(ModelSpec(
             "target": {"cer": ("<=", 0.08)}, "reproduce_tolerance": {"cer": 0.01}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="handwriting_ctc_tiny",
-    description="Tiny variant of handwriting_ctc for tests.",
     defaults={"units": (8,), "filters": 8, "dropout": 0.0},
-    weights=(),
     data=replace(DATA, train="train_small"),  # 512 trajectories: tests train in seconds
     # the conversion mechanics of int8 (and QAT) work; the shipped model's int8 is a gap
     precisions=FUSED_LSTM_PRECISIONS,
@@ -181,5 +179,4 @@ register_model(replace(
         "so rounding flips characters freely (onnx dynamic: CER +0.13 on 4 words with random "
         "weights; pruned 50 %: +2.02, CER counting insertions; measured): tests check the "
         "mechanics, the pretrained model the CER"),
-    tiny=True,
-))
+)

@@ -33,6 +33,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -184,18 +185,14 @@ SPEC = register_model(ModelSpec(
             "target": {"accuracy": (">=", 0.9)}, "reproduce_tolerance": {"accuracy": 0.03}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="kws_lstm_tiny",
-    description="Tiny variant of kws_lstm for tests.",
     defaults={"units": (8,), "dropout": 0.0},
     data=replace(DATA, train="train_small"),
-    weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "augment": "none",
             "normalize": "channel", "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for 2 epochs on "
                                               "512 windows: tests check the mechanics, the "
                                               "pretrained model the accuracy",
                             ("dynamic", "float16", "int8", "compressed")),
-    tiny=True,
-))
+)

@@ -29,6 +29,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -144,19 +145,15 @@ SPEC = register_model(ModelSpec(
             "reproduce_tolerance": {"f1": 0.05, "auc": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="lstm_autoencoder_tiny",
-    description="Tiny variant of lstm_autoencoder for tests.",
     defaults={"window": WINDOW, "patch": 32, "units": (4,)},
     data=replace(SPEC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "batch_size": 64, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for one epoch: "
                                               "tests check the mechanics, the pretrained "
                                               "model the F1"),
-    tiny=True,
-))
+)
 
 # The UCR anomaly archive's file 135: an arterial blood pressure trace whose one labelled
 # anomaly is 12 samples of jitter; shorter windows (128 samples, 8 per step) keep it a

@@ -31,6 +31,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 EPSILON = 1e-6  # variance floor of a window: a constant window must not divide by zero
@@ -191,17 +192,14 @@ CO2 = register_model(replace(
             "reproduce_tolerance": {"mase": 0.05}},
 ))
 
-register_model(replace(
+tiny_variant(
     CO2,
     name="lstm_forecaster_tiny",
-    description="Tiny variant of lstm_forecaster_co2 for tests.",
     defaults={"window": SERIES["co2"]["window"], "horizon": SERIES["co2"]["horizon"],
               "season": SERIES["co2"]["season"], "patch": 1, "units": (4,)},
     data=replace(CO2.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 5.0, "the tiny variant is trained for 2 epochs: "
                                               "tests check the mechanics, the pretrained "
                                               "models the MASE"),
-    tiny=True,
-))
+)

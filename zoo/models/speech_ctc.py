@@ -31,6 +31,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -141,12 +142,9 @@ SPEC = register_model(ModelSpec(
             "target": {"cer": ("<=", 0.10)}, "reproduce_tolerance": {"cer": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="speech_ctc_tiny",
-    description="Tiny variant of speech_ctc for tests.",
     defaults={"units": (8,), "filters": 8, "dropout": 0.0},
-    weights=(),
     data=replace(DATA, train="train_small"),  # 256 strings of the human training speakers
     precisions=FUSED_LSTM_PRECISIONS,
     recipe={"epochs": 1, "batch_size": 32, "learning_rate": 1e-2, "normalize": "channel",
@@ -155,5 +153,4 @@ register_model(replace(
         METRIC_DROP, 100.0, "the tiny variant is (nearly) untrained, its frames near-uniform, "
         "so rounding flips digits freely: tests check the mechanics, the pretrained model "
         "the CER"),
-    tiny=True,
-))
+)
