@@ -573,8 +573,9 @@ def write(results, out: Path) -> None:
     atomic_write_bytes(out / "latest.md", text.encode())
     from export.cards import card_markdown
 
+    figures = write_card_figures(out)
     for name in results["models"]:
-        atomic_write_bytes(out / "cards" / f"{name}.md", card_markdown(name, results).encode())
+        atomic_write_bytes(out / "cards" / f"{name}.md", card_markdown(name, figures).encode())
     from benchmarks.plots import plot
 
     plot(results, out)
@@ -586,6 +587,21 @@ def write(results, out: Path) -> None:
         _, tail = rest.split(MARK_END, 1)
         atomic_write_bytes(SUMMARY_PAGE, (head + MARK_START + "\n" + summary_markdown(results)
                                           + MARK_END + tail).encode())
+
+
+def write_card_figures(out: Path) -> dict:
+    """The card figures of the results in ``out`` (``latest.json``, ``transfer.json``);
+    for the project's own results, also written to :data:`export.cards.FIGURES`, which
+    ships in the package for ``lstm-zoo info``."""
+    from export.cards import FIGURES, card_figures
+    from zoo.weights import atomic_write_bytes
+
+    read = [json.loads(p.read_text()) if p.is_file() else None
+            for p in (out / "latest.json", out / "transfer.json")]
+    figures = card_figures(*read)
+    if out.resolve() == RESULTS.resolve():
+        atomic_write_bytes(FIGURES, (json.dumps(figures, indent=1) + "\n").encode())
+    return figures
 
 
 def _best(m: dict, threads: int = 1) -> dict | None:

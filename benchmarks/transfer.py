@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import RESULTS
+from benchmarks.run import RESULTS, write_card_figures
 from export.cards import transfer_markdown
 
 # arm -> zoo.finetune keyword arguments
@@ -269,6 +269,7 @@ def main(argv=None) -> int:
     text = "\n".join(f"### {name}\n\n{transfer_markdown(r)}"
                      for name, r in results["experiments"].items())
     (args.out / "transfer.md").write_text(text)
+    write_card_figures(args.out)  # the cards' tables (lstm-zoo info)
     print(text)
     return 0
 

@@ -1,7 +1,10 @@
 """Model cards generated from weights metadata, the spec, and benchmark results.
 
 Nothing here is written by hand: architecture and data come from the spec, measured
-metrics from the weights' metadata, per-format numbers from benchmarks/results.
+metrics from the weights' metadata, per-format numbers from the benchmarks' results. The
+figures a card shows of those ship inside the package (:data:`FIGURES`, package data: an
+installed lstm-zoo has no benchmarks/ folder), written by ``python -m benchmarks`` and
+``python -m benchmarks.transfer`` from their results (:func:`card_figures`).
 """
 
 from __future__ import annotations
@@ -13,16 +16,36 @@ from zoo.registry import get_spec
 from zoo.tasks import get_task
 from zoo.weights import pretrained_path, read_metadata
 
-BENCH_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "latest.json"
-TRANSFER_RESULTS = BENCH_RESULTS.with_name("transfer.json")
+FIGURES = Path(__file__).resolve().parent / "card_figures.json"
 
 
-def load_benchmarks(path: Path = BENCH_RESULTS) -> dict | None:
+def load_benchmarks(path: Path = FIGURES) -> dict | None:
+    """The shipped card figures (:func:`card_figures`), or None where there are none."""
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def card_figures(bench: dict | None, transfer: dict | None) -> dict:
+    """What :func:`card_markdown` reads of the benchmark results ``bench`` (``latest.json``
+    of ``python -m benchmarks``) and ``transfer`` (``transfer.json``): per model, its task
+    metric, export time and the 1-thread rows it tabulates; each transfer experiment but
+    its individual runs."""
+    models = {}
+    for name, m in (bench or {}).get("models", {}).items():
+        metric = m["task_metric"]
+        models[name] = {"task_metric": metric, "export_seconds": m["export_seconds"], "rows": [
+            {"backend": r["backend"], "precision": r["precision"], "threads": r["threads"],
+             "size_bytes": r["size_bytes"], "sample": {"median_us": r["sample"]["median_us"]},
+             "metrics": {metric: r["metrics"][metric]}, "metric_drop": r["metric_drop"]}
+            for r in m["rows"]
+            if r["threads"] == 1 and "sample" in r and r["metrics"] is not None]}
+    return {"created": (bench or {}).get("created"), "models": models,
+            "transfer": {name: {k: v for k, v in e.items() if k != "runs"}
+                         for name, e in (transfer or {}).get("experiments", {}).items()}}
+
+
 def card_markdown(name: str, bench: dict | None = None) -> str:
-    """The model card of ``name`` as markdown."""
+    """The model card of ``name`` as markdown; ``bench``: the figures of
+    :func:`card_figures` (``None``: a card without measured exports)."""
     spec = get_spec(name)
     lines = [f"# {name}", "", spec.description, "",
              f"- family: `{spec.family}`, task: `{spec.task}`",
@@ -73,8 +96,7 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
     else:
         lines += ["## Exported", "", "No benchmark results found; run `python -m benchmarks`.",
                   ""]
-    transfer = (json.loads(TRANSFER_RESULTS.read_text())["experiments"].get(name)
-                if TRANSFER_RESULTS.is_file() else None)
+    transfer = (bench or {}).get("transfer", {}).get(name)
     if transfer:
         lines += ["## Fine-tuned to another task (measured)", "", transfer_markdown(transfer)]
     if spec.intended_use:

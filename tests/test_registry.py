@@ -57,7 +57,7 @@ def test_register_refuses_positional_builders():
 
     with pytest.raises(TypeError, match="keyword-only"):
         register_model(ModelSpec(name="bad_model", builder=lambda units: None, family="x",
-                                 task="classification", graphs=(), data=DataSpec("x")))
+                                 task="classification", graphs=(), data=DataSpec("basicmotions")))
 
 
 def test_register_refuses_a_precision_without_a_metric_limit():

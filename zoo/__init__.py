@@ -8,7 +8,21 @@ Example:
 """
 
 import zoo.model_dir  # noqa: F401  (registers fine-tuned model directories' resolvers)
-from zoo.registry import ModelSpec, create_model, get_spec, list_models, register_model
+from zoo.registry import (
+    ModelSpec,
+    create_model,
+    get_spec,
+    list_models,
+    register_family_loader,
+    register_model,
+)
+
+
+def _import_families() -> None:
+    import zoo.models  # noqa: F401  (each family registers its models on import)
+
+
+register_family_loader(_import_families)
 
 __all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "register_model"]
 __version__ = "0.1.0"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.arguments import check_overrides
+from zoo.datasets.catalog import get_dataset
 from zoo.errors import ArgumentError, UnknownModelError
 
 
@@ -75,23 +76,36 @@ RECURRENT_FORMS = ("fused", "step", "unrolled")
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where a model's real data comes from.
+    """Where a model's real data comes from: a dataset named, not imported.
 
     Attributes:
-        dataset: key of :mod:`zoo.datasets`.
+        dataset: a registered dataset's name (:mod:`zoo.datasets.catalog`).
         train / test: split names passed to the loader.
         calibration: split used for calibration (never the test split).
         extra: the optional dependency group that installs the data package; ``""``: the
-            data is not a Python package but fetched by ``lstm-zoo fetch-data``.
-        license: data license, repeated in the model card.
+            data is not a Python package but fetched by ``lstm-zoo fetch-data``. ``None``
+            (the default): the registered dataset's.
+        license: data license, repeated in the model card; ``None``: the registered
+            dataset's.
+
+    Raises:
+        DataError: ``extra`` or ``license`` is left to a dataset that is not registered.
     """
 
     dataset: str
     train: str = "train"
     test: str = "test"
     calibration: str = "train"
-    extra: str = "data"
-    license: str = ""
+    extra: str | None = None
+    license: str | None = None
+
+    def __post_init__(self):
+        if self.extra is None or self.license is None:
+            registered = get_dataset(self.dataset)
+            if self.extra is None:
+                object.__setattr__(self, "extra", registered.extra)
+            if self.license is None:
+                object.__setattr__(self, "license", registered.license)
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,7 @@ def shrink_units(config: Mapping[str, Any], fraction: float) -> dict[str, Any]:
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _RESOLVERS: list[Callable[[str], ModelSpec | None]] = []
+_FAMILY_LOADERS: list[Callable[[], None]] = []
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -224,8 +239,35 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def register_family_loader(load: Callable[[], None]) -> None:
+    """Adds ``load``, called before every lookup, which imports the modules that register
+    models (``import zoo`` adds the import of :mod:`zoo.models`, so a family is imported
+    on the first lookup and the registry never imports the families that import it)."""
+    _FAMILY_LOADERS.append(load)
+
+
+def tiny_variant(spec: ModelSpec, **changes: Any) -> ModelSpec:
+    """Registers the tiny variant of ``spec`` that the default test run uses (STYLE.md):
+    ``<name>_tiny``, "Tiny variant of <name> for tests.", no shipped weights, with
+    ``changes`` (``defaults``, ``recipe``, ``metric_drop``, ... or another ``name``) applied
+    as :func:`dataclasses.replace` applies them.
+
+    Example:
+        >>> from zoo import get_spec
+        >>> spec = get_spec("char_lm_tiny")
+        >>> spec.tiny, spec.weights, spec.description
+        (True, (), 'Tiny variant of char_lm for tests.')
+    """
+    from dataclasses import replace
+
+    return register_model(replace(spec, **{
+        "name": f"{spec.name}_tiny", "description": f"Tiny variant of {spec.name} for tests.",
+        "weights": (), "tiny": True, **changes}))
+
+
 def _load_families() -> None:
-    import zoo.models  # noqa: F401  (registers the families on import)
+    for load in _FAMILY_LOADERS:
+        load()
 
 
 def list_models(pattern: str = "*", *, pretrained: bool | None = None) -> list[str]:

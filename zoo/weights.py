@@ -125,9 +125,8 @@ def load_into(model, record: WeightsRecord) -> None:
 
 
 def _pretrained_names() -> list[str]:
-    from zoo.registry import list_models
-
-    return list_models(pretrained=True)
+    """The models whose weights ship in :data:`PRETRAINED_DIR` (``NAME.TAG.weights.h5``)."""
+    return sorted({p.name.split(".")[0] for p in PRETRAINED_DIR.glob(f"*{WEIGHTS_SUFFIX}")})
 
 
 def cache_dir() -> Path:

@@ -13,9 +13,10 @@ from functools import cache
 
 import numpy as np
 
+from zoo.constants import BASICMOTIONS_CHANNELS as CHANNELS  # noqa: F401  (the data's channels)
+from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
-CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 LICENSE = "UEA & UCR time series classification archive: research use"
 SPLITS = {"train": "TRAIN", "test": "TEST"}
 
@@ -66,6 +67,7 @@ def parse_ts(text: str, *, ragged: bool = False
     return np.stack(rows).transpose(0, 2, 1).astype(np.float32), labels, classes
 
 
+@register_dataset("basicmotions", license=LICENSE, extra="basicmotions")
 @cache
 def load(split: str) -> SequenceData:
     """Loads the official ``"train"`` or ``"test"`` split.
@@ -75,8 +77,6 @@ def load(split: str) -> SequenceData:
         >>> basicmotions.load("test").x.shape
         (40, 100, 6)
     """
-    from zoo.datasets import package_file
-
     if split not in SPLITS:
         raise DataError(f"BasicMotions has splits {sorted(SPLITS)}; got {split!r}")
     path = package_file(

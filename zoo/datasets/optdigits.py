@@ -32,7 +32,7 @@ def load() -> SequenceData:
         >>> optdigits.load().x.shape
         (1797, 28, 28)
     """
-    from zoo.datasets import package_file
+    from zoo.datasets.catalog import package_file
 
     path = package_file("sklearn", "datasets/data/digits.csv.gz", "digits")
     with gzip.open(path, "rt") as f:

@@ -28,27 +28,20 @@ from types import MappingProxyType
 
 import numpy as np
 
+from zoo.constants import REVIEW_CLASSES as CLASSES
+from zoo.constants import REVIEW_TOKENIZER as TOKENIZER
+from zoo.constants import REVIEW_VOCAB_FILE as VOCAB_FILE
+from zoo.constants import review_vocabulary as vocabulary  # noqa: F401  (built by write_vocabulary)
+from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError, MissingExtraError, ShapeError
 
 LICENSE = "modeldata: MIT (Amazon fine-food reviews from SNAP, McAuley & Leskovec 2013)"
-CLASSES = ("other", "great")
-PAD, UNKNOWN = 0, 1
-FIRST_WORD = 2
-MAX_TOKENS = 256  # 99 % of the training reviews have at most 323 words, the median 51
+PAD, UNKNOWN = TOKENIZER["pad_id"], TOKENIZER["unknown_id"]
+FIRST_WORD = TOKENIZER["first_word_id"]
+MAX_TOKENS = TOKENIZER["max_tokens"]
 MIN_COUNT = 2  # a word must occur twice in the training reviews to get its own id
-TAG = re.compile(r"<[^>]*>")
-WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-VOCAB_FILE = Path(__file__).resolve().parent.parent / "pretrained" / "bilstm_text.vocab.txt"
-TOKENIZER = {
-    "lowercase": True,
-    "remove": TAG.pattern,
-    "unescape_html": True,
-    "word": WORD.pattern,
-    "max_tokens": MAX_TOKENS,
-    "pad_id": PAD,
-    "unknown_id": UNKNOWN,
-    "first_word_id": FIRST_WORD,
-}
+TAG = re.compile(TOKENIZER["remove"])
+WORD = re.compile(TOKENIZER["word"])
 SPLITS = ("train", "test", "calibration", "train_small")
 
 
@@ -119,15 +112,6 @@ def build_vocabulary(texts: Iterable[str], min_count: int = MIN_COUNT) -> list[s
             if n >= min_count]
 
 
-@cache
-def vocabulary() -> tuple[str, ...]:
-    """The shipped vocabulary (one word per line of :data:`VOCAB_FILE`)."""
-    if not VOCAB_FILE.is_file():
-        raise DataError(f"the reviews vocabulary {VOCAB_FILE} is missing; rebuild it with "
-                        "zoo.datasets.reviews.write_vocabulary()")
-    return tuple(VOCAB_FILE.read_text(encoding="utf-8").splitlines())
-
-
 def write_vocabulary(path: Path = VOCAB_FILE) -> list[str]:
     """Rebuilds the vocabulary from the training split (maintainers)."""
     from zoo.weights import atomic_write_bytes
@@ -162,6 +146,7 @@ def _as_data(frame) -> TextData:
                     np.array([CLASSES.index(s) for s in labels], np.int64))
 
 
+@register_dataset("reviews", license=LICENSE, extra="text")
 @cache
 def load(split: str) -> TextData:
     """``"train"`` (4,000 reviews), ``"test"`` (993), ``"calibration"`` (the first 200

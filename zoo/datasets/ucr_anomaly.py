@@ -26,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.constants import UCR_STRIDE as STRIDE
+from zoo.constants import UCR_WINDOW as WINDOW
 from zoo.datasets import registry_files
+from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.ecg import Windows, time_split
 from zoo.datasets.registry_files import Archive
 from zoo.errors import DataError
@@ -34,8 +37,6 @@ from zoo.errors import DataError
 LICENSE = ("UCR Time Series Anomaly Archive, file 135 (Wu and Keogh 2021; research use), as "
            "shipped by aeon 1.6 (BSD-3)")
 STEM = "135_UCR_Anomaly_InternalBleeding16"
-WINDOW = 128  # a 12-sample anomaly is 9 % of a window
-STRIDE = 8
 TRAIN_END, CALIBRATION_END = 1200, 2400
 SPLITS = ("train", "threshold", "test", "train_small")
 
@@ -57,6 +58,15 @@ ARCHIVE = Archive("aeon==1.6.0", "aeon-1.6.0-py3-none-any.whl",
 def fetch(root: str | Path | None = None) -> Path:
     """Takes the two CSV files out of aeon's wheel once (see the module docstring)."""
     return registry_files.fetch(ARCHIVE, root)
+
+
+def _fetch_all(root: str | None) -> str:
+    return f"the UCR anomaly archive's file 135 (aeon's wheel) in {fetch(root)}"
+
+
+FETCH = Fetch(_fetch_all, "the UCR anomaly file (aeon's wheel, via pip download)",
+              option="--ucr-to", option_help="folder of the UCR anomaly file (default: "
+                                             "$LSTM_ZOO_UCR, else ~/.cache/lstm-zoo/ucr)")
 
 
 @cache
@@ -81,6 +91,7 @@ def raw() -> tuple[np.ndarray, np.ndarray]:
     return values, labels
 
 
+@register_dataset("ucr135", license=LICENSE, extra="", fetch=FETCH)
 def load(split: str, window: int = WINDOW) -> Windows:
     """Split ``split`` as windows (see the module docstring); ``train_small``: every 4th
     training window (the calibration windows: quantization and extra tensor parity)."""

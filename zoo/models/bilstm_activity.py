@@ -15,7 +15,7 @@ from typing import Literal
 
 from zoo import layers
 from zoo._keras import keras
-from zoo.datasets.basicmotions import CHANNELS, LICENSE
+from zoo.constants import BASICMOTIONS_CHANNELS as CHANNELS
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -26,6 +26,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -86,8 +87,7 @@ CELLS = {"lstm": lambda units, **kwargs: keras.layers.LSTM(units, **kwargs),
          "gru": lambda units, **kwargs: keras.layers.GRU(units, **kwargs),
          "peephole": _peephole_lstm}
 GRAPHS = (GraphSpec("classifier", ("sequence",), ("probs",)),)
-DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train",
-                extra="basicmotions", license=LICENSE)
+DATA = DataSpec(dataset="basicmotions", train="train", test="test", calibration="train")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5,
@@ -156,12 +156,9 @@ SPEC = register_model(ModelSpec(
             "target": {"accuracy": (">=", 0.95)}, "reproduce_tolerance": {"accuracy": 0.05}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="bilstm_activity_tiny",
-    description="Tiny variant of bilstm_activity for tests.",
     defaults={"units": (8, 8), "dropout": 0.0},
-    weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0,
             "normalize": "global"},
     metric_drop={**METRIC_DROP, "dynamic": Tolerance(
@@ -175,8 +172,7 @@ register_model(replace(
             0.5, "the tiny variant has 8 units and trains for seconds: pruning 80 % of it "
                  "for 2 fine-tuning epochs in tests loses what little it learned; tests check "
                  "the mechanics, the pretrained model the accuracy")},
-    tiny=True,
-))
+)
 
 # The GRU variant: same data, recipe and head. TFLite: a WHILE loop per direction (no fused
 # GRU op), so no full int8 there; ONNX: its GRU op.
@@ -204,19 +200,15 @@ GRU = register_model(replace(
                  "TFLite dynamic is 153 KB."),
 ))
 
-register_model(replace(
+tiny_variant(
     GRU,
-    name="bigru_activity_tiny",
-    description="Tiny variant of bigru_activity for tests.",
     defaults={"cell": "gru", "units": (8, 8), "dropout": 0.0},
-    weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0,
             "normalize": "global"},
     metric_drop=loose_drops(METRIC_DROP, 0.5, "the tiny variant, trained for 3 epochs, leaves "
                                               "test series near-tied: tests check the "
                                               "mechanics, the pretrained model the accuracy"),
-    tiny=True,
-))
+)
 
 # The peephole variant: same data, recipe and head; each direction an LSTM whose gates also
 # see the cell state. A keras.layers.RNN over a custom cell converts to WHILE / Loop; the
@@ -259,17 +251,13 @@ PEEPHOLE = register_model(replace(
     shrink=None,  # export.compression.structured removes units of keras.layers.LSTM layers only
 ))
 
-register_model(replace(
+tiny_variant(
     PEEPHOLE,
-    name="bipeephole_activity_tiny",
-    description="Tiny variant of bipeephole_activity for tests.",
     defaults={"cell": "peephole", "units": (8, 8), "dropout": 0.0},
-    weights=(),
     recipe={"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 0,
             "normalize": "global"},
     metric_drop=loose_drops(PEEPHOLE.metric_drop, 0.5, "the tiny variant, trained for 3 "
                                                        "epochs, leaves test series near-tied: "
                                                        "tests check the mechanics, the "
                                                        "pretrained model the accuracy"),
-    tiny=True,
-))
+)

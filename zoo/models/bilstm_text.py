@@ -18,13 +18,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.datasets.reviews import (
-    CLASSES,
-    FIRST_WORD,
-    LICENSE,
-    TOKENIZER,
-    vocabulary,
-)
+from zoo.constants import REVIEW_CLASSES as CLASSES
+from zoo.constants import REVIEW_TOKENIZER as TOKENIZER
+from zoo.constants import review_vocabulary
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -35,9 +31,11 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
-VOCAB = vocabulary()
+VOCAB = review_vocabulary()
+FIRST_WORD = TOKENIZER["first_word_id"]
 
 
 def bilstm_text(*, vocab_size: int = len(VOCAB) + FIRST_WORD, embedding_dim: int = 32,
@@ -90,8 +88,7 @@ def unmasked(model):
 
 
 GRAPHS = (GraphSpec("classifier", ("tokens",), ("probs",), build=unmasked),)
-DATA = DataSpec(dataset="reviews", train="train", test="test", calibration="calibration",
-                extra="text", license=LICENSE)
+DATA = DataSpec(dataset="reviews", train="train", test="test", calibration="calibration")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights; the fused LSTM kernels sum the gates in another order "
@@ -149,16 +146,12 @@ SPEC = register_model(ModelSpec(
             "target": {"accuracy": (">=", 0.78)}, "reproduce_tolerance": {"accuracy": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="bilstm_text_tiny",
-    description="Tiny variant of bilstm_text for tests.",
     defaults={"embedding_dim": 8, "units": (8,), "dropout": 0.0},
     data=replace(DATA, train="train_small"),
-    weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for 2 epochs on "
                                               "512 reviews: tests check the mechanics, the "
                                               "pretrained model the accuracy"),
-    tiny=True,
-))
+)

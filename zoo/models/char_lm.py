@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.datasets import chorales
-from zoo.datasets.shakespeare import CHARS, LICENSE
+from zoo.constants import CHORALE_CHARS
+from zoo.constants import SHAKESPEARE_CHARS as CHARS
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     DataSpec,
@@ -28,6 +28,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -117,8 +118,7 @@ SPEC = register_model(ModelSpec(
     family="char_lm",
     task="lm",
     graphs=GRAPHS,
-    data=DataSpec(dataset="shakespeare", train="train", test="test", calibration="calibration",
-                  extra="", license=LICENSE),
+    data=DataSpec(dataset="shakespeare", train="train", test="test", calibration="calibration"),
     defaults={"embedding": 32, "units": (256,)},
     description="LSTM(256) character language model of Shakespeare's works (66 characters + "
                 "unknown), exported whole and as a one-character step with state in/out for "
@@ -144,26 +144,22 @@ SPEC = register_model(ModelSpec(
             "target": {"bpc": ("<=", 2.5)}, "reproduce_tolerance": {"bpc": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="char_lm_tiny",
-    description="Tiny variant of char_lm for tests.",
     defaults={"embedding": 8, "units": (8,)},
     data=replace(SPEC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "steps": 20, "batch_size": 32, "length": 64, "learning_rate": 1e-2,
             "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant trains for 20 steps: tests "
                                               "check the mechanics, the pretrained model the "
                                               "bits per character"),
-    tiny=True,
-))
+)
 
 
 # ----------------------------------------------------------------------------- music
 # The same model over Bach's chorales as text: a line of four voices per sixteenth note
 # (zoo.datasets.chorales). `lstm-zoo generate music_lstm --out x.mid` writes the music.
-MUSIC_META = {"chars": chorales.CHARS, "unknown": 0, "music": "chorales",
+MUSIC_META = {"chars": CHORALE_CHARS, "unknown": 0, "music": "chorales",
               "generation": {"graph": "step", "input": "token"}}
 
 # Measured with the shipped weights (int8 enabled by hand, lstm-zoo's export pipeline).
@@ -198,9 +194,8 @@ MUSIC_METRIC_DROP = {
 MUSIC = register_model(replace(
     SPEC,
     name="music_lstm",
-    data=DataSpec(dataset="chorales", train="train", test="test", calibration="calibration",
-                  extra="music", license=chorales.LICENSE),
-    defaults={"vocab_size": len(chorales.CHARS) + 1, "embedding": 16, "units": (256,),
+    data=DataSpec(dataset="chorales", train="train", test="test", calibration="calibration"),
+    defaults={"vocab_size": len(CHORALE_CHARS) + 1, "embedding": 16, "units": (256,),
               "dropout": 0.2},
     description="LSTM(256) language model of Bach's four-part chorales (music21), a "
                 "sixteenth note per line of four voices; exported whole and as a one-symbol "
@@ -227,17 +222,13 @@ MUSIC = register_model(replace(
             "target": {"bpc": ("<=", 1.0)}, "reproduce_tolerance": {"bpc": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     MUSIC,
-    name="music_lstm_tiny",
-    description="Tiny variant of music_lstm for tests.",
-    defaults={"vocab_size": len(chorales.CHARS) + 1, "embedding": 8, "units": (8,)},
+    defaults={"vocab_size": len(CHORALE_CHARS) + 1, "embedding": 8, "units": (8,)},
     data=replace(MUSIC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "steps": 20, "batch_size": 32, "length": 64, "learning_rate": 1e-2,
             "seed": 0},
     metric_drop=loose_drops(MUSIC_METRIC_DROP, 1.0, "the tiny variant trains for 20 steps: tests "
                                               "check the mechanics, the pretrained model the "
                                               "bits per symbol"),
-    tiny=True,
-))
+)

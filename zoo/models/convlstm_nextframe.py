@@ -21,7 +21,9 @@ from dataclasses import replace
 
 from zoo import layers
 from zoo._keras import keras, tf
-from zoo.datasets.moving_mnist import FRAMES, LICENSE, OBSERVED, SIZE
+from zoo.constants import MOVING_MNIST_FRAMES as FRAMES
+from zoo.constants import MOVING_MNIST_OBSERVED as OBSERVED
+from zoo.constants import MOVING_MNIST_SIZE as SIZE
 from zoo.registry import (
     DataSpec,
     GraphSpec,
@@ -29,6 +31,7 @@ from zoo.registry import (
     Tolerance,
     loose_drops,
     register_model,
+    tiny_variant,
 )
 
 
@@ -135,7 +138,7 @@ SPEC = register_model(ModelSpec(
     task="nextframe",
     graphs=GRAPHS,
     data=DataSpec(dataset="moving_mnist", train="train", test="test",
-                  calibration="calibration", extra="mnist", license=LICENSE),
+                  calibration="calibration"),
     defaults={"patch": 4, "filters": 32},
     description="ConvLSTM(32) encoder-forecaster over 4x4-pixel patches of Moving-MNIST "
                 "(two real MNIST digits bouncing in 64x64 frames): 10 frames in, the next "
@@ -160,16 +163,12 @@ SPEC = register_model(ModelSpec(
             "reproduce_tolerance": {"mse": 0.002, "ssim": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="convlstm_nextframe_tiny",
-    description="Tiny variant of convlstm_nextframe for tests.",
     defaults={"patch": 8, "filters": 4},
     data=replace(SPEC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "batch_size": 32, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for one epoch: "
                                               "tests check the mechanics, the pretrained "
                                               "model the MSE"),
-    tiny=True,
-))
+)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.datasets.hershey_strokes import ALPHABET, LICENSE
+from zoo.constants import HANDWRITING_ALPHABET as ALPHABET
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -32,6 +32,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 CHANNELS = ("dx", "dy", "pen_up")
@@ -90,7 +91,7 @@ def frames(length: int, stride: int) -> int:
 
 GRAPHS = (GraphSpec("recognizer", ("strokes",), ("probs",)),)
 DATA = DataSpec(dataset="hershey_strokes", train="train", test="test",
-                calibration="calibration", extra="handwriting", license=LICENSE)
+                calibration="calibration")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights; the fused LSTM and the convolution sum in another order "
@@ -164,12 +165,9 @@ SPEC = register_model(ModelSpec(
             "target": {"cer": ("<=", 0.08)}, "reproduce_tolerance": {"cer": 0.01}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="handwriting_ctc_tiny",
-    description="Tiny variant of handwriting_ctc for tests.",
     defaults={"units": (8,), "filters": 8, "dropout": 0.0},
-    weights=(),
     data=replace(DATA, train="train_small"),  # 512 trajectories: tests train in seconds
     # the conversion mechanics of int8 (and QAT) work; the shipped model's int8 is a gap
     precisions=FUSED_LSTM_PRECISIONS,
@@ -181,5 +179,4 @@ register_model(replace(
         "so rounding flips characters freely (onnx dynamic: CER +0.13 on 4 words with random "
         "weights; pruned 50 %: +2.02, CER counting insertions; measured): tests check the "
         "mechanics, the pretrained model the CER"),
-    tiny=True,
-))
+)

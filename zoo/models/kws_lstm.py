@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.audio import MELS, SAMPLE_RATE
-from zoo.datasets.spoken_digits import CLASSES, LICENSE
+from zoo.constants import SPOKEN_CLASSES as CLASSES
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     DataSpec,
@@ -33,6 +33,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -103,8 +104,7 @@ def _graphs(layers: int) -> tuple[GraphSpec, ...]:
     )
 
 
-DATA = DataSpec(dataset="spoken_digits", train="train", test="test", calibration="calibration",
-                extra="speech", license=LICENSE)
+DATA = DataSpec(dataset="spoken_digits", train="train", test="test", calibration="calibration")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights, kernels that sum in another order (fused LSTM op vs "
@@ -185,18 +185,14 @@ SPEC = register_model(ModelSpec(
             "target": {"accuracy": (">=", 0.9)}, "reproduce_tolerance": {"accuracy": 0.03}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="kws_lstm_tiny",
-    description="Tiny variant of kws_lstm for tests.",
     defaults={"units": (8,), "dropout": 0.0},
     data=replace(DATA, train="train_small"),
-    weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "augment": "none",
             "normalize": "channel", "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for 2 epochs on "
                                               "512 windows: tests check the mechanics, the "
                                               "pretrained model the accuracy",
                             ("dynamic", "float16", "int8", "compressed")),
-    tiny=True,
-))
+)

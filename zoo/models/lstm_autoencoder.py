@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zoo._keras import keras, tf
-from zoo.datasets import ucr_anomaly
-from zoo.datasets.ecg import LICENSE, RATE, STRIDE, WINDOW
+from zoo.constants import ECG_RATE as RATE
+from zoo.constants import ECG_STRIDE as STRIDE
+from zoo.constants import ECG_WINDOW as WINDOW
+from zoo.constants import UCR_STRIDE, UCR_WINDOW
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     DataSpec,
@@ -27,6 +29,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -114,8 +117,7 @@ SPEC = register_model(ModelSpec(
     graphs=GRAPHS,
     # calibration (quantization, extra tensor-parity windows): training windows; the
     # detection threshold is set on the test split's own leading normal windows
-    data=DataSpec(dataset="mitdb", train="train", test="test", calibration="train_small",
-                  extra="anomaly", license=LICENSE),
+    data=DataSpec(dataset="mitdb", train="train", test="test", calibration="train_small"),
     defaults={"window": WINDOW, "patch": 16, "units": (64,)},
     description="LSTM(64) encoder-decoder over 1.8 s windows of one ECG lead (640 samples "
                 "at 360 Hz, read 16 per step); the score is the mean squared reconstruction "
@@ -143,19 +145,15 @@ SPEC = register_model(ModelSpec(
             "reproduce_tolerance": {"f1": 0.05, "auc": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="lstm_autoencoder_tiny",
-    description="Tiny variant of lstm_autoencoder for tests.",
     defaults={"window": WINDOW, "patch": 32, "units": (4,)},
     data=replace(SPEC.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 1, "batch_size": 64, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 1.0, "the tiny variant is trained for one epoch: "
                                               "tests check the mechanics, the pretrained "
                                               "model the F1"),
-    tiny=True,
-))
+)
 
 # The UCR anomaly archive's file 135: an arterial blood pressure trace whose one labelled
 # anomaly is 12 samples of jitter; shorter windows (128 samples, 8 per step) keep it a
@@ -185,7 +183,7 @@ UCR_GAPS = {
     "int8": "int8 activations flatten the scores: F1 0.111 on LiteRT and 0.286 on ORT "
             "against 0.941 (ROC AUC 0.53 / 0.91), for 24 / 40 KB against float16's 38 KB",
 }
-UCR_META = {"window": ucr_anomaly.WINDOW, "stride": ucr_anomaly.STRIDE, "rate": None,
+UCR_META = {"window": UCR_WINDOW, "stride": UCR_STRIDE, "rate": None,
             "unit": "the file's units"}
 register_model(replace(
     SPEC,
@@ -194,9 +192,8 @@ register_model(replace(
                 "archive's file 135 (arterial blood pressure, read 8 per step); the score is "
                 "the mean squared reconstruction error, the threshold the largest score on "
                 "held-out data before the anomaly.",
-    data=DataSpec(dataset="ucr135", train="train", test="test", calibration="train_small",
-                  extra="", license=ucr_anomaly.LICENSE),
-    defaults={"window": ucr_anomaly.WINDOW, "patch": 8, "units": (32,)},
+    data=DataSpec(dataset="ucr135", train="train", test="test", calibration="train_small"),
+    defaults={"window": UCR_WINDOW, "patch": 8, "units": (32,)},
     weights=("ucr135",),
     intended_use="Flagging windows of a periodic physiological trace that its normal "
                  "shape does not explain; retrain with the recipe on your own normal data.",

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from zoo import layers
 from zoo._keras import keras
-from zoo.datasets.series import LICENSE, SERIES
+from zoo.constants import SERIES
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     DataSpec,
@@ -31,6 +31,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 EPSILON = 1e-6  # variance floor of a window: a constant window must not divide by zero
@@ -143,8 +144,7 @@ SPEC = register_model(ModelSpec(
     family="lstm_forecaster",
     task="forecast",
     graphs=GRAPHS,
-    data=DataSpec(dataset="taylor", train="train", test="test", calibration="calibration",
-                  extra="forecast", license=LICENSE["taylor"]),
+    data=DataSpec(dataset="taylor", train="train", test="test", calibration="calibration"),
     # one day of half hours per LSTM step, from last week's values (validation MASE 0.75,
     # against 1.23 value by value, on the last fifth of the training windows)
     defaults={"window": SERIES["taylor"]["window"], "horizon": SERIES["taylor"]["horizon"],
@@ -172,8 +172,7 @@ SPEC = register_model(ModelSpec(
 CO2 = register_model(replace(
     SPEC,
     name="lstm_forecaster_co2",
-    data=DataSpec(dataset="co2", train="train", test="test", calibration="calibration",
-                  extra="forecast", license=LICENSE["co2"]),
+    data=DataSpec(dataset="co2", train="train", test="test", calibration="calibration"),
     # one year of months per LSTM step, from the window's mean (validation MASE 0.38; 0.41
     # from last year's values, 0.42-0.47 month by month)
     defaults={"window": SERIES["co2"]["window"], "horizon": SERIES["co2"]["horizon"],
@@ -193,17 +192,14 @@ CO2 = register_model(replace(
             "reproduce_tolerance": {"mase": 0.05}},
 ))
 
-register_model(replace(
+tiny_variant(
     CO2,
     name="lstm_forecaster_tiny",
-    description="Tiny variant of lstm_forecaster_co2 for tests.",
     defaults={"window": SERIES["co2"]["window"], "horizon": SERIES["co2"]["horizon"],
               "season": SERIES["co2"]["season"], "patch": 1, "units": (4,)},
     data=replace(CO2.data, train="train_small"),
-    weights=(),
     recipe={"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "seed": 0},
     metric_drop=loose_drops(METRIC_DROP, 5.0, "the tiny variant is trained for 2 epochs: "
                                               "tests check the mechanics, the pretrained "
                                               "models the MASE"),
-    tiny=True,
-))
+)

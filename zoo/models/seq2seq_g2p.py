@@ -15,11 +15,11 @@ batches hold words of one length, so the encoder never sees padding.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from zoo import layers as zoo_layers
 from zoo._keras import keras
-from zoo.datasets.cmudict import GRAPHEMES, LICENSE, MAX_PHONEMES, PHONEMES
+from zoo.constants import G2P_GRAPHEMES as GRAPHEMES
+from zoo.constants import G2P_MAX_PHONEMES as MAX_PHONEMES
+from zoo.constants import G2P_PHONEMES as PHONEMES
 from zoo.registry import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
@@ -29,6 +29,7 @@ from zoo.registry import (
     Tolerance,
     fewer_units,
     register_model,
+    tiny_variant,
 )
 
 SOURCE_VOCAB = ("<pad>", "<unk>", *GRAPHEMES)
@@ -140,8 +141,7 @@ META = {
     "eos": EOS,
     "max_output_len": MAX_PHONEMES + 2,
 }
-DATA = DataSpec(dataset="cmudict", train="train", test="test", calibration="val",
-                extra="cmudict", license=LICENSE)
+DATA = DataSpec(dataset="cmudict", train="train", test="test", calibration="val")
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5,
@@ -222,15 +222,12 @@ SPEC = register_model(ModelSpec(
             "target": {"per": ("<=", 0.12)}, "reproduce_tolerance": {"per": 0.01}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="seq2seq_g2p_tiny",
     description="Tiny variant of seq2seq_g2p for tests (random or briefly trained weights).",
     defaults={"embed_dim": 8, "encoder_units": 8, "decoder_units": 16, "dropout": 0.0},
-    weights=(),
     recipe={"epochs": 1, "batch_size": 64, "learning_rate": 5e-3, "seed": 0, "limit": 3000},
     metric_drop={**METRIC_DROP, "compressed": Tolerance(
         1.0, "the tiny variant barely decodes (PER ~0.9 after its seconds of training); "
              "tests check the mechanics of compression, the pretrained model its PER")},
-    tiny=True,
-))
+)

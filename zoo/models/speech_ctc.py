@@ -18,7 +18,8 @@ from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.audio import MELS, SAMPLE_RATE, frames_for
-from zoo.datasets.digit_strings import ALPHABET, LICENSE, MAX_DIGITS
+from zoo.constants import DIGIT_ALPHABET as ALPHABET
+from zoo.constants import DIGIT_MAX as MAX_DIGITS
 from zoo.models.handwriting_ctc import recognizer
 from zoo.registry import (
     FUSED_LSTM_GAPS,
@@ -30,6 +31,7 @@ from zoo.registry import (
     loose_drops,
     register_model,
     shrink_units,
+    tiny_variant,
 )
 
 
@@ -57,8 +59,7 @@ def speech_ctc(*, num_features: int = MELS, units: Sequence[int] = (96, 96), fil
 
 
 GRAPHS = (GraphSpec("recognizer", ("features",), ("probs",)),)
-DATA = DataSpec(dataset="digit_strings", train="train", test="test", calibration="calibration",
-                extra="speech", license=LICENSE)
+DATA = DataSpec(dataset="digit_strings", train="train", test="test", calibration="calibration")
 # Measured with the shipped weights (lstm-zoo export speech_ctc --precision
 # fp32,dynamic,float16: the 300 test strings, and the calibration strings up to the tensor
 # parity pool).
@@ -141,12 +142,9 @@ SPEC = register_model(ModelSpec(
             "target": {"cer": ("<=", 0.10)}, "reproduce_tolerance": {"cer": 0.02}},
 ))
 
-register_model(replace(
+tiny_variant(
     SPEC,
-    name="speech_ctc_tiny",
-    description="Tiny variant of speech_ctc for tests.",
     defaults={"units": (8,), "filters": 8, "dropout": 0.0},
-    weights=(),
     data=replace(DATA, train="train_small"),  # 256 strings of the human training speakers
     precisions=FUSED_LSTM_PRECISIONS,
     recipe={"epochs": 1, "batch_size": 32, "learning_rate": 1e-2, "normalize": "channel",
@@ -155,5 +153,4 @@ register_model(replace(
         METRIC_DROP, 100.0, "the tiny variant is (nearly) untrained, its frames near-uniform, "
         "so rounding flips digits freely: tests check the mechanics, the pretrained model "
         "the CER"),
-    tiny=True,
-))
+)
