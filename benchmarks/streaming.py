@@ -50,7 +50,7 @@ def per_call_us(fn, windows: np.ndarray, repeats: int, reset=None) -> dict[str, 
 class LiteRTStep:
     """The step graph on the LiteRT interpreter, inputs set and outputs read by index."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, inputs: list[dict]):
         from ai_edge_litert.interpreter import Interpreter
 
         self.interp = Interpreter(model_path=str(path), num_threads=1)
@@ -79,10 +79,10 @@ class ORTStep:
     """The step graph on the ONNX Runtime session of the bundle's runner (one thread),
     called without the runner's per-call input checks."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, inputs: list[dict]):
         from export.verification.runtime import ORTRunner
 
-        self.session = ORTRunner(path, inputs=[]).session
+        self.session = ORTRunner(path, inputs).session
         self.state_names = [i.name for i in self.session.get_inputs() if i.name != "frame"]
         self.widths = {i.name: i.shape[-1] for i in self.session.get_inputs()}
         self.outputs = ["probs", *(f"{n}_next" for n in self.state_names)]
@@ -158,7 +158,8 @@ def _run(name: str, out: Path, repeats: int, windows: int) -> dict:
                         and a["format"] == fmt and a["precision"] == precision), None)
             if art is None:  # float16 is a TFLite precision
                 continue
-            step = cls(out / art["file"])
+            step = cls(out / art["file"], next(g["inputs"] for g in manifest["graphs"]
+                                               if g["name"] == "step"))
             timing = per_call_us(step, frames, repeats, step.reset)
             classifier = bundle.runners(backend, precision)["classifier"]
             rows.append({

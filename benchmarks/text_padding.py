@@ -56,6 +56,7 @@ def run(name: str = "bilstm_text", weights="DEFAULT", limit: int | None = None,
         timing: int = 200) -> dict:
     from export.conversion import onnx as onnx_export
     from export.conversion import tflite
+    from export.conversion.graphs import input_infos
     from export.verification.runtime import LiteRTRunner, ORTRunner
     from zoo import create_model, datasets
     from zoo._keras import tf
@@ -90,7 +91,7 @@ def run(name: str = "bilstm_text", weights="DEFAULT", limit: int | None = None,
                     rows.append({**row, "error": str(e).splitlines()[0][:300]})
                     continue
                 counts = (tflite.op_counts if fmt == "tflite" else onnx_export.op_counts)(path)
-                runner = runner_cls(path, inputs=[])
+                runner = runner_cls(path, inputs=[i.to_json() for i in input_infos(graph)])
                 if fmt == "tflite":
                     def call(x, r=runner):
                         r.interpreter.reset_all_variables()
