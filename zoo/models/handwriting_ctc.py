@@ -162,7 +162,10 @@ SPEC = register_model(ModelSpec(
     recipe={"epochs": 14, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "normalize": "channel", "fresh_draws": True, "seed": 0,
             "finetune": {"epochs": 3, "learning_rate": 5e-4},
-            "target": {"cer": ("<=", 0.08)}, "reproduce_tolerance": {"cer": 0.01}},
+            "target": {"cer": ("<=", 0.08)}, "reproduce_tolerance": {"cer": 0.01},
+            # target missed on held-out faces: the shipped model measures 15.6 % (timesi
+            # 4.7 %, scriptc 28.0 %); what it holds:
+            "holds": {"cer": ("<=", 0.16)}},
 ))
 
 tiny_variant(

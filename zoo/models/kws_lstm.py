@@ -182,7 +182,11 @@ SPEC = register_model(ModelSpec(
     recipe={"epochs": 30, "batch_size": 64, "learning_rate": 3e-3, "schedule": "cosine",
             "augment": "none", "normalize": "channel", "seed": 0,
             "finetune": {"epochs": 5, "learning_rate": 5e-4},
-            "target": {"accuracy": (">=", 0.9)}, "reproduce_tolerance": {"accuracy": 0.03}},
+            "target": {"accuracy": (">=", 0.9)}, "reproduce_tolerance": {"accuracy": 0.03},
+            # target missed: the shipped weights measure 0.829 (11 of 30 of the held-out
+            # speakers' digits); always answering "_unknown_" would score 0.643. What they
+            # hold, and tests/test_pretrained.py checks:
+            "holds": {"accuracy": (">=", 0.82)}},
 ))
 
 tiny_variant(

@@ -139,7 +139,10 @@ SPEC = register_model(ModelSpec(
     recipe={"epochs": 16, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "normalize": "channel", "seed": 0,
             "finetune": {"epochs": 3, "learning_rate": 5e-4},
-            "target": {"cer": ("<=", 0.10)}, "reproduce_tolerance": {"cer": 0.02}},
+            "target": {"cer": ("<=", 0.10)}, "reproduce_tolerance": {"cer": 0.02},
+            # target missed on held-out human speakers: the shipped model measures 37.4 %
+            # (Allison en 49.7 %, es 40.8 %, Menardi it 21.9 %); what it holds:
+            "holds": {"cer": ("<=", 0.38)}},
 ))
 
 tiny_variant(
