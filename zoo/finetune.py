@@ -132,53 +132,21 @@ def finetune(
     A run that stops (a crash, a kill, Ctrl-C) keeps its checkpoints in
     ``.OUT.partial`` beside ``out``; the same call again resumes from them.
     """
-    check_strategy(strategy)
-    spec = get_spec(str(name))
-    if spec.task not in HEADS:
-        raise UnsupportedError(f"fine-tuning supports tasks {sorted(HEADS)}; {spec.name} is "
-                               f"a {spec.task} model")
-    if spec.task in PADDED_TASKS and strategy == "multiworker":
-        raise UnsupportedError(
-            f"multi-worker fine-tuning of {spec.task} models is not supported yet (their "
-            "padded batches are not sharded and tested across workers); use --strategy "
-            "default or mirrored")
-    _check_settings(head_epochs, epochs, learning_rate, unfreeze_factor, patience, batch_size)
-    out = Path(out)
-    if out.exists():
-        raise DataError(f"output directory {out} already exists; choose a new path")
+    spec, out = _check_request(name, out, strategy, head_epochs, epochs, learning_rate,
+                               unfreeze_factor, patience, batch_size)
     # First, before TensorFlow runs an op: multi-worker collectives are set up here.
     distribution, cluster = get_strategy(strategy)
     parent, config = build_model(spec.name, None if from_scratch else weights)
     base = get_spec(spec.base) if spec.base else spec
     head = HEADS[spec.task]
-    if spec.task == "ctc":
-        full, held_out, config, meta = _ctc_data(spec, parent, config, data, test, alphabet)
-        train_idx, val_idx = random_split(len(full.texts), val_fraction, seed)
-    elif spec.task == "text":
-        full, held_out, config, meta = _text_data(spec, config, data, test)
-        train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
-    elif spec.task == "seq2seq":
-        full, held_out, config, meta = _seq2seq_data(spec, config, data, test)
-        train_idx, val_idx = random_split(len(full.words), val_fraction, seed)
-    else:
-        full, held_out, config, meta = _classification_data(spec, parent, config, data, test)
-        train_idx, val_idx = stratified_split(full.y, val_fraction, seed)
+    full, held_out, config, meta, (train_idx, val_idx) = _task_data(
+        spec, parent, config, data, test, alphabet, val_fraction, seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
 
     seed_everything(seed)
     with distribution.scope():
         model = spec.builder(**config)
-    if from_scratch:
-        transferred = {}
-    elif spec.task == "seq2seq":  # the parent's target symbols keep their ids
-        transferred = _transfer(parent, model, head)
-        transferred.update(_transfer_symbol_prefix(parent, model, head))
-    elif spec.task == "ctc":  # same input channels and units: keep the parent's statistics
-        transferred = _transfer(parent, model, head, keep_normalization=True)
-        transferred["logits"] = _transfer_symbols(parent, model, parent_meta(spec)["alphabet"],
-                                                  meta["alphabet"])
-    else:
-        transferred = _transfer(parent, model, head)
+    transferred = {} if from_scratch else _transferred(spec, parent, model, head, meta)
     if "normalize" in [layer.name for layer in model.layers] and "normalize" not in transferred:
         # The backbone was trained on normalised inputs: normalise the new data likewise,
         # with the new data's own statistics.
@@ -207,13 +175,7 @@ def finetune(
             state=state, settings=settings, distribution=distribution, verbose=verbose)
         metadata["training"].update({"strategy": strategy, "workers": cluster.size,
                                      "worker": cluster.index, "resumed": state.resumed})
-        weights_path = staging / f"{TAG}{WEIGHTS_SUFFIX}"
-        save_weights_atomic(model, weights_path)
-        metadata["file"] = weights_path.name
-        metadata["sha256"] = sha256_of(weights_path)
-        (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        (staging / CURVE).write_text(curve_svg(metadata["phases"], f"{metadata['model']} on "
-                                               f"{Path(full.source['path']).name}"))
+        _write_model(model, metadata, staging, full)
         state.publish(out)
     except BaseException:
         if staging.exists():
@@ -222,6 +184,68 @@ def finetune(
                   file=sys.stderr, flush=True)
         raise
     return metadata
+
+
+def _check_request(name, out, strategy, *settings):
+    """The model's spec and the output path, once the request is checked (before anything
+    is loaded)."""
+    check_strategy(strategy)
+    spec = get_spec(str(name))
+    if spec.task not in HEADS:
+        raise UnsupportedError(f"fine-tuning supports tasks {sorted(HEADS)}; {spec.name} is "
+                               f"a {spec.task} model")
+    if spec.task in PADDED_TASKS and strategy == "multiworker":
+        raise UnsupportedError(
+            f"multi-worker fine-tuning of {spec.task} models is not supported yet (their "
+            "padded batches are not sharded and tested across workers); use --strategy "
+            "default or mirrored")
+    _check_settings(*settings)
+    out = Path(out)
+    if out.exists():
+        raise DataError(f"output directory {out} already exists; choose a new path")
+    return spec, out
+
+
+def _task_data(spec, parent, config, data, test, alphabet, val_fraction, seed):
+    """The task's data (:mod:`zoo.userdata`): ``(full, held_out, config, meta, (train
+    indices, validation indices))``; a split stratified by label where there are labels."""
+    if spec.task == "ctc":
+        full, held_out, config, meta = _ctc_data(spec, parent, config, data, test, alphabet)
+        return full, held_out, config, meta, random_split(len(full.texts), val_fraction, seed)
+    if spec.task == "text":
+        full, held_out, config, meta = _text_data(spec, config, data, test)
+    elif spec.task == "seq2seq":
+        full, held_out, config, meta = _seq2seq_data(spec, config, data, test)
+        return full, held_out, config, meta, random_split(len(full.words), val_fraction, seed)
+    else:
+        full, held_out, config, meta = _classification_data(spec, parent, config, data, test)
+    return full, held_out, config, meta, stratified_split(full.y, val_fraction, seed)
+
+
+def _transferred(spec, parent, model, head, meta) -> dict:
+    """Copies the parent's weights into ``model`` where the task keeps them; what was
+    copied, by layer."""
+    if spec.task == "seq2seq":  # the parent's target symbols keep their ids
+        transferred = _transfer(parent, model, head)
+        transferred.update(_transfer_symbol_prefix(parent, model, head))
+        return transferred
+    if spec.task == "ctc":  # same input channels and units: keep the parent's statistics
+        transferred = _transfer(parent, model, head, keep_normalization=True)
+        transferred["logits"] = _transfer_symbols(parent, model, parent_meta(spec)["alphabet"],
+                                                  meta["alphabet"])
+        return transferred
+    return _transfer(parent, model, head)
+
+
+def _write_model(model, metadata: dict, staging: Path, full) -> None:
+    """The weights, their metadata and the training curve, into the staging folder."""
+    weights_path = staging / f"{TAG}{WEIGHTS_SUFFIX}"
+    save_weights_atomic(model, weights_path)
+    metadata["file"] = weights_path.name
+    metadata["sha256"] = sha256_of(weights_path)
+    (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+    (staging / CURVE).write_text(curve_svg(metadata["phases"], f"{metadata['model']} on "
+                                           f"{Path(full.source['path']).name}"))
 
 
 def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set, val_set,
