@@ -242,6 +242,39 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         layer.trainable = trainable is None or layer.name in trainable
     backup = state.state / f"{phase}.backup"
     start = saved_epochs(backup)
+    fitted, data, steps, validation = _phase_batches(
+        strategy, model, train, val, learning_rate, batch, seed, index, start, augment,
+        ctc_meta, text_meta, seq2seq_meta)
+    tracker = PhaseTracker(state.state, phase, patience)
+    if verbose:
+        print(f"[lstm-zoo] phase {phase!r}: up to {epochs} epochs at lr {learning_rate:g} "
+              f"({'all layers' if trainable is None else ', '.join(trainable)})"
+              + (f", resumed after epoch {start}" if start else ""), flush=True)
+    callbacks = [tracker, keras.callbacks.BackupAndRestore(str(backup))]
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(log_dir / phase)))
+    if start < epochs and not (tracker.epochs_run and tracker.epochs_run - 1
+                               - tracker.best_epoch >= patience):
+        fitted.fit(data, steps_per_epoch=steps, epochs=epochs, validation_data=validation,
+                   callbacks=callbacks,
+                   # progress bars on a terminal, one line per epoch in a log file
+                   verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0)
+    else:  # the interrupted run had already reached the end of this phase
+        tracker.set_model(fitted)
+        tracker.on_train_end()
+    for layer in model.layers:
+        layer.trainable = True
+    record = {"phase": phase, "learning_rate": learning_rate,
+              "epochs_run": tracker.epochs_run, "best_epoch": tracker.best_epoch + 1,
+              "best_val_loss": tracker.best, "history": tracker.history}
+    state.finish(phase, model, record)
+    return record
+
+
+def _phase_batches(strategy, model, train, val, learning_rate, batch, seed, index, start,
+                   augment, ctc_meta, text_meta, seq2seq_meta):
+    """The compiled model to fit (a CTC trainer around a recogniser), the phase's batches
+    keyed by step from ``start`` epochs in, the steps per epoch and the validation data."""
     if seq2seq_meta is not None:
         from zoo.tasks.fitting import BatchSequence
         from zoo.tasks.seq2seq import seq2seq_batches
@@ -296,27 +329,4 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         data = batch_dataset(train.x, train.y, batch, (seed, index), start * steps, steps,
                              augment)
         validation = (val.x, val.y)
-    tracker = PhaseTracker(state.state, phase, patience)
-    if verbose:
-        print(f"[lstm-zoo] phase {phase!r}: up to {epochs} epochs at lr {learning_rate:g} "
-              f"({'all layers' if trainable is None else ', '.join(trainable)})"
-              + (f", resumed after epoch {start}" if start else ""), flush=True)
-    callbacks = [tracker, keras.callbacks.BackupAndRestore(str(backup))]
-    if log_dir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(str(log_dir / phase)))
-    if start < epochs and not (tracker.epochs_run and tracker.epochs_run - 1
-                               - tracker.best_epoch >= patience):
-        fitted.fit(data, steps_per_epoch=steps, epochs=epochs, validation_data=validation,
-                   callbacks=callbacks,
-                   # progress bars on a terminal, one line per epoch in a log file
-                   verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0)
-    else:  # the interrupted run had already reached the end of this phase
-        tracker.set_model(fitted)
-        tracker.on_train_end()
-    for layer in model.layers:
-        layer.trainable = True
-    record = {"phase": phase, "learning_rate": learning_rate,
-              "epochs_run": tracker.epochs_run, "best_epoch": tracker.best_epoch + 1,
-              "best_val_loss": tracker.best, "history": tracker.history}
-    state.finish(phase, model, record)
-    return record
+    return fitted, data, steps, validation
