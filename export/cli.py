@@ -439,13 +439,18 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().addFilter(_ADVICE)
 
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # here, where a reader that left (BrokenPipeError) is caught
+        return code
     except (ZooError, TypeError, ValueError) as e:
         # TypeError: an unknown builder override; ValueError: a malformed NAME=VALUE.
         if os.environ.get("LSTM_ZOO_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `lstm-zoo list | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt as e:
         # exports leave nothing (SIGTERM too: export.output.Terminated); a fine-tuning run
         # keeps its checkpoints to resume from

@@ -163,3 +163,16 @@ def test_calibration_file_takes_an_upper_case_suffix(tmp_path):
     (tmp_path / "X.NPY").write_bytes((tmp_path / "x.npy").read_bytes())
     got = _calibration(str(tmp_path / "X.NPY"))
     assert len(got) == 3 and got[0].shape == (5, 2)  # an array, not words of a text file
+
+
+def test_a_reader_that_leaves_is_no_error():
+    """``lstm-zoo list | head -1``: the pipe closes early; exit 141 (SIGPIPE's), no
+    traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "export.cli", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
