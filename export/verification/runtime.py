@@ -270,7 +270,9 @@ def _self_contained_h5(path: Path) -> None:
         with h5py.File(path, "r") as f:
             f.visititems_links(link)
             f.visititems(dataset)
-    except OSError as e:
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        # h5py raises RuntimeError ("Link visitation failed"), ValueError or KeyError, not
+        # only OSError, for a damaged file it opened (measured: bit flips in the weights)
         raise ArtifactError(f"{path}: not a readable HDF5 weights file ({e})") from None
     if found:
         raise ArtifactError(f"{path}: {found[0][:120]} points outside the file; a bundle's "
