@@ -81,6 +81,19 @@ def tiny_bundles(tmp_path_factory, tiny_weights):
     return bundles, reports
 
 
+@pytest.fixture(scope="session")
+def random_bundle(tmp_path_factory):
+    """A bundle of the tiny classifier with random weights (fp32 TFLite and ONNX, parity on 8
+    test samples: seconds), for tests that copy it and edit or corrupt the copy
+    (tests/test_bundle_trust.py, tests/test_fuzz.py, tests/test_bad_inputs.py). Never edit it
+    in place."""
+    from export import export_model
+
+    out = tmp_path_factory.mktemp("random_bundle") / "b"
+    export_model("bilstm_activity_tiny", out, weights=None, precisions="fp32", limit=8)
+    return out
+
+
 def per_model(name, *values):
     """The parameters of a test of shipped model ``name``: the name first, so that
     :func:`pytest_xdist_make_scheduler` keeps the model's tests on one worker."""

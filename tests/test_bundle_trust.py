@@ -31,13 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ONNX = "fp32/classifier.onnx"
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    from export import export_model
-
-    out = tmp_path_factory.mktemp("trust") / "b"
-    export_model("bilstm_activity_tiny", out, weights=None, precisions="fp32", limit=8)
-    return out
+@pytest.fixture
+def bundle(random_bundle):
+    return random_bundle  # tests/conftest.py: copied before it is edited
 
 
 def copy(bundle: Path, to: Path) -> Path:

@@ -76,9 +76,19 @@ def train(
     Returns:
         The metadata written beside the weights, plus ``reproduction``: for a shipped
         weights tag, each metric against the shipped value and the recipe's tolerance.
+
+    Raises:
+        ArgumentError: ``epochs`` or ``limit`` given and not an int >= 1.
     """
+    from zoo.arguments import check_count
     from zoo.distribute import check_strategy, get_strategy
 
+    # before anything runs: --epochs 0 trained nothing and wrote the random weights, --limit
+    # 0 used every sample and --limit -5 all but the last five
+    if epochs is not None:
+        check_count(epochs, "epochs", "training epochs")
+    if limit is not None:
+        check_count(limit, "limit", "training samples")
     check_strategy(strategy)
     spec = get_spec(name)
     if not spec.recipe:

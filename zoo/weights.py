@@ -117,7 +117,9 @@ def resolve(spec, weights: str | Path) -> WeightsRecord:
 def load_into(model, record: WeightsRecord) -> None:
     try:
         model.load_weights(str(record.path))
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, TypeError, KeyError, RuntimeError) as e:
+        # h5py raises TypeError ("Unknown string encoding"), KeyError or RuntimeError for a
+        # damaged file it opened, not only OSError (measured: bit flips in a weights file)
         raise WeightsError(
             f"cannot load {record.path} into {model.name} (the weights were trained with "
             f"config {record.config}): {e}"

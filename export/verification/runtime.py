@@ -270,7 +270,9 @@ def _self_contained_h5(path: Path) -> None:
         with h5py.File(path, "r") as f:
             f.visititems_links(link)
             f.visititems(dataset)
-    except OSError as e:
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        # h5py raises RuntimeError ("Link visitation failed"), ValueError or KeyError, not
+        # only OSError, for a damaged file it opened (measured: bit flips in the weights)
         raise ArtifactError(f"{path}: not a readable HDF5 weights file ({e})") from None
     if found:
         raise ArtifactError(f"{path}: {found[0][:120]} points outside the file; a bundle's "
@@ -326,16 +328,20 @@ class Bundle:
         size first: a file of another size is not read)."""
         for entry in self._entries():
             path = self.path / entry["file"]
-            if not path.is_file():
-                raise ArtifactError(f"{path} is listed in the manifest but missing (or not a "
-                                    "regular file)")
-            size = path.stat().st_size
-            if size != entry["size"]:
-                raise ArtifactError(f"{path} is {size} bytes; the manifest says {entry['size']} "
-                                    "(truncated or replaced)")
-            if sha256_of(path) != entry["sha256"]:
-                raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt or "
-                                    "replaced)")
+            try:
+                if not path.is_file():
+                    raise ArtifactError(f"{path} is listed in the manifest but missing (or not "
+                                        "a regular file)")
+                size = path.stat().st_size
+                if size != entry["size"]:
+                    raise ArtifactError(f"{path} is {size} bytes; the manifest says "
+                                        f"{entry['size']} (truncated or replaced)")
+                if sha256_of(path) != entry["sha256"]:
+                    raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt or "
+                                        "replaced)")
+            except OSError as e:  # a name too long, a file that cannot be read
+                raise ArtifactError(f"{self.path}: cannot read the listed file "
+                                    f"{entry['file'][:120]!r}: {e.strerror or e}") from None
 
     def file(self, name: str) -> Path:
         """The path of ``name``, a file the manifest lists (only those are read)."""

@@ -10,6 +10,8 @@ relative error.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,9 +208,12 @@ class UserModelTask(Task):
         if not path.is_file() or path.suffix.lower() not in (".npy", ".npz"):
             raise DataError(f"input {source!r}: expected a .npy file (one input) or a .npz "
                             f"with arrays named {meta['inputs']}")
+        # numpy raises EOFError for an empty .npy, zipfile.BadZipFile or zlib.error for a
+        # damaged .npz (read member by member)
+        unreadable = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
         try:
             loaded = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
+        except unreadable as e:
             raise DataError(f"{source}: cannot read a numeric array ({e})") from None
         shapes = meta["input_shapes"]
         if isinstance(loaded, np.ndarray):
@@ -222,7 +227,10 @@ class UserModelTask(Task):
                 if missing:
                     raise DataError(f"{source}: no array named {missing}; it has "
                                     f"{sorted(loaded.files)}")
-                arrays = {k: loaded[k] for k in meta["inputs"]}
+                try:
+                    arrays = {k: loaded[k] for k in meta["inputs"]}
+                except unreadable as e:
+                    raise DataError(f"{source}: cannot read a numeric array ({e})") from None
         batch = {}
         for name, x in arrays.items():
             rank = len(shapes[name]) - 1  # without the batch axis
