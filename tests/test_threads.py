@@ -1,7 +1,8 @@
-"""A bundle shared by threads (issue 32, item 4).
+"""A bundle shared by threads, and a long run of predictions (issue 32, item 4).
 
-The figures: ``python -m benchmarks.threads`` (benchmarks/results/threads.md); here, that
-the answers are the same, on the tiny bundles.
+The figures: ``python -m benchmarks.threads`` and ``python -m benchmarks.soak``
+(benchmarks/results/threads.md, soak.md); here, that the answers are the same and that the
+harness works, on the tiny bundles.
 """
 
 from __future__ import annotations
@@ -99,3 +100,25 @@ def test_threads_share_the_runners_made_once(tiny_bundles, monkeypatch):
         bundle.predict([x], backend=backend)
     assert made == ["litert", "onnx"]
 
+
+# -- soak ---------------------------------------------------------------------------------
+
+
+def test_the_soak_harness_holds_rss_flat_over_2000_predictions(tiny_bundles):
+    """``python -m benchmarks.soak``'s machinery, 2,000 calls per backend (the benchmark
+    runs 100,000): each backend in a fresh process, without TensorFlow for the edge
+    runtimes, RSS read at ten points and within 5 % of the reading after the warm-up."""
+    from benchmarks import soak
+    from benchmarks.measure import child_pids
+
+    before = child_pids()
+    result = soak.run("bilstm_activity_tiny", bundle=tiny_bundles[0]["bilstm_activity_tiny"],
+                      backends=("litert", "onnx"), calls=2000, warmup=200)
+    assert child_pids() == before
+    for row in result["rows"]:
+        assert "error" not in row, row
+        assert row["calls"] == 2000 and len(row["readings"]) == soak.CHECKPOINTS
+        assert row["readings"][-1][0] == 2000 and not row["tensorflow_imported"]
+        assert abs(row["growth_percent"]) <= soak.LIMIT_PERCENT, row
+    text = soak.markdown({"date": "d", "machine": "m", "command": "c", "result": result})
+    assert text.count("\n| litert | 2,000 | 200 |") == 1 and "\n| onnx |" in text
