@@ -152,12 +152,13 @@ def in_rounds(run_block, per_call: dict[str, float], samples: int, args: dict) -
     the ``samples`` test samples from the first, and returns its mean µs per call;
     ``per_call`` holds each config's seconds per call from a timed pass, in the order the
     results list them. A config's block is whole passes over the samples (so every config
-    averages the same samples), as many as it needs to run :data:`BLOCK_SECONDS`; each
-    round runs every config's block, in an order shuffled per round (no config always
-    runs first); rounds go on for ``args["budget_seconds"]``, at least :data:`MIN_ROUNDS`
-    and at most ``args["rounds"]``.
+    averages the same samples), as many as it needs to run :data:`BLOCK_SECONDS` (or
+    ``args["block_seconds"]``); each round runs every config's block, in an order shuffled
+    per round (no config always runs first); rounds go on for ``args["budget_seconds"]``,
+    at least :data:`MIN_ROUNDS` and at most ``args["rounds"]``.
     """
-    calls = {k: samples * max(1, int(np.ceil(BLOCK_SECONDS / (t * samples))))
+    block = float(args.get("block_seconds", BLOCK_SECONDS))
+    calls = {k: samples * max(1, int(np.ceil(block / (t * samples))))
              for k, t in per_call.items()}
     rng = np.random.default_rng(0)
     budget = float(args.get("budget_seconds", 15.0))

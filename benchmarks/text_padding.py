@@ -91,11 +91,11 @@ def run(name: str = "bilstm_text", weights="DEFAULT", limit: int | None = None,
                     rows.append({**row, "error": str(e).splitlines()[0][:300]})
                     continue
                 counts = (tflite.op_counts if fmt == "tflite" else onnx_export.op_counts)(path)
-                runner = runner_cls(path, inputs=[i.to_json() for i in input_infos(graph)])
+                runner = runner_cls(path, [i.to_json() for i in input_infos(graph)])
                 if fmt == "tflite":
-                    def call(x, r=runner):
+                    def call(x, r=runner._interpreter):
                         r.interpreter.reset_all_variables()
-                        return r._runner(tokens=x)["probs"]
+                        return r.runner(tokens=x)["probs"]
                 else:
                     def call(x, r=runner):
                         return r.session.run(["probs"], {"tokens": x})[0]

@@ -255,7 +255,8 @@ def test_litert_runner_calls_the_signature_directly_and_matches_it(tiny_bundles)
                         ("seq2seq_g2p_tiny", "encoder"), ("seq2seq_g2p_tiny", "decoder_step")):
         bundle = load_bundle(tiny_bundles[0][name])
         runner = bundle.runners("litert", "fp32")[graph]
-        assert runner._direct is not None  # ai-edge-litert 2.3's signature runner fields
+        one = runner._interpreter
+        assert one.direct is not None  # ai-edge-litert 2.3's signature runner fields
         for length in (20, 35, 35, 20, 1):
             feeds = {}
             for i in runner.inputs:  # batch 1, every free axis `length` long
@@ -265,8 +266,8 @@ def test_litert_runner_calls_the_signature_directly_and_matches_it(tiny_bundles)
                      else rng.standard_normal(shape))
                 feeds[i["name"]] = x.astype(i["dtype"])
             got = runner(feeds)
-            runner.interpreter.reset_all_variables()
-            want = runner._runner(**runner._check(feeds))
+            one.interpreter.reset_all_variables()
+            want = one.runner(**runner._check(feeds))
             assert set(got) == set(want) == set(runner.output_names)
             for key in want:
                 np.testing.assert_array_equal(got[key], want[key])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,40 +106,68 @@ def _same_inputs(path: Path, names, inputs: list[dict]) -> None:
 
 
 class LiteRTRunner:
-    """A .tflite graph on the LiteRT interpreter (batch 1; the time axis resizes)."""
+    """A .tflite graph on the LiteRT interpreter (batch 1; the time axis resizes).
+
+    Safe to call from several threads at once: calls take turns on the one interpreter
+    (a lock; the input checks run outside it), which is not thread-safe (a call sets its
+    input tensors, invokes, reads its outputs, and the fused LSTM keeps its state in
+    between). An interpreter per thread, the other way, did no better for its memory:
+    from 8 threads, 0.82x the lock's throughput on ``bilstm_activity`` and 1.10x on
+    ``lstm_forecaster_co2`` (medians of per-round ratios, ``python -m benchmarks.threads``
+    on 2 shared cores), and 4.9 MB more RSS for the seven more interpreters.
+    """
 
     backend = "litert"
 
     def __init__(self, path: str | Path, inputs: list[dict], threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path = Path(path)
         self.inputs = inputs
-        try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
-            self.interpreter.allocate_tensors()  # variable tensors need buffers to be reset
-            self._runner = self.interpreter.get_signature_runner()
-        except (ValueError, RuntimeError) as e:
-            raise ArtifactError(f"LiteRT cannot load {self.path}: {e}") from None
-        _same_inputs(self.path, tuple(self._runner.get_input_details()), inputs)
+        self.threads = threads
+        self._interpreter = _Interpreter(self.path, threads)
+        _same_inputs(self.path, tuple(self._interpreter.runner.get_input_details()), inputs)
         self.input_names = tuple(i["name"] for i in inputs)
-        self.output_names = tuple(self._runner.get_output_details())
+        self.output_names = tuple(self._interpreter.runner.get_output_details())
         self._check = FeedCheck(inputs, str(self.path))
-        self._direct = _DirectSignature.of(self.interpreter, self._runner, self.input_names)
+        self._lock = threading.Lock()
 
     def __call__(self, feeds):
         feeds = self._check(feeds)
         batch = next(iter(feeds.values())).shape[0]
         if batch != 1:
             raise ShapeError(f"{self.path}: TFLite graphs run batch 1; got batch {batch}")
+        return self._run(feeds)
+
+    def _run(self, feeds: dict) -> dict:
+        with self._lock:
+            return self._interpreter(feeds)
+
+
+class _Interpreter:
+    """One LiteRT interpreter of a graph, for one thread at a time: a call sets its input
+    tensors, invokes and reads its outputs, and another thread's call in between would
+    mix them."""
+
+    def __init__(self, path: Path, threads: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()  # variable tensors need buffers to be reset
+            self.runner = self.interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as e:
+            raise ArtifactError(f"LiteRT cannot load {path}: {e}") from None
+        self.direct = _DirectSignature.of(self.interpreter, self.runner,
+                                          tuple(self.runner.get_input_details()))
+
+    def __call__(self, feeds: dict) -> dict:
         # The fused LSTM op keeps its h/c state in variable tensors that persist across
         # invocations (they are only zeroed on allocation), so a second call with the same
         # shape would start from the previous call's final state. Each call is a new
         # sequence: zero them first.
         self.interpreter.reset_all_variables()
-        if self._direct is not None:
-            return self._direct(feeds)
-        return dict(self._runner(**feeds))
+        if self.direct is not None:
+            return self.direct(feeds)
+        return dict(self.runner(**feeds))
 
 
 class _DirectSignature:
@@ -293,6 +322,8 @@ class Bundle:
         if not isinstance(path, (str, Path)):
             raise ArtifactError(f"a bundle is a folder path; got {type(path).__name__}")
         self.path = Path(path)
+        self._loaded: dict[tuple[str, str], dict] = {}  # predict's runners (_graphs)
+        self._loading = threading.Lock()
         self.manifest: dict[str, Any] = read_manifest(self.path)
         if check_files:
             self.check_files()
@@ -420,7 +451,25 @@ class Bundle:
         task, meta = self.task, self.meta
         for i, x in enumerate(inputs):
             task.check_input(x, meta, f"inputs[{i}]")
-        return task.predict(self.runners(backend, precision), inputs, meta)
+        return task.predict(self._graphs(backend, precision), inputs, meta)
+
+    def _graphs(self, backend: str, precision: str) -> dict:
+        """:meth:`runners` for ``predict``, made on its first call and kept: every call and
+        every thread shares them (a LiteRT runner's calls take turns on its interpreter;
+        an ONNX Runtime session runs calls from several threads at once, as its
+        maintainers state: microsoft/onnxruntime#114, #5558; a Keras graph is one
+        tf.function). Made per call, they were most of it: ``predict`` of one
+        ``lstm_forecaster_co2`` input took 718 µs on LiteRT and 4,085 µs on ONNX Runtime,
+        34 and 56 µs with them kept (measured, 200 and 2,000 calls). Made under a lock:
+        sessions created at once race in ONNX Runtime (microsoft/onnxruntime#27089)."""
+        key = (backend, precision)
+        graphs = self._loaded.get(key)
+        if graphs is None:
+            with self._loading:
+                graphs = self._loaded.get(key)
+                if graphs is None:
+                    graphs = self._loaded[key] = self.runners(backend, precision)
+        return graphs
 
 
 def load_bundle(path: str | Path) -> Bundle:
