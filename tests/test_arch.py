@@ -147,3 +147,30 @@ def test_tiny_bundle_on_aarch64(tmp_path):
     assert [r["arch"] for r in saved["arch_results"]] == ["aarch64", "aarch64"]
     verify_bundle(bundle, limit=8, arch="aarch64")  # again: its rows replace the first run's
     assert len(json.loads((bundle / "parity.json").read_text())["arch_results"]) == 2
+
+
+def test_parity_json_gets_the_rows_and_a_strange_one_is_left(tmp_path):
+    import json
+
+    from export.pipeline import _record_arch
+    from export.progress import Silent
+
+    said = []
+
+    class Say(Silent):
+        def say(self, msg):
+            said.append(msg)
+
+    path = tmp_path / "parity.json"
+    path.write_text(json.dumps({"results": [], "arch_results": [{"arch": "aarch64", "x": 1}]}))
+    _record_arch(path, "aarch64", [{"arch": "aarch64", "x": 2}], {"numpy": "2"}, Say())
+    saved = json.loads(path.read_text())
+    assert saved["arch_results"] == [{"arch": "aarch64", "x": 2}] and not said
+    assert saved["arch_runtimes"] == {"aarch64": {"numpy": "2"}}
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}")
+    path.unlink()
+    path.symlink_to(elsewhere)  # a link out of the bundle: neither followed nor replaced
+    _record_arch(path, "aarch64", [], {}, Say())
+    assert path.is_symlink() and elsewhere.read_text() == "{}"
+    assert "not updated" in said[0]
