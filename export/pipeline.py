@@ -560,12 +560,12 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     if limit is not None:
         check_count(limit, "limit", "test samples")
     if arch is not None:
-        from export.verification.arch import ARCHES, qemu_binary
+        from export.verification.arch import ARCHES, preflight
 
         if arch not in ARCHES:
             raise UnsupportedError(f"--arch {arch!r}: lstm-zoo verifies on {ARCHES} (the "
                                    "host's own kernels without --arch)")
-        qemu_binary()  # before the Keras reference is built: a missing qemu says so at once
+        preflight()  # before the Keras reference is built: what is missing is said at once
     progress = progress or Silent()
     bundle = Bundle(path)
     model = bundle.keras_model()

@@ -46,6 +46,10 @@ def test_not_root(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(HostSetupError, match=r"needs root: .* chroot \(`sudo lstm-zoo"):
         arch.ensure_root()
+    from export.pipeline import verify_bundle
+
+    with pytest.raises(HostSetupError, match="needs root"):  # said before the bundle is read
+        verify_bundle(tmp_path / "not-a-bundle", arch="aarch64")
 
 
 def test_building_needs_debootstrap(monkeypatch, tmp_path):

@@ -111,6 +111,18 @@ def qemu_binary() -> str:
     return found
 
 
+def preflight() -> None:
+    """What running (and, with no root built, building) lacks, said before any work:
+    qemu, root, binfmt_misc; debootstrap and the network.
+
+    Raises:
+        HostSetupError: the first thing missing, and how to get it.
+    """
+    _check_can_run()
+    if root_state() is None:
+        _check_can_build()
+
+
 def ensure_root(progress=None) -> Path:
     """The aarch64 root, built on first use (about 10 minutes; then cached).
 
