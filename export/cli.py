@@ -270,6 +270,10 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    if args.arch is not None:  # what emulation lacks, before TensorFlow is imported (6 s)
+        from export.verification.arch import preflight
+
+        preflight()
     from export.pipeline import verify_bundle
 
     parity = verify_bundle(args.bundle, progress=Progress(), limit=args.limit, arch=args.arch)
