@@ -11,6 +11,7 @@ import ast
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 from pathlib import Path
@@ -107,27 +108,42 @@ def print_table(parity: dict, out=None) -> None:
     """The parity table: per artifact its max |diff| from Keras beside the bound it is held
     to (``tolerance``), the metrics, the time per sample and the verdict. Under it, a note
     for each row whose bound is not that plain number: no tensor bound at its precision
-    (judged on the checks it has), or a bound on |diff| less a relative allowance."""
+    (judged on the checks it has), or a bound on |diff| less a relative allowance. Rows
+    run on another CPU's emulated kernels (``verify --arch``) follow, their backend named
+    with the CPU, each with a line for its max |diff| from the host's run."""
     out = out or sys.stdout  # looked up per call: a redirected stdout (tests, a wrapper)
     ref = parity["reference"]["metrics"]
     metric_names = list(ref)
-    head = (f"{'format':7s} {'precision':9s} {'backend':7s} {'size KB':>8s} "
+    rows = [*parity["results"], *parity.get("arch_results", ())]
+    width = max([7, *(len(_backend(r)) for r in rows)])
+    head = (f"{'format':7s} {'precision':9s} {'backend':{width}s} {'size KB':>8s} "
             f"{'max|diff|':>10s} {'tolerance':>10s} " + " ".join(f"{m:>13s}" for m in metric_names)
             + f" {'ms/sample':>9s}  parity")
     print(head, file=out)
-    print(f"{'keras':7s} {'fp32':9s} {'keras':7s} {'':>8s} {'':>10s} {'':>10s} "
+    print(f"{'keras':7s} {'fp32':9s} {'keras':{width}s} {'':>8s} {'':>10s} {'':>10s} "
           + " ".join(f"{ref[m]:13.4f}" for m in metric_names), file=out)
     notes = []
-    for r in parity["results"]:
+    for r in rows:
         tolerance, note = _tolerance(r)
+        where = f"{r['format']}/{r['precision']}" + (f" on {r['arch']}" if "arch" in r else "")
         if note:
-            notes.append(f"{r['format']}/{r['precision']}: {note}")
-        print(f"{r['format']:7s} {r['precision']:9s} {r['backend']:7s} "
+            notes.append(f"{where}: {note}")
+        # emulated rows: no time (the kernels are emulated), the |diff| from the host's run
+        timing = ("  emulated" if r["per_sample_ms"] is None else f"{r['per_sample_ms']:9.3f}")
+        print(f"{r['format']:7s} {r['precision']:9s} {_backend(r):{width}s} "
               f"{r['size_bytes'] / 1024:8.1f} {r['tensor_max_abs']:10.2e} {tolerance:>10s} "
               + " ".join(f"{r['metrics'][m]:13.4f}" for m in metric_names)
-              + f" {r['per_sample_ms']:9.3f}  {'PASS' if r['passed'] else 'FAIL'}", file=out)
+              + f" {timing}  {'PASS' if r['passed'] else 'FAIL'}", file=out)
     for note in notes:
         print(note, file=out)
+    for r in parity.get("arch_results", ()):
+        print(f"{r['format']}/{r['precision']} on {r['arch']}: max|diff| from the "
+              f"{platform.machine()} run of the same artifact {r['max_abs_vs_host']:.2e} "
+              f"({r['emulated_feeds']} feeds)", file=out)
+
+
+def _backend(row: dict) -> str:
+    return row["backend"] + (f"@{row['arch']}" if "arch" in row else "")
 
 
 def _tolerance(row: dict) -> tuple[str, str | None]:
@@ -254,9 +270,13 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    if args.arch is not None:  # what emulation lacks, before TensorFlow is imported (6 s)
+        from export.verification.arch import preflight
+
+        preflight()
     from export.pipeline import verify_bundle
 
-    parity = verify_bundle(args.bundle, progress=Progress(), limit=args.limit)
+    parity = verify_bundle(args.bundle, progress=Progress(), limit=args.limit, arch=args.arch)
     print_table(parity)
     if not parity["passed"]:
         print("error: parity failed: " + "; ".join(parity["failures"]), file=sys.stderr)

@@ -186,6 +186,10 @@ def _verify(sub, fn) -> None:
     s = sub.add_parser("verify", help="re-run a bundle's parity checks from disk")
     s.add_argument("bundle")
     s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--arch", default=None, choices=("aarch64",),
+                   help="also run every artifact on this CPU's kernels, emulated by qemu-user "
+                        "in a Debian root built once (root needed then) and cached: the "
+                        "numbers a device computes, not its timing")
     s.set_defaults(fn=fn)
 
 

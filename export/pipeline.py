@@ -478,37 +478,94 @@ def verify_group(spec, task, reference, test, root: Path, artifacts: list[dict],
     return result, failures
 
 
-def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict,
-                     progress: Progress):
-    """Runs every (format, precision) group of a manifest's artifacts; results, failures."""
+def _groups(manifest: dict) -> dict[tuple[str, str], list[dict]]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for a in manifest["artifacts"]:
         groups.setdefault((a["format"], a["precision"]), []).append(a)
+    return groups
+
+
+def _budget(manifest: dict) -> Tolerance | None:
     budget = manifest.get("auto")
-    limit = None if budget is None else Tolerance(
+    return None if budget is None else Tolerance(
         budget["max_drop"], "the metric budget the bundle's precision was chosen with "
         "(precision='auto')")
+
+
+def verify_artifacts(spec, task, reference, test, root: Path, manifest: dict,
+                     progress: Progress):
+    """Runs every (format, precision) group of a manifest's artifacts; results, failures."""
     results, failures = [], []
-    for artifacts in groups.values():
+    for artifacts in _groups(manifest).values():
         result, fails = verify_group(spec, task, reference, test, root, artifacts, progress,
-                                     limit)
+                                     _budget(manifest))
         results.append(result)
         failures += fails
     return results, failures
 
 
+def verify_on_arch(arch: str, spec, task, reference, test, root: Path, manifest: dict,
+                   progress: Progress):
+    """Every (format, precision) group of a manifest's artifacts run on ``arch``'s kernels
+    under emulation (:mod:`export.verification.arch`) on the feeds the host's run had, and
+    held to the limits the host's run is held to; its results (``"arch"`` set), failures
+    and the emulated runtimes' versions."""
+    from export.verification.arch import Emulation, check_emulated, ensure_root
+
+    groups = _groups(manifest)
+    results, failures = [], []
+    with Emulation(ensure_root(progress), len(groups)) as emulation:
+        planned = []
+        for (fmt, precision), artifacts in groups.items():
+            backend, runner_cls = RUNNERS[fmt]
+            paths = {a["graph"]: root / a["file"] for a in artifacts}
+            host = {a["graph"]: runner_cls(paths[a["graph"]], _graph_inputs(reference, a))
+                    for a in artifacts}
+            planned.append((fmt, precision, backend, artifacts,
+                            emulation.runners(fmt, paths, host, spec, task, reference)))
+        progress.say(f"running every artifact on {arch} ({len(emulation.sessions)} emulated "
+                     "processes)")
+        progress.say(f"{emulation.prefetch()} feeds run on {arch}")
+        for fmt, precision, backend, artifacts, runners in planned:
+            count = progress.counter(f"verifying {fmt} ({precision}) on {backend}, {arch}",
+                                     len(reference.test_inputs))
+            result = check_emulated(spec, task, reference, test, runners, precision,
+                                    _budget(manifest), count)
+            results.append({"arch": arch, "format": fmt, "precision": precision,
+                            "backend": backend,
+                            "size_bytes": sum(a["size"] for a in artifacts), **result})
+            failures += [f"{arch} {fmt}/{precision}: {c['check']} = {c['value']:.3g} "
+                         f"(limit {c['limit']})" for c in result["checks"] if not c["passed"]]
+    return results, failures, emulation.versions
+
+
 def verify_bundle(path: str | Path, *, progress: Progress | None = None,
-                  limit: int | None = None) -> dict:
+                  limit: int | None = None, arch: str | None = None) -> dict:
     """Re-runs a bundle's checks from disk: files, fusion (from the artifacts), parity.
+
+    With ``arch="aarch64"``, every artifact runs on aarch64 kernels too, under emulation
+    (:mod:`export.verification.arch`), on the feeds the host's run had: the report's
+    ``arch_results`` (also written to the bundle's ``parity.json``), each with its max
+    |diff| from Keras and from the host's run, and the task metric.
 
     Raises:
         ArgumentError: ``limit`` is not a positive int.
         ArtifactError: a listed file is missing, truncated, corrupt, or does not load.
+        UnsupportedError: ``arch`` is not one lstm-zoo emulates.
+        HostSetupError: what emulating ``arch`` lacks on this machine (qemu, root or
+            binfmt_misc or the network for the first build), and how to get it.
     """
     from export.verification.runtime import Bundle
 
     if limit is not None:
         check_count(limit, "limit", "test samples")
+    if arch is not None:
+        from export.verification.arch import ARCHES, preflight
+
+        if arch not in ARCHES:
+            raise UnsupportedError(f"--arch {arch!r}: lstm-zoo verifies on {ARCHES} (the "
+                                   "host's own kernels without --arch)")
+        preflight()  # before the Keras reference is built: what is missing is said at once
     progress = progress or Silent()
     bundle = Bundle(path)
     model = bundle.keras_model()
@@ -533,9 +590,44 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
                            progress, "Keras reference (weights from the bundle)")
     results, failures = verify_artifacts(spec, task, reference, test, bundle.path, manifest,
                                          progress)
-    return {"model": spec.name, "test_samples": len(reference.test_inputs),
-            "reference": {"backend": "keras", "metrics": reference.metrics},
-            "results": results, "passed": not failures, "failures": failures}
+    report = {"model": spec.name, "test_samples": len(reference.test_inputs),
+              "reference": {"backend": "keras", "metrics": reference.metrics},
+              "results": results}
+    if arch is not None:
+        rows, fails, versions = verify_on_arch(arch, spec, task, reference, test,
+                                               bundle.path, manifest, progress)
+        failures += fails
+        report.update(arch_results=rows, arch_runtimes={arch: versions})
+        _record_arch(bundle.path / "parity.json", arch, rows, versions, progress)
+    return {**report, "passed": not failures, "failures": failures}
+
+
+def _record_arch(path: Path, arch: str, rows: list[dict], versions: dict, progress) -> None:
+    """Puts ``arch``'s rows into a bundle's parity.json (which the manifest does not list),
+    replacing those of an earlier run. The file is a stranger's like the rest of the
+    bundle: one that is not a regular file of at most the manifest's bound, or not a JSON
+    object, is left as it is (said), and the new file replaces it, never a link's target."""
+    from export.verification.manifest import MAX_MANIFEST_BYTES
+
+    try:
+        if path.is_symlink() or not path.is_file() or \
+                path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError("not a regular file of at most "
+                             f"{MAX_MANIFEST_BYTES >> 20} MiB")
+        parity = json.loads(path.read_text())
+        if not isinstance(parity, dict) or not isinstance(parity.get("arch_results", []),
+                                                          list):
+            raise ValueError("not the object export writes")
+        parity["arch_results"] = [r for r in parity.get("arch_results", [])
+                                  if not isinstance(r, dict) or r.get("arch") != arch] + rows
+        runtimes = parity.get("arch_runtimes")
+        parity["arch_runtimes"] = {**(runtimes if isinstance(runtimes, dict) else {}),
+                                   arch: versions}
+        tmp = path.with_name(f".{path.name}.tmp")
+        _write_json(tmp, parity)
+        tmp.replace(path)
+    except (OSError, ValueError) as e:
+        progress.say(f"{path} not updated with the {arch} results ({e})")
 
 
 def _graph_inputs(reference, artifact) -> list[dict]:

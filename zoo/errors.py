@@ -70,3 +70,8 @@ class UnknownTaskError(ZooError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class HostSetupError(ZooError, RuntimeError):
+    """This machine lacks something a command needs (a program, root, a kernel feature, the
+    network): says what, and the command that gets it."""
