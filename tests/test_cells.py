@@ -16,7 +16,8 @@ def test_cell_and_depth_are_builder_options():
     assert [layer.name for layer in gru.layers if layer.name.startswith("bi")] == \
         ["bigru_0", "bigru_1", "bigru_2"]
     with pytest.raises(ValueError,
-                       match=r"cell must be one of \['gru', 'lstm', 'peephole'\]; got 'rnn'"):
+                       match=r"bilstm_activity_tiny: cell must be one of "
+                             r"\['lstm', 'gru', 'peephole'\]; got 'rnn'"):
         zoo.create_model("bilstm_activity_tiny", cell="rnn")
     assert zoo.get_spec("bigru_activity").config()["cell"] == "gru"
 

@@ -11,6 +11,7 @@ import pytest
 import zoo
 from export.cli import main
 from zoo import audio
+from zoo.constants import DIGIT_ALPHABET
 from zoo.errors import DataError, ShapeError
 from zoo.tasks import get_task
 
@@ -116,7 +117,7 @@ def test_predict_reads_a_wav_file_on_every_backend(tiny_speech_bundle, tmp_path,
     path = tmp_path / "digits.wav"
     audio.write_wav(path, waves[1])
     expected = load_bundle(out).predict([TASK.read_speech(str(path), META)], backend="keras")[0]
-    assert set(expected) <= set(ds.ALPHABET)
+    assert set(expected) <= set(DIGIT_ALPHABET)
     for backend in ("litert", "onnx"):
         assert main(["predict", str(out), "--input", str(path), "--backend", backend]) == 0
         assert capsys.readouterr().out.strip() == expected
@@ -179,7 +180,7 @@ def test_predict_takes_the_longest_recording_allowed(tiny_speech_bundle, tmp_pat
     audio.write_wav(path, np.clip(noise, -1, 1).astype(np.float32))
     assert len(TASK.read_speech(str(path), META)) == META["max_points"]
     assert main(["predict", str(out), "--input", str(path)]) == 0
-    assert set(capsys.readouterr().out.strip()) <= set(ds.ALPHABET)
+    assert set(capsys.readouterr().out.strip()) <= set(DIGIT_ALPHABET)
 
 
 def test_fine_tunes_on_the_users_strings_and_reads_their_wav_files(tiny_speech_bundle,
@@ -195,7 +196,7 @@ def test_fine_tunes_on_the_users_strings_and_reads_their_wav_files(tiny_speech_b
              lengths=[len(f) for f in frames], texts=texts)
     meta = finetune("speech_ctc_tiny", tmp_path / "mine.npz", tmp_path / "m", weights=parent,
                     head_epochs=1, epochs=1, verbose=0)
-    assert meta["meta"]["alphabet"] == ds.ALPHABET
+    assert meta["meta"]["alphabet"] == DIGIT_ALPHABET
     assert meta["meta"]["sample_rate"] == META["sample_rate"]
     assert meta["transferred_layers"]["bilstm_0"] == "all"
     path = tmp_path / "s.wav"
@@ -203,7 +204,7 @@ def test_fine_tunes_on_the_users_strings_and_reads_their_wav_files(tiny_speech_b
     x = TASK.parse_input(str(path), meta["meta"])
     np.testing.assert_array_equal(x[0], TASK.read_speech(str(path), META))
     model = zoo.create_model(str(tmp_path / "m"), weights="DEFAULT")
-    assert model.predict(x, verbose=0).shape[-1] == len(ds.ALPHABET) + 1
+    assert model.predict(x, verbose=0).shape[-1] == len(DIGIT_ALPHABET) + 1
 
 
 def _transcribed_wavs(folder, waves, texts):

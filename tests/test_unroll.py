@@ -82,3 +82,13 @@ def test_unroll_never_keeps_the_fused_graph(tmp_path):
     with pytest.raises(UnsupportedError, match="unroll must be 'auto' or 'never'"):
         export_keras(model, tmp_path / "bad", samples=x, unroll="always")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_model_with_a_convlstm_is_not_unrolled():
+    """Unrolling its LSTM would leave the ConvLSTM's loop: the artifact would be neither
+    fused nor loop-free."""
+    x = L.Input((4, 6, 6, 1), name="frames")
+    h = L.ConvLSTM2D(2, 3, padding="same", return_sequences=True)(x)
+    h = L.TimeDistributed(L.Flatten())(h)
+    model = keras.Model(x, L.LSTM(3)(h))
+    assert unroll_steps(model) is None and unrolled_twin(model) is None

@@ -48,13 +48,16 @@ def _rnn_entries(config: dict) -> list[dict]:
 
 def unroll_steps(model) -> int | None:
     """The time steps every recurrent layer of ``model`` runs over, when they are fixed,
-    the same for all, and at most :data:`MAX_STEPS`; else None (nothing to unroll)."""
+    the same for all, at most :data:`MAX_STEPS`, and every recurrent layer is an LSTM, GRU
+    or SimpleRNN; else None (nothing to unroll: a ConvLSTM would stay a loop)."""
     steps = set()
     for layer in model.layers:
         inner = getattr(layer, "forward_layer", None) or getattr(layer, "layer", None) \
             if isinstance(layer, (keras.layers.Bidirectional, keras.layers.TimeDistributed)) \
             else layer
         if type(inner).__name__ not in RNN_CLASSES:
+            if isinstance(inner, keras.layers.RNN):  # a ConvLSTM, a custom cell: not here
+                return None
             continue
         shape = layer.input_shape[0] if isinstance(layer.input_shape, list) \
             else layer.input_shape

@@ -443,7 +443,8 @@ class Bundle:
         if isinstance(inputs, (str, bytes)):
             raise ArgumentError(f"inputs must be a list (one prediction per input); got a "
                                 f"{type(inputs).__name__}: for one, pass [{inputs!r}]")
-        if not isinstance(inputs, (list, tuple, np.ndarray)) or np.ndim(inputs) == 0:
+        if not isinstance(inputs, (list, tuple, np.ndarray)) or (
+                isinstance(inputs, np.ndarray) and inputs.ndim == 0):  # (a list may be ragged)
             raise ArgumentError(f"inputs must be a list, tuple or array of inputs; got "
                                 f"{type(inputs).__name__}")
         if len(inputs) == 0:
