@@ -170,7 +170,12 @@ class UserModelTask(Task):
         y = [data.y[k][:limit] for k in spec.meta["outputs"]]
         y = y[0] if len(y) == 1 else y
         steps = -(-len(next(iter(x.values()))) // recipe["batch_size"])
-        model.compile(optimizer=adam(recipe, steps), loss=keras_loss(spec.meta["loss"]))
+        loss = spec.meta["loss"]
+        if isinstance(loss, Mapping) and "class_name" not in loss:  # per output, in order
+            loss = [loss.get(k) for k in spec.meta["outputs"]]  # None: that output untrained
+        model.compile(optimizer=adam(recipe, steps),
+                      loss=[None if x is None else keras_loss(x) for x in loss]
+                      if isinstance(loss, list) else keras_loss(loss))
         return run_fit(model, x, recipe, verbose, callbacks, y=y, shuffle=True,
                        batch_size=recipe["batch_size"])
 
