@@ -10,7 +10,6 @@ so nothing in the file runs.
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from export.user.data import _read_arrays, read_samples
+from export.user.keras3_read import _json_member, _open_zip
 from zoo.errors import DataError, UnsupportedError
 from zoo.tasks.user import UserTrain, check_loss
 
@@ -109,9 +109,9 @@ def _compiled_loss(model_or_path):
     if isinstance(model_or_path, (str, Path)):
         path = Path(model_or_path)
         try:
-            if path.suffix.lower() == ".keras":
-                with zipfile.ZipFile(path) as zf:
-                    compile_config = json.loads(zf.read("config.json")).get("compile_config")
+            if path.suffix.lower() == ".keras":  # read as the Keras 3 reader does: bounded
+                with _open_zip(path) as zf:
+                    compile_config = _json_member(zf, "config.json", path).get("compile_config")
             elif path.suffix.lower() in (".h5", ".hdf5"):
                 import h5py
 
@@ -121,7 +121,7 @@ def _compiled_loss(model_or_path):
                     raw.decode() if isinstance(raw, bytes) else raw)
             else:
                 return None
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError) as e:  # the .h5's attribute
             raise DataError(f"{path}: cannot read the saved compile config ({e})") from None
         return (compile_config or {}).get("loss")
     loss = getattr(model_or_path, "loss", None)
