@@ -9,6 +9,8 @@ Example:
     >>> load_bundle("out/bilstm").predict([x], backend="onnx")  # doctest: +SKIP
 """
 
+from zoo.lazy import lazy_attributes
+
 _LAZY = {
     "ExportConfig": "export.config",
     "FORMATS": "export.config",
@@ -21,10 +23,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'export' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

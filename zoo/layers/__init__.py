@@ -4,6 +4,8 @@ Each is imported on first use (``layers.PeepholeLSTMCell``): defining a Keras la
 imports TensorFlow, which registering the families (``lstm-zoo list``) does without.
 """
 
+from zoo.lazy import lazy_attributes
+
 _LAZY = {
     "EncoderSummary": "zoo.layers.sequence",
     "LuongAttention": "zoo.layers.attention",
@@ -14,10 +16,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'zoo.layers' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
