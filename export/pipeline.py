@@ -168,7 +168,8 @@ def export_model(
         test, extra = _evaluation_data(spec, cfg.limit, progress)
         compression = None
         if cfg.compressing:
-            compression = _compress(spec, task, model, builder_config, test, cfg, progress)
+            compression = compress_and_measure(spec, task, model, builder_config, test, cfg,
+                                               progress)
             model = compression.pop("model")
             if "structured" in compression:  # the bundle rebuilds the smaller architecture
                 builder_config = spec.config(**{**builder_config,
@@ -379,8 +380,8 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say,
     return artifacts
 
 
-def _compress(spec, task, model, config, test, cfg: ExportConfig, progress, *,
-              train=None, source: str | None = None):
+def compress_and_measure(spec, task, model, config, test, cfg: ExportConfig, progress, *,
+                         train=None, source: str | None = None):
     """Shrinks / prunes / clusters / QAT-trains ``model`` (fine-tuning on its training data:
     ``train``, else the spec's training split; ``source`` names it) and measures the task
     metric of the model before and after, in Keras, on the test split."""

@@ -138,8 +138,9 @@ def train(
         "config": jsonable_config(config),
         "dataset": spec.data.dataset,
         "split": {"train": spec.data.train, "test": spec.data.test,
-                  "train_samples": min(len(_samples(train_data)), recipe.get("limit") or 10**9),
-                  "test_samples": len(_samples(test_data))},
+                  "train_samples": min(task.split_size(train_data),
+                                       recipe.get("limit") or 10**9),
+                  "test_samples": task.split_size(test_data)},
         "metrics": {spec.data.test: metrics},
         "license": {"data": spec.data.license, "weights": "Apache-2.0"},
         "recipe": {**recipe, "command": f"lstm-zoo train {name}"},
@@ -166,13 +167,6 @@ def reproduction(recipe, shipped: dict, split: str, metrics: dict) -> dict[str, 
         out[metric] = {"shipped": before, "now": now, "tolerance": tol,
                        "within": abs(now - before) <= tol}
     return out
-
-
-def _samples(data):
-    for field in ("paths", "x", "texts", "words", "ids"):
-        if hasattr(data, field):
-            return getattr(data, field)
-    raise TypeError(f"{type(data).__name__} has no samples (x, texts, words or ids)")
 
 
 def step_keyed_tasks() -> list[str]:

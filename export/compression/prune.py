@@ -256,12 +256,12 @@ def compress(name, model, *, prune: float | None = None,
         report["structured"]["fine_tune"] = schedule_of(shrunk)
         fit(current, data, shrunk, spec, verbose, adapt=False)
     if prune is not None:
-        current, report["prune"] = _prune_stage(spec, current, data, recipe, prune, schedule,
-                                                verbose)
+        current, report["prune"] = _prune_stage(spec, fit, current, data, recipe, prune,
+                                                schedule, verbose)
     if cluster is not None:
         clustering = stage_recipe(spec, "cluster", epochs, limit)
-        current, report["cluster"] = _cluster_stage(spec, current, data, clustering, cluster,
-                                                    prune is not None, verbose)
+        current, report["cluster"] = _cluster_stage(spec, fit, current, data, clustering,
+                                                    cluster, prune is not None, verbose)
     if qat:
         from export.compression.qat import quantize_aware
 
@@ -274,11 +274,9 @@ def compress(name, model, *, prune: float | None = None,
     return current, report
 
 
-def _prune_stage(spec, model, data, recipe, sparsity: float, schedule: str, verbose):
-    """Magnitude pruning to ``sparsity`` while fine-tuning; the last step's masks applied
-    to the weights of a model of the original architecture."""
-    from zoo.tasks import get_task
-
+def _prune_stage(spec, fit, model, data, recipe, sparsity: float, schedule: str, verbose):
+    """Magnitude pruning to ``sparsity`` while fine-tuning with ``fit`` (the task's); the
+    last step's masks applied to the weights of a model of the original architecture."""
     tfmot = _tfmot()
     steps = _steps_per_epoch(spec, data, recipe) * recipe["epochs"]
     if schedule == "polynomial":
@@ -289,8 +287,8 @@ def _prune_stage(spec, model, data, recipe, sparsity: float, schedule: str, verb
         sched = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=1)
     clone, wrapped = wrap(model, "prune", lambda layer: tfmot.sparsity.keras
                           .prune_low_magnitude(layer, pruning_schedule=sched))
-    get_task(spec.task).fit(clone, data, recipe, spec, verbose, adapt=False,
-                            callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    fit(clone, data, recipe, spec, verbose, adapt=False,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     for w in wrapped.values():  # the last step's masks, applied to the weights
         for weight, mask, _ in w.pruning_vars:
             weight.assign(weight * mask)
@@ -299,11 +297,11 @@ def _prune_stage(spec, model, data, recipe, sparsity: float, schedule: str, verb
         "fine_tune": schedule_of(recipe)}
 
 
-def _cluster_stage(spec, model, data, recipe, clusters: int, keep_zeros: bool, verbose):
+def _cluster_stage(spec, fit, model, data, recipe, clusters: int, keep_zeros: bool,
+                   verbose):
     """Weight clustering (k-means++ centroids; zeros kept at zero after pruning) while
-    fine-tuning, at half the recipe's rate unless the recipe sets the stage's own."""
-    from zoo.tasks import get_task
-
+    fine-tuning with ``fit``, at half the recipe's rate unless the recipe sets the stage's
+    own."""
     tfmot = _tfmot()
     clone, wrapped = wrap(model, "cluster", lambda layer: tfmot.clustering.keras
                           .cluster_weights(layer, number_of_clusters=clusters,
@@ -312,7 +310,7 @@ def _cluster_stage(spec, model, data, recipe, clusters: int, keep_zeros: bool, v
                                            preserve_sparsity=keep_zeros))
     if "learning_rate" not in (spec.recipe or {}).get("finetune", {}).get("cluster", {}):
         recipe = {**recipe, "learning_rate": recipe["learning_rate"] / 2}  # centroids move
-    get_task(spec.task).fit(clone, data, recipe, spec, verbose, adapt=False)
+    fit(clone, data, recipe, spec, verbose, adapt=False)
     stripped = tfmot.clustering.keras.strip_clustering(clone)
     return _copy_by_name(spec, model, stripped), {
         "clusters": clusters, "layers": sorted(wrapped), "fine_tune": schedule_of(recipe)}
@@ -323,7 +321,7 @@ def _steps_per_epoch(spec, data, recipe) -> int:
 
     from zoo.tasks import get_task
 
-    n = get_task(spec.task).train_size(data)
+    n = get_task(spec.task).split_size(data)
     n = min(n, recipe.get("limit") or n)
     return max(1, math.ceil(n / recipe["batch_size"]))
 

@@ -155,7 +155,7 @@ def export_keras(model_or_path, out: str | Path, config: ExportConfig | None = N
 def _export(model_or_path, claim, cfg: ExportConfig, *, samples, labels, metric, name, train,
             loss, recipe, unroll, progress) -> dict[str, Any]:
     """:func:`export_keras` once its arguments are checked and the output folder claimed."""
-    from export.pipeline import _compress, run_export
+    from export.pipeline import compress_and_measure, run_export
 
     where = model_or_path if isinstance(model_or_path, (str, Path)) else "the model"
     progress.say(f"reading {where}")
@@ -213,8 +213,8 @@ def _export(model_or_path, claim, cfg: ExportConfig, *, samples, labels, metric,
         meta["loss"] = loss
         source = (f"{train if isinstance(train, (str, Path)) else 'the training arrays'} "
                   f"({len(train_data)} samples)")
-        compression = _compress(spec, task, user.model, None, data, cfg, progress,
-                                train=train_data, source=source)
+        compression = compress_and_measure(spec, task, user.model, None, data, cfg, progress,
+                                           train=train_data, source=source)
         user.model = compression.pop("model")
         meta["compressed"] = True
         spec = user_spec(user.name, user.model, meta, formats=FORMATS, precisions=PRECISIONS,

@@ -86,8 +86,8 @@ class Task(ABC):
         normalisation layers to the data first (from scratch; fine-tuning keeps them)."""
         raise UnsupportedError(f"{self.name} models have no training recipe")
 
-    def train_size(self, data) -> int:
-        """How many training samples a loaded split holds (an epoch's worth)."""
+    def split_size(self, data) -> int:
+        """How many samples a loaded split holds (of a training split: an epoch's worth)."""
         for field in ("x", "texts", "words", "ids"):
             if hasattr(data, field):
                 return len(getattr(data, field))

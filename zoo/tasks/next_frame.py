@@ -160,7 +160,7 @@ class NextFrame(Task):
         batches = clip_batches(clips, batch, np.random.default_rng(recipe.get("seed", 0)))
         return run_fit(model, batches, recipe, verbose, callbacks, steps=steps)
 
-    def train_size(self, data) -> int:
+    def split_size(self, data) -> int:
         return len(data)
 
 

@@ -179,7 +179,7 @@ class UserModelTask(Task):
         return run_fit(model, x, recipe, verbose, callbacks, y=y, shuffle=True,
                        batch_size=recipe["batch_size"])
 
-    def train_size(self, data) -> int:
+    def split_size(self, data) -> int:
         return len(data)
 
     # -- data ------------------------------------------------------------------------------
