@@ -10,7 +10,8 @@ import zoo
 from export.cli import main
 from zoo.datasets import basicmotions, japanese_vowels
 from zoo.errors import DataError, ShapeError, UnsupportedError
-from zoo.finetune import METADATA, _transfer, finetune
+from zoo.finetune import METADATA, finetune
+from zoo.tasks.transfer import transfer_layers
 from zoo.userdata import load_sequences
 
 FAST = {"head_epochs": 2, "epochs": 3, "patience": 2, "verbose": 0}
@@ -145,16 +146,17 @@ def test_head_phase_trains_only_the_head(tiny_weights, tmp_path):
     data = load_sequences(paths["train"])
     parent = zoo.create_model("bilstm_activity_tiny", weights=tiny_weights["bilstm_activity_tiny"])
     model = zoo.create_model("bilstm_activity_tiny", num_classes=3)
-    _transfer(parent, model, ("probs",))
+    transfer_layers(parent, model, ("probs",))
     before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers}
     from zoo._keras import tf
     from zoo.resumable import RunState, run_phase
+    from zoo.tasks import get_task
 
     state = RunState(tmp_path / ".m.partial", {"test": 1}, verbose=0)
     run_phase(state, tf.distribute.get_strategy(), model, "head", index=0,
               train=data.subset(range(0, 25)), val=data.subset(range(25, 30)), epochs=2,
               learning_rate=1e-2, trainable=("probs",), batch=8, seed=0, patience=5,
-              verbose=0)
+              verbose=0, task=get_task("classification"), meta={})
     for layer in model.layers:
         changed = any(not np.array_equal(a, b) for a, b in zip(before[layer.name],
                                                                 layer.get_weights(),
@@ -167,7 +169,7 @@ def test_another_input_width_transfers_the_recurrent_weights(tiny_weights, tmp_p
     path = vowels_task(tmp_path)
     parent = zoo.create_model("bilstm_activity_tiny", weights=tiny_weights["bilstm_activity_tiny"])
     model = zoo.create_model("bilstm_activity_tiny", num_features=12, num_classes=9)
-    done = _transfer(parent, model, ("probs",))
+    done = transfer_layers(parent, model, ("probs",))
     assert done["bilstm_1"] == "all" and done["bilstm_0"].startswith("partial: kept fresh")
     assert done["bilstm_0"].count("kernel:0") == 2 and "recurrent" not in done["bilstm_0"]
     source, target = parent.get_layer("bilstm_0").get_weights(), model.get_layer(

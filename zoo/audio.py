@@ -246,3 +246,19 @@ def write_wav(path, wave_: np.ndarray, rate: int = SAMPLE_RATE) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.astype("<i2").tobytes())
+
+
+def speech_frames(source, meta) -> np.ndarray:
+    """Log-mel frames (T, mels) of a ``.wav`` file as a speech recogniser (``meta``) was
+    tested on its strings: mono PCM (another sample rate is resampled), at most
+    ``meta["max_seconds"]``, leading and trailing silence trimmed and
+    ``meta["padding_seconds"]`` of silence put back on each side; a :class:`ShapeError`
+    beyond ``meta["max_points"]`` frames."""
+    rate = meta["sample_rate"]
+    wave_ = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
+    pad = int(round(meta["padding_seconds"] * rate))
+    x = log_mel(np.pad(wave_.astype(np.float32), (pad, pad)))
+    if len(x) > meta["max_points"]:
+        raise ShapeError(f"{source}: {len(x)} frames; the model takes at most "
+                         f"{meta['max_points']} per input")
+    return x

@@ -82,3 +82,32 @@ def batch_dataset(x, y, batch: int, key: tuple[int, ...], first_step: int, steps
         return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
 
     return keras.utils.experimental.DatasetCreator(dataset_fn)
+
+
+def epoch_keyed_dataset(make_epoch, signature, key: tuple[int, ...], first_step: int,
+                        steps: int):
+    """A ``DatasetCreator`` of the batches ``make_epoch(rng)`` lists for an epoch, keyed
+    like :func:`augmented_batch`: epoch ``e``'s batches come from a generator
+    seeded by ``(key, e)``, so a resumed phase replays them exactly; worker ``w`` of ``n``
+    input pipelines takes rows ``w::n`` of every array of every batch."""
+
+    def rows(value, w, n):
+        if isinstance(value, tuple):
+            return tuple(rows(v, w, n) for v in value)
+        return value[w::n]
+
+    def dataset_fn(context):
+        w, n = context.input_pipeline_id, context.num_input_pipelines
+
+        def batches():
+            step, cached = first_step, (None, None)
+            while True:
+                epoch, i = divmod(step, steps)
+                if cached[0] != epoch:
+                    cached = (epoch, make_epoch(np.random.default_rng([*key, epoch])))
+                yield rows(cached[1][i], w, n)
+                step += 1
+
+        return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+
+    return keras.utils.experimental.DatasetCreator(dataset_fn)

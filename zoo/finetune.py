@@ -27,16 +27,13 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import numpy as np
-
 from zoo._keras import keras, tf
 from zoo.distribute import check_strategy, get_strategy
-from zoo.errors import DataError, ShapeError, UnsupportedError
+from zoo.errors import DataError, UnsupportedError
 from zoo.graphs import keras_graphs
 from zoo.model_dir import (  # noqa: F401  (the model directory's names, as they were here)
     DATASET_PREFIX,
@@ -50,28 +47,13 @@ from zoo.model_dir import (  # noqa: F401  (the model directory's names, as they
 )
 from zoo.registry import build_model, get_spec, jsonable_config
 from zoo.resumable import RunState, run_phase
-from zoo.tasks import get_task
+from zoo.tasks import TASKS, get_task
 from zoo.tasks.fitting import adapt_normalization
 from zoo.train import count_params, seed_everything
-from zoo.userdata import (
-    check_classes,
-    check_fits,
-    load_pairs,
-    load_sequences,
-    load_texts,
-    load_transcribed,
-    random_split,
-    stratified_split,
-)
 from zoo.weights import WEIGHTS_SUFFIX, save_weights_atomic, sha256_of
 
 LOGS = "logs"  # TensorBoard event files, one run per phase
 CURVE = "training_curve.svg"
-# Layers replaced for a new label set, per task (everything else is transferred).
-HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",),
-         "text": ("probs",), "seq2seq": ("target_embedding", "projection")}
-# Tasks trained on padded batches of varying shape: multi-worker sharding is untested.
-PADDED_TASKS = ("ctc", "text", "seq2seq")
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
 
@@ -137,53 +119,78 @@ def finetune(
     # First, before TensorFlow runs an op: multi-worker collectives are set up here.
     distribution, cluster = get_strategy(strategy)
     parent, config = build_model(spec.name, None if from_scratch else weights)
-    base = get_spec(spec.base) if spec.base else spec
-    head = HEADS[spec.task]
-    full, held_out, config, meta, (train_idx, val_idx) = _task_data(
-        spec, parent, config, data, test, alphabet, val_fraction, seed)
+    task = get_task(spec.task)
+    full, held_out, config, meta = task.finetune_data(spec, parent, config, data, test,
+                                                      alphabet)
+    train_idx, val_idx = task.finetune_split(full, val_fraction, seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
 
+    model, transferred = _new_model(spec, task, parent, config, meta, train_set,
+                                    distribution, from_scratch, seed)
+    settings = {"head_epochs": head_epochs, "epochs": epochs, "learning_rate": learning_rate,
+                "unfreeze_factor": unfreeze_factor, "patience": patience,
+                "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed}
+    state = _run_state(spec, out, full, held_out, settings, weights=weights,
+                       from_scratch=from_scratch, strategy=strategy, alphabet=alphabet,
+                       cluster=cluster, verbose=verbose)
+    return _run(state, out, cluster, spec, model=model, config=config, meta=meta, full=full,
+                held_out=held_out, train_set=train_set, val_set=val_set,
+                split=(train_idx, val_idx), task=task, transferred=transferred,
+                weights=weights, from_scratch=from_scratch, settings=settings,
+                distribution=distribution, strategy=strategy, verbose=verbose)
+
+
+def _run(state, out, cluster, spec, *, strategy, **run) -> dict[str, Any]:
+    """Trains and describes the model in ``state``'s staging folder, then publishes it as
+    ``out``; a run that stops keeps its checkpoints there (and says so)."""
+    try:
+        metadata = _train_and_describe(spec, state=state, **run)
+        metadata["training"].update({"strategy": strategy, "workers": cluster.size,
+                                     "worker": cluster.index, "resumed": state.resumed})
+        _write_model(run["model"], metadata, state.staging, run["full"])
+        state.publish(out)
+    except BaseException:
+        if state.staging.exists():
+            print(f"[lstm-zoo] fine-tuning stopped; its checkpoints are kept in "
+                  f"{state.staging}: rerun the same command to resume, or delete that "
+                  "directory", file=sys.stderr, flush=True)
+        raise
+    return metadata
+
+
+def _new_model(spec, task, parent, config, meta, train_set, distribution, from_scratch,
+               seed):
+    """The model to train, built for the new data in ``distribution``'s scope, with the
+    parent's weights where the task keeps them; ``(model, transferred layers)``."""
     seed_everything(seed)
     with distribution.scope():
         model = spec.builder(**config)
-    transferred = {} if from_scratch else _transferred(spec, parent, model, head, meta)
+    transferred = {} if from_scratch else task.transfer(spec, parent, model, meta)
     if "normalize" in [layer.name for layer in model.layers] and "normalize" not in transferred:
         # The backbone was trained on normalised inputs: normalise the new data likewise,
         # with the new data's own statistics.
-        points = (np.concatenate(train_set.x)[None] if spec.task == "ctc" else train_set.x)
-        adapt_normalization(model, points, (base.recipe or {}).get("normalize", "channel"))
+        base = get_spec(spec.base) if spec.base else spec
+        adapt_normalization(model, task.normalization_sample(train_set),
+                            (base.recipe or {}).get("normalize", "channel"))
+    return model, transferred
+
+
+def _run_state(spec, out: Path, full, held_out, settings, *, weights, from_scratch, strategy,
+               alphabet, cluster, verbose) -> RunState:
+    """The run's staging folder and what identifies the run in it (a rerun with the same
+    request resumes there)."""
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     # Everything goes to a hidden sibling renamed into place last, so a failed run leaves
     # no model directory. It also holds the training checkpoints: rerunning the same
     # command after a crash or a kill resumes from them (zoo.resumable).
     staging = out.absolute().parent / f".{out.name}.partial"
-    settings = {"head_epochs": head_epochs, "epochs": epochs, "learning_rate": learning_rate,
-                "unfreeze_factor": unfreeze_factor, "patience": patience,
-                "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed}
-    state = RunState(staging, {
+    return RunState(staging, {
         "model": spec.name, "data": full.source["sha256"],
         "test": None if held_out is None else held_out.source["sha256"],
         "parent": None if from_scratch else _parent_record(spec, weights)["sha256"],
         "from_scratch": from_scratch, "settings": settings, "strategy": strategy,
         "alphabet": alphabet,
         "workers": cluster.size, "worker": cluster.index}, verbose)
-    try:
-        metadata = _train_and_describe(
-            spec, model=model, config=config, meta=meta, full=full, held_out=held_out,
-            train_set=train_set, val_set=val_set, split=(train_idx, val_idx), head=head,
-            transferred=transferred, weights=weights, from_scratch=from_scratch,
-            state=state, settings=settings, distribution=distribution, verbose=verbose)
-        metadata["training"].update({"strategy": strategy, "workers": cluster.size,
-                                     "worker": cluster.index, "resumed": state.resumed})
-        _write_model(model, metadata, staging, full)
-        state.publish(out)
-    except BaseException:
-        if staging.exists():
-            print(f"[lstm-zoo] fine-tuning stopped; its checkpoints are kept in {staging}: "
-                  "rerun the same command to resume, or delete that directory",
-                  file=sys.stderr, flush=True)
-        raise
-    return metadata
 
 
 def _check_request(name, out, strategy, *settings):
@@ -191,10 +198,12 @@ def _check_request(name, out, strategy, *settings):
     is loaded)."""
     check_strategy(strategy)
     spec = get_spec(str(name))
-    if spec.task not in HEADS:
-        raise UnsupportedError(f"fine-tuning supports tasks {sorted(HEADS)}; {spec.name} is "
-                               f"a {spec.task} model")
-    if spec.task in PADDED_TASKS and strategy == "multiworker":
+    task = get_task(spec.task)
+    if not task.finetune_head:
+        tunable = sorted(name for name, t in TASKS.items() if t.finetune_head)
+        raise UnsupportedError(f"fine-tuning supports tasks {tunable}; {spec.name} is a "
+                               f"{spec.task} model")
+    if task.padded_batches and strategy == "multiworker":
         raise UnsupportedError(
             f"multi-worker fine-tuning of {spec.task} models is not supported yet (their "
             "padded batches are not sharded and tested across workers); use --strategy "
@@ -204,37 +213,6 @@ def _check_request(name, out, strategy, *settings):
     if out.exists():
         raise DataError(f"output directory {out} already exists; choose a new path")
     return spec, out
-
-
-def _task_data(spec, parent, config, data, test, alphabet, val_fraction, seed):
-    """The task's data (:mod:`zoo.userdata`): ``(full, held_out, config, meta, (train
-    indices, validation indices))``; a split stratified by label where there are labels."""
-    if spec.task == "ctc":
-        full, held_out, config, meta = _ctc_data(spec, parent, config, data, test, alphabet)
-        return full, held_out, config, meta, random_split(len(full.texts), val_fraction, seed)
-    if spec.task == "text":
-        full, held_out, config, meta = _text_data(spec, config, data, test)
-    elif spec.task == "seq2seq":
-        full, held_out, config, meta = _seq2seq_data(spec, config, data, test)
-        return full, held_out, config, meta, random_split(len(full.words), val_fraction, seed)
-    else:
-        full, held_out, config, meta = _classification_data(spec, parent, config, data, test)
-    return full, held_out, config, meta, stratified_split(full.y, val_fraction, seed)
-
-
-def _transferred(spec, parent, model, head, meta) -> dict:
-    """Copies the parent's weights into ``model`` where the task keeps them; what was
-    copied, by layer."""
-    if spec.task == "seq2seq":  # the parent's target symbols keep their ids
-        transferred = _transfer(parent, model, head)
-        transferred.update(_transfer_symbol_prefix(parent, model, head))
-        return transferred
-    if spec.task == "ctc":  # same input channels and units: keep the parent's statistics
-        transferred = _transfer(parent, model, head, keep_normalization=True)
-        transferred["logits"] = _transfer_symbols(parent, model, parent_meta(spec)["alphabet"],
-                                                  meta["alphabet"])
-        return transferred
-    return _transfer(parent, model, head)
 
 
 def _write_model(model, metadata: dict, staging: Path, full) -> None:
@@ -249,7 +227,7 @@ def _write_model(model, metadata: dict, staging: Path, full) -> None:
 
 
 def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set, val_set,
-                        split, head, transferred, weights, from_scratch, state, settings,
+                        split, task, transferred, weights, from_scratch, state, settings,
                         distribution, verbose) -> dict[str, Any]:
     """Runs the phases (TensorBoard logs under ``logs/<phase>``), measures the metrics
     and returns the model directory's metadata."""
@@ -267,22 +245,18 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
                          val=val_set, epochs=epochs, learning_rate=learning_rate,
                          trainable=trainable, batch=s["batch_size"], seed=s["seed"],
                          patience=s["patience"], verbose=verbose,
-                         log_dir=state.staging / LOGS, augment=augment,
-                         ctc_meta=meta if spec.task == "ctc" else None,
-                         text_meta=meta if spec.task == "text" else None,
-                         seq2seq_meta=meta if spec.task == "seq2seq" else None)
+                         log_dir=state.staging / LOGS, task=task, meta=meta, augment=augment)
 
     if from_scratch:
         phases.append(phase("scratch", 0, s["epochs"], s["learning_rate"], None))
     else:
         # The head phase trains the new head and any layer with fresh weights in it.
-        new = (*head, *(k for k, v in transferred.items() if v != "all"))
+        new = (*task.finetune_head, *(k for k, v in transferred.items() if v != "all"))
         phases.append(phase("head", 0, s["head_epochs"], s["learning_rate"], new))
         phases.append(phase("unfrozen", 1, s["epochs"],
                             s["learning_rate"] * s["unfreeze_factor"], None))
     seconds = time.time() - start
 
-    task = get_task(spec.task)
     derived = derived_spec(spec, config, meta)
     graphs = keras_graphs(derived, model)
     metrics = {"val": task.score(task.predict(graphs, task.inputs(val_set), derived.meta,
@@ -314,149 +288,6 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
                      "tf_keras": keras.__version__},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _classification_data(spec, parent, config, data, test):
-    """The user's labelled sequences (and test file), the builder config for them and the
-    model directory's meta (classes, channel names)."""
-    full = load_sequences(data)
-    check_fits(full, str(data))
-    features = full.x.shape[2]
-    held_out = None if test is None else load_sequences(test, classes=full.classes)
-    if held_out is not None:
-        check_fits(held_out, str(test), min_per_class=0, features=features)
-    if features != int(parent.input_shape[-1]):
-        if "num_features" not in spec.override_names():
-            raise ShapeError(f"{data}: the data has {features} features per step; "
-                             f"{spec.name} takes {int(parent.input_shape[-1])}")
-        # A new input width: the first layer's input weights start fresh, its recurrent
-        # weights and every later layer transfer (see _transfer).
-        config = {**config, "num_features": features}
-    config = {**config, "num_classes": len(full.classes)}
-    meta = {**dict(parent_meta(spec)), "classes": list(full.classes),
-            "channels": list(full.channels)}
-    return full, held_out, config, meta
-
-
-def _text_data(spec, config, data, test):
-    """The user's labelled texts (and test file), the builder config for their classes and
-    the model directory's meta: the parent's tokenizer and vocabulary (its word vectors
-    transfer; words outside it are the unknown id), the new classes."""
-    full = load_texts(data)
-    check_classes(full.y, full.classes, str(data))
-    held_out = None if test is None else load_texts(test, classes=full.classes)
-    config = {**config, "num_classes": len(full.classes)}
-    meta = {**dict(parent_meta(spec)), "classes": list(full.classes)}
-    return full, held_out, config, meta
-
-
-def _seq2seq_data(spec, config, data, test):
-    """The user's source -> target pairs (and test file), the builder config for the new
-    target vocabulary and the model directory's meta: the parent's target vocabulary
-    first (its symbols keep their ids and weights), then the new symbols, sorted."""
-    parent = parent_meta(spec)
-    limits = {"alphabet": parent["source_vocab"][2:], "max_source": MAX_SOURCE,
-              "max_target": parent["max_output_len"] - 2}
-    full = load_pairs(data, **limits)
-    vocab = list(parent["target_vocab"])
-    vocab += [s for s in full.symbols if s not in vocab]
-    # A test symbol the model cannot emit is not refused: scoring compares symbol strings,
-    # and the error rate counts it as the miss it is.
-    held_out = None if test is None else load_pairs(test, **limits)
-    config = {**config, "target_vocab": len(vocab)}
-    return full, held_out, config, {**parent, "target_vocab": vocab}
-
-
-def _transfer_symbol_prefix(parent, model, layers) -> dict[str, str]:
-    """The target symbols the parent knew keep their weights: the first rows of the
-    target embedding, the first columns of the projection (the vocabulary extends the
-    parent's); new symbols keep their fresh initialisation."""
-    done = {}
-    for name in layers:
-        source, target = parent.get_layer(name).get_weights(), model.get_layer(name).get_weights()
-        old = source[0].shape[0 if name == "target_embedding" else -1]
-        out = []
-        for s, t in zip(source, target, strict=True):
-            t = t.copy()
-            if name == "target_embedding":
-                t[:old] = s
-            else:  # projection kernel (units, V) and bias (V,)
-                t[..., :old] = s
-            out.append(t)
-        model.get_layer(name).set_weights(out)
-        new = target[0].shape[0 if name == "target_embedding" else -1] - old
-        done[name] = f"partial: {old} symbols from the parent, {new} new"
-    return done
-
-
-def _ctc_data(spec, parent, config, data, test, alphabet):
-    """The user's transcribed sequences (and test file), the builder config for the
-    alphabet and the model directory's meta (alphabet).
-
-    The alphabet is ``alphabet`` if given (every transcript must stay within it), else the
-    parent's symbols followed by any new characters the data uses (sorted), so a few
-    words of a new style or writer do not cost the model the letters they happen to lack.
-    """
-    channels = int(parent.input_shape[-1])
-    inherited_meta = parent_meta(spec)
-    audio = inherited_meta if "sample_rate" in inherited_meta else None  # lines name WAVs
-    if alphabet is not None:
-        if not alphabet or len(set(alphabet)) != len(alphabet):
-            raise DataError(f"alphabet must be non-empty characters without repeats; got "
-                            f"{alphabet!r}")
-        full = load_transcribed(data, channels=channels, alphabet=alphabet, audio=audio)
-    else:
-        full = load_transcribed(data, channels=channels, audio=audio)
-        inherited = inherited_meta["alphabet"]
-        alphabet = inherited + "".join(sorted(set(full.alphabet) - set(inherited)))
-        full = replace(full, alphabet=alphabet)
-    held_out = None
-    if test is not None:
-        held_out = load_transcribed(test, channels=channels, alphabet=alphabet, audio=audio)
-    config = {**config, "alphabet_size": len(alphabet)}
-    return full, held_out, config, {**inherited_meta, "alphabet": alphabet}
-
-
-def parent_meta(spec) -> dict:
-    return dict(spec.meta)
-
-
-def _transfer_symbols(parent, model, parent_alphabet: str, alphabet: str) -> str:
-    """The new output layer starts from the parent's columns for the blank and for every
-    symbol both alphabets share; other symbols keep their fresh initialisation."""
-    kernel, bias = parent.get_layer("logits").get_weights()
-    new_kernel, new_bias = model.get_layer("logits").get_weights()
-    pairs = [(0, 0)] + [(i + 1, parent_alphabet.index(ch) + 1)
-                        for i, ch in enumerate(alphabet) if ch in parent_alphabet]
-    for new, old in pairs:
-        new_kernel[:, new], new_bias[new] = kernel[:, old], bias[old]
-    model.get_layer("logits").set_weights([new_kernel, new_bias])
-    return (f"partial: the blank and {len(pairs) - 1} of {len(alphabet)} symbols from the "
-            "parent")
-
-
-def _transfer(parent, model, head, keep_normalization: bool = False) -> dict[str, str]:
-    """Copies weights from ``parent`` into ``model`` layer by layer (by name), except the
-    ``head`` layers and (unless ``keep_normalization``) the normalisation (adapted to the
-    new data instead). A weight whose shape changed (the first layer's input kernel, for
-    data with another number of features) keeps its fresh initialisation.
-
-    Returns:
-        ``{layer: "all" | "partial: kept fresh <weights>"}`` for the layers copied.
-    """
-    done = {}
-    for layer in model.layers:
-        if layer.name in head or not layer.weights or (
-                layer.name == "normalize" and not keep_normalization):
-            continue
-        source = parent.get_layer(layer.name).get_weights()
-        target = layer.get_weights()
-        fresh = [w.name for w, s, t in zip(layer.weights, source, target, strict=True)
-                 if s.shape != t.shape]
-        layer.set_weights([s if s.shape == t.shape else t
-                           for s, t in zip(source, target, strict=True)])
-        done[layer.name] = "all" if not fresh else "partial: kept fresh " + ", ".join(fresh)
-    return done
 
 
 def _parent_record(spec, weights) -> dict[str, str]:

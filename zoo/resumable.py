@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from zoo._keras import keras, tf
-from zoo.augment import batch_dataset
 from zoo.weights import atomic_write_bytes
 
 STATE = "state"  # inside the staging directory; removed before the run is published
@@ -151,87 +150,16 @@ def saved_epochs(backup_dir: Path) -> int:
     return int(epoch) + 1
 
 
-def epoch_keyed_dataset(make_epoch, signature, key: tuple[int, ...], first_step: int,
-                        steps: int):
-    """A ``DatasetCreator`` of the batches ``make_epoch(rng)`` lists for an epoch, keyed
-    like :func:`zoo.augment.augmented_batch`: epoch ``e``'s batches come from a generator
-    seeded by ``(key, e)``, so a resumed phase replays them exactly; worker ``w`` of ``n``
-    input pipelines takes rows ``w::n`` of every array of every batch."""
-
-    def rows(value, w, n):
-        if isinstance(value, tuple):
-            return tuple(rows(v, w, n) for v in value)
-        return value[w::n]
-
-    def dataset_fn(context):
-        w, n = context.input_pipeline_id, context.num_input_pipelines
-
-        def batches():
-            step, cached = first_step, (None, None)
-            while True:
-                epoch, i = divmod(step, steps)
-                if cached[0] != epoch:
-                    cached = (epoch, make_epoch(np.random.default_rng([*key, epoch])))
-                yield rows(cached[1][i], w, n)
-                step += 1
-
-        return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
-
-    return keras.utils.experimental.DatasetCreator(dataset_fn)
-
-
-def ctc_batch_dataset(data, meta, batch: int, stride: int, key: tuple[int, ...],
-                      first_step: int, steps: int):
-    """CTC training batches (:func:`zoo.tasks.ctc_recognition.ctc_batches`) as an
-    :func:`epoch_keyed_dataset`."""
-    from zoo.tasks.ctc_recognition import ctc_batches
-
-    channels = data.x[0].shape[1]
-    signature = (tf.TensorSpec((None, None, channels), tf.float32),
-                 (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32),
-                  tf.TensorSpec((None,), tf.int32)))
-    return epoch_keyed_dataset(lambda rng: ctc_batches(data, meta, batch, stride, rng),
-                               signature, key, first_step, steps)
-
-
-def text_batch_dataset(ids: list, y: np.ndarray, batch: int, key: tuple[int, ...],
-                       first_step: int, steps: int):
-    """Padded text batches (:func:`zoo.tasks.classification.text_batches`) as an
-    :func:`epoch_keyed_dataset`."""
-    from zoo.tasks.classification import text_batches
-
-    signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int64))
-    y = np.asarray(y, np.int64)
-    return epoch_keyed_dataset(lambda rng: text_batches(ids, y, batch, rng), signature, key,
-                               first_step, steps)
-
-
-def seq2seq_batch_dataset(data, meta, batch: int, key: tuple[int, ...], first_step: int,
-                          steps: int):
-    """Teacher-forcing batches (:func:`zoo.tasks.seq2seq.seq2seq_batches`) as an
-    :func:`epoch_keyed_dataset`."""
-    from zoo.tasks.seq2seq import seq2seq_batches
-
-    ids = tf.TensorSpec((None, None), tf.int32)
-    signature = ((ids, ids), ids, tf.TensorSpec((None, None), tf.float32))
-    return epoch_keyed_dataset(lambda rng: list(seq2seq_batches(data, meta, batch, rng)),
-                               signature, key, first_step, steps)
-
-
 def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train, val,
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
               patience: int, verbose: int, log_dir: Path | None = None,
-              augment=None, ctc_meta: dict | None = None,
-              text_meta: dict | None = None, seq2seq_meta: dict | None = None) -> dict:
+              task, meta, augment=None) -> dict:
     """Trains one phase (or restores it, if a previous run finished it); returns its record:
     epochs run, best epoch, best held-out loss, per-epoch history.
 
-    With ``ctc_meta`` (the recogniser's alphabet), the model is a CTC recogniser trained
-    with :class:`zoo.tasks.ctc_recognition.CTCTrainer` on transcribed sequences; with
-    ``text_meta`` (the tokenizer and vocabulary), a text classifier on padded, masked
-    batches of word ids;
-    with ``seq2seq_meta`` (the vocabularies), an encoder-decoder on teacher-forcing batches;
-    otherwise a sequence classifier."""
+    The ``task`` (:mod:`zoo.tasks`) compiles the model and makes the phase's batches from
+    ``train`` and ``val`` (:meth:`~zoo.tasks.base.Task.phase_batches`; ``meta``: the model
+    directory's classes, alphabet or vocabularies)."""
     done = state.finished(phase)
     if done is not None:
         state.restore_finished(phase, model)
@@ -242,9 +170,9 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
         layer.trainable = trainable is None or layer.name in trainable
     backup = state.state / f"{phase}.backup"
     start = saved_epochs(backup)
-    fitted, data, steps, validation = _phase_batches(
-        strategy, model, train, val, learning_rate, batch, seed, index, start, augment,
-        ctc_meta, text_meta, seq2seq_meta)
+    fitted, data, steps, validation = task.phase_batches(
+        model, train, val, meta, strategy=strategy, learning_rate=learning_rate, batch=batch,
+        key=(seed, index), first_epoch=start, augment=augment)
     tracker = PhaseTracker(state.state, phase, patience)
     if verbose:
         print(f"[lstm-zoo] phase {phase!r}: up to {epochs} epochs at lr {learning_rate:g} "
@@ -269,64 +197,3 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
               "best_val_loss": tracker.best, "history": tracker.history}
     state.finish(phase, model, record)
     return record
-
-
-def _phase_batches(strategy, model, train, val, learning_rate, batch, seed, index, start,
-                   augment, ctc_meta, text_meta, seq2seq_meta):
-    """The compiled model to fit (a CTC trainer around a recogniser), the phase's batches
-    keyed by step from ``start`` epochs in, the steps per epoch and the validation data."""
-    if seq2seq_meta is not None:
-        from zoo.tasks.fitting import BatchSequence
-        from zoo.tasks.seq2seq import seq2seq_batches
-
-        steps = len(list(seq2seq_batches(train, seq2seq_meta, batch, np.random.default_rng(0))))
-        with strategy.scope():
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          weighted_metrics=["accuracy"])
-        fitted = model
-        data = seq2seq_batch_dataset(train, seq2seq_meta, batch, (seed, index), start * steps,
-                                     steps)
-        val_batches = list(seq2seq_batches(val, seq2seq_meta, 64, np.random.default_rng(0)))
-        validation = BatchSequence(lambda _: val_batches)
-    elif text_meta is not None:
-        from zoo.tasks import get_task
-        from zoo.tasks.classification import text_batches
-        from zoo.tasks.fitting import BatchSequence
-
-        task = get_task("text")
-        words = task.index(text_meta)
-        ids = [task.encode(t, text_meta, words) for t in train.texts]
-        val_ids = [task.encode(t, text_meta, words) for t in val.texts]
-        steps = math.ceil(len(ids) / batch)
-        with strategy.scope():
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        fitted = model
-        data = text_batch_dataset(ids, train.y, batch, (seed, index), start * steps, steps)
-        val_batches = text_batches(val_ids, val.y, 64, np.random.default_rng(0))
-        validation = BatchSequence(lambda _: val_batches)
-    elif ctc_meta is not None:
-        from zoo.tasks.ctc_recognition import CTCTrainer, ctc_batches, frame_stride
-        from zoo.tasks.fitting import BatchSequence
-
-        stride = frame_stride(model)
-        with strategy.scope():
-            fitted = CTCTrainer(model)
-            fitted.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0))
-        # ctc_batches sorts by length within chunks of 20 batches: the count can differ
-        steps = len(ctc_batches(train, ctc_meta, batch, stride, np.random.default_rng(0)))
-        data = ctc_batch_dataset(train, ctc_meta, batch, stride, (seed, index),
-                                 start * steps, steps)
-        val_batches = ctc_batches(val, ctc_meta, 64, stride, np.random.default_rng(0))
-        validation = BatchSequence(lambda _: val_batches)
-    else:
-        steps = math.ceil(len(train.x) / batch)
-        with strategy.scope():
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        fitted = model
-        data = batch_dataset(train.x, train.y, batch, (seed, index), start * steps, steps,
-                             augment)
-        validation = (val.x, val.y)
-    return fitted, data, steps, validation

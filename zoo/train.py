@@ -80,25 +80,9 @@ def train(
     Raises:
         ArgumentError: ``epochs`` or ``limit`` given and not an int >= 1.
     """
-    from zoo.arguments import check_count
-    from zoo.distribute import check_strategy, get_strategy
+    from zoo.distribute import get_strategy
 
-    # before anything runs: --epochs 0 trained nothing and wrote the random weights, --limit
-    # 0 used every sample and --limit -5 all but the last five
-    if epochs is not None:
-        check_count(epochs, "epochs", "training epochs")
-    if limit is not None:
-        check_count(limit, "limit", "training samples")
-    check_strategy(strategy)
-    spec = get_spec(name)
-    if not spec.recipe:
-        raise DataError(f"{name} has no training recipe")
-    task = get_task(spec.task)
-    if strategy == "multiworker" and not task.step_keyed:
-        raise UnsupportedError(
-            f"{name}: multi-worker training of {spec.task} models is not supported yet: their "
-            "batches come from a keras Sequence, which multi-worker training cannot shard "
-            f"exactly; use --strategy mirrored or default (multi-worker: {step_keyed_tasks()})")
+    spec, task = _check_request(name, epochs, limit, strategy)
     # First, before TensorFlow runs an op: multi-worker collectives are set up here.
     distribution, cluster = get_strategy(strategy)
     recipe = dict(spec.recipe)
@@ -129,7 +113,46 @@ def train(
     weights_path = out_dir / f"{name}.{tag}{WEIGHTS_SUFFIX}"
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights_atomic(model, weights_path)
-    metadata = {
+    metadata = _metadata(spec, tag, weights_path, model, config, recipe, seconds, history,
+                         metrics, split_sizes=(min(task.split_size(train_data),
+                                                   recipe.get("limit") or 10**9),
+                                               task.split_size(test_data)),
+                         strategy=strategy, cluster=cluster, log_dir=log_dir)
+    atomic_write_bytes(weights_path.with_name(f"{name}.{tag}.json"),
+                       (json.dumps(metadata, indent=2) + "\n").encode())
+    return {**metadata, "reproduction": reproduction(recipe, shipped, spec.data.test, metrics)}
+
+
+def _check_request(name, epochs, limit, strategy):
+    """The model's spec and task, once the request is checked (before anything runs)."""
+    from zoo.arguments import check_count
+    from zoo.distribute import check_strategy
+
+    # before anything runs: --epochs 0 trained nothing and wrote the random weights, --limit
+    # 0 used every sample and --limit -5 all but the last five
+    if epochs is not None:
+        check_count(epochs, "epochs", "training epochs")
+    if limit is not None:
+        check_count(limit, "limit", "training samples")
+    check_strategy(strategy)
+    spec = get_spec(name)
+    if not spec.recipe:
+        raise DataError(f"{name} has no training recipe")
+    task = get_task(spec.task)
+    if strategy == "multiworker" and not task.step_keyed:
+        raise UnsupportedError(
+            f"{name}: multi-worker training of {spec.task} models is not supported yet: their "
+            "batches come from a keras Sequence, which multi-worker training cannot shard "
+            f"exactly; use --strategy mirrored or default (multi-worker: {step_keyed_tasks()})")
+    return spec, task
+
+
+def _metadata(spec, tag, weights_path, model, config, recipe, seconds, history, metrics, *,
+              split_sizes, strategy, cluster, log_dir) -> dict[str, Any]:
+    """What ``lstm-zoo train`` writes beside the weights: their sha256, the data and its
+    split, the metrics, the recipe and how the training ran."""
+    name = spec.name
+    return {
         "model": name,
         "tag": tag,
         "file": weights_path.name,
@@ -138,9 +161,7 @@ def train(
         "config": jsonable_config(config),
         "dataset": spec.data.dataset,
         "split": {"train": spec.data.train, "test": spec.data.test,
-                  "train_samples": min(task.split_size(train_data),
-                                       recipe.get("limit") or 10**9),
-                  "test_samples": task.split_size(test_data)},
+                  "train_samples": split_sizes[0], "test_samples": split_sizes[1]},
         "metrics": {spec.data.test: metrics},
         "license": {"data": spec.data.license, "weights": "Apache-2.0"},
         "recipe": {**recipe, "command": f"lstm-zoo train {name}"},
@@ -151,9 +172,6 @@ def train(
                      "logs": str(log_dir)},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_bytes(weights_path.with_name(f"{name}.{tag}.json"),
-                       (json.dumps(metadata, indent=2) + "\n").encode())
-    return {**metadata, "reproduction": reproduction(recipe, shipped, spec.data.test, metrics)}
 
 
 def reproduction(recipe, shipped: dict, split: str, metrics: dict) -> dict[str, dict]:

@@ -108,6 +108,45 @@ class Task(ABC):
         "value", "limit", "reason", "passed"}``; none by default."""
         return []
 
+    # Fine-tuning (zoo.finetune): the layers replaced for a new label set (everything else
+    # transfers from the parent); none: the task cannot be fine-tuned yet.
+    finetune_head: tuple[str, ...] = ()
+    # Fine-tuned on padded batches of varying shape: multi-worker sharding is untested.
+    padded_batches = False
+
+    def finetune_data(self, spec, parent, config, data, test, alphabet) -> tuple:
+        """A user's files for fine-tuning ``spec`` (parent model ``parent``, builder
+        ``config``): ``(full, held_out, config, meta)``, the loaded data, its test split
+        (``None`` without ``test``), the builder config and the model directory's meta for
+        them (:mod:`zoo.userdata`)."""
+        raise UnsupportedError(f"{self.name} models cannot be fine-tuned yet")
+
+    def finetune_split(self, full, fraction: float, seed: int):
+        """``(train indices, held-out indices)`` of ``full`` for early stopping: stratified
+        by label (the default), or random where there are no labels."""
+        from zoo.userdata import stratified_split
+
+        return stratified_split(full.y, fraction, seed)
+
+    def transfer(self, spec, parent, model, meta) -> dict[str, str]:
+        """Copies ``parent``'s weights into ``model`` where the task keeps them (every
+        layer but the :attr:`finetune_head`, by default); what was copied, by layer."""
+        from zoo.tasks.transfer import transfer_layers
+
+        return transfer_layers(parent, model, self.finetune_head)
+
+    def normalization_sample(self, data):
+        """What the normalisation layers adapt to when fine-tuning: ``data.x``."""
+        return data.x
+
+    def phase_batches(self, model, train, val, meta, *, strategy, learning_rate: float,
+                      batch: int, key: tuple[int, ...], first_epoch: int, augment=None):
+        """One fine-tuning phase's training (:func:`zoo.resumable.run_phase`): ``(model to
+        fit, compiled in ``strategy``'s scope; its batches keyed by step from epoch
+        ``first_epoch`` on (:func:`zoo.augment.epoch_keyed_dataset`); steps per epoch;
+        validation data)``."""
+        raise UnsupportedError(f"{self.name} models cannot be fine-tuned yet")
+
     def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
         """``meta`` with decoding options (beam width, lexicon). Only CTC recognisers decode
         on the host with options; any other task refuses them."""

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from zoo.augment import augment_shift, batch_dataset, sensor_augment, shift_images
+from zoo._keras import keras, tf
+from zoo.augment import (
+    augment_shift,
+    batch_dataset,
+    epoch_keyed_dataset,
+    sensor_augment,
+    shift_images,
+)
 from zoo.errors import ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import check_encodable, length_batches, parity_pool, read_text_source
@@ -142,6 +149,40 @@ class Classification(Task):
                       metrics=["accuracy"])
         return run_fit(model, batches, recipe, verbose, callbacks, steps=steps)
 
+    finetune_head = ("probs",)
+
+    def finetune_data(self, spec, parent, config, data, test, alphabet):
+        """The user's labelled sequences (and test file), the builder config for them and
+        the model directory's meta (classes, channel names)."""
+        from zoo.userdata import check_fits, load_sequences
+
+        full = load_sequences(data)
+        check_fits(full, str(data))
+        features = full.x.shape[2]
+        held_out = None if test is None else load_sequences(test, classes=full.classes)
+        if held_out is not None:
+            check_fits(held_out, str(test), min_per_class=0, features=features)
+        if features != int(parent.input_shape[-1]):
+            if "num_features" not in spec.override_names():
+                raise ShapeError(f"{data}: the data has {features} features per step; "
+                                 f"{spec.name} takes {int(parent.input_shape[-1])}")
+            # A new input width: the first layer's input weights start fresh, its recurrent
+            # weights and every later layer transfer (zoo.tasks.transfer).
+            config = {**config, "num_features": features}
+        config = {**config, "num_classes": len(full.classes)}
+        meta = {**dict(spec.meta), "classes": list(full.classes),
+                "channels": list(full.channels)}
+        return full, held_out, config, meta
+
+    def phase_batches(self, model, train, val, meta, *, strategy, learning_rate, batch, key,
+                      first_epoch, augment=None):
+        steps = math.ceil(len(train.x) / batch)
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        data = batch_dataset(train.x, train.y, batch, key, first_epoch * steps, steps, augment)
+        return model, data, steps, (val.x, val.y)
+
 
 @register_task
 @dataclass(frozen=True)
@@ -213,6 +254,37 @@ class TextClassification(Classification):
         model.compile(optimizer=adam(recipe, len(train_seq)),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         return run_fit(model, train_seq, recipe, verbose, callbacks, shuffle=False)
+
+    padded_batches = True
+
+    def finetune_data(self, spec, parent, config, data, test, alphabet):
+        """The user's labelled texts (and test file), the builder config for their classes
+        and the model directory's meta: the parent's tokenizer and vocabulary (its word
+        vectors transfer; words outside it are the unknown id), the new classes."""
+        from zoo.userdata import check_classes, load_texts
+
+        full = load_texts(data)
+        check_classes(full.y, full.classes, str(data))
+        held_out = None if test is None else load_texts(test, classes=full.classes)
+        config = {**config, "num_classes": len(full.classes)}
+        return full, held_out, config, {**dict(spec.meta), "classes": list(full.classes)}
+
+    def phase_batches(self, model, train, val, meta, *, strategy, learning_rate, batch, key,
+                      first_epoch, augment=None):
+        words = self.index(meta)
+        ids = [self.encode(t, meta, words) for t in train.texts]
+        val_ids = [self.encode(t, meta, words) for t in val.texts]
+        steps = math.ceil(len(ids) / batch)
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        y = np.asarray(train.y, np.int64)
+        signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int64))
+        data = epoch_keyed_dataset(lambda rng: text_batches(ids, y, batch, rng), signature,
+                                   key, first_epoch * steps, steps)
+        val_batches = text_batches(val_ids, val.y, 64, np.random.default_rng(0))
+        return model, data, steps, BatchSequence(lambda _: val_batches)
+
 
 
 def augmented_batches(x: np.ndarray, y: np.ndarray, batch: int, rng):

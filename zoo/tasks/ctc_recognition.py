@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from zoo import ctc
 from zoo._keras import keras, tf
+from zoo.augment import epoch_keyed_dataset
 from zoo.errors import DataError, ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.classification import Classification
@@ -181,16 +182,10 @@ class CTCRecognition(Task):
     @staticmethod
     def read_speech(source: str, meta) -> np.ndarray:
         """Log-mel frames (T, mels) of a ``.wav`` file as the speech recogniser was tested
-        on its strings: mono PCM (another sample rate is resampled), at most
-        ``meta["max_seconds"]``, leading and trailing silence trimmed and
-        ``meta["padding_seconds"]`` of silence put back on each side."""
-        from zoo.audio import log_mel, read_wav, trim_silence
+        on its strings (:func:`zoo.audio.speech_frames`), checked as any input is."""
+        from zoo.audio import speech_frames
 
-        rate = meta["sample_rate"]
-        wave = trim_silence(read_wav(source, rate=rate, max_seconds=meta["max_seconds"]))
-        pad = int(round(meta["padding_seconds"] * rate))
-        x = log_mel(np.pad(wave.astype(np.float32), (pad, pad)))
-        return CTCRecognition().check_input(x, meta, source)
+        return CTCRecognition().check_input(speech_frames(source, meta), meta, source)
 
     def format(self, prediction, meta) -> str:
         return prediction
@@ -224,6 +219,76 @@ class CTCRecognition(Task):
         trainer.compile(optimizer=adam(recipe, len(train_seq)))
         return run_fit(trainer, train_seq, recipe, verbose, callbacks, shuffle=False,
                        validation_data=BatchSequence(lambda _: val_batches))
+
+    finetune_head = ("logits",)
+    padded_batches = True
+
+    def finetune_data(self, spec, parent, config, data, test, alphabet):
+        """The user's transcribed sequences (and test file), the builder config for the
+        alphabet and the model directory's meta (alphabet).
+
+        The alphabet is ``alphabet`` if given (every transcript must stay within it), else
+        the parent's symbols followed by any new characters the data uses (sorted), so a
+        few words of a new style or writer do not cost the model the letters they happen
+        to lack.
+        """
+        from zoo.userdata import load_transcribed
+
+        channels = int(parent.input_shape[-1])
+        inherited_meta = dict(spec.meta)
+        audio = inherited_meta if "sample_rate" in inherited_meta else None  # lines name WAVs
+        if alphabet is not None:
+            if not alphabet or len(set(alphabet)) != len(alphabet):
+                raise DataError(f"alphabet must be non-empty characters without repeats; got "
+                                f"{alphabet!r}")
+            full = load_transcribed(data, channels=channels, alphabet=alphabet, audio=audio)
+        else:
+            full = load_transcribed(data, channels=channels, audio=audio)
+            inherited = inherited_meta["alphabet"]
+            alphabet = inherited + "".join(sorted(set(full.alphabet) - set(inherited)))
+            full = replace(full, alphabet=alphabet)
+        held_out = None
+        if test is not None:
+            held_out = load_transcribed(test, channels=channels, alphabet=alphabet, audio=audio)
+        config = {**config, "alphabet_size": len(alphabet)}
+        return full, held_out, config, {**inherited_meta, "alphabet": alphabet}
+
+    def finetune_split(self, full, fraction: float, seed: int):
+        from zoo.userdata import random_split
+
+        return random_split(len(full.texts), fraction, seed)
+
+    def transfer(self, spec, parent, model, meta) -> dict[str, str]:
+        """Every layer but the output (same input channels and units: the parent's
+        normalisation statistics too); the output's columns of the symbols both alphabets
+        share."""
+        from zoo.tasks.transfer import transfer_layers, transfer_symbols
+
+        transferred = transfer_layers(parent, model, self.finetune_head,
+                                      keep_normalization=True)
+        transferred["logits"] = transfer_symbols(parent, model, spec.meta["alphabet"],
+                                                 meta["alphabet"])
+        return transferred
+
+    def normalization_sample(self, data):
+        return np.concatenate(data.x)[None]  # sequences of other lengths: one long series
+
+    def phase_batches(self, model, train, val, meta, *, strategy, learning_rate, batch, key,
+                      first_epoch, augment=None):
+        stride = frame_stride(model)
+        with strategy.scope():
+            fitted = CTCTrainer(model)
+            fitted.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0))
+        # ctc_batches sorts by length within chunks of 20 batches: the count can differ
+        steps = len(ctc_batches(train, meta, batch, stride, np.random.default_rng(0)))
+        channels = train.x[0].shape[1]
+        signature = (tf.TensorSpec((None, None, channels), tf.float32),
+                     (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32),
+                      tf.TensorSpec((None,), tf.int32)))
+        data = epoch_keyed_dataset(lambda rng: ctc_batches(train, meta, batch, stride, rng),
+                                   signature, key, first_epoch * steps, steps)
+        val_batches = ctc_batches(val, meta, 64, stride, np.random.default_rng(0))
+        return fitted, data, steps, BatchSequence(lambda _: val_batches)
 
 
 def ctc_batches(data, meta, batch_size: int, stride: int, rng, limit=None) -> list:

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo._keras import keras
+from zoo._keras import keras, tf
+from zoo.augment import epoch_keyed_dataset
 from zoo.decoding import greedy_decode
 from zoo.errors import ShapeError
 from zoo.tasks.base import Task, register_task
@@ -112,6 +113,55 @@ class Seq2Seq(Task):
                       weighted_metrics=["accuracy"])
         return run_fit(model, train_seq, recipe, verbose, callbacks, shuffle=False,
                        validation_data=BatchSequence(lambda _: val_batches))
+
+    finetune_head = ("target_embedding", "projection")
+    padded_batches = True
+
+    def finetune_data(self, spec, parent, config, data, test, alphabet):
+        """The user's source -> target pairs (and test file), the builder config for the new
+        target vocabulary and the model directory's meta: the parent's target vocabulary
+        first (its symbols keep their ids and weights), then the new symbols, sorted."""
+        from zoo.userdata import load_pairs
+
+        inherited = dict(spec.meta)
+        limits = {"alphabet": inherited["source_vocab"][2:], "max_source": MAX_SOURCE,
+                  "max_target": inherited["max_output_len"] - 2}
+        full = load_pairs(data, **limits)
+        vocab = list(inherited["target_vocab"])
+        vocab += [s for s in full.symbols if s not in vocab]
+        # A test symbol the model cannot emit is not refused: scoring compares symbol
+        # strings, and the error rate counts it as the miss it is.
+        held_out = None if test is None else load_pairs(test, **limits)
+        config = {**config, "target_vocab": len(vocab)}
+        return full, held_out, config, {**inherited, "target_vocab": vocab}
+
+    def finetune_split(self, full, fraction: float, seed: int):
+        from zoo.userdata import random_split
+
+        return random_split(len(full.words), fraction, seed)
+
+    def transfer(self, spec, parent, model, meta) -> dict[str, str]:
+        """Every layer but the target side's; the parent's target symbols keep their ids
+        and weights there."""
+        from zoo.tasks.transfer import transfer_layers, transfer_symbol_prefix
+
+        transferred = transfer_layers(parent, model, self.finetune_head)
+        transferred.update(transfer_symbol_prefix(parent, model, self.finetune_head))
+        return transferred
+
+    def phase_batches(self, model, train, val, meta, *, strategy, learning_rate, batch, key,
+                      first_epoch, augment=None):
+        steps = len(list(seq2seq_batches(train, meta, batch, np.random.default_rng(0))))
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          weighted_metrics=["accuracy"])
+        ids = tf.TensorSpec((None, None), tf.int32)
+        signature = ((ids, ids), ids, tf.TensorSpec((None, None), tf.float32))
+        data = epoch_keyed_dataset(lambda rng: list(seq2seq_batches(train, meta, batch, rng)),
+                                   signature, key, first_epoch * steps, steps)
+        val_batches = list(seq2seq_batches(val, meta, 64, np.random.default_rng(0)))
+        return model, data, steps, BatchSequence(lambda _: val_batches)
 
 
 def seq2seq_batches(data, meta, batch_size, rng, limit=None):

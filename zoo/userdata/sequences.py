@@ -304,7 +304,7 @@ def load_transcribed(path: str | Path, *, channels: int = 3, alphabet: str | Non
       "body_height": h}`` (converted by :func:`zoo.datasets.hershey_strokes.from_points`).
       For a speech model (``audio``), a line may name a recording instead:
       ``{"text": "4072", "wav": "clips/4072.wav"}``, the path relative to the ``.jsonl``'s
-      folder, read as ``predict`` reads one (:meth:`zoo.tasks.CTCRecognition.read_speech`:
+      folder, read as ``predict`` reads one (:func:`zoo.audio.speech_frames`:
       mono, resampled, trimmed, padded, log-mel frames).
     - ``.npz`` with ``points`` (sum of T_i, C) (every sample's rows, one after another),
       ``lengths`` (N,) and ``texts`` (N,) strings.
@@ -382,8 +382,8 @@ def _recordings(path: Path) -> list[str]:
 
 
 def _read_jsonl(path: Path, audio: Mapping | None = None):
+    from zoo.audio import speech_frames
     from zoo.datasets.hershey_strokes import from_points
-    from zoo.tasks import CTCRecognition
 
     x, texts = [], []
     for lineno, item in _jsonl_items(path):
@@ -402,7 +402,7 @@ def _read_jsonl(path: Path, audio: Mapping | None = None):
                 raise DataError(f"{path}:{lineno}: recording {str(item['wav'])!r} not found "
                                 f"(looked for {wav})")
             try:
-                x.append(CTCRecognition.read_speech(str(wav), audio).astype(np.float64))
+                x.append(speech_frames(str(wav), audio).astype(np.float64))
             except (DataError, ShapeError) as e:
                 raise type(e)(f"{path}:{lineno}: {e}") from None
             texts.append(str(item["text"]).strip())
