@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from zoo._keras import keras, tf
-from zoo.distribute import check_strategy, get_strategy
+from zoo.distribute import check_strategy, get_strategy, worker_faults
 from zoo.errors import DataError, ShapeError, UnsupportedError
 from zoo.graphs import keras_graphs
 from zoo.model_dir import (  # noqa: F401  (the model directory's names, as they were here)
@@ -168,11 +168,13 @@ def finetune(
         "alphabet": alphabet,
         "workers": cluster.size, "worker": cluster.index}, verbose)
     try:
-        metadata = _train_and_describe(
-            spec, model=model, config=config, meta=meta, full=full, held_out=held_out,
-            train_set=train_set, val_set=val_set, split=(train_idx, val_idx), head=head,
-            transferred=transferred, weights=weights, from_scratch=from_scratch,
-            state=state, settings=settings, distribution=distribution, verbose=verbose)
+        with worker_faults(cluster, f"its checkpoints are kept in {staging}: the same "
+                                    "command resumes from them"):
+            metadata = _train_and_describe(
+                spec, model=model, config=config, meta=meta, full=full, held_out=held_out,
+                train_set=train_set, val_set=val_set, split=(train_idx, val_idx), head=head,
+                transferred=transferred, weights=weights, from_scratch=from_scratch,
+                state=state, settings=settings, distribution=distribution, verbose=verbose)
         metadata["training"].update({"strategy": strategy, "workers": cluster.size,
                                      "worker": cluster.index, "resumed": state.resumed})
         _write_model(model, metadata, staging, full)

@@ -81,7 +81,7 @@ def train(
         ArgumentError: ``epochs`` or ``limit`` given and not an int >= 1.
     """
     from zoo.arguments import check_count
-    from zoo.distribute import check_strategy, get_strategy
+    from zoo.distribute import check_strategy, get_strategy, worker_faults
 
     # before anything runs: --epochs 0 trained nothing and wrote the random weights, --limit
     # 0 used every sample and --limit -5 all but the last five
@@ -118,7 +118,7 @@ def train(
     if strategy != "default":
         recipe["batches"] = "keyed by step"
     start = time.time()
-    with distribution.scope():
+    with distribution.scope(), worker_faults(cluster, "no weights were written"):
         history = task.fit(model, train_data, recipe, spec, verbose,
                            callbacks=[keras.callbacks.TensorBoard(str(log_dir))])
     seconds = time.time() - start
