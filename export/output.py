@@ -12,16 +12,25 @@ A partial folder is ``.NAME.partial-PID-TOKEN``. One is stale when two things pr
 this export holds the lock (no live export to this path does) and process ``PID`` no
 longer exists (a reused PID only delays the clean-up to a later export). A partial
 folder of another form (an older lstm-zoo's) is left alone.
+
+A full disk (ENOSPC, or EDQUOT: a quota) while the bundle is written is an
+:class:`~zoo.errors.ExportError` naming the file that could not be written
+(:func:`writing`), or, where the write happened inside a library (TensorFlow's SavedModel
+in the temporary folder, h5py), the file or folder its message names; either way the
+partial folder is removed, so nothing that looks complete is left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 import re
 import secrets
 import shutil
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
@@ -30,6 +39,70 @@ from zoo.errors import ExportError
 # Kernel pseudo-filesystems: a bundle written there is not a file on any disk (mkdtemp
 # under /proc fails with FileNotFoundError, under /sys with PermissionError, as root).
 PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"))
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# How libraries that wrap the write (h5py, TensorFlow's file system) word a full disk.
+_DISK_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded|errno = 28\b")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """``error`` is a full disk: an OSError with errno ENOSPC or EDQUOT, or another
+    library's error (h5py's RuntimeError, a TensorFlow error) whose message says so."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno in DISK_FULL
+    return bool(_DISK_FULL_TEXT.search(str(error)))
+
+
+def disk_full_error(path: str | Path, error: BaseException) -> ExportError:
+    """The one-line error for a full disk while writing ``path``: names it (a file of the
+    partial folder by its place in the bundle), the errno and the folder to free space in
+    (``TMPDIR``'s when ``path`` is in the temporary folder)."""
+    quota = (error.errno == errno.EDQUOT if isinstance(error, OSError) and error.errno
+             else "quota" in str(error))
+    why = "disk quota exceeded (EDQUOT)" if quota else "no space left on device (ENOSPC)"
+    path = Path(path)
+    shown = bundle_path(path)
+    temporary = Path(tempfile.gettempdir()).absolute()
+    if shown == path and path.absolute().is_relative_to(temporary):
+        hint = f"free space in the temporary folder {temporary} or point TMPDIR elsewhere"
+    else:
+        hint = "free space there or choose another --out"
+    made = ExportError(f"cannot write {shown}: {why}; {hint}; no bundle was written")
+    made.disk_full = True
+    return made
+
+
+@contextlib.contextmanager
+def writing(path: str | Path):
+    """Turns a full disk while writing ``path`` into :func:`disk_full_error`."""
+    try:
+        yield
+    except Exception as e:
+        if is_disk_full(e):
+            raise disk_full_error(path, e) from None
+        raise
+
+
+def bundle_path(path: Path) -> Path:
+    """The path a file being written in an export's partial folder will have in the bundle
+    (``d/.b.partial-12-ab/.x.h5.tmp/x.h5`` -> ``d/b/x.h5``); any other path as it is."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        match = re.fullmatch(r"\.(.+)\.partial-\d+-[0-9a-f]+", part)
+        if match:
+            rest = [p for p in parts[i + 1:] if not p.startswith(".")]
+            return Path(*parts[:i], match[1], *rest)
+    return path
+
+
+def _named_in(error: BaseException, default: Path) -> Path:
+    """The file a library's full-disk error names (h5py: ``filename = '...'``; an OSError's
+    ``filename``), else ``default``."""
+    if isinstance(error, OSError) and error.filename:
+        return Path(os.fsdecode(error.filename))
+    match = re.search(r"filename = '([^']+)'|(/[^\s:;,'\"]+)", str(error))
+    return Path(match[1] or match[2]) if match else default
 
 
 class Terminated(KeyboardInterrupt):
@@ -115,8 +188,13 @@ class OutDir:
             self._sigterm = signal.signal(signal.SIGTERM, _terminate)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, error, trace) -> None:
         self._release()
+        if isinstance(error, Exception) and not getattr(error, "disk_full", False) \
+                and is_disk_full(error):
+            # a write that no writing() wrapped: a library's, in the partial folder or the
+            # temporary folder (also one a converter already turned into an ExportError)
+            raise disk_full_error(_named_in(error, self.out), error) from None
 
     def partial(self) -> Path:
         """A new hidden sibling folder to write the bundle in, with the user's umask

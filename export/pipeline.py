@@ -26,7 +26,7 @@ from export.conversion import onnx as onnx_export
 from export.conversion import tflite as tflite_export
 from export.conversion.graphs import input_infos, output_infos, recurrent_directions
 from export.conversion.unroll import faster, unrolled_twin
-from export.output import OutDir
+from export.output import OutDir, writing
 from export.progress import Progress, Silent
 from export.verification.manifest import FORMAT_VERSION
 from export.verification.runtime import LiteRTRunner, ORTRunner
@@ -285,7 +285,8 @@ def _manifest(spec, model, graphs, tmp: Path, feeds, calibration, reference, dat
     """The manifest before conversion, with the reference weights and the attachments
     written into ``tmp``."""
     ref_file = tmp / "reference.weights.h5"
-    save_weights_atomic(model, ref_file)
+    with writing(ref_file):
+        save_weights_atomic(model, ref_file)
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model": spec.name,
@@ -311,7 +312,8 @@ def _manifest(spec, model, graphs, tmp: Path, feeds, calibration, reference, dat
     }
     manifest.update(manifest_extra or {})
     for file, content in (attachments or {}).items():
-        (tmp / file).write_bytes(content)
+        with writing(tmp / file):
+            (tmp / file).write_bytes(content)
         manifest.setdefault("files", []).append(
             {"file": file, "size": len(content), "sha256": sha256_of(tmp / file)})
     return manifest
@@ -368,7 +370,8 @@ def _convert_group(spec, graphs, fmt, precision, feeds, root: Path, say,
                 data, recurrent = written_out, "unrolled"
         rel = Path(precision) / f"{g.name}.{fmt}"
         (root / precision).mkdir(exist_ok=True)
-        (root / rel).write_bytes(data)
+        with writing(root / rel):
+            (root / rel).write_bytes(data)
         fusion = fusion_report(fmt, root / rel, recurrent_directions(graphs[g.name]),
                                recurrent, None if recurrent == "unrolled"
                                else (g.fusion or {}).get(fmt))
@@ -659,4 +662,5 @@ def _head(data, n):
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    with writing(path):
+        path.write_text(json.dumps(obj, indent=2, default=str) + "\n")

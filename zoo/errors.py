@@ -58,6 +58,16 @@ class UnsupportedLayerError(UnsupportedError):
     """A layer of a user's model that lstm-zoo does not translate (names the layer, its class)."""
 
 
+class WorkerLostError(ZooError, RuntimeError):
+    """A peer of a multi-worker run that died or cannot be reached mid-training: names the
+    worker (index and address) and what to rerun. ``worker`` is its index (``None``: the
+    collective did not say which)."""
+
+    def __init__(self, message: str, worker: int | None = None):
+        super().__init__(message)
+        self.worker = worker
+
+
 class ArgumentError(ZooError, TypeError, ValueError):
     """An argument a function does not take: an unknown builder override, one of the wrong
     type or outside its range, a string where a list is expected, a count below 1. Both a

@@ -32,7 +32,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from zoo._keras import keras, tf
-from zoo.distribute import check_strategy, get_strategy
+from zoo.distribute import check_strategy, get_strategy, worker_faults
 from zoo.errors import DataError, UnsupportedError
 from zoo.graphs import keras_graphs
 from zoo.model_dir import (  # noqa: F401  (the model directory's names, as they were here)
@@ -144,7 +144,9 @@ def _run(state, out, cluster, spec, *, strategy, **run) -> dict[str, Any]:
     """Trains and describes the model in ``state``'s staging folder, then publishes it as
     ``out``; a run that stops keeps its checkpoints there (and says so)."""
     try:
-        metadata = _train_and_describe(spec, state=state, **run)
+        with worker_faults(cluster, f"its checkpoints are kept in {state.staging}: the same "
+                                    "command resumes from them"):
+            metadata = _train_and_describe(spec, state=state, **run)
         metadata["training"].update({"strategy": strategy, "workers": cluster.size,
                                      "worker": cluster.index, "resumed": state.resumed})
         _write_model(run["model"], metadata, state.staging, run["full"])

@@ -80,7 +80,7 @@ def train(
     Raises:
         ArgumentError: ``epochs`` or ``limit`` given and not an int >= 1.
     """
-    from zoo.distribute import get_strategy
+    from zoo.distribute import get_strategy, worker_faults
 
     spec, task = _check_request(name, epochs, limit, strategy)
     # First, before TensorFlow runs an op: multi-worker collectives are set up here.
@@ -102,7 +102,7 @@ def train(
     if strategy != "default":
         recipe["batches"] = "keyed by step"
     start = time.time()
-    with distribution.scope():
+    with distribution.scope(), worker_faults(cluster, "no weights were written"):
         history = task.fit(model, train_data, recipe, spec, verbose,
                            callbacks=[keras.callbacks.TensorBoard(str(log_dir))])
     seconds = time.time() - start

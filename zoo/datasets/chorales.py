@@ -29,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -130,6 +132,9 @@ def encode_score(score) -> str | None:
     return "".join("".join(grid[:, t]) + FRAME for t in range(length))
 
 
+_WELL_FORMED = re.compile(f"(?:[{re.escape(CHARS[1:])}]{{4}}{re.escape(FRAME)})*")
+
+
 def _cached(name: str) -> str:
     """The encoded text of chorale ``name`` ("" without four voices), from the cache or
     parsed and cached (written whole or not at all)."""
@@ -137,7 +142,16 @@ def _cached(name: str) -> str:
     key = hashlib.sha256(f"{name} {m21.__version__} {VERSION}".encode()).hexdigest()[:16]
     path = cache_root() / f"{name.replace('/', '_')}.{key}.txt"
     if path.is_file():
-        return path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and _WELL_FORMED.fullmatch(text):
+            return text
+        # cut short or damaged (the cache is written through a rename, so not by a kill):
+        # encoded again from music21's copy, which is the source
+        print(f"[lstm-zoo] {path} is damaged (not whole frames of four voices); encoding "
+              f"{name} again", file=sys.stderr, flush=True)
     text = encode_score(m21.corpus.parse(name)) or ""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

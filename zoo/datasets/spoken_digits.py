@@ -47,7 +47,7 @@ from zoo.constants import SPOKEN_SILENCE as SILENCE
 from zoo.constants import SPOKEN_UNKNOWN as UNKNOWN
 from zoo.datasets.basicmotions import SequenceData
 from zoo.datasets.catalog import Fetch, register_dataset
-from zoo.errors import DataError, MissingExtraError
+from zoo.errors import DataError, MissingExtraError, ShapeError
 
 LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
            "CC-BY-SA-3.0, asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; "
@@ -155,6 +155,8 @@ def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
     for stale in root.glob(".fetch-*"):  # left by a fetch that was killed
         shutil.rmtree(stale, ignore_errors=True)
     todo = [s for s in speakers if not (root / SPEAKERS[s].directory / "digits").is_dir()]
+    damaged = [s for s in speakers if s not in todo
+               and damaged_recording(root / SPEAKERS[s].directory) is not None]
     for s in todo:
         if (root / SPEAKERS[s].directory).exists():
             raise DataError(f"{root / SPEAKERS[s].directory} exists but has no digits/ folder; "
@@ -164,6 +166,7 @@ def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
             raise DataError(f"fetching the asterisk recordings needs {tool!r} (Debian or "
                             "Ubuntu); alternatively unpack the packages yourself and set "
                             "LSTM_ZOO_SOUNDS")
+    todo += damaged  # fetched again, and swapped in whole for the damaged folder
     if any(SPEAKERS[s].encoding == "gsm" for s in todo):
         _ffmpeg()  # before downloading anything
     with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
@@ -195,8 +198,28 @@ def fetch(root: str | Path | None = None, speakers=tuple(SPEAKERS)) -> Path:
                     raise DataError(f"{package}: no digits/0..9 recordings under "
                                     f"usr/share/asterisk/sounds/{spk.directory}; the package "
                                     "layout is not the one this loader knows")
+                if s in damaged:
+                    os.rename(root / spk.directory, Path(tmp) / f"damaged-{spk.directory}")
                 staged.rename(root / spk.directory)  # atomic: whole or absent
     return root
+
+
+def damaged_recording(folder: Path) -> str | None:
+    """The first recording of a speaker's folder whose WAV header announces more samples
+    than the file holds (a copy cut short), or that is no WAV file, with what is wrong;
+    ``None`` when every one is whole."""
+    import wave
+
+    for path in sorted(folder.glob("*/*.wav")):
+        try:
+            with wave.open(str(path), "rb") as w:
+                want = w.getnframes() * w.getsampwidth() * w.getnchannels()
+                got = len(w.readframes(w.getnframes()))
+        except (wave.Error, EOFError, OSError) as e:
+            return f"{path}: not a WAV file ({e})"
+        if got != want:
+            return f"{path}: cut short ({got} of {want} bytes of samples)"
+    return None
 
 
 def _fetch_all(root: str | None) -> str:
@@ -251,11 +274,19 @@ def human_clips(speaker: str) -> dict[str, list[np.ndarray]]:
     """``speaker``'s clips, trimmed: ``{"digits": [10 waveforms, 0..9], "other": [...]}``
     (other: every letter and phonetic-alphabet word, and :data:`OTHER_IN_DIGITS`)."""
     path = speaker_dir(speaker)
-    digits = [trim_silence(read_wav(path / "digits" / f"{d}.wav")) for d in range(10)]
+
+    def read(file: Path) -> np.ndarray:
+        try:
+            return read_wav(file)
+        except ShapeError as e:  # cut short or not a WAV: the cache is damaged
+            raise DataError(f"a damaged recording in the cache: {e}; run `lstm-zoo "
+                            f"fetch-data`, which fetches {speaker!r} again") from None
+
+    digits = [trim_silence(read(path / "digits" / f"{d}.wav")) for d in range(10)]
     files = [p for folder in ("letters", "phonetic") for p in sorted((path / folder).glob("*.wav"))]
     files += [path / "digits" / f"{w}.wav" for w in OTHER_IN_DIGITS
               if (path / "digits" / f"{w}.wav").is_file()]
-    other = [trim_silence(read_wav(p)) for p in files]
+    other = [trim_silence(read(p)) for p in files]
     other = [x for x in other if len(x) >= SAMPLE_RATE // 10]  # drop clicks and blanks
     return {"digits": digits, "other": other}
 

