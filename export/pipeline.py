@@ -13,9 +13,7 @@ instead.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +22,12 @@ from export.compression.quantize import gzip_size
 from export.config import ExportConfig
 from export.conversion import onnx as onnx_export
 from export.conversion import tflite as tflite_export
+from export.conversion.fusion import fusion_report
 from export.conversion.graphs import input_infos, output_infos, recurrent_directions
 from export.conversion.unroll import faster, unrolled_twin
 from export.output import OutDir, writing
 from export.progress import Progress, Silent
-from export.verification.manifest import FORMAT_VERSION
+from export.verification.manifest import FORMAT_VERSION, tool_versions
 from export.verification.runtime import LiteRTRunner, ORTRunner
 from export.verification.verify import MIN_TENSOR_SAMPLES, Reference, check_backend
 from zoo import datasets
@@ -43,68 +42,6 @@ PRECISIONS = quantize.PRECISIONS
 CONVERTERS = {"tflite": tflite_export.convert, "onnx": onnx_export.convert}
 SPARSITY = {"tflite": tflite_export.weight_sparsity, "onnx": onnx_export.weight_sparsity}
 RUNNERS = {"tflite": ("litert", LiteRTRunner), "onnx": ("onnx", ORTRunner)}
-TOOLS = ("tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
-         "tensorflow-model-optimization", "numpy", "lstm-zoo")
-
-
-def tool_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in TOOLS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-# Recurrent cells a format has no fused op for: their layers become a loop there, which is
-# accepted (and said so) rather than failed. Measured, TF 2.21: TFLite's converter fuses
-# only Keras' LSTM; a GRU becomes a WHILE loop (ONNX has a GRU op, which tf2onnx emits).
-NO_FUSED_OP = {"tflite": {"GRU": "TFLite has no fused GRU op: its converter writes a WHILE "
-                                 "loop (TF 2.21)"}}
-
-
-def fusion_report(fmt: str, path: Path, expected: dict[str, int], recurrent: str,
-                  expectation: dict | None = None) -> dict:
-    """Whether every recurrent direction became a fused op and nothing became a loop
-    (``all_fused``), and whether the artifact is as it must be (``as_expected``): also
-    true when the only recurrent cells are ones the format has no fused op for
-    (:data:`NO_FUSED_OP`) and they became loops (``loop_reason`` says why), or, given
-    an ``expectation`` (:attr:`zoo.registry.GraphSpec.fusion`), when the artifact holds
-    exactly the fused directions it names and loops where it says they must."""
-    if fmt == "tflite":
-        ops = tflite_export.op_counts(path)
-        fused = {"LSTM": 0, "GRU": 0, "other": 0}
-        for op, (kind, n) in tflite_export.FUSED_OPS.items():
-            fused[kind] += n * ops.get(op, 0)
-        loops = {op: ops[op] for op in tflite_export.LOOP_OPS if op in ops}
-    else:
-        ops = onnx_export.op_counts(path)
-        fused = onnx_export.recurrent_directions(path)
-        loops = {op: ops[op] for op in onnx_export.LOOP_OPS if op in ops}
-    loop_reason = None
-    if recurrent in ("step", "unrolled"):
-        # A single cell step (the recurrence is driven by the host), or a recurrence
-        # unrolled over a fixed number of steps: neither a loop nor a sequence op.
-        ok = not loops and not any(fused.values())
-        expected_ok = ok
-    else:
-        ok = not loops and all(fused[k] == expected[k] for k in expected)
-        unfusable = {k: why for k, why in NO_FUSED_OP.get(fmt, {}).items() if expected.get(k)}
-        expected_ok = ok
-        if expectation is not None:
-            expected_ok = (all(fused[k] == n for k, n in
-                               expectation["fused_directions"].items())
-                           and bool(loops) == expectation["loops"])
-            loop_reason = expectation["loop_reason"]
-        elif not ok and unfusable and loops and all(
-                fused[k] == (0 if k in unfusable else expected[k]) for k in expected):
-            expected_ok, loop_reason = True, "; ".join(unfusable.values())
-    return {"ops": ops, "expected_directions": expected, "fused_directions": fused,
-            "loops": loops, "all_fused": ok, "as_expected": expected_ok,
-            "loop_reason": loop_reason}
-
-
 def export_model(
     name: str,
     out: str | Path,
@@ -643,22 +580,13 @@ def _evaluation_data(spec, limit: int | None, progress: Progress):
     progress.say(f"loading {spec.data.dataset} ({spec.data.test} split)")
     test = datasets.load(spec.data.dataset, spec.data.test)
     extra = datasets.load(spec.data.dataset, spec.data.calibration)
-    return (_head(test, limit) if limit else test), extra
+    return (datasets.first(test, limit) if limit else test), extra
 
 
 def _reference(spec, task, graphs, test, extra, progress: Progress, label: str) -> Reference:
     return Reference(spec, graphs, task, test,
                      task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
                      progress.counter(label, len(task.inputs(test))))
-
-
-def _head(data, n):
-    from dataclasses import fields, replace
-
-    if hasattr(data, "head"):  # data that knows which of its samples a limit applies to
-        return data.head(n)
-    return replace(data, **{f.name: getattr(data, f.name)[:n] for f in fields(data)
-                            if f.name not in ("classes", "source")})
 
 
 def _write_json(path: Path, obj) -> None:

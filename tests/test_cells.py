@@ -39,7 +39,7 @@ def test_gru_exports_fused_on_onnx_and_as_a_declared_loop_on_tflite(tmp_path):
     verdicts = {r["format"]: r["verdict"] for r in compatibility_rows(manifest)}
     assert verdicts == {"onnx": "fused", "tflite": "loop: " + tflite["loop_reason"]}
     # the loop is accepted only for GRUs: the same check refuses an LSTM that loops
-    from export.pipeline import fusion_report
+    from export.conversion.fusion import fusion_report
 
     path = out / tflite["file"]
     lstm = fusion_report("tflite", path, {"LSTM": 4, "GRU": 0, "other": 0}, "fused")

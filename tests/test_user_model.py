@@ -196,8 +196,8 @@ def test_auto_precision_on_a_labelled_classifier_picks_within_the_drop(tmp_path)
 def test_inspect_says_what_the_converters_do(tmp_path, make, fused_tflite, fused_onnx):
     from export.conversion import onnx as onnx_export
     from export.conversion import tflite as tflite_export
+    from export.conversion.fusion import fusion_report
     from export.conversion.graphs import recurrent_directions
-    from export.pipeline import fusion_report
 
     x = keras.Input((None, 3), name="x")
     model = keras.Model(x, make()(x))  # an encoder's return_state: all three outputs

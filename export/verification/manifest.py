@@ -14,7 +14,9 @@ op and fusion counts) are values, never paths: their keys are not checked here.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -201,3 +203,19 @@ _JSON_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean",
 
 def _json_type(value: Any) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+# The tools a manifest records the versions of (``tools``).
+TOOLS = ("tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
+         "tensorflow-model-optimization", "numpy", "lstm-zoo")
+
+
+def tool_versions() -> dict[str, str]:
+    """The installed version of every tool an export depends on, and Python's."""
+    versions = {"python": platform.python_version()}
+    for name in TOOLS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions

@@ -26,6 +26,7 @@ from zoo.datasets.catalog import (
     Dataset,
     Fetch,
     fetches,
+    first,
     get_dataset,
     list_datasets,
     load,
@@ -34,5 +35,5 @@ from zoo.datasets.catalog import (
     register_dataset_prefix,
 )
 
-__all__ = ["Dataset", "Fetch", "fetches", "get_dataset", "list_datasets", "load",
+__all__ = ["Dataset", "Fetch", "fetches", "first", "get_dataset", "list_datasets", "load",
            "package_file", "register_dataset", "register_dataset_prefix"]

@@ -117,6 +117,17 @@ def load(name: str, split: str):
     return get_dataset(name).load(split)
 
 
+def first(data, n: int):
+    """The first ``n`` samples of a loaded split: its own ``head`` where it knows which of
+    its samples a limit applies to, else every per-sample field cut to ``n``."""
+    from dataclasses import fields, replace
+
+    if hasattr(data, "head"):
+        return data.head(n)
+    return replace(data, **{f.name: getattr(data, f.name)[:n] for f in fields(data)
+                            if f.name not in ("classes", "source")})
+
+
 def fetches() -> list[Fetch]:
     """What ``lstm-zoo fetch-data`` runs: each registered :class:`Fetch` once, in the order
     the datasets registered, the optional ones last."""

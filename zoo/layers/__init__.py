@@ -13,6 +13,8 @@ _LAZY = {
     "SeasonalNaive": "zoo.layers.window",
     "UnrolledConvLSTM2D": "zoo.layers.convlstm",
     "WindowScale": "zoo.layers.window",
+    "lstm_step": "zoo.layers.step",
+    "step_state_names": "zoo.layers.step",
 }
 __all__ = sorted(_LAZY)
 

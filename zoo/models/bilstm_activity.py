@@ -16,17 +16,15 @@ from typing import Literal
 from zoo import layers
 from zoo._keras import keras
 from zoo.constants import BASICMOTIONS_CHANNELS as CHANNELS
-from zoo.registry import (
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import (
     FUSED_LSTM_GAPS,
-    FUSED_LSTM_PRECISIONS,
     DataSpec,
     GraphSpec,
     ModelSpec,
     Tolerance,
+    fused_lstm,
     loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
 )
 
 
@@ -146,9 +144,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=FUSED_LSTM_PRECISIONS,
-    precision_gaps=FUSED_LSTM_GAPS,
-    shrink=shrink_units,
+    **fused_lstm(),
     meta=META,
     recipe={"epochs": 150, "batch_size": 8, "learning_rate": 2e-3, "seed": 0,
             "normalize": "global",

@@ -21,18 +21,8 @@ from zoo._keras import keras
 from zoo.constants import REVIEW_CLASSES as CLASSES
 from zoo.constants import REVIEW_TOKENIZER as TOKENIZER
 from zoo.constants import review_vocabulary
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    FUSED_LSTM_PRECISIONS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 VOCAB = review_vocabulary()
 FIRST_WORD = TOKENIZER["first_word_id"]
@@ -137,9 +127,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=FUSED_LSTM_PRECISIONS,
-    precision_gaps=FUSED_LSTM_GAPS,
-    shrink=shrink_units,
+    **fused_lstm(),
     meta=META,
     recipe={"epochs": 4, "batch_size": 32, "learning_rate": 2e-3, "schedule": "cosine",
             "seed": 0, "finetune": {"epochs": 3, "learning_rate": 5e-4},

@@ -16,20 +16,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from zoo import layers
 from zoo._keras import keras
 from zoo.constants import CHORALE_CHARS
 from zoo.constants import SHAKESPEARE_CHARS as CHARS
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 
 def char_lm(*, vocab_size: int = len(CHARS) + 1, embedding: int = 32, units: tuple = (256,),
@@ -62,17 +54,11 @@ def char_lm(*, vocab_size: int = len(CHARS) + 1, embedding: int = 32, units: tup
 
 def step_graph(model):
     """One character through the trained layers: (token, h, c) -> (probs, next h, c)."""
-    lstm = model.get_layer("lstm_0")
     token = keras.Input((), dtype="int32", name="token")
     x = model.get_layer("embedding")(token)
-    h = keras.Input((lstm.units,), name="h_0")
-    c = keras.Input((lstm.units,), name="c_0")
-    cell = keras.layers.LSTMCell(lstm.units, name="cell_0")
-    x, (h_next, c_next) = cell(x, [h, c])
-    cell.set_weights(lstm.cell.get_weights())
+    x, states_in, states_out = layers.lstm_step(x, [model.get_layer("lstm_0")])
     probs = model.get_layer("probs")(x)
-    return keras.Model([token, h, c], [probs, keras.layers.Activation("linear", name="h_0_next")(
-        h_next), keras.layers.Activation("linear", name="c_0_next")(c_next)], name="step")
+    return keras.Model([token, *states_in], [probs, *states_out], name="step")
 
 
 GRAPHS = (
@@ -135,9 +121,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=("fp32", "dynamic", "float16"),
-    precision_gaps={**FUSED_LSTM_GAPS, "int8": INT8_GAP},
-    shrink=shrink_units,
+    **fused_lstm(("fp32", "dynamic", "float16"), int8=INT8_GAP),
     meta=META,
     recipe={"epochs": 12, "steps": 250, "batch_size": 64, "length": 128,
             "learning_rate": 3e-3, "schedule": "cosine", "seed": 0,
@@ -216,7 +200,7 @@ MUSIC = register_model(replace(
     meta=MUSIC_META,
     tensor_tolerance=MUSIC_TOLERANCE,
     metric_drop=MUSIC_METRIC_DROP,
-    precision_gaps={**FUSED_LSTM_GAPS, "int8": MUSIC_INT8_GAP},
+    **fused_lstm(("fp32", "dynamic", "float16"), int8=MUSIC_INT8_GAP),
     recipe={"epochs": 10, "steps": 200, "batch_size": 64, "length": 128,
             "learning_rate": 3e-3, "schedule": "cosine", "seed": 0,
             "target": {"bpc": ("<=", 1.0)}, "reproduce_tolerance": {"bpc": 0.02}},

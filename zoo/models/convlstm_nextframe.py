@@ -24,15 +24,8 @@ from zoo._keras import keras, tf
 from zoo.constants import MOVING_MNIST_FRAMES as FRAMES
 from zoo.constants import MOVING_MNIST_OBSERVED as OBSERVED
 from zoo.constants import MOVING_MNIST_SIZE as SIZE
-from zoo.registry import (
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, loose_drops
 
 
 def _patches(steps: int, size: int, patch: int, name: str):

@@ -22,18 +22,8 @@ from dataclasses import replace
 
 from zoo._keras import keras
 from zoo.constants import HANDWRITING_ALPHABET as ALPHABET
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    FUSED_LSTM_PRECISIONS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 CHANNELS = ("dx", "dy", "pen_up")
 BLANK = 0
@@ -155,9 +145,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=("fp32", "dynamic", "float16"),
-    precision_gaps={**FUSED_LSTM_GAPS, "int8": INT8_GAP},
-    shrink=shrink_units,
+    **fused_lstm(("fp32", "dynamic", "float16"), int8=INT8_GAP),
     meta=META,
     recipe={"epochs": 14, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "normalize": "channel", "fresh_draws": True, "seed": 0,
@@ -173,8 +161,7 @@ tiny_variant(
     defaults={"units": (8,), "filters": 8, "dropout": 0.0},
     data=replace(DATA, train="train_small"),  # 512 trajectories: tests train in seconds
     # the conversion mechanics of int8 (and QAT) work; the shipped model's int8 is a gap
-    precisions=FUSED_LSTM_PRECISIONS,
-    precision_gaps=FUSED_LSTM_GAPS,
+    **fused_lstm(),
     recipe={"epochs": 1, "batch_size": 32, "learning_rate": 1e-2, "normalize": "channel",
             "seed": 0, "limit": 256},
     metric_drop=loose_drops(

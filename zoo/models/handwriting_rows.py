@@ -13,16 +13,8 @@ from collections.abc import Sequence
 from zoo._keras import keras
 from zoo.constants import MNIST_CLASSES as CLASSES
 from zoo.models.bilstm_activity import GRAPHS, bilstm_activity
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    FUSED_LSTM_PRECISIONS,
-    DataSpec,
-    ModelSpec,
-    Tolerance,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, ModelSpec, Tolerance, fused_lstm
 
 ROWS = COLUMNS = 28
 
@@ -90,9 +82,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=FUSED_LSTM_PRECISIONS,
-    precision_gaps=FUSED_LSTM_GAPS,
-    shrink=shrink_units,
+    **fused_lstm(),
     meta=META,
     recipe={"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "augment": {"shift": 2}, "normalize": "global", "seed": 0,

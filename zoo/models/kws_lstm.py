@@ -21,20 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from zoo import layers
 from zoo._keras import keras
 from zoo.audio import MELS, SAMPLE_RATE
 from zoo.constants import SPOKEN_CLASSES as CLASSES
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 
 def kws_lstm(*, num_features: int = MELS, num_classes: int = len(CLASSES),
@@ -81,22 +73,14 @@ def step_graph(model):
     x = keras.layers.Reshape((1, num_features), name="frame_as_sequence")(frame)
     x = model.get_layer("normalize")(x)  # the layer is built for (B, T, C)
     x = keras.layers.Reshape((num_features,), name="normalized_frame")(x)
-    states_in, states_out = [], []
-    for i, lstm in enumerate(lstm_layers(model)):
-        h = keras.Input((lstm.units,), name=f"h_{i}")
-        c = keras.Input((lstm.units,), name=f"c_{i}")
-        cell = keras.layers.LSTMCell(lstm.units, name=f"cell_{i}")
-        x, (h_next, c_next) = cell(x, [h, c])
-        cell.set_weights(lstm.cell.get_weights())
-        states_in += [h, c]
-        states_out += [keras.layers.Activation("linear", name=f"h_{i}_next")(h_next),
-                       keras.layers.Activation("linear", name=f"c_{i}_next")(c_next)]
+    x, states_in, states_out = layers.lstm_step(x, lstm_layers(model))
     probs = model.get_layer("probs")(x)
     return keras.Model([frame, *states_in], [probs, *states_out], name="step")
 
 
-def _graphs(layers: int) -> tuple[GraphSpec, ...]:
-    states = [f"{k}_{i}" for i in range(layers) for k in ("h", "c")]
+def _graphs(count: int) -> tuple[GraphSpec, ...]:
+    """The whole-window classifier and the one-frame step over ``count`` LSTM layers."""
+    states = layers.step_state_names(count)
     return (
         GraphSpec("classifier", ("sequence",), ("probs",)),
         GraphSpec("step", ("frame", *states), ("probs", *(f"{s}_next" for s in states)),
@@ -175,9 +159,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=("fp32", "dynamic", "float16"),
-    precision_gaps={**FUSED_LSTM_GAPS, "int8": INT8_GAP},
-    shrink=shrink_units,
+    **fused_lstm(("fp32", "dynamic", "float16"), int8=INT8_GAP),
     meta=META,
     recipe={"epochs": 30, "batch_size": 64, "learning_rate": 3e-3, "schedule": "cosine",
             "augment": "none", "normalize": "channel", "seed": 0,

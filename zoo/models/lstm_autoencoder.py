@@ -20,17 +20,8 @@ from zoo.constants import ECG_RATE as RATE
 from zoo.constants import ECG_STRIDE as STRIDE
 from zoo.constants import ECG_WINDOW as WINDOW
 from zoo.constants import UCR_STRIDE, UCR_WINDOW
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 
 def lstm_autoencoder(*, window: int = WINDOW, patch: int = 16, units: tuple = (64,),
@@ -136,9 +127,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=("fp32", "dynamic", "float16"),
-    precision_gaps={**FUSED_LSTM_GAPS, "int8": INT8_GAP},
-    shrink=shrink_units,
+    **fused_lstm(("fp32", "dynamic", "float16"), int8=INT8_GAP),
     meta=META,
     recipe={"epochs": 30, "batch_size": 32, "learning_rate": 2e-3, "schedule": "cosine",
             "seed": 0, "target": {"f1": (">=", 0.6), "auc": (">=", 0.7)},
@@ -206,8 +195,7 @@ register_model(replace(
     ),
     meta=UCR_META,
     tensor_tolerance=UCR_TOLERANCE,
-    precisions=("fp32", "float16"),
-    precision_gaps={**FUSED_LSTM_GAPS, **UCR_GAPS},
+    **fused_lstm(("fp32", "float16"), **UCR_GAPS),
     recipe={"epochs": 60, "batch_size": 32, "learning_rate": 2e-3, "schedule": "cosine",
             "seed": 0, "target": {"top_hit": (">=", 1.0)},
             "reproduce_tolerance": {"f1": 0.05, "auc": 0.02}},

@@ -22,17 +22,8 @@ from dataclasses import replace
 from zoo import layers
 from zoo._keras import keras
 from zoo.constants import SERIES
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 EPSILON = 1e-6  # variance floor of a window: a constant window must not divide by zero
 
@@ -160,9 +151,7 @@ SPEC = register_model(ModelSpec(
                                "August 2000): no winter, no holidays."),
     tensor_tolerance=_tolerance("MW", "about 20,000-40,000"),
     metric_drop=METRIC_DROP,
-    precisions=PRECISIONS,
-    precision_gaps={**FUSED_LSTM_GAPS, "int8": INT8_GAP},
-    shrink=shrink_units,
+    **fused_lstm(PRECISIONS, int8=INT8_GAP),
     meta=_meta("taylor"),
     recipe={"epochs": 30, "batch_size": 32, "learning_rate": 2e-3, "schedule": "cosine",
             "seed": 0, "target": {"mase": ("<", 1.0)},

@@ -20,7 +20,8 @@ from zoo._keras import keras
 from zoo.constants import G2P_GRAPHEMES as GRAPHEMES
 from zoo.constants import G2P_MAX_PHONEMES as MAX_PHONEMES
 from zoo.constants import G2P_PHONEMES as PHONEMES
-from zoo.registry import (
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import (
     FUSED_LSTM_GAPS,
     FUSED_LSTM_PRECISIONS,
     DataSpec,
@@ -28,8 +29,6 @@ from zoo.registry import (
     ModelSpec,
     Tolerance,
     fewer_units,
-    register_model,
-    tiny_variant,
 )
 
 SOURCE_VOCAB = ("<pad>", "<unk>", *GRAPHEMES)

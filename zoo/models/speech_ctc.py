@@ -21,18 +21,8 @@ from zoo.audio import MELS, SAMPLE_RATE, frames_for
 from zoo.constants import DIGIT_ALPHABET as ALPHABET
 from zoo.constants import DIGIT_MAX as MAX_DIGITS
 from zoo.models.handwriting_ctc import recognizer
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    FUSED_LSTM_PRECISIONS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 
 def speech_ctc(*, num_features: int = MELS, units: Sequence[int] = (96, 96), filters: int = 96,
@@ -132,9 +122,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=("fp32", "dynamic", "float16"),
-    precision_gaps=FUSED_LSTM_GAPS,
-    shrink=shrink_units,
+    **fused_lstm(("fp32", "dynamic", "float16")),
     meta=META,
     recipe={"epochs": 16, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "normalize": "channel", "seed": 0,
@@ -149,7 +137,7 @@ tiny_variant(
     SPEC,
     defaults={"units": (8,), "filters": 8, "dropout": 0.0},
     data=replace(DATA, train="train_small"),  # 256 strings of the human training speakers
-    precisions=FUSED_LSTM_PRECISIONS,
+    **fused_lstm(),
     recipe={"epochs": 1, "batch_size": 32, "learning_rate": 1e-2, "normalize": "channel",
             "seed": 0, "limit": 128},
     metric_drop=loose_drops(
