@@ -69,9 +69,10 @@ LOGS = "logs"  # TensorBoard event files, one run per phase
 CURVE = "training_curve.svg"
 # Layers replaced for a new label set, per task (everything else is transferred).
 HEADS = {"classification": ("probs",), "kws": ("probs",), "ctc": ("logits",),
-         "text": ("probs",), "seq2seq": ("target_embedding", "projection")}
+         "text": ("probs",), "peptide": ("probs",),
+         "seq2seq": ("target_embedding", "projection")}
 # Tasks trained on padded batches of varying shape: multi-worker sharding is untested.
-PADDED_TASKS = ("ctc", "text", "seq2seq")
+PADDED_TASKS = ("ctc", "text", "peptide", "seq2seq")
 DEFAULTS = {"head_epochs": 30, "epochs": 100, "learning_rate": 2e-3, "unfreeze_factor": 0.1,
             "patience": 15, "val_fraction": 0.2, "batch_size": 8, "seed": 0}
 
@@ -212,7 +213,7 @@ def _task_data(spec, parent, config, data, test, alphabet, val_fraction, seed):
     if spec.task == "ctc":
         full, held_out, config, meta = _ctc_data(spec, parent, config, data, test, alphabet)
         return full, held_out, config, meta, random_split(len(full.texts), val_fraction, seed)
-    if spec.task == "text":
+    if _is_text(spec):
         full, held_out, config, meta = _text_data(spec, config, data, test)
     elif spec.task == "seq2seq":
         full, held_out, config, meta = _seq2seq_data(spec, config, data, test)
@@ -269,7 +270,8 @@ def _train_and_describe(spec, *, model, config, meta, full, held_out, train_set,
                          patience=s["patience"], verbose=verbose,
                          log_dir=state.staging / LOGS, augment=augment,
                          ctc_meta=meta if spec.task == "ctc" else None,
-                         text_meta=meta if spec.task == "text" else None,
+                         text_meta=meta if _is_text(spec) else None,
+                         text_task=spec.task,
                          seq2seq_meta=meta if spec.task == "seq2seq" else None)
 
     if from_scratch:
@@ -347,7 +349,18 @@ def _text_data(spec, config, data, test):
     held_out = None if test is None else load_texts(test, classes=full.classes)
     config = {**config, "num_classes": len(full.classes)}
     meta = {**dict(parent_meta(spec)), "classes": list(full.classes)}
+    task = get_task(spec.task)  # every text the task's encoder takes (a peptide's residues)
+    for path, texts in ((data, full.texts), (test, [] if held_out is None else held_out.texts)):
+        for row, text in enumerate(texts, 2):
+            task.check_input(text, meta, f"{path}, line {row}")
     return full, held_out, config, meta
+
+
+def _is_text(spec) -> bool:
+    """Whether the model classifies texts (word ids, or a peptide's residue ids)."""
+    from zoo.tasks import TextClassification
+
+    return isinstance(get_task(spec.task), TextClassification)
 
 
 def _seq2seq_data(spec, config, data, test):

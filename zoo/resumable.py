@@ -222,14 +222,15 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
               epochs: int, learning_rate: float, trainable, batch: int, seed: int,
               patience: int, verbose: int, log_dir: Path | None = None,
               augment=None, ctc_meta: dict | None = None,
-              text_meta: dict | None = None, seq2seq_meta: dict | None = None) -> dict:
+              text_meta: dict | None = None, seq2seq_meta: dict | None = None,
+              text_task: str = "text") -> dict:
     """Trains one phase (or restores it, if a previous run finished it); returns its record:
     epochs run, best epoch, best held-out loss, per-epoch history.
 
     With ``ctc_meta`` (the recogniser's alphabet), the model is a CTC recogniser trained
     with :class:`zoo.tasks.ctc_recognition.CTCTrainer` on transcribed sequences; with
-    ``text_meta`` (the tokenizer and vocabulary), a text classifier on padded, masked
-    batches of word ids;
+    ``text_meta`` (the tokenizer and vocabulary), a text classifier (of ``text_task``) on
+    padded, masked batches of word ids;
     with ``seq2seq_meta`` (the vocabularies), an encoder-decoder on teacher-forcing batches;
     otherwise a sequence classifier."""
     done = state.finished(phase)
@@ -244,7 +245,7 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
     start = saved_epochs(backup)
     fitted, data, steps, validation = _phase_batches(
         strategy, model, train, val, learning_rate, batch, seed, index, start, augment,
-        ctc_meta, text_meta, seq2seq_meta)
+        ctc_meta, text_meta, seq2seq_meta, text_task)
     tracker = PhaseTracker(state.state, phase, patience)
     if verbose:
         print(f"[lstm-zoo] phase {phase!r}: up to {epochs} epochs at lr {learning_rate:g} "
@@ -272,7 +273,7 @@ def run_phase(state: RunState, strategy, model, phase: str, *, index: int, train
 
 
 def _phase_batches(strategy, model, train, val, learning_rate, batch, seed, index, start,
-                   augment, ctc_meta, text_meta, seq2seq_meta):
+                   augment, ctc_meta, text_meta, seq2seq_meta, text_task="text"):
     """The compiled model to fit (a CTC trainer around a recogniser), the phase's batches
     keyed by step from ``start`` epochs in, the steps per epoch and the validation data."""
     if seq2seq_meta is not None:
@@ -294,7 +295,7 @@ def _phase_batches(strategy, model, train, val, learning_rate, batch, seed, inde
         from zoo.tasks.classification import text_batches
         from zoo.tasks.fitting import BatchSequence
 
-        task = get_task("text")
+        task = get_task(text_task)
         words = task.index(text_meta)
         ids = [task.encode(t, text_meta, words) for t in train.texts]
         val_ids = [task.encode(t, text_meta, words) for t in val.texts]
