@@ -158,3 +158,17 @@ def test_cli_refuses_bad_fasta_with_one_error_line(bundle, tmp_path, capsys, con
     errors = [line for line in err.splitlines() if "error:" in line]
     assert code == 2 and "Traceback" not in err, err
     assert len(errors) == 1 and errors[0].startswith("error: ") and match in errors[0], err
+
+
+def test_finetune_refuses_a_bad_peptide_by_line_before_training(tmp_path):
+    """A training run of fine-tuning is benchmarks/transfer.py's (amp_bilstm); here, the
+    peptide TSV is read and each sequence checked by the task's encoder first."""
+    from zoo.finetune import finetune
+
+    acp = peptides.anticancer()
+    pick = [*np.flatnonzero(acp.y == 0)[:10], *np.flatnonzero(acp.y == 1)[:10]]
+    data = peptides.write_tsv(tmp_path / "acp.tsv", type(acp)(
+        tuple("GIGK7K" if i == pick[3] else acp.texts[i] for i in pick), acp.y[pick]))
+    with pytest.raises(ShapeError, match=r"acp.tsv, line 5: .*\['7'\]"):
+        finetune("amp_bilstm_tiny", data, tmp_path / "model", from_scratch=True, verbose=0)
+    assert not (tmp_path / "model").exists()
