@@ -269,7 +269,8 @@ def homology_test_mask(groups: np.ndarray, share: float = TEST_SHARE,
     sequences are test; a cluster that would overshoot is skipped.
 
     Example:
-        >>> homology_test_mask(np.array([0, 0, 1, 2, 2, 2, 3, 4, 5, 6]), 0.3).sum()
+        >>> mask = homology_test_mask(np.array([0, 0, 1, 2, 2, 2, 3, 4, 5, 6]), 0.3)
+        >>> int(mask.sum())
         3
     """
     rng = np.random.default_rng(seed)
