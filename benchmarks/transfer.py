@@ -15,6 +15,8 @@ class) and seed, every arm is scored on a test split that none of them trains on
 - ``seq2seq_g2p`` (ARPAbet without stress) -> ARPAbet with CMUdict's stress marks (69
   target symbols instead of 39: a new output vocabulary); test: 500 of CMUdict's held-out
   test words.
+- ``amp_bilstm`` (antimicrobial peptides) -> anticancer peptides (modlAMP's CancerPPD set
+  against random peptides; 100 and 300 training peptides); test: 200 fixed peptides.
 - ``bilstm_text`` (review sentiment) -> which phone a tweet was sent from (dslabs'
   ``trump_tweets``, Android vs iPhone, retweets excluded): a stylistic task known to
   correlate with tone; test: 1,000 fixed tweets never drawn for training.
@@ -149,6 +151,33 @@ def tweets_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Path]
     return write(directory / "train.tsv", train_idx), write(directory / "test.tsv", test_idx)
 
 
+ACP_TEST = 100  # per class
+
+
+def anticancer_task(directory: Path, per_class: int, seed: int) -> tuple[Path, Path]:
+    """``per_class`` anticancer and ``per_class`` random peptides (seeded draw) to train on,
+    as TSV; test: a fixed draw of :data:`ACP_TEST` of each class never drawn for training.
+    Peptides the pretrained model trained on (70 anticancer peptides are APD3 antimicrobial
+    peptides) are left out of both (:func:`zoo.datasets.peptides.anticancer`)."""
+    from zoo.datasets import peptides
+
+    data = peptides.anticancer("random")
+    fixed = np.random.default_rng(99)
+    test_idx, pool = [], []
+    for c in (0, 1):
+        idx = fixed.permutation(np.flatnonzero(data.y == c))
+        test_idx += idx[:ACP_TEST].tolist()
+        pool.append(idx[ACP_TEST:])
+    rng = np.random.default_rng(seed)
+    train_idx = np.concatenate([rng.choice(p, per_class, replace=False) for p in pool])
+
+    def write(path, idx):
+        subset = type(data)(tuple(data.texts[i] for i in idx), data.y[np.asarray(idx)])
+        return peptides.write_tsv(path, subset)
+
+    return write(directory / "train.tsv", train_idx), write(directory / "test.tsv", test_idx)
+
+
 ADAPT_FACE = "scriptc"  # the held-out face handwriting_ctc reads worst
 
 
@@ -205,6 +234,11 @@ EXPERIMENTS = {
         "bilstm_text", "the phone a tweet was sent from (dslabs trump_tweets, Android vs "
         f"iPhone); test: {TWEET_TEST} fixed tweets never drawn for training", 2,
         "tweets per phone", tweets_task),
+    "amp_bilstm": Experiment(
+        "amp_bilstm", "anticancer peptides (CancerPPD) against random peptides (modlAMP's "
+        f"ACP_CancPPD_vs_Random, without the pretraining peptides); test: {ACP_TEST} fixed "
+        "peptides of each class never drawn for training", 2, "peptides per class",
+        anticancer_task),
 }
 
 

@@ -19,13 +19,13 @@ def test_list_models_shows_both_families():
                                                      "handwriting_ctc", "lstm_forecaster",
                                                      "lstm_forecaster_co2", "music_lstm",
                                                      "handwriting_rows", "kws_lstm",
-                                                     "seq2seq_g2p", "speech_ctc"}
+                                                     "seq2seq_g2p", "speech_ctc", "amp_bilstm"}
 
 
 @pytest.mark.parametrize("name", ["bilstm_activity_tiny", "seq2seq_g2p_tiny",
                                   "handwriting_rows_tiny", "handwriting_ctc_tiny",
                                   "kws_lstm_tiny", "bilstm_text_tiny",
-                                  "lstm_forecaster_tiny"])
+                                  "lstm_forecaster_tiny", "amp_bilstm_tiny"])
 def test_builders_are_keyword_only_and_functional(name):
     spec = zoo.get_spec(name)
     params = inspect.signature(spec.builder).parameters.values()

@@ -54,6 +54,15 @@ MNIST_CLASSES = tuple(str(d) for d in range(10))
 MOVING_MNIST_SIZE, MOVING_MNIST_DIGIT = 64, 28  # pixels of a frame, of a digit
 MOVING_MNIST_FRAMES, MOVING_MNIST_OBSERVED = 20, 10  # frames of a clip, of them seen
 
+# peptides (amp): antimicrobial peptide or not. Residues are the 20 standard amino acids
+# (ids 2..21 in this order); the IUPAC codes for an ambiguous or non-standard residue
+# (B, J, O, U, X, Z) are read as one "unknown" id 1; 0 pads.
+PEPTIDE_CLASSES = ("other", "amp")
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+AMINO_ACID_UNKNOWN = "BJOUXZ"
+PEPTIDE_PAD_ID, PEPTIDE_UNKNOWN_ID, PEPTIDE_FIRST_ID = 0, 1, 2
+PEPTIDE_MAX_LENGTH = 200  # the longest training peptide has 174 residues
+
 # reviews: two classes, and the tokenizer the shipped vocabulary was built with
 REVIEW_CLASSES = ("other", "great")
 REVIEW_TOKENIZER = {

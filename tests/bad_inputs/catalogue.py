@@ -188,7 +188,7 @@ for argv, match in [
 
 SEQUENCE_TASKS = ("classification", "kws", "ctc")  # (time, channels)
 SERIES_TASKS = ("forecast", "anomaly")  # one series
-TEXT_TASKS = ("text", "lm", "seq2seq")  # a str
+TEXT_TASKS = ("text", "lm", "seq2seq", "peptide")  # a str
 NAN = np.full((20, 6), np.nan, np.float32)
 for task in SEQUENCE_TASKS:
     add("check_input", task, "ShapeError", r"inputs\[0\]: expected shape", None, 5, "hello",
@@ -208,6 +208,8 @@ for task in TEXT_TASKS:
         b"zoo", ["zoo"], np.zeros(3), {"text": "zoo"})
 add("check_input", "seq2seq", "ShapeError", r"inputs\[0\]: ", "", "a" * 41, "zoo\x00",
     "数字", "z o o")
+add("check_input", "peptide", "ShapeError", r"inputs\[0\]: .*(empty|not amino-acid|at most 200)",
+    "", " \n", "GIGK1FLHS", "GIGK-FLHS", "KWK*", "数字", "GIGK.", "A" * 201, "a" * 500)
 add("check_input", "lm", "ShapeError", r"inputs\[0\]: ", "", np.array([3]), np.array([1.5, 2]),
     np.array([-1, 2]), np.array([0, 10**6]))  # a character it does not know is "unknown"
 add("check_input", "nextframe", "ShapeError", r"inputs\[0\]: ", None, 5, "frames",
@@ -234,11 +236,15 @@ add("parse_input", "ctc", "ShapeError", "f.json", "f.json:[[0, 0]]", "f.json:{}"
 add("parse_input", "text", "ShapeError", r"\S", "f.txt:\xff\xfe", "f.npy:1", "")
 add("parse_input", "seq2seq", "ShapeError", r"\S", "", "a" * 41, "zoo zoo", "123")
 add("parse_input", "lm", "ShapeError", r"\S", "f.txt:\xff\xfe", "f.csv:1")
+add("parse_input", "peptide", "ShapeError", r"\S", "missing.fasta", "", "f.fasta:",
+    "f.fasta:\xff\xfe>a\nKK\n", "f.fa:>a\n", "f.fa:>a\nKK\n>b\n", "f.fa:KK\n>b\nGG\n",
+    "f.fasta:>a\nGIG1K\n", "f.fasta:GIGK\nKW@K\n", "f.faa:>a\n" + "A" * 201 + "\n",
+    "f.npy:1", "f.csv:GIGK", "GIGK FLHS 7")
 
 # --- Bundle.predict: the list of inputs -------------------------------------------------------
 
 for model in ("bilstm_activity", "seq2seq_g2p", "lstm_forecaster_co2", "bilstm_text",
-              "char_lm"):
+              "char_lm", "amp_bilstm"):
     add("predict", model, "ArgumentError", "inputs", "zoo", b"zoo", None, 5, [], (),
         np.zeros(()), {"x": 1}, 3.5)
 
@@ -254,6 +260,8 @@ for model, bad in [
     ("lstm_forecaster", [{"season": -1}, {"season": 1.5}, {"units": []}, {"units": "32"},
                          {"dropout": 1}]),
     ("bilstm_text", [{"mask": "yes"}, {"mask": None}, {"mask": 0}]),
+    ("amp_bilstm", [{"units": 0}, {"units": []}, {"embedding_dim": 0}, {"mask": "no"},
+                    {"dropout": 1.5}]),
     ("convlstm_nextframe", [{"kernel": -3}, {"kernel": "3"}]),
     ("char_lm", [{"units": 0}, {"units": (0,)}, {"units": None}]),
 ]:

@@ -16,6 +16,7 @@ from zoo.datasets import (  # noqa: F401  (each registers its datasets on import
     hershey_strokes,
     mnist_rows,
     moving_mnist,
+    peptides,
     reviews,
     series,
     shakespeare,

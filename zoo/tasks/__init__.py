@@ -27,12 +27,14 @@ from zoo.tasks.keyword_spotting import KeywordSpotting
 from zoo.tasks.language_model import LanguageModel
 from zoo.tasks.metrics import detection_scores, edit_distance, ssim
 from zoo.tasks.next_frame import NextFrame
+from zoo.tasks.peptide import PeptideClassification
 from zoo.tasks.seq2seq import Seq2Seq
 from zoo.tasks.user import UserModelTask
 
 __all__ = [
     "TASKS", "AnomalyDetection", "CTCRecognition", "Classification", "Forecasting",
-    "KeywordSpotting", "LanguageModel", "NextFrame", "Seq2Seq", "Task", "TextClassification",
+    "KeywordSpotting", "LanguageModel", "NextFrame", "PeptideClassification", "Seq2Seq",
+    "Task", "TextClassification",
     "check_encodable", "check_series", "detection_scores", "edit_distance", "get_task",
     "is_wav", "length_batches", "once_per_data", "parity_pool", "read_series",
     "read_text_source", "register_task", "ssim", "stream", "UserModelTask",

@@ -267,7 +267,13 @@ class TextClassification(Classification):
         check_classes(full.y, full.classes, str(data))
         held_out = None if test is None else load_texts(test, classes=full.classes)
         config = {**config, "num_classes": len(full.classes)}
-        return full, held_out, config, {**dict(spec.meta), "classes": list(full.classes)}
+        meta = {**dict(spec.meta), "classes": list(full.classes)}
+        # every text the encoder takes (a peptide's residues), before training starts
+        for path, texts in ((data, full.texts), (test, [] if held_out is None else
+                                                 held_out.texts)):
+            for row, text in enumerate(texts, 2):
+                self.check_input(text, meta, f"{path}, line {row}")
+        return full, held_out, config, meta
 
     def phase_batches(self, model, train, val, meta, *, strategy, learning_rate, batch, key,
                       first_epoch, augment=None):
