@@ -8,6 +8,7 @@ precisions and the metrics are the shipped models' tests, tests/test_pretrained.
 tests/test_parity_matrix.py).
 """
 
+import inspect
 import json
 import math
 
@@ -41,6 +42,8 @@ def test_spec_is_complete(name):
     spec = get_spec(name)
     base = get_spec(name.removesuffix(TINY_SUFFIX))
     get_task(spec.task)  # registered
+    params = inspect.signature(spec.builder).parameters.values()
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
     assert spec.data.license and spec.data.extra is not None
     assert spec.graphs and all(g.recurrent in RECURRENT_FORMS for g in spec.graphs)
     assert "fp32" in spec.precisions

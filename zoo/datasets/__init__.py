@@ -7,22 +7,9 @@ registers itself by name (:func:`register_dataset`, :mod:`zoo.datasets.catalog`)
 importing this package registers them all.
 """
 
-from zoo.datasets import (  # noqa: F401  (each registers its datasets on import)
-    basicmotions,
-    chorales,
-    cmudict,
-    digit_strings,
-    ecg,
-    hershey_strokes,
-    mnist_rows,
-    moving_mnist,
-    peptides,
-    reviews,
-    series,
-    shakespeare,
-    spoken_digits,
-    ucr_anomaly,
-)
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from zoo.datasets.catalog import (
     Dataset,
     Fetch,
@@ -35,6 +22,11 @@ from zoo.datasets.catalog import (
     register_dataset,
     register_dataset_prefix,
 )
+
+# Every loader module registers its datasets on import, in name order: a new dataset is its
+# module alone (no list to extend).
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    _importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["Dataset", "Fetch", "fetches", "first", "get_dataset", "list_datasets", "load",
            "package_file", "register_dataset", "register_dataset_prefix"]

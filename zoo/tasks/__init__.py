@@ -5,6 +5,9 @@ under its name on import; :func:`get_task` looks one up. Metric arithmetic lives
 :mod:`zoo.tasks.metrics`, helpers the tasks share in :mod:`zoo.tasks.common`.
 """
 
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from zoo.tasks.anomaly import AnomalyDetection
 from zoo.tasks.base import TASKS, Task, get_task, register_task
 from zoo.tasks.classification import Classification, TextClassification
@@ -30,6 +33,11 @@ from zoo.tasks.next_frame import NextFrame
 from zoo.tasks.peptide import PeptideClassification
 from zoo.tasks.seq2seq import Seq2Seq
 from zoo.tasks.user import UserModelTask
+
+# A task registers itself when its module is imported: every module here is, in name order,
+# so a new task is its file alone (the names above are the package's API).
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    _importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "TASKS", "AnomalyDetection", "CTCRecognition", "Classification", "Forecasting",
