@@ -18,22 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from zoo._keras import keras
 from zoo.constants import AMINO_ACID_UNKNOWN, AMINO_ACIDS, PEPTIDE_FIRST_ID, PEPTIDE_MAX_LENGTH
 from zoo.constants import PEPTIDE_CLASSES as CLASSES
-from zoo.models.bilstm_text import unmasked
-from zoo.registry import (
-    FUSED_LSTM_GAPS,
-    FUSED_LSTM_PRECISIONS,
-    DataSpec,
-    GraphSpec,
-    ModelSpec,
-    Tolerance,
-    loose_drops,
-    register_model,
-    shrink_units,
-    tiny_variant,
-)
+from zoo.models.bilstm_text import token_bilstm, unmasked
+from zoo.registry import register_model, tiny_variant
+from zoo.specs import DataSpec, GraphSpec, ModelSpec, Tolerance, fused_lstm, loose_drops
 
 
 def amp_bilstm(*, vocab_size: int = len(AMINO_ACIDS) + PEPTIDE_FIRST_ID,
@@ -55,21 +44,8 @@ def amp_bilstm(*, vocab_size: int = len(AMINO_ACIDS) + PEPTIDE_FIRST_ID,
         >>> create_model("amp_bilstm_tiny").output_names
         ['probs']
     """
-    units = tuple(int(u) for u in units)
-    if not units or min(units) < 1:
-        raise ValueError(f"units must be a non-empty sequence of positive ints; got {units}")
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=mask, name="embedding")(tokens)
-    if dropout:
-        x = keras.layers.SpatialDropout1D(dropout, name="residue_dropout")(x)
-    for i, n in enumerate(units):
-        last = i == len(units) - 1
-        x = keras.layers.Bidirectional(
-            keras.layers.LSTM(n, return_sequences=not last), name=f"bilstm_{i}")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
-    return keras.Model(tokens, probs, name="amp_bilstm")
+    return token_bilstm(vocab_size, embedding_dim, units, num_classes, dropout, mask,
+                        token="residue", name="amp_bilstm")
 
 
 GRAPHS = (GraphSpec("classifier", ("tokens",), ("probs",), build=unmasked),)
@@ -136,9 +112,7 @@ SPEC = register_model(ModelSpec(
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,
-    precisions=FUSED_LSTM_PRECISIONS,
-    precision_gaps=FUSED_LSTM_GAPS,
-    shrink=shrink_units,
+    **fused_lstm(),
     meta=META,
     recipe={"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "seed": 0, "finetune": {"epochs": 3, "learning_rate": 5e-4},

@@ -47,13 +47,22 @@ def bilstm_text(*, vocab_size: int = len(VOCAB) + FIRST_WORD, embedding_dim: int
         >>> create_model("bilstm_text_tiny").input_names
         ['tokens']
     """
+    return token_bilstm(vocab_size, embedding_dim, units, num_classes, dropout, mask,
+                        token="word", name="bilstm_text")
+
+
+def token_bilstm(vocab_size: int, embedding_dim: int, units: Sequence[int], num_classes: int,
+                 dropout: float, mask: bool, *, token: str, name: str):
+    """The token classifier both text families build (:func:`bilstm_text`, and
+    :func:`zoo.models.amp_bilstm.amp_bilstm` over residues): embedding (id 0 masked when
+    ``mask``), dropout of whole ``token`` vectors, stacked BiLSTMs, softmax."""
     units = tuple(int(u) for u in units)
     if not units or min(units) < 1:
         raise ValueError(f"units must be a non-empty sequence of positive ints; got {units}")
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=mask, name="embedding")(tokens)
     if dropout:
-        x = keras.layers.SpatialDropout1D(dropout, name="word_dropout")(x)
+        x = keras.layers.SpatialDropout1D(dropout, name=f"{token}_dropout")(x)
     for i, n in enumerate(units):
         last = i == len(units) - 1
         x = keras.layers.Bidirectional(
@@ -61,7 +70,7 @@ def bilstm_text(*, vocab_size: int = len(VOCAB) + FIRST_WORD, embedding_dim: int
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
-    return keras.Model(tokens, probs, name="bilstm_text")
+    return keras.Model(tokens, probs, name=name)
 
 
 def unmasked(model):
