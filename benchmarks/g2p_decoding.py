@@ -114,8 +114,19 @@ def main(argv=None) -> int:
         limit=args.limit, widths=split(args.widths, int),
         penalties=split(args.length_penalties, float), backends=split(args.backends, str))]}
     save(results, markdown(results), args.out, "g2p_decoding")
-    write_card_figures(args.out)  # the card's decoding table (lstm-zoo info)
+    write_card(args.out)
     return 0
+
+
+def write_card(out: Path, name: str = MODEL) -> None:
+    """The card figures (``lstm-zoo info``; export/card_figures.json for the project's own
+    results) and ``name``'s card in ``out/cards``, with the decoding table."""
+    from export.cards import card_markdown
+    from zoo.weights import atomic_write_bytes
+
+    figures = write_card_figures(out)
+    (out / "cards").mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "cards" / f"{name}.md", card_markdown(name, figures).encode())
 
 
 if __name__ == "__main__":
