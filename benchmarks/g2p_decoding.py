@@ -6,7 +6,8 @@ summed log-probability and, for each ``--length-penalties`` alpha, by
 ``log p / (len + 1) ** alpha``. Keras decodes every word; each other ``--backends`` backend
 decodes them too and is compared with Keras word by word (fp32: identical transcriptions
 expected). Reports PER, word accuracy and decoding time per word (host-side beam search,
-one batch-1 step call per hypothesis).
+one batch-1 step call per hypothesis). ``lstm-zoo predict --beam W`` ranks with length
+penalty 1 (:data:`zoo.tasks.seq2seq.LENGTH_PENALTY`), chosen on these figures.
 
 Writes benchmarks/results/g2p_decoding.{json,md}; ``lstm-zoo info seq2seq_g2p`` shows the
 Keras rows (:mod:`export.cards`, through export/card_figures.json).
@@ -28,8 +29,8 @@ MODEL = "seq2seq_g2p"
 def decoders(widths, penalties) -> dict[str, dict]:
     """Decoder name -> the meta options :meth:`zoo.tasks.Seq2Seq.predict` reads."""
     out = {"greedy": {}}
-    for width in widths:
-        out[f"beam {width}"] = {"beam_width": width}
+    for width in widths:  # ranked by the summed log-probability
+        out[f"beam {width}"] = {"beam_width": width, "length_penalty": 0.0}
         for alpha in penalties:
             out[f"beam {width}, length penalty {alpha:g}"] = {"beam_width": width,
                                                               "length_penalty": alpha}

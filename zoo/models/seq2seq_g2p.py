@@ -200,8 +200,9 @@ SPEC = register_model(ModelSpec(
         "Names and loanwords are the hardest cases; the held-out split is words, not speakers "
         "or domains.",
         "Greedy decoding by default; `lstm-zoo predict --beam W` searches W hypotheses "
-        "(one step-graph call each per phoneme). Alternative pronunciations count as "
-        "correct when they are in CMUdict.",
+        "(one step-graph call each per phoneme) and ranks them by log-probability per "
+        "symbol (the 'length penalty 1' rows of Decoding). Alternative pronunciations "
+        "count as correct when they are in CMUdict.",
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,

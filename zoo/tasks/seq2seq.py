@@ -23,9 +23,14 @@ from zoo.tasks.metrics import edit_distance
 MAX_SOURCE = 40
 # The widest beam ``lstm-zoo predict --beam`` takes: each hypothesis is one step-graph call
 # per symbol (batch 1, as LiteRT's step graph is exported), so a word costs up to
-# width x max_output_len calls; 64 x 22 is ~1,400 calls, about a second per word on
-# LiteRT; width 8 already holds the pretrained G2P's gain (docs/text.md).
+# width x max_output_len calls (64 x 22: ~1,400); width 8 took 11 ms a word on LiteRT and
+# 134 ms on Keras, and gained nothing over width 4 (docs/models.md).
 MAX_BEAM = 64
+# Beam search ranks its finished hypotheses by log p / (len + 1) ** LENGTH_PENALTY: on the
+# pretrained G2P's 2,529 held-out words, alpha 1 gave PER 7.04 % at widths 4 and 8, and the
+# summed log-probability (alpha 0, which favours short transcriptions) 7.10 % (greedy:
+# 7.21 %; python -m benchmarks.g2p_decoding).
+LENGTH_PENALTY = 1.0
 
 
 @register_task
@@ -58,8 +63,8 @@ class Seq2Seq(Task):
     def predict(self, graphs, inputs, meta, progress=None, batch_size=1):
         """Transcriptions: greedy, or beam search when ``meta["beam_width"]`` > 1 (one word
         at a time; :func:`zoo.decoding.beam_decode`, ranked with
-        ``meta["length_penalty"]``, 0 by default). ``batch_size`` > 1 groups words of equal
-        length for greedy decoding (Keras)."""
+        ``meta["length_penalty"]``, :data:`LENGTH_PENALTY` by default). ``batch_size`` > 1
+        groups words of equal length for greedy decoding (Keras)."""
         vocab = meta["target_vocab"]
         width = int(meta.get("beam_width", 1))
         out: list[tuple[str, ...]] = [()] * len(inputs)
@@ -73,7 +78,8 @@ class Seq2Seq(Task):
             else:
                 ids = [beam_decode(graphs, source, bos=meta["bos"], eos=meta["eos"],
                                    max_len=meta["max_output_len"], beam_width=width,
-                                   length_penalty=float(meta.get("length_penalty", 0.0)))
+                                   length_penalty=float(meta.get("length_penalty",
+                                                                 LENGTH_PENALTY)))
                        [0][0]]
             for i, row in zip(chunk, ids, strict=True):
                 out[i] = tuple(vocab[t] for t in row)
