@@ -590,14 +590,14 @@ def write(results, out: Path) -> None:
 
 
 def write_card_figures(out: Path) -> dict:
-    """The card figures of the results in ``out`` (``latest.json``, ``transfer.json``);
-    for the project's own results, also written to :data:`export.cards.FIGURES`, which
-    ships in the package for ``lstm-zoo info``."""
+    """The card figures of the results in ``out`` (``latest.json``, ``transfer.json``,
+    ``g2p_decoding.json``); for the project's own results, also written to
+    :data:`export.cards.FIGURES`, which ships in the package for ``lstm-zoo info``."""
     from export.cards import FIGURES, card_figures
     from zoo.weights import atomic_write_bytes
 
     read = [json.loads(p.read_text()) if p.is_file() else None
-            for p in (out / "latest.json", out / "transfer.json")]
+            for p in (out / "latest.json", out / "transfer.json", out / "g2p_decoding.json")]
     figures = card_figures(*read)
     if out.resolve() == RESULTS.resolve():
         atomic_write_bytes(FIGURES, (json.dumps(figures, indent=1) + "\n").encode())

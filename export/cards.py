@@ -3,8 +3,9 @@
 Nothing here is written by hand: architecture and data come from the spec, measured
 metrics from the weights' metadata, per-format numbers from the benchmarks' results. The
 figures a card shows of those ship inside the package (:data:`FIGURES`, package data: an
-installed lstm-zoo has no benchmarks/ folder), written by ``python -m benchmarks`` and
-``python -m benchmarks.transfer`` from their results (:func:`card_figures`).
+installed lstm-zoo has no benchmarks/ folder), written by ``python -m benchmarks``,
+``python -m benchmarks.transfer`` and ``python -m benchmarks.g2p_decoding`` from their
+results (:func:`card_figures`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ def load_benchmarks(path: Path = FIGURES) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def card_figures(bench: dict | None, transfer: dict | None) -> dict:
+def card_figures(bench: dict | None, transfer: dict | None,
+                 decoding: dict | None = None) -> dict:
     """What :func:`card_markdown` reads of the benchmark results ``bench`` (``latest.json``
-    of ``python -m benchmarks``) and ``transfer`` (``transfer.json``): per model, its task
-    metric, export time and the 1-thread rows it tabulates; each transfer experiment but
-    its individual runs."""
+    of ``python -m benchmarks``), ``transfer`` (``transfer.json``) and ``decoding``
+    (``g2p_decoding.json``): per model, its task metric, export time and the 1-thread rows
+    it tabulates; each transfer experiment but its individual runs; per decoded model, its
+    Keras rows and how many transcriptions each other fp32 backend gave unlike Keras."""
     models = {}
     for name, m in (bench or {}).get("models", {}).items():
         metric = m["task_metric"]
@@ -40,7 +43,21 @@ def card_figures(bench: dict | None, transfer: dict | None) -> dict:
             if r["threads"] == 1 and "sample" in r and r["metrics"] is not None]}
     return {"created": (bench or {}).get("created"), "models": models,
             "transfer": {name: {k: v for k, v in e.items() if k != "runs"}
-                         for name, e in (transfer or {}).get("experiments", {}).items()}}
+                         for name, e in (transfer or {}).get("experiments", {}).items()},
+            "decoding": {m["model"]: _decoding_figures(decoding, m)
+                         for m in (decoding or {}).get("models", [])}}
+
+
+def _decoding_figures(results: dict, model: dict) -> dict:
+    unlike: dict[str, int] = {}
+    for r in model["rows"]:
+        if r["backend"] != "keras":
+            unlike[r["backend"]] = unlike.get(r["backend"], 0) + r["disagreements_with_keras"]
+    return {"created": results["date"], "machine": results["machine"],
+            "command": results["command"], "test_words": model["test_words"],
+            "rows": [{k: r[k] for k in ("decoder", "per", "word_accuracy", "ms_per_word")}
+                     for r in model["rows"] if r["backend"] == "keras"],
+            "unlike_keras": unlike}
 
 
 def card_markdown(name: str, bench: dict | None = None) -> str:
@@ -99,6 +116,9 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
     transfer = (bench or {}).get("transfer", {}).get(name)
     if transfer:
         lines += ["## Fine-tuned to another task (measured)", "", transfer_markdown(transfer)]
+    decoding = (bench or {}).get("decoding", {}).get(name)
+    if decoding:
+        lines += ["## Decoding (measured)", "", decoding_markdown(decoding)]
     if spec.intended_use:
         lines += ["## Intended use", "", spec.intended_use, ""]
     if spec.limitations:
@@ -134,6 +154,22 @@ def transfer_markdown(result: dict) -> str:
         lines.append(f"| {row['per_class']} | {row['train_series']} | " + " | ".join(
             f"{row[arm]['mean']:.3f} ± {row[arm]['std']:.3f}" for arm in arms) + " | " +
             " | ".join(f"{gain:+.3f}" for gain in row["gain"].values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def decoding_markdown(figures: dict) -> str:
+    """The Keras table of ``python -m benchmarks.g2p_decoding``: each decoder's PER, word
+    accuracy and time, and whether the other fp32 backends transcribed alike."""
+    lines = [f"Measured {figures['created']} ({figures['machine']}): `{figures['command']}`, "
+             f"{figures['test_words']:,} held-out words, Keras fp32; decoding runs on the "
+             "host (zoo.decoding) over the encoder and decoder_step graphs.", "",
+             "| decoder | PER | word accuracy | ms/word |", "|---|---|---|---|"]
+    for r in figures["rows"]:
+        lines.append(f"| {r['decoder']} | {100 * r['per']:.2f} % | "
+                     f"{100 * r['word_accuracy']:.2f} % | {r['ms_per_word']:.1f} |")
+    if figures["unlike_keras"]:
+        lines += ["", "Transcriptions unlike Keras', every decoder and word: " + ", ".join(
+            f"{backend} fp32 {n}" for backend, n in figures["unlike_keras"].items()) + "."]
     return "\n".join(lines) + "\n"
 
 

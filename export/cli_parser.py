@@ -205,7 +205,8 @@ def _predict(sub, fn) -> None:
                    help="default: fp32, or the one precision a --precision auto bundle "
                         "kept for the backend's format")
     s.add_argument("--beam", type=int, default=None, metavar="WIDTH",
-                   help="CTC models: prefix beam search of this width (default: greedy)")
+                   help="CTC models: prefix beam search of this width; G2P (seq2seq): beam "
+                        "search of this width, at most 64 (default: greedy)")
     s.add_argument("--lexicon", default=None, metavar="FILE",
                    help="CTC models: only words of this file (one per line); implies --beam "
                         "16 unless given")

@@ -111,6 +111,9 @@ def test_a_bad_input_gives_its_typed_error(case, places, random_bundle, tmp_path
         bundle.manifest = {"model": spec.name, "task": spec.task, "meta": dict(spec.meta)}
         monkeypatch.setattr(Bundle, "runners", lambda *a, **k: pytest.fail("runners loaded"))
         call = lambda: bundle.predict(case.value)  # noqa: E731
+    elif case.where == "decoding":
+        task, meta = _task(case.target)
+        call = lambda: task.decoding_options(meta, *case.value)  # noqa: E731
     elif case.where == "config":
         from zoo import get_spec
 

@@ -515,3 +515,38 @@ def test_ctc_decoding_benchmark_reports_every_decoder_and_backend(monkeypatch):
     assert "| beam 16 + lexicon | onnx | fp32 |" in ctc_decoding.markdown(
         {"date": "d", "machine": "m", "models": [result]})
 
+
+
+def test_g2p_decoding_benchmark_reports_every_decoder_and_backend(tiny_bundles):
+    from benchmarks import g2p_decoding
+    from export.cards import card_figures, decoding_markdown
+    from zoo import datasets
+
+    test = datasets.load("cmudict", "test")
+    test = type(test)(test.words[:3], test.targets[:3], test.references[:3])
+    result = g2p_decoding.decode(tiny_bundles[0]["seq2seq_g2p_tiny"], test, widths=(2,),
+                                 penalties=(1.0,), backends=("onnx",))
+    rows = result["rows"]
+    assert [(r["decoder"], r["backend"]) for r in rows] == [
+        (d, b) for d in ("greedy", "beam 2", "beam 2, length penalty 1")
+        for b in ("keras", "onnx")]
+    for r in rows:
+        assert 0 <= r["word_accuracy"] <= 1 and r["per"] >= 0 and r["ms_per_word"] > 0
+        assert r["disagreements_with_keras"] == 0
+    results = {"date": "d", "machine": "m", "command": "c", "models": [result]}
+    assert "| beam 2, length penalty 1 | onnx |" in g2p_decoding.markdown(results)
+    figures = card_figures(None, None, results)["decoding"]["seq2seq_g2p_tiny"]
+    assert figures["unlike_keras"] == {"onnx": 0} and len(figures["rows"]) == 3
+    assert "| beam 2 |" in decoding_markdown(figures)
+
+
+def test_g2p_decoding_results_reach_the_card():
+    path = ROOT / "benchmarks" / "results" / "g2p_decoding.json"
+    if not path.is_file():
+        pytest.skip("python -m benchmarks.g2p_decoding has not been run")
+    from export.cards import card_markdown, load_benchmarks
+
+    card = card_markdown("seq2seq_g2p", load_benchmarks())
+    assert "## Decoding (measured)" in card
+    for row in json.loads(path.read_text())["models"][0]["rows"]:
+        assert f"| {row['decoder']} | {100 * row['per']:.2f} % |" in card

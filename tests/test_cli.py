@@ -1,5 +1,7 @@
 """The lstm-zoo command: exit codes and one-line errors, never a traceback."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,32 @@ def test_predict_word(capsys, tiny_bundles):
     assert code == 2 and "outside the model's alphabet" in err
     code, _, err = run(capsys, "predict", bundle, "--input", "  ")
     assert code == 2 and "empty" in err
+
+
+def test_predict_word_with_beam_search(capsys, tiny_bundles):
+    """G2P takes --beam W (W = 1 is greedy); a width outside 1..64, a non-number or a
+    lexicon gives one error line and exit 2."""
+    bundles, _ = tiny_bundles
+    bundle = str(bundles["seq2seq_g2p_tiny"])
+    _, greedy, _ = run(capsys, "predict", bundle, "--input", "hello", "--backend", "onnx")
+    code, out, err = run(capsys, "predict", bundle, "--input", "hello", "--backend", "onnx",
+                         "--beam", "1")
+    assert code == 0 and out == greedy, err
+    code, out, err = run(capsys, "predict", bundle, "--input", "hello", "--beam", "3")
+    assert code == 0 and out.strip(), err
+    for width, match in (("0", "beam width must be in 1..64 for a seq2seq model; got 0"),
+                         ("-1", "got -1"), ("100000", r"1\.\.64 .*got 100000"),
+                         ("abc", "invalid int value: 'abc'")):
+        try:
+            code = main(["predict", bundle, "--input", "hello", "--beam", width])
+        except SystemExit as e:  # argparse's own refusal
+            code = e.code
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if "error:" in line]
+        assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+        assert re.search(match, lines[0]), err
+    code, _, err = run(capsys, "predict", bundle, "--input", "hello", "--lexicon", "w.txt")
+    assert code == 2 and "--lexicon is for CTC recognisers" in err
 
 
 def test_export_auto_with_calibration_file(capsys, tiny_weights, tmp_path):

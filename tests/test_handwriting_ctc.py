@@ -227,7 +227,7 @@ def test_beam_options_are_refused_for_classifiers(tiny_bundles, tmp_path, capsys
     np.save(x, np.zeros((20, 6), np.float32))
     assert main(["predict", str(bundles["bilstm_activity_tiny"]), "--input", str(x),
                  "--beam", "4"]) == 2
-    assert "--beam and --lexicon are for CTC recognisers" in capsys.readouterr().err
+    assert "--beam is for CTC recognisers and seq2seq (G2P) models" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- fine-tuning

@@ -1,4 +1,4 @@
-"""Host-side greedy decoding over exported encoder / decoder_step graphs.
+"""Host-side decoding (greedy and beam search) over exported encoder / decoder_step graphs.
 
 Written once against the named-tensor graph interface (:mod:`zoo.graphs`), so Keras,
 LiteRT and ONNX Runtime decode through identical code.
@@ -52,3 +52,97 @@ def greedy_decode(
         token = nxt[going].reshape(-1, 1)
         h, c, memory = res["h_next"][going], res["c_next"][going], memory[going]
     return out
+
+
+def beam_decode(
+    graphs: Mapping[str, Graph], source: np.ndarray, *, bos: int, eos: int, max_len: int,
+    beam_width: int, n_best: int = 1, length_penalty: float = 0.0,
+) -> list[tuple[list[int], float]]:
+    """Beam search over one source: the ``n_best`` likeliest transcriptions, best first.
+
+    Each step extends every live hypothesis by every symbol and keeps the
+    ``beam_width - finished`` likeliest extensions (a beam that shrinks as hypotheses end,
+    so width 1 is exactly :func:`greedy_decode`); one that ends with ``eos`` is finished.
+    Log-probabilities add up in float64. Ties keep the earlier hypothesis, then the lower
+    symbol id, as ``np.argmax`` does. A hypothesis still live after ``max_len`` symbols
+    ends there, as a greedy row does. The step graph runs at batch 1, one call per
+    hypothesis: the exported LiteRT step graph takes batch 1 only, and one call shape on
+    every backend keeps their lists identical.
+
+    Args:
+        graphs: ``encoder`` and ``decoder_step``, as for :func:`greedy_decode`.
+        source: (1, T) int32 token ids.
+        bos / eos: start and end token ids.
+        max_len: most tokens per hypothesis (end token excluded).
+        beam_width: hypotheses kept per step (>= 1).
+        n_best: how many finished hypotheses to return (at most ``beam_width``).
+        length_penalty: ``alpha`` of the final ranking ``log p / (len + 1) ** alpha``
+            (the end token counted); 0 ranks by the log-probability itself.
+
+    Returns:
+        ``(token ids without start and end tokens, score)`` pairs, best first; the score is
+        the ranking's: the summed log-probability, divided by the length term if
+        ``length_penalty``.
+
+    Example:
+        >>> import numpy as np
+        >>> table = np.array([[1, 0, 0, 0],      # by the last token: 0 end, 1 start, 2, 3
+        ...                   [0, 0, .6, .4],
+        ...                   [.4, 0, .3, .3],
+        ...                   [.9, 0, .05, .05]], np.float32)
+        >>> graphs = {
+        ...     "encoder": lambda f: {"memory": np.zeros((1, 1, 1), np.float32),
+        ...                           "h": np.zeros((1, 1), np.float32),
+        ...                           "c": np.zeros((1, 1), np.float32)},
+        ...     "decoder_step": lambda f: {"probs": table[f["token"][:, 0]],
+        ...                                "h_next": f["h"], "c_next": f["c"]}}
+        >>> source = np.zeros((1, 3), np.int32)
+        >>> greedy_decode(graphs, source, bos=1, eos=0, max_len=5)
+        [[2]]
+        >>> [(s, round(float(np.exp(p)), 2))
+        ...  for s, p in beam_decode(graphs, source, bos=1, eos=0, max_len=5,
+        ...                          beam_width=2, n_best=2)]
+        [([3], 0.36), ([2], 0.24)]
+    """
+    if not 1 <= n_best <= beam_width:
+        raise ValueError(f"n_best must be in 1..beam_width ({beam_width}); got {n_best}")
+    source = np.asarray(source, dtype=np.int32)
+    if source.shape[0] != 1:
+        raise ValueError(f"beam_decode takes one source (1, T); got {source.shape}")
+    enc = graphs["encoder"]({"graphemes": source})
+    memory = enc["memory"]
+    step = graphs["decoder_step"]
+    # live hypotheses, best first: (symbols, log-probability, h, c)
+    live: list[tuple[tuple[int, ...], float, np.ndarray, np.ndarray]] = [
+        ((), 0.0, enc["h"], enc["c"])]
+    finished: list[tuple[tuple[int, ...], float]] = []
+    for _ in range(max_len):
+        results = [step({"token": np.array([[symbols[-1] if symbols else bos]], np.int32),
+                         "h": h, "c": c, "memory": memory})
+                   for symbols, _, h, c in live]
+        with np.errstate(divide="ignore"):  # a probability of 0 is a log of -inf
+            scores = np.stack([logp + np.log(r["probs"][0].astype(np.float64))
+                               for (_, logp, _, _), r in zip(live, results, strict=True)])
+        hyp, symbol = np.divmod(np.arange(scores.size), scores.shape[1])
+        # best first; ties: the earlier hypothesis, then the lower symbol
+        order = np.lexsort((symbol, hyp, -scores.ravel()))[: beam_width - len(finished)]
+        extended = []
+        for k in order.tolist():
+            i, s, score = int(hyp[k]), int(symbol[k]), float(scores.flat[k])
+            if s == eos:
+                finished.append((live[i][0], score))
+            else:
+                extended.append(((*live[i][0], s), score, results[i]["h_next"],
+                                 results[i]["c_next"]))
+        live = extended
+        if not live:
+            break
+    finished += [(symbols, logp) for symbols, logp, _, _ in live]  # cut at max_len
+
+    def rank(item):
+        symbols, logp = item
+        return logp / (len(symbols) + 1) ** length_penalty if length_penalty else logp
+
+    ranked = sorted(((list(s), rank((s, p))) for s, p in finished),  # stable: ties keep order
+                    key=lambda item: -item[1])
+    return ranked[:n_best]

@@ -14,6 +14,8 @@ Where:
         are never loaded: the inputs are refused first).
     config: ``get_spec(MODEL).config(**value)``: builder overrides.
     manifest: the tiny bundle's manifest.json with ``value`` = (key path, new value), loaded.
+    decoding: ``get_task(TASK).decoding_options(meta, *value)`` with a tiny model's meta:
+        ``value`` = (beam width, lexicon file), as ``predict --beam/--lexicon`` give them.
 """
 
 from __future__ import annotations
@@ -267,6 +269,17 @@ for model, bad in [
 ]:
     add("config", model, "ArgumentError", f"{model}: ", *bad)
 add("config", "bilstm_activity", "TypeError", "unknown|valid", {"nope": 1}, {"Units": (8,)})
+
+# --- decoding options: predict --beam / --lexicon, per task -----------------------------------
+
+add("decoding", "seq2seq", "ArgumentError", r"beam width must be in 1\.\.64 .*; got",
+    (0, None), (-1, None), (65, None), (100000, None))
+add("decoding", "seq2seq", "UnsupportedError", "--lexicon is for CTC recognisers",
+    (16, "words.txt"))
+add("decoding", "ctc", "ShapeError", "beam width must be >= 1", (0, None), (-1, None))
+add("decoding", "ctc", "ShapeError", "does not exist", (16, "none/words.txt"))
+for task in ("classification", "forecast", "lm"):
+    add("decoding", task, "UnsupportedError", "for CTC recognisers and seq2seq", (4, None))
 
 # --- manifests ----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ directions' final states initialise the decoder LSTM, which reads the shifted ta
 Luong attention over the memory, a tanh combine layer, and logits over 39 ARPAbet
 phonemes (+ pad, start, end).
 
-Exported as two graphs driven by a host-side greedy decoder (zoo.decoding):
+Exported as two graphs driven by a host-side greedy or beam-search decoder (zoo.decoding):
   encoder:      graphemes (1, T) -> memory (1, T, 2E), h (1, D), c (1, D)
   decoder_step: token (1, 1), h, c, memory -> probs (1, V), h_next, c_next
 The step graph is built from an LSTMCell with the trained decoder's weights, so it is a
@@ -192,14 +192,17 @@ SPEC = register_model(ModelSpec(
                 "ARPAbet phonemes (CMUdict, stress removed).",
     weights=("cmudict",),
     intended_use="Pronunciations for out-of-vocabulary English words (speech synthesis and "
-                 "keyword lexicons), on device, with the greedy decoder in zoo/decoding.py.",
+                 "keyword lexicons), on device, with the greedy or beam-search decoder in "
+                 "zoo/decoding.py.",
     limitations=(
         "American English (CMUdict) only, stress removed; letters a-z, apostrophe, hyphen, "
         "period.",
         "Names and loanwords are the hardest cases; the held-out split is words, not speakers "
         "or domains.",
-        "Greedy decoding; alternative pronunciations count as correct when they are in "
-        "CMUdict.",
+        "Greedy decoding by default; `lstm-zoo predict --beam W` searches W hypotheses "
+        "(one step-graph call each per phoneme) and ranks them by log-probability per "
+        "symbol (the 'length penalty 1' rows of Decoding). Alternative pronunciations "
+        "count as correct when they are in CMUdict.",
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
     metric_drop=METRIC_DROP,

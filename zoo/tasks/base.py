@@ -148,10 +148,10 @@ class Task(ABC):
         raise UnsupportedError(f"{self.name} models cannot be fine-tuned yet")
 
     def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
-        """``meta`` with decoding options (beam width, lexicon). Only CTC recognisers decode
-        on the host with options; any other task refuses them."""
-        raise UnsupportedError(f"--beam and --lexicon are for CTC recognisers; this is a "
-                               f"{self.name} model")
+        """``meta`` with decoding options (beam width, lexicon). Only CTC recognisers and
+        seq2seq models decode on the host with options; any other task refuses them."""
+        raise UnsupportedError(f"--beam is for CTC recognisers and seq2seq (G2P) models, "
+                               f"--lexicon for CTC recognisers; this is a {self.name} model")
 
 
 _TASKS: dict[str, Task] = {}

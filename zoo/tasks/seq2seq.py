@@ -9,8 +9,8 @@ import numpy as np
 
 from zoo._keras import keras, tf
 from zoo.augment import epoch_keyed_dataset
-from zoo.decoding import greedy_decode
-from zoo.errors import ShapeError
+from zoo.decoding import beam_decode, greedy_decode
+from zoo.errors import ArgumentError, ShapeError, UnsupportedError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.common import check_encodable, length_batches
 from zoo.tasks.fitting import BatchSequence, adam, run_fit
@@ -21,6 +21,16 @@ from zoo.tasks.metrics import edit_distance
 # runs any length, but a longer word is not one the model has learnt to read, and its
 # decoder stops at meta["max_output_len"] symbols.
 MAX_SOURCE = 40
+# The widest beam ``lstm-zoo predict --beam`` takes: each hypothesis is one step-graph call
+# per symbol (batch 1, as LiteRT's step graph is exported), so a word costs up to
+# width x max_output_len calls (64 x 22: ~1,400); width 8 took 11 ms a word on LiteRT and
+# 134 ms on Keras, and gained nothing over width 4 (docs/models.md).
+MAX_BEAM = 64
+# Beam search ranks its finished hypotheses by log p / (len + 1) ** LENGTH_PENALTY: on the
+# pretrained G2P's 2,529 held-out words, alpha 1 gave PER 7.04 % at widths 4 and 8, and the
+# summed log-probability (alpha 0, which favours short transcriptions) 7.10 % (greedy:
+# 7.21 %; python -m benchmarks.g2p_decoding).
+LENGTH_PENALTY = 1.0
 
 
 @register_task
@@ -51,18 +61,43 @@ class Seq2Seq(Task):
         return np.array([[index[ch] for ch in word]], dtype=np.int32)
 
     def predict(self, graphs, inputs, meta, progress=None, batch_size=1):
-        """Greedy transcriptions. ``batch_size`` > 1 groups words of equal length (Keras)."""
+        """Transcriptions: greedy, or beam search when ``meta["beam_width"]`` > 1 (one word
+        at a time; :func:`zoo.decoding.beam_decode`, ranked with
+        ``meta["length_penalty"]``, :data:`LENGTH_PENALTY` by default). ``batch_size`` > 1
+        groups words of equal length for greedy decoding (Keras)."""
         vocab = meta["target_vocab"]
+        width = int(meta.get("beam_width", 1))
         out: list[tuple[str, ...]] = [()] * len(inputs)
-        for chunk in length_batches([len(w.strip()) for w in inputs], batch_size):
+        chunks = (length_batches([len(w.strip()) for w in inputs], batch_size) if width == 1
+                  else ([i] for i in range(len(inputs))))
+        for chunk in chunks:
             source = np.concatenate([self.encode(inputs[i], meta) for i in chunk])
-            ids = greedy_decode(graphs, source, bos=meta["bos"], eos=meta["eos"],
-                                max_len=meta["max_output_len"])
+            if width == 1:
+                ids = greedy_decode(graphs, source, bos=meta["bos"], eos=meta["eos"],
+                                    max_len=meta["max_output_len"])
+            else:
+                ids = [beam_decode(graphs, source, bos=meta["bos"], eos=meta["eos"],
+                                   max_len=meta["max_output_len"], beam_width=width,
+                                   length_penalty=float(meta.get("length_penalty",
+                                                                 LENGTH_PENALTY)))
+                       [0][0]]
             for i, row in zip(chunk, ids, strict=True):
                 out[i] = tuple(vocab[t] for t in row)
             if progress:
                 progress(len(chunk))
         return out
+
+    def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
+        """``meta`` with a beam width (1 .. :data:`MAX_BEAM`; 1 is greedy). A lexicon is
+        refused: it limits a CTC recogniser to known words, and a G2P model is for the
+        words a lexicon lacks."""
+        if lexicon_path is not None:
+            raise UnsupportedError("--lexicon is for CTC recognisers; a seq2seq (G2P) model "
+                                   "transcribes any word, and takes --beam alone")
+        if not 1 <= beam_width <= MAX_BEAM:
+            raise ArgumentError(f"beam width must be in 1..{MAX_BEAM} for a seq2seq model; "
+                                f"got {beam_width}")
+        return {**meta, "beam_width": beam_width}
 
     def score(self, predictions, data, meta) -> dict[str, float]:
         errors = length = correct = 0
