@@ -116,15 +116,15 @@ def test_the_table_shows_emulated_rows():
 
 def _root_or_skip() -> None:
     """Runs where the root is built already; where it can be built (qemu, debootstrap,
-    root, the network) only with LSTM_ZOO_BUILD_AARCH64=1, since the build takes 13-17
-    minutes, longer than the suite's budget; skips with what is missing otherwise."""
+    root, the network) only with LSTM_ZOO_BUILD_AARCH64=1 (.ci/run builds it before the
+    suite: about 2 minutes, and the network); skips with what is missing otherwise."""
     import os
 
     if arch.root_state() is not None:
         return
     if not os.environ.get("LSTM_ZOO_BUILD_AARCH64"):
         pytest.skip(f"no aarch64 root at {arch.root_path()}; `lstm-zoo verify DIR --arch "
-                    "aarch64` builds it once (13-17 min), or set LSTM_ZOO_BUILD_AARCH64=1")
+                    "aarch64` builds it once (about 2 min), or set LSTM_ZOO_BUILD_AARCH64=1")
     try:
         arch.qemu_binary()
         arch._check_can_build()
