@@ -32,6 +32,7 @@ sample under emulation against 0.36 s on the N1 (bilstm_activity), for outputs w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -388,6 +389,16 @@ class EmulatedSession:
         out.unlink()
         return results
 
+    def reset(self) -> None:
+        """Lets go of the artifacts run so far (the process, started once, is kept for the
+        next bundle's: :func:`shared_emulation`)."""
+        self.process.stdin.write(json.dumps({"reset": True}) + "\n")
+        self.process.stdin.flush()
+        self._answer("resetting")
+        for path in self._artifacts.values():
+            path.unlink(missing_ok=True)
+        self._artifacts.clear()
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.stdin.close()
@@ -479,16 +490,44 @@ def record_feeds(spec, task, reference, host_runners: dict) -> dict[str, dict]:
     return {g: rec.seen for g, rec in recording.items()}
 
 
+_shared: dict[Path, list[EmulatedSession]] | None = None  # see shared_emulation
+
+
+@contextlib.contextmanager
+def shared_emulation():
+    """Within it, verifications on aarch64 share their emulated processes: started by the
+    first that needs them, reset between bundles, closed at its end. Starting one costs
+    about 14 s under emulation (Python, numpy and both runtimes imported), per bundle
+    without this; a matrix over every shipped model keeps them."""
+    global _shared
+    if _shared is not None:  # nested: the outer one's
+        yield
+        return
+    _shared = {}
+    try:
+        yield
+    finally:
+        pool, _shared = _shared, None
+        for sessions in pool.values():
+            for session in sessions:
+                session.close()
+
+
 class Emulation:
     """Emulated processes in a root, one per CPU core (at most one per artifact group),
     shared by the groups' runners: :meth:`runners` makes a group's, :meth:`prefetch` runs
-    every group's recorded feeds, the processes side by side."""
+    every group's recorded feeds, the processes side by side. Within
+    :func:`shared_emulation` the processes are the pool's, and are reset, not closed."""
 
     def __init__(self, root: Path, groups: int):
-        self.sessions: list[EmulatedSession] = []
+        wanted = max(1, min(groups, os.cpu_count() or 1))
+        self._pool = None if _shared is None else _shared.setdefault(root, [])
+        self.sessions: list[EmulatedSession] = list((self._pool or [])[:wanted])
         try:
-            for _ in range(max(1, min(groups, os.cpu_count() or 1))):
+            while len(self.sessions) < wanted:
                 self.sessions.append(EmulatedSession(root))
+                if self._pool is not None:
+                    self._pool.append(self.sessions[-1])
         except BaseException:
             self.close()
             raise
@@ -519,7 +558,14 @@ class Emulation:
 
     def close(self) -> None:
         for session in self.sessions:
-            session.close()
+            if self._pool is None:
+                session.close()
+                continue
+            try:
+                session.reset()
+            except (ExportError, OSError):  # a process that died is not kept
+                session.close()
+                self._pool.remove(session)
 
     def __enter__(self):
         return self
