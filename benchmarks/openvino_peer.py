@@ -124,6 +124,9 @@ def keras_feeds(bundle, inputs) -> dict[str, list[tuple[dict, dict]]]:
         def __init__(self, name):
             self.name = name
 
+        def __getattr__(self, attribute):  # the runner's inputs, names, backend
+            return getattr(keras[self.name], attribute)
+
         def __call__(self, feed):
             out = keras[self.name](feed)
             seen[self.name].append(({k: np.array(v) for k, v in feed.items()},
@@ -252,12 +255,15 @@ def markdown(results: dict) -> str:
                      + " | ".join(_diff(m, b) for b in ("onnx", "torch-onnx", *BACKENDS))
                      + " |")
         notes += [f"- {m['model']}, {b}: {why}" for b, why in m["failed"].items()]
+        if "measured" in m:
+            notes.append(f"- {m['model']}: measured {m['measured']['date']} "
+                         f"(`{m['measured']['command']}`)")
         if together.get("error"):
             notes.append(f"- {m['model']}: the interleaved measurement failed: "
                          f"{together['error']}")
     lines += ["", "— : no PyTorch peer for the family (peephole LSTM, ConvLSTM)."]
     if notes:
-        lines += ["", "Not loaded or not measured, with the reason:", "", *notes]
+        lines += ["", "Not loaded, not measured, or measured in a later run:", "", *notes]
     return "\n".join(lines) + "\n"
 
 
@@ -273,23 +279,37 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
                    help="only re-render <out>/openvino.md from <out>/openvino.json")
+    p.add_argument("--update", action="store_true",
+                   help="replace only these models' entries of <out>/openvino.json (each "
+                        "entry keeps the date and command it was measured with)")
     args = p.parse_args(argv)
-    if args.render:
+    if args.render or args.update:
         import json
 
         results = json.loads((args.out / "openvino.json").read_text())
-        save(results, markdown(results), args.out, "openvino")
-        return 0
-    results = {**stamp("benchmarks.openvino_peer", argv), "openvino": version("openvino"),
-               "onnxruntime": version("onnxruntime"), "models": []}
+        if args.render:
+            save(results, markdown(results), args.out, "openvino")
+            return 0
+    run = {**stamp("benchmarks.openvino_peer", argv), "openvino": version("openvino"),
+           "onnxruntime": version("onnxruntime")}
+    if not args.update:
+        results = {**run, "models": []}
     with tempfile.TemporaryDirectory(prefix="lstm-zoo-openvino-") as tmp:
         for name in [m for m in args.models.split(",") if m]:
             try:
-                results["models"].append(run_model(name, Path(tmp) / name, args.budget))
+                entry = run_model(name, Path(tmp) / name, args.budget)
             except Exception as e:  # one model's failure is reported, the run goes on
                 print(f"[openvino] {name} failed: {type(e).__name__}: {e}", file=sys.stderr,
                       flush=True)
-                results["models"].append({"model": name, "error": f"{type(e).__name__}: {e}"})
+                entry = {"model": name, "error": f"{type(e).__name__}: {e}"}
+            if args.update:
+                entry["measured"] = {k: run[k] for k in ("date", "command")}
+                results["models"] = [entry if m["model"] == name else m
+                                     for m in results["models"]]
+                if not any(m["model"] == name for m in results["models"]):
+                    results["models"].append(entry)
+            else:
+                results["models"].append(entry)
     save(results, markdown(results), args.out, "openvino")
     return 0
 

@@ -10,6 +10,7 @@ import shutil
 import socket
 
 import pytest
+from conftest import aarch64_root_or_skip
 
 from export.verification import arch
 from zoo.errors import HostSetupError, UnsupportedError
@@ -114,24 +115,6 @@ def test_the_table_shows_emulated_rows():
     assert "from the" in lines[4] and "1.20e-07 (56 feeds)" in lines[4]
 
 
-def _root_or_skip() -> None:
-    """Runs where the root is built already; where it can be built (qemu, debootstrap,
-    root, the network) only with LSTM_ZOO_BUILD_AARCH64=1 (.ci/run builds it before the
-    suite: about 2 minutes, and the network); skips with what is missing otherwise."""
-    import os
-
-    if arch.root_state() is not None:
-        return
-    if not os.environ.get("LSTM_ZOO_BUILD_AARCH64"):
-        pytest.skip(f"no aarch64 root at {arch.root_path()}; `lstm-zoo verify DIR --arch "
-                    "aarch64` builds it once (about 2 min), or set LSTM_ZOO_BUILD_AARCH64=1")
-    try:
-        arch.qemu_binary()
-        arch._check_can_build()
-    except HostSetupError as e:
-        pytest.skip(f"no aarch64 root at {arch.root_path()} and none can be built here: {e}")
-
-
 def test_tiny_bundle_on_aarch64(tmp_path):
     """A tiny BiLSTM (random weights), fp32 both formats, on 8 test samples: every feed the
     x86 run had runs on aarch64 in one request per artifact, within the fp32 tolerance of
@@ -141,7 +124,7 @@ def test_tiny_bundle_on_aarch64(tmp_path):
     from export import export_model
     from export.pipeline import verify_bundle
 
-    _root_or_skip()
+    aarch64_root_or_skip()
     bundle = tmp_path / "b"
     export_model("bilstm_activity_tiny", bundle, weights=None, precisions=("fp32",), limit=8)
     report = verify_bundle(bundle, limit=8, arch="aarch64")

@@ -596,3 +596,27 @@ def check_emulated(spec, task, reference, test_data, emulated: dict[str, Emulate
         emulated_feeds=sum(len(r._table) for r in emulated.values()),
         one_by_one=sum(r.one_by_one for r in emulated.values()))
     return result
+
+
+def main() -> int:
+    """``python -m export.verification.arch``: the aarch64 root built (or found cached),
+    its path and build seconds printed; .ci/run builds it so before the test suite."""
+    import sys
+
+    class Say:
+        def say(self, msg):
+            print(msg, file=sys.stderr, flush=True)
+
+    try:
+        root = ensure_root(Say())
+    except (HostSetupError, ExportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    state = root_state(root) or {}
+    print(json.dumps({"root": str(root), "build_seconds": state.get("build_seconds"),
+                      "stages": state.get("stages"), "runtime": state.get("runtime")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
