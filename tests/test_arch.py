@@ -138,7 +138,14 @@ def test_tiny_bundle_on_aarch64(tmp_path):
     assert report["arch_runtimes"]["aarch64"]["machine"] == "aarch64"
     saved = json.loads((bundle / "parity.json").read_text())
     assert [r["arch"] for r in saved["arch_results"]] == ["aarch64", "aarch64"]
-    verify_bundle(bundle, limit=8, arch="aarch64")  # again: its rows replace the first run's
+    with arch.shared_emulation():  # twice more, the emulated processes kept between them
+        verify_bundle(bundle, limit=8, arch="aarch64")
+        (pool,) = arch._shared.values()
+        pids = [s.process.pid for s in pool]
+        verify_bundle(bundle, limit=8, arch="aarch64")  # its rows replace the first run's
+        assert [s.process.pid for s in pool] == pids and all(
+            s.process.poll() is None and not s._artifacts for s in pool)
+    assert all(s.process.poll() is not None for s in pool)  # closed at the end
     assert len(json.loads((bundle / "parity.json").read_text())["arch_results"]) == 2
 
 
