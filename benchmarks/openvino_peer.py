@@ -60,18 +60,18 @@ class OpenVINOGraph:
         self.path, self.inputs, self.static = Path(path), inputs, static
         self.core = ov.Core()
         self.properties = {**PROPERTIES, "INFERENCE_NUM_THREADS": threads}
-        self.model = self.core.read_model(str(self.path))
+        self._model = self.core.read_model(str(self.path))
         # the ONNX graph's names: a port's get_any_name() may give another of its names
         # (an input came back as "bilstm_activity/normalize/sub:0", not "sequence")
         self.input_names = tuple(i["name"] for i in inputs)
         self.output_names = _onnx_outputs(self.path)
-        if len(self.output_names) != len(self.model.outputs):
-            raise ValueError(f"OpenVINO read {len(self.model.outputs)} outputs from "
+        if len(self.output_names) != len(self._model.outputs):
+            raise ValueError(f"OpenVINO read {len(self._model.outputs)} outputs from "
                              f"{self.path}; the ONNX graph has {len(self.output_names)}")
         self._check = FeedCheck(inputs, str(self.path))
         self._compiled: dict[tuple, tuple] = {}
         if not static:
-            self._compiled[()] = self._compile(self.model)
+            self._compiled[()] = self._compile(self._model)
 
     def _compile(self, model):
         compiled = self.core.compile_model(model, "CPU", self.properties)

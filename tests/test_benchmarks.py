@@ -535,6 +535,13 @@ def test_openvino_peer_runs_and_reports_its_diff(tiny_bundles, tmp_path):
     assert "error" not in together, together
     assert set(together["median_us"]) == {"onnx/fp32", "openvino-static/fp32",
                                           "openvino-dynamic/fp32"}
+    # a step graph's state widths are read from a runner's .inputs, a Keras graph's from
+    # its .model (zoo.tasks.common._state_widths): the OpenVINO runner is the former kind
+    from export.verification.runtime import load_bundle
+
+    graph = openvino_peer.graphs(load_bundle(tiny_bundles[0]["seq2seq_g2p_tiny"]),
+                                 "openvino-static")["decoder_step"]
+    assert not hasattr(graph, "model") and graph.inputs
     text = openvino_peer.markdown({"date": "d", "machine": "m", "openvino": "v",
                                    "onnxruntime": "v", "command": "c",
                                    "models": [{"model": "seq2seq_g2p_tiny", **m}]})
