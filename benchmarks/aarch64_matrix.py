@@ -89,8 +89,11 @@ def markdown(results: dict) -> str:
              "| model | format | precision | aarch64 | max\\|diff\\| vs Keras x86 | "
              "aarch64 | limit | vs x86 | metric x86 | aarch64 | feeds | verify s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    beyond = []
-    for m in results["models"]:
+    beyond, later = [], []
+    for m in sorted(results["models"], key=lambda m: m["model"]):
+        if "measured" in m:
+            later.append(f"- {m['model']}: measured {m['measured']['date']} "
+                         f"(`{m['measured']['command']}`)")
         if "error" in m:
             lines.append(f"| {m['model']} | not verified: {m['error']} |||||||||||")
             continue
@@ -112,6 +115,8 @@ def markdown(results: dict) -> str:
                   f"max {max(seconds):.0f}, total {sum(seconds):.0f} for {len(seconds)} models."]
     lines += ["", "Beyond the x86 limits on aarch64 only: " + ("none." if not beyond else "")]
     lines += beyond
+    if later:
+        lines += ["", "Measured in a later run (same settings):", "", *later]
     return "\n".join(lines) + "\n"
 
 
@@ -145,16 +150,21 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
                    help="only re-render <out>/aarch64.md from <out>/aarch64.json")
+    p.add_argument("--update", action="store_true",
+                   help="replace only these models' entries of <out>/aarch64.json (each "
+                        "entry keeps the date and command it was measured with)")
     args = p.parse_args(argv)
     if args.render:
         results = json.loads((args.out / "aarch64.json").read_text())
         save(results, markdown(results), args.out, "aarch64")
         return 0
+    previous = json.loads((args.out / "aarch64.json").read_text()) if args.update else None
     arch.preflight()
     start = time.perf_counter()
     root = arch.ensure_root()
     state = arch.root_state(root) or {}
-    results = {**stamp("benchmarks.aarch64_matrix", argv), "limit": args.limit,
+    run = stamp("benchmarks.aarch64_matrix", argv)
+    results = previous or {**run, "limit": args.limit,
                "tensor_samples": args.tensor_samples,
                "root_build_seconds": state.get("build_seconds"),
                "root_ready_seconds": round(time.perf_counter() - start, 1), "models": []}
@@ -162,12 +172,14 @@ def main(argv=None) -> int:
             arch.shared_emulation():
         for name in [m for m in args.models.split(",") if m]:
             try:
-                results["models"].append(run_model(name, Path(tmp), args.limit,
-                                                   args.tensor_samples))
+                entry = run_model(name, Path(tmp), args.limit, args.tensor_samples)
             except Exception as e:  # one model's failure is reported, the run goes on
                 print(f"[aarch64] {name} failed: {type(e).__name__}: {e}", file=sys.stderr,
                       flush=True)
-                results["models"].append({"model": name, "error": f"{type(e).__name__}: {e}"})
+                entry = {"model": name, "error": f"{type(e).__name__}: {e}"}
+            if previous is not None:
+                entry["measured"] = {k: run[k] for k in ("date", "command")}
+            results["models"] = [m for m in results["models"] if m["model"] != name] + [entry]
             save(results, markdown(results), args.out, "aarch64")  # kept as it goes
     return 0
 

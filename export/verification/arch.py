@@ -533,11 +533,15 @@ class Emulation:
             raise
         self.versions = self.sessions[0].versions
         self._planned: list[tuple[EmulatedRunner, dict]] = []
+        self._groups = 0
 
     def runners(self, fmt: str, paths: dict[str, Path], host_runners: dict, spec, task,
                 reference) -> dict[str, EmulatedRunner]:
         """A group's runners, its feeds recorded from the host runners for :meth:`prefetch`."""
-        session = self.sessions[len(self._planned) % len(self.sessions)]
+        # by group, not by graph: with two graphs a group (an encoder and its decoder
+        # step), counting graphs put every group of a model on the first process
+        session = self.sessions[self._groups % len(self.sessions)]
+        self._groups += 1
         runners = {g: EmulatedRunner(session, fmt, paths[g], r) for g, r in host_runners.items()}
         for g, seen in record_feeds(spec, task, reference, host_runners).items():
             self._planned.append((runners[g], seen))
