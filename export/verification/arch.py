@@ -439,6 +439,10 @@ class EmulatedRunner:
 
         self.session, self.fmt, self.path, self.host = session, fmt, path, host_runner
         self.backend = host_runner.backend
+        # the input signature: a step-graph task reads its state widths from it
+        # (zoo.tasks.common._state_widths); without it char_lm, music_lstm and kws_lstm
+        # failed after their emulated feeds had run
+        self.inputs = host_runner.inputs
         self.input_names = host_runner.input_names
         self.output_names = host_runner.output_names
         self._check = FeedCheck(host_runner.inputs, str(path))
