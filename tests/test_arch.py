@@ -115,6 +115,21 @@ def test_the_table_shows_emulated_rows():
     assert "from the" in lines[4] and "1.20e-07 (56 feeds)" in lines[4]
 
 
+def test_an_emulated_runner_has_the_host_runners_signature(tmp_path):
+    """A step-graph task (char_lm, kws_lstm) reads its state inputs' widths from a runner's
+    input signature: the emulated runner has the host runner's."""
+    from zoo.tasks.common import _state_widths
+
+    class Host:
+        backend, input_names, output_names = "onnx", ("frame", "h_0", "c_0"), ("probs",)
+        inputs = [{"name": "frame", "shape": [None, 4], "dtype": "float32"},
+                  {"name": "h_0", "shape": [None, 8], "dtype": "float32"},
+                  {"name": "c_0", "shape": [None, 8], "dtype": "float32"}]
+
+    runner = arch.EmulatedRunner(None, "onnx", tmp_path / "step.onnx", Host())
+    assert _state_widths(runner) == {"h_0": 8, "c_0": 8}
+
+
 def test_tiny_bundle_on_aarch64(tmp_path):
     """A tiny BiLSTM (random weights), fp32 both formats, on 8 test samples: every feed the
     x86 run had runs on aarch64 in one request per artifact, within the fp32 tolerance of
