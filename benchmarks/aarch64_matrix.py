@@ -31,18 +31,20 @@ STREAMED_TASKS = ("lm", "kws")
 
 
 def run_model(name: str, work: Path, limit: int | None,
-              tensor_samples: int | None = None, streamed_samples: int | None = None) -> dict:
+              tensor_samples: int | None = None, streamed_samples: int | None = None,
+              precisions: list[str] | None = None) -> dict:
     import zoo
     from export import export_model
     from export.pipeline import verify_bundle
 
     spec = zoo.get_spec(name)
+    precisions = [p for p in spec.precisions if not precisions or p in precisions]
     if streamed_samples is not None and spec.task in STREAMED_TASKS:
         limit = tensor_samples = streamed_samples
-    print(f"[aarch64] exporting {name} at {', '.join(spec.precisions)}", file=sys.stderr,
+    print(f"[aarch64] exporting {name} at {', '.join(precisions)}", file=sys.stderr,
           flush=True)
     start = time.perf_counter()
-    export_model(name, work / name, precisions=spec.precisions)
+    export_model(name, work / name, precisions=precisions)
     export_seconds = time.perf_counter() - start
     print(f"[aarch64] verifying {name} on aarch64", file=sys.stderr, flush=True)
     start = time.perf_counter()
@@ -68,7 +70,7 @@ def run_model(name: str, work: Path, limit: int | None,
             "metric_aarch64": (r.get("metrics") or {}).get(metric),
             "emulated_feeds": r["emulated_feeds"], "one_by_one": r["one_by_one"],
             "failed_checks": [c for c in r["checks"] if not c["passed"]]})
-    return {"model": name, "precisions": list(spec.precisions), "limit": limit,
+    return {"model": name, "precisions": precisions, "limit": limit,
             "tensor_samples": tensor_samples,
             "test_samples": report["test_samples"], "export_seconds": export_seconds,
             "verify_seconds": seconds, "passed": report["passed"],
@@ -157,6 +159,8 @@ def main(argv=None) -> int:
     p.add_argument("--streamed-samples", type=int, default=None,
                    help="--limit and --tensor-samples for the models whose samples stream "
                         f"through a step graph ({', '.join(STREAMED_TASKS)} tasks)")
+    p.add_argument("--precisions", default=None,
+                   help="only these of each spec's precisions (comma-separated)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--render", action="store_true",
                    help="only re-render <out>/aarch64.md from <out>/aarch64.json")
@@ -184,7 +188,8 @@ def main(argv=None) -> int:
         for name in [m for m in args.models.split(",") if m]:
             try:
                 entry = run_model(name, Path(tmp), args.limit, args.tensor_samples,
-                                  args.streamed_samples)
+                                  args.streamed_samples,
+                                  args.precisions and args.precisions.split(","))
             except Exception as e:  # one model's failure is reported, the run goes on
                 print(f"[aarch64] {name} failed: {type(e).__name__}: {e}", file=sys.stderr,
                       flush=True)
