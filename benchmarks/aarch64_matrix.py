@@ -88,6 +88,9 @@ def markdown(results: dict) -> str:
              + (f", tensor parity on the first {results['tensor_samples']} real inputs"
                 if results.get("tensor_samples") else ", tensor parity on the task's real "
                 "inputs (calibration samples up to 200)") + " and random feeds"
+             + "".join(f" ({', '.join(ms)}: {n} samples and {n} tensor inputs, as they stream "
+                       "each sample through a step graph, one call per symbol or frame)"
+                       for n, ms in _other_limits(results).items())
              + ", held to the x86 limits. max |diff| vs Keras is the largest of any output "
              "on any feed; limit: the cell's tensor check's (on the max |diff|, or, marked *, "
              "on a relative or per-output measure of it; none: an int8 or dynamic cell's "
@@ -101,8 +104,7 @@ def markdown(results: dict) -> str:
     beyond, later = [], []
     for m in sorted(results["models"], key=lambda m: m["model"]):
         if "measured" in m:
-            later.append(f"- {m['model']}: measured {m['measured']['date']} "
-                         f"(`{m['measured']['command']}`)")
+            later.append((m["measured"]["date"], m["measured"]["command"], m["model"]))
         if "error" in m:
             lines.append(f"| {m['model']} | not verified: {m['error']} |||||||||||")
             continue
@@ -124,9 +126,23 @@ def markdown(results: dict) -> str:
                   f"max {max(seconds):.0f}, total {sum(seconds):.0f} for {len(seconds)} models."]
     lines += ["", "Beyond the x86 limits on aarch64 only: " + ("none." if not beyond else "")]
     lines += beyond
-    if later:
-        lines += ["", "Measured in a later run (same settings):", "", *later]
+    runs: dict = {}
+    for date, command, model in later:
+        runs.setdefault((date, command), []).append(model)
+    if runs:
+        lines += ["", "Measured in a later run:", ""]
+        lines += [f"- {', '.join(models)}: {date}, `{command}`"
+                  for (date, command), models in runs.items()]
     return "\n".join(lines) + "\n"
+
+
+def _other_limits(results: dict) -> dict[int, list[str]]:
+    """``{limit: [model, ...]}`` of the models verified on another limit than the run's."""
+    out: dict[int, list[str]] = {}
+    for m in results["models"]:
+        if m.get("limit") not in (None, results["limit"]):
+            out.setdefault(m["limit"], []).append(m["model"])
+    return out
 
 
 def _limit(c: dict) -> str:
