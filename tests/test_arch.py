@@ -189,3 +189,11 @@ def test_parity_json_gets_the_rows_and_a_strange_one_is_left(tmp_path):
     _record_arch(path, "aarch64", [], {}, Say())
     assert path.is_symlink() and elsewhere.read_text() == "{}"
     assert "not updated" in said[0]
+
+
+def test_tensor_samples_must_be_a_positive_count(tmp_path):
+    from export.pipeline import verify_bundle
+    from zoo.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="tensor_samples"):
+        verify_bundle(tmp_path, tensor_samples=0)  # said before the bundle is read
