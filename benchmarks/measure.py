@@ -1,6 +1,7 @@
 """One measurement in a fresh process: ``python -m benchmarks.measure '<json>'``.
 
-The JSON names a bundle, a backend (keras, litert, onnx, torch, torch-onnx), a precision
+The JSON names a bundle, a backend (keras, litert, onnx, torch, torch-onnx, and the
+OpenVINO peers openvino-static and openvino-dynamic), a precision
 and a thread count; the process prints one JSON line with latency statistics and memory.
 LiteRT and ONNX Runtime measurements never import TensorFlow.
 
@@ -93,6 +94,10 @@ def graphs_for(args, bundle):
         return bundle.runners("keras")
     if backend in ("litert", "onnx"):
         return bundle.runners(backend, args["precision"], threads=threads)
+    if backend.startswith("openvino-"):  # a peer runtime of the benchmark only
+        from benchmarks import openvino_peer
+
+        return openvino_peer.graphs(bundle, backend, threads)
     from benchmarks import torch_peer
 
     return torch_peer.graphs(bundle, backend, threads, Path(args["workdir"]))

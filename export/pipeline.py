@@ -481,7 +481,8 @@ def verify_on_arch(arch: str, spec, task, reference, test, root: Path, manifest:
 
 
 def verify_bundle(path: str | Path, *, progress: Progress | None = None,
-                  limit: int | None = None, arch: str | None = None) -> dict:
+                  limit: int | None = None, arch: str | None = None,
+                  tensor_samples: int | None = None) -> dict:
     """Re-runs a bundle's checks from disk: files, fusion (from the artifacts), parity.
 
     With ``arch="aarch64"``, every artifact runs on aarch64 kernels too, under emulation
@@ -489,8 +490,13 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     ``arch_results`` (also written to the bundle's ``parity.json``), each with its max
     |diff| from Keras and from the host's run, and the task metric.
 
+    ``tensor_samples`` caps the real inputs of tensor parity (by default the task's: the
+    test samples, the calibration split, then random crops up to 200): the aarch64 matrix
+    of CI runs each emulated artifact on ``limit`` samples that way
+    (tests/test_parity_matrix.py).
+
     Raises:
-        ArgumentError: ``limit`` is not a positive int.
+        ArgumentError: ``limit`` or ``tensor_samples`` is not a positive int.
         ArtifactError: a listed file is missing, truncated, corrupt, or does not load.
         UnsupportedError: ``arch`` is not one lstm-zoo emulates.
         HostSetupError: what emulating ``arch`` lacks on this machine (qemu, root or
@@ -500,6 +506,8 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
 
     if limit is not None:
         check_count(limit, "limit", "test samples")
+    if tensor_samples is not None:
+        check_count(tensor_samples, "tensor_samples", "tensor parity inputs")
     if arch is not None:
         from export.verification.arch import ARCHES, preflight
 
@@ -528,7 +536,8 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
     else:
         test, extra = _evaluation_data(spec, limit, progress)
     reference = _reference(spec, task, graph_models(spec, model), test, extra,
-                           progress, "Keras reference (weights from the bundle)")
+                           progress, "Keras reference (weights from the bundle)",
+                           tensor_samples)
     results, failures = verify_artifacts(spec, task, reference, test, bundle.path, manifest,
                                          progress)
     report = {"model": spec.name, "test_samples": len(reference.test_inputs),
@@ -583,9 +592,11 @@ def _evaluation_data(spec, limit: int | None, progress: Progress):
     return (datasets.first(test, limit) if limit else test), extra
 
 
-def _reference(spec, task, graphs, test, extra, progress: Progress, label: str) -> Reference:
+def _reference(spec, task, graphs, test, extra, progress: Progress, label: str,
+               tensor_samples: int | None = None) -> Reference:
+    tensor = task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES)
     return Reference(spec, graphs, task, test,
-                     task.tensor_inputs(test, extra, MIN_TENSOR_SAMPLES),
+                     tensor if tensor_samples is None else tensor[:tensor_samples],
                      progress.counter(label, len(task.inputs(test))))
 
 

@@ -50,6 +50,41 @@ def pytest_xdist_make_scheduler(config, log):
     return ByModelOrModule(config, log)
 
 
+def aarch64_root_or_skip() -> None:
+    """Runs where the aarch64 root is built already (.ci/run builds it before the suite:
+    about 2 minutes); where it can be built (qemu, debootstrap, root, the network) only
+    with LSTM_ZOO_BUILD_AARCH64=1, since two workers would build it at once; skips with
+    what is missing otherwise."""
+    from export.verification import arch
+    from zoo.errors import HostSetupError
+
+    if arch.root_state() is not None:
+        try:
+            arch.qemu_binary()
+            arch.ensure_binfmt()
+        except HostSetupError as e:
+            pytest.skip(f"an aarch64 root is at {arch.root_path()} but cannot run here: {e}")
+        return
+    if not os.environ.get("LSTM_ZOO_BUILD_AARCH64"):
+        pytest.skip(f"no aarch64 root at {arch.root_path()}; `lstm-zoo verify DIR --arch "
+                    "aarch64` builds it once (about 2 min), or set LSTM_ZOO_BUILD_AARCH64=1")
+    try:
+        arch.qemu_binary()
+        arch._check_can_build()
+    except HostSetupError as e:
+        pytest.skip(f"no aarch64 root at {arch.root_path()} and none can be built here: {e}")
+
+
+@pytest.fixture(scope="session")
+def aarch64_emulation():
+    """The emulated aarch64 processes, shared by every aarch64 verification of a worker
+    (:func:`export.verification.arch.shared_emulation`)."""
+    from export.verification import arch
+
+    with arch.shared_emulation():
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     """``{name: weights path}`` for the tiny variants, trained for seconds on real data.

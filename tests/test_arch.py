@@ -10,6 +10,7 @@ import shutil
 import socket
 
 import pytest
+from conftest import aarch64_root_or_skip
 
 from export.verification import arch
 from zoo.errors import HostSetupError, UnsupportedError
@@ -114,22 +115,19 @@ def test_the_table_shows_emulated_rows():
     assert "from the" in lines[4] and "1.20e-07 (56 feeds)" in lines[4]
 
 
-def _root_or_skip() -> None:
-    """Runs where the root is built already; where it can be built (qemu, debootstrap,
-    root, the network) only with LSTM_ZOO_BUILD_AARCH64=1, since the build takes 13-17
-    minutes, longer than the suite's budget; skips with what is missing otherwise."""
-    import os
+def test_an_emulated_runner_has_the_host_runners_signature(tmp_path):
+    """A step-graph task (char_lm, kws_lstm) reads its state inputs' widths from a runner's
+    input signature: the emulated runner has the host runner's."""
+    from zoo.tasks.common import _state_widths
 
-    if arch.root_state() is not None:
-        return
-    if not os.environ.get("LSTM_ZOO_BUILD_AARCH64"):
-        pytest.skip(f"no aarch64 root at {arch.root_path()}; `lstm-zoo verify DIR --arch "
-                    "aarch64` builds it once (13-17 min), or set LSTM_ZOO_BUILD_AARCH64=1")
-    try:
-        arch.qemu_binary()
-        arch._check_can_build()
-    except HostSetupError as e:
-        pytest.skip(f"no aarch64 root at {arch.root_path()} and none can be built here: {e}")
+    class Host:
+        backend, input_names, output_names = "onnx", ("frame", "h_0", "c_0"), ("probs",)
+        inputs = [{"name": "frame", "shape": [None, 4], "dtype": "float32"},
+                  {"name": "h_0", "shape": [None, 8], "dtype": "float32"},
+                  {"name": "c_0", "shape": [None, 8], "dtype": "float32"}]
+
+    runner = arch.EmulatedRunner(None, "onnx", tmp_path / "step.onnx", Host())
+    assert _state_widths(runner) == {"h_0": 8, "c_0": 8}
 
 
 def test_tiny_bundle_on_aarch64(tmp_path):
@@ -141,7 +139,7 @@ def test_tiny_bundle_on_aarch64(tmp_path):
     from export import export_model
     from export.pipeline import verify_bundle
 
-    _root_or_skip()
+    aarch64_root_or_skip()
     bundle = tmp_path / "b"
     export_model("bilstm_activity_tiny", bundle, weights=None, precisions=("fp32",), limit=8)
     report = verify_bundle(bundle, limit=8, arch="aarch64")
@@ -155,7 +153,14 @@ def test_tiny_bundle_on_aarch64(tmp_path):
     assert report["arch_runtimes"]["aarch64"]["machine"] == "aarch64"
     saved = json.loads((bundle / "parity.json").read_text())
     assert [r["arch"] for r in saved["arch_results"]] == ["aarch64", "aarch64"]
-    verify_bundle(bundle, limit=8, arch="aarch64")  # again: its rows replace the first run's
+    with arch.shared_emulation():  # twice more, the emulated processes kept between them
+        verify_bundle(bundle, limit=8, arch="aarch64")
+        (pool,) = arch._shared.values()
+        pids = [s.process.pid for s in pool]
+        verify_bundle(bundle, limit=8, arch="aarch64")  # its rows replace the first run's
+        assert [s.process.pid for s in pool] == pids and all(
+            s.process.poll() is None and not s._artifacts for s in pool)
+    assert all(s.process.poll() is not None for s in pool)  # closed at the end
     assert len(json.loads((bundle / "parity.json").read_text())["arch_results"]) == 2
 
 
@@ -184,3 +189,11 @@ def test_parity_json_gets_the_rows_and_a_strange_one_is_left(tmp_path):
     _record_arch(path, "aarch64", [], {}, Say())
     assert path.is_symlink() and elsewhere.read_text() == "{}"
     assert "not updated" in said[0]
+
+
+def test_tensor_samples_must_be_a_positive_count(tmp_path):
+    from export.pipeline import verify_bundle
+    from zoo.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="tensor_samples"):
+        verify_bundle(tmp_path, tensor_samples=0)  # said before the bundle is read

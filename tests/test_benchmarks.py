@@ -550,3 +550,53 @@ def test_g2p_decoding_results_reach_the_card():
     assert "## Decoding (measured)" in card
     for row in json.loads(path.read_text())["models"][0]["rows"]:
         assert f"| {row['decoder']} | {100 * row['per']:.2f} % |" in card
+
+
+def test_openvino_peer_runs_and_reports_its_diff(tiny_bundles, tmp_path):
+    """OpenVINO, static and dynamic, on a tiny seq2seq bundle's ONNX fp32 artifacts: the
+    same function as Keras on the encoder's and every decoder step's feeds, and timed
+    interleaved with ORT."""
+    pytest.importorskip("openvino", reason="openvino is not installed (the bench extra)")
+    from benchmarks import openvino_peer
+
+    m = openvino_peer.measure_bundle(tiny_bundles[0]["seq2seq_g2p_tiny"], tmp_path,
+                                     budget=0.2, samples=3, torch=False)
+    assert not m["failed"], m["failed"]
+    assert m["feeds"]["encoder"] == 3 and m["feeds"]["decoder_step"] > 3
+    for backend in ("onnx", *openvino_peer.BACKENDS):
+        assert m["rows"][backend]["max_abs_vs_keras"] < 1e-5, (backend, m["rows"])
+    together = m["interleaved"]
+    assert "error" not in together, together
+    assert set(together["median_us"]) == {"onnx/fp32", "openvino-static/fp32",
+                                          "openvino-dynamic/fp32"}
+    # a step graph's state widths are read from a runner's .inputs, a Keras graph's from
+    # its .model (zoo.tasks.common._state_widths): the OpenVINO runner is the former kind
+    from export.verification.runtime import load_bundle
+
+    graph = openvino_peer.graphs(load_bundle(tiny_bundles[0]["seq2seq_g2p_tiny"]),
+                                 "openvino-static")["decoder_step"]
+    assert not hasattr(graph, "model") and graph.inputs
+    text = openvino_peer.markdown({"date": "d", "machine": "m", "openvino": "v",
+                                   "onnxruntime": "v", "command": "c",
+                                   "models": [{"model": "seq2seq_g2p_tiny", **m}]})
+    assert "| seq2seq_g2p_tiny |" in text and "cannot load" not in text
+
+
+def test_an_openvino_config_that_cannot_load_is_listed_with_the_reason(tiny_bundles, tmp_path,
+                                                                       monkeypatch):
+    pytest.importorskip("openvino", reason="openvino is not installed (the bench extra)")
+    from benchmarks import openvino_peer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Check 'x' failed: unsupported op\nmore")
+
+    monkeypatch.setattr(openvino_peer.OpenVINOGraph, "__init__", broken)
+    m = openvino_peer.measure_bundle(tiny_bundles[0]["bilstm_activity_tiny"], tmp_path,
+                                     budget=0.2, samples=2, torch=False)
+    assert set(m["failed"]) == set(openvino_peer.BACKENDS)
+    assert m["failed"]["openvino-static"] == "RuntimeError: Check 'x' failed: unsupported op"
+    assert set(m["interleaved"]["median_us"]) == {"onnx/fp32"}  # the rest left out
+    text = openvino_peer.markdown({"date": "d", "machine": "m", "openvino": "v",
+                                   "onnxruntime": "v", "command": "c",
+                                   "models": [{"model": "b", **m}]})
+    assert "cannot load" in text and "unsupported op" in text

@@ -25,6 +25,7 @@ CI_ONLY = (
     "ruff check ",  # lint
     'pip install -e ".[docs]"',  # the docs build's tools (not needed to run the tests)
     "mkdocs build --strict ",  # the docs build: broken links fail
+    ".ci/aarch64-root",  # qemu and the arm64 root of the aarch64 matrix (CI runs as root)
 )
 
 

@@ -9,16 +9,25 @@ up to 200). The re-verification repeats the export's own computation, so it is c
 to keep the suite's time (it doubled the shipped models' share); metric drops on 16
 samples are not compared (one sample moves a classifier's accuracy by 6 points), the
 tensors and fp32's identical answers are.
+
+The same cells on aarch64 (test_cell_on_aarch64): each model's bundle re-verified once more
+with ``arch="aarch64"`` (its artifacts on the aarch64 builds of the same runtimes, under
+qemu-user) on the first REVERIFY test samples (STREAMED for a model that streams its
+samples through a step graph), tensor parity on as many real inputs (not up to 200:
+emulation runs a 100-step LSTM in about 0.4 s) and the random feeds, held to the x86
+limits. Runs where the aarch64 root is built (.ci/run builds it); skipped elsewhere.
+`python -m benchmarks.aarch64_matrix` runs the same matrix and writes its figures.
 """
 
 import json
 
 import numpy as np
 import pytest
-from conftest import per_model
+from conftest import aarch64_root_or_skip, per_model
 
 import zoo
 from benchmarks import torch_peer
+from benchmarks.aarch64_matrix import STREAMED_TASKS
 from export.compression.quantize import FORMAT_PRECISIONS
 from export.pipeline import verify_bundle
 from export.verification.report import compatibility_markdown, compatibility_rows
@@ -66,6 +75,39 @@ def test_cell(pretrained_export, name, fmt, precision):
             if (r["format"], r["precision"]) == (fmt, precision)]
     assert rows and all(r["verdict"] != "NOT fused" and not r["flex"] and (
         not r["fallbacks"] or r["loop_reason"]) for r in rows)
+
+
+_on_aarch64 = {}
+
+
+# A model whose samples stream through a step graph (one call per frame or symbol) is
+# verified on STREAMED samples: 16 of char_lm's windows made 4,598 step feeds per artifact
+# group, minutes each under emulation
+STREAMED = 4
+
+
+def on_aarch64(name, out):
+    if name not in _on_aarch64:
+        n = STREAMED if zoo.get_spec(name).task in STREAMED_TASKS else REVERIFY
+        _on_aarch64[name] = verify_bundle(out, limit=n, tensor_samples=n, arch="aarch64")
+    return _on_aarch64[name]
+
+
+@pytest.mark.parametrize("name, fmt, precision", CELLS)
+def test_cell_on_aarch64(pretrained_export, aarch64_emulation, name, fmt, precision):
+    """The cell on aarch64 kernels passes the x86 limits (but the metric drop, which
+    REVERIFY samples do not measure), and fp32 gives the same answers as Keras."""
+    aarch64_root_or_skip()
+    spec = zoo.get_spec(name)
+    report = on_aarch64(name, pretrained_export(name)[1])
+    cell = next(r for r in report["arch_results"]
+                if r["format"] == fmt and r["precision"] == precision)
+    assert all(c["passed"] for c in cell["checks"] if "drop" not in c["check"]), cell["checks"]
+    tol = spec.tensor_tolerance.get(precision)
+    if tol is not None:
+        assert cell["tensor_excess"] <= tol.value, tol.reason
+    if precision == "fp32":
+        assert cell["disagreements"] == 0
 
 
 # Rows the generated compatibility table must hold, per model (each checked on the worker

@@ -5,6 +5,7 @@ nothing of lstm-zoo. It reads one JSON request a line on stdin and answers one J
 the descriptor its parent names: ``{"artifact": PATH, "format": "tflite"|"onnx", "feeds":
 NPZ, "count": N, "out": NPZ}`` runs N feeds (``"{i}/{input}"`` in the feeds file) and writes
 the outputs (``"{i}/{output}"``); the answer is ``{"ok": true}`` or ``{"error": TEXT}``.
+``{"reset": true}`` lets go of every loaded artifact (a process kept for the next bundle).
 Every artifact runs as the host runners run it (export.verification.runtime): one thread,
 the CPU provider, and LiteRT's variable tensors zeroed before each call.
 """
@@ -59,6 +60,10 @@ def _serve(answer):
     loaded = {}
     for line in sys.stdin:
         request = json.loads(line)
+        if request.get("reset"):  # the next bundle's: what is loaded is let go
+            loaded.clear()
+            answer({"ok": True})
+            continue
         try:
             key = (request["format"], request["artifact"])
             if key not in loaded:
