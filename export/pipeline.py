@@ -548,36 +548,10 @@ def verify_bundle(path: str | Path, *, progress: Progress | None = None,
                                                bundle.path, manifest, progress)
         failures += fails
         report.update(arch_results=rows, arch_runtimes={arch: versions})
-        _record_arch(bundle.path / "parity.json", arch, rows, versions, progress)
+        from export.verification.arch import record_results
+
+        record_results(bundle.path / "parity.json", arch, rows, versions, progress)
     return {**report, "passed": not failures, "failures": failures}
-
-
-def _record_arch(path: Path, arch: str, rows: list[dict], versions: dict, progress) -> None:
-    """Puts ``arch``'s rows into a bundle's parity.json (which the manifest does not list),
-    replacing those of an earlier run. The file is a stranger's like the rest of the
-    bundle: one that is not a regular file of at most the manifest's bound, or not a JSON
-    object, is left as it is (said), and the new file replaces it, never a link's target."""
-    from export.verification.manifest import MAX_MANIFEST_BYTES
-
-    try:
-        if path.is_symlink() or not path.is_file() or \
-                path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ValueError("not a regular file of at most "
-                             f"{MAX_MANIFEST_BYTES >> 20} MiB")
-        parity = json.loads(path.read_text())
-        if not isinstance(parity, dict) or not isinstance(parity.get("arch_results", []),
-                                                          list):
-            raise ValueError("not the object export writes")
-        parity["arch_results"] = [r for r in parity.get("arch_results", [])
-                                  if not isinstance(r, dict) or r.get("arch") != arch] + rows
-        runtimes = parity.get("arch_runtimes")
-        parity["arch_runtimes"] = {**(runtimes if isinstance(runtimes, dict) else {}),
-                                   arch: versions}
-        tmp = path.with_name(f".{path.name}.tmp")
-        _write_json(tmp, parity)
-        tmp.replace(path)
-    except (OSError, ValueError) as e:
-        progress.say(f"{path} not updated with the {arch} results ({e})")
 
 
 def _graph_inputs(reference, artifact) -> list[dict]:

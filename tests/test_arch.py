@@ -167,8 +167,8 @@ def test_tiny_bundle_on_aarch64(tmp_path):
 def test_parity_json_gets_the_rows_and_a_strange_one_is_left(tmp_path):
     import json
 
-    from export.pipeline import _record_arch
     from export.progress import Silent
+    from export.verification.arch import record_results
 
     said = []
 
@@ -178,7 +178,7 @@ def test_parity_json_gets_the_rows_and_a_strange_one_is_left(tmp_path):
 
     path = tmp_path / "parity.json"
     path.write_text(json.dumps({"results": [], "arch_results": [{"arch": "aarch64", "x": 1}]}))
-    _record_arch(path, "aarch64", [{"arch": "aarch64", "x": 2}], {"numpy": "2"}, Say())
+    record_results(path, "aarch64", [{"arch": "aarch64", "x": 2}], {"numpy": "2"}, Say())
     saved = json.loads(path.read_text())
     assert saved["arch_results"] == [{"arch": "aarch64", "x": 2}] and not said
     assert saved["arch_runtimes"] == {"aarch64": {"numpy": "2"}}
@@ -186,7 +186,7 @@ def test_parity_json_gets_the_rows_and_a_strange_one_is_left(tmp_path):
     elsewhere.write_text("{}")
     path.unlink()
     path.symlink_to(elsewhere)  # a link out of the bundle: neither followed nor replaced
-    _record_arch(path, "aarch64", [], {}, Say())
+    record_results(path, "aarch64", [], {}, Say())
     assert path.is_symlink() and elsewhere.read_text() == "{}"
     assert "not updated" in said[0]
 

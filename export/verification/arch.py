@@ -46,6 +46,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from export.output import writing
+from export.verification.arch_root import MIRROR, SUITE, VENV, _tool, build_root
 from zoo.errors import ExportError, HostSetupError
 
 ARCHES = ("aarch64",)
@@ -53,15 +55,10 @@ ROOT_ENV = "LSTM_ZOO_AARCH64_ROOT"
 MIRROR_ENV = "LSTM_ZOO_DEBIAN_MIRROR"
 CPU_ENV = "LSTM_ZOO_AARCH64_CPU"
 CPU = "neoverse-n1"
-MIRROR = "http://deb.debian.org/debian"
-# Debian 12: its Python 3.11 has aarch64 wheels of every pinned runtime (ai-edge-litert
-# 2.3 publishes cp310-cp313 manylinux aarch64 wheels)
-SUITE = "bookworm"
 PINNED = ("numpy", "onnxruntime", "ai-edge-litert")
 QEMU = "qemu-aarch64-static"
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")  # qemu-user-static's own
-VENV = "/opt/lstm-zoo"  # inside the root
 MARKER = "lstm-zoo-root.json"
 SERVER = Path(__file__).with_name("arch_server.py")
 INSTALL = "apt-get install -y qemu-user-static debootstrap"
@@ -98,12 +95,6 @@ def root_state(root: Path | None = None) -> dict | None:
     except (OSError, ValueError):
         return None
     return state if state.get("versions") == pinned_versions() else None
-
-
-def _tool(name: str) -> str | None:
-    """A program's path, looked up in the system folders too (root's tools live in sbin,
-    often outside a user's PATH)."""
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
 
 
 def qemu_binary() -> str:
@@ -219,97 +210,6 @@ def ensure_binfmt() -> None:
     except OSError as e:
         raise HostSetupError(f"cannot register qemu-aarch64 with binfmt_misc ({e}); a "
                              f"container may need it done on its host: {how}") from None
-
-
-def build_root(target: Path, pins: dict[str, str], mirror: str = MIRROR) -> dict:
-    """Builds the root in ``target`` without running anything of it but ``ldconfig`` under
-    emulation; the seconds of each stage.
-
-    1. ``debootstrap --foreign`` (minbase, plus python3): downloads the packages and unpacks
-       the required ones, merged /usr; its second stage, which configures every package
-       under emulation (most of the 13-17 minutes a full debootstrap took), is not run:
-       nothing here needs a configured package.
-    2. The rest of its package list (python3 and its libraries) unpacked the way
-       debootstrap unpacks (``dpkg-deb --fsys-tarfile | tar``, keeping /lib -> usr/lib).
-    3. ``ldconfig`` in the root (emulated, a fraction of a second): the dynamic loader
-       finds the libraries in /usr/lib/aarch64-linux-gnu through its cache.
-    4. The aarch64 wheels of the pins (and what they need), downloaded by this Python's
-       pip for the root's Python (``--platform``), installed with ``--target`` into a venv
-       made by hand (its python a copy of the root's, a pyvenv.cfg, site-packages).
-    """
-    stages = {}
-    t = time.monotonic()
-    _run([_tool("debootstrap"), "--foreign", "--arch=arm64", "--variant=minbase",
-          "--include=python3", SUITE, str(target), mirror], "debootstrap --foreign")
-    stages["debootstrap_foreign"] = round(time.monotonic() - t, 1)
-    t = time.monotonic()
-    paths = dict(line.split(maxsplit=1) for line in
-                 (target / "debootstrap/debpaths").read_text().splitlines() if line.strip())
-    for package in (target / "debootstrap/base").read_text().split():
-        _unpack(target / paths[package].strip().lstrip("/"), target)
-    for deb in (target / "var/cache/apt/archives").glob("*.deb"):
-        deb.unlink()  # unpacked: 40 MB the root does not need
-    stages["unpack"] = round(time.monotonic() - t, 1)
-    t = time.monotonic()
-    _run([_tool("chroot"), str(target), "/sbin/ldconfig"], "ldconfig")
-    python = _root_python(target)
-    stages["ldconfig"] = round(time.monotonic() - t, 1)
-    t = time.monotonic()
-    _install_wheels(target, pins, python)
-    stages["wheels"] = round(time.monotonic() - t, 1)
-    return stages
-
-
-def _unpack(deb: Path, target: Path) -> None:
-    """A .deb's files into ``target``, as debootstrap extracts (no maintainer scripts);
-    --keep-directory-symlink: a package's /lib/... goes through the merged /usr link."""
-    data = subprocess.Popen([_tool("dpkg-deb"), "--fsys-tarfile", str(deb)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tar = subprocess.run([_tool("tar"), "--keep-directory-symlink", "-xf", "-", "-C",
-                          str(target)], stdin=data.stdout, capture_output=True, text=True)
-    data.stdout.close()
-    err = data.stderr.read().decode(errors="replace")
-    data.stderr.close()
-    if data.wait() != 0 or tar.returncode != 0:
-        raise ExportError(f"building the aarch64 root: unpacking {deb.name} failed: "
-                          f"{(err + tar.stderr).strip()[-300:]}")
-
-
-def _root_python(target: Path) -> str:
-    """The root's Python version, ``"3.11"``, from its /usr/bin/python3 link."""
-    link = os.readlink(target / "usr/bin/python3")  # python3.11
-    return link.removeprefix("python")
-
-
-# manylinux tags the root's glibc (Debian 12: 2.36) takes, for pip download --platform
-PLATFORMS = ["manylinux2014_aarch64", *(f"manylinux_2_{v}_aarch64" for v in range(17, 37))]
-
-
-def _install_wheels(target: Path, pins: dict[str, str], python: str) -> None:
-    import sys
-
-    venv = target / VENV.lstrip("/")
-    site = venv / f"lib/python{python}/site-packages"
-    (venv / "bin").mkdir(parents=True)
-    site.mkdir(parents=True)
-    # a copy, not a link to /usr/bin/python3: a link would be resolved by the host kernel
-    # to the host's own python when qemu -L starts it
-    shutil.copy2(target / f"usr/bin/python{python}", venv / "bin/python3")
-    (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\ninclude-system-site-packages = false\n"
-                                     f"version = {python}\n")
-    platform = [a for tag in PLATFORMS for a in ("--platform", tag)]
-    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-          "--only-binary=:all:", "--target", str(site), "--python-version", python,
-          "--implementation", "cp", *platform, *(f"{k}=={v}" for k, v in pins.items())],
-         "pip install --platform (the aarch64 wheels)")
-
-
-def _run(cmd: list[str], what: str, env: dict | None = None) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-6:])
-        raise ExportError(f"building the aarch64 root: {what} failed (exit "
-                          f"{done.returncode}):\n{tail}")
 
 
 def _server_versions(root: Path) -> dict:
@@ -604,6 +504,35 @@ def check_emulated(spec, task, reference, test_data, emulated: dict[str, Emulate
         emulated_feeds=sum(len(r._table) for r in emulated.values()),
         one_by_one=sum(r.one_by_one for r in emulated.values()))
     return result
+
+
+def record_results(path: Path, arch: str, rows: list[dict], versions: dict, progress) -> None:
+    """Puts ``arch``'s rows into a bundle's parity.json (which the manifest does not list),
+    replacing those of an earlier run. The file is a stranger's like the rest of the
+    bundle: one that is not a regular file of at most the manifest's bound, or not a JSON
+    object, is left as it is (said), and the new file replaces it, never a link's target."""
+    from export.verification.manifest import MAX_MANIFEST_BYTES
+
+    try:
+        if path.is_symlink() or not path.is_file() or \
+                path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError("not a regular file of at most "
+                             f"{MAX_MANIFEST_BYTES >> 20} MiB")
+        parity = json.loads(path.read_text())
+        if not isinstance(parity, dict) or not isinstance(parity.get("arch_results", []),
+                                                          list):
+            raise ValueError("not the object export writes")
+        parity["arch_results"] = [r for r in parity.get("arch_results", [])
+                                  if not isinstance(r, dict) or r.get("arch") != arch] + rows
+        runtimes = parity.get("arch_runtimes")
+        parity["arch_runtimes"] = {**(runtimes if isinstance(runtimes, dict) else {}),
+                                   arch: versions}
+        tmp = path.with_name(f".{path.name}.tmp")
+        with writing(tmp):
+            tmp.write_text(json.dumps(parity, indent=2, default=str) + "\n")
+        tmp.replace(path)
+    except (OSError, ValueError) as e:
+        progress.say(f"{path} not updated with the {arch} results ({e})")
 
 
 def main() -> int:
