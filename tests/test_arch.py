@@ -130,10 +130,14 @@ def test_an_emulated_runner_has_the_host_runners_signature(tmp_path):
     assert _state_widths(runner) == {"h_0": 8, "c_0": 8}
 
 
-def test_tiny_bundle_on_aarch64(tmp_path):
+def test_tiny_bundle_on_aarch64(tmp_path, monkeypatch):
     """A tiny BiLSTM (random weights), fp32 both formats, on 8 test samples: every feed the
     x86 run had runs on aarch64 in one request per artifact, within the fp32 tolerance of
     Keras, and close to the x86 run of the same artifact."""
+    # outside the worker's session-wide sharing (conftest's aarch64_emulation, which the
+    # parity matrix's aarch64 cells open first on this worker in a full run): this test
+    # checks that its own shared_emulation keeps its processes, then closes them
+    monkeypatch.setattr(arch, "_shared", None)
     import json
 
     from export import export_model
