@@ -15,8 +15,8 @@ with ``arch="aarch64"`` (its artifacts on the aarch64 builds of the same runtime
 qemu-user) on the first REVERIFY test samples (STREAMED for a model that streams its
 samples through a step graph, and for the ConvLSTM: FEW_SAMPLES), tensor parity on as many
 real inputs (not up to 200: emulation runs a 100-step LSTM in about 0.4 s) and the random
-feeds, held to the x86
-limits. Runs where the aarch64 root is built (.ci/run builds it); skipped elsewhere.
+feeds, held to the x86 limits. Runs where the aarch64 root is built (.ci/run builds it);
+skipped elsewhere.
 `python -m benchmarks.aarch64_matrix` runs the same matrix and writes its figures.
 """
 
