@@ -9,7 +9,6 @@ import errno
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_distributed import free_ports  # the same free-port helper the workers use
 
 from export.cli import main
 
@@ -108,18 +108,8 @@ def test_the_disk_full_error_names_the_bundle_file_and_the_folder_to_free():
 # --- a worker killed in multi-worker training ---------------------------------------------
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_a_killed_worker_is_named_by_the_survivor_which_does_not_hang():
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = []
     started = time.monotonic()
     for i in range(2):
