@@ -58,7 +58,7 @@ def test_training_strings_are_reproducible_and_bounded():
         assert x.dtype == np.float32 and np.all(np.abs(x) <= 1.0)
         # at least the leading and trailing silence and ~0.1 s per digit
         assert len(x) >= 1600 + 800 * len(text)
-    with pytest.raises(DataError, match=r"splits \['calibration', 'test', 'train', "):
+    with pytest.raises(DataError, match=r"splits \['calibration', 'test', 'test_fsdd', 'train', "):
         ds.load("validation")
 
 

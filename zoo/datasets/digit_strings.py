@@ -9,9 +9,11 @@ The transcript is the digits, whatever the language ("cuatro cero siete dos" is
 - **train** (and ``calibration``, ``train_small``): each string is said either by an
   espeak-ng voice (the whole string in one request, so the digits run into each other as
   in speech; any of the five languages, voice variant, rate and pitch drawn per string) or
-  by one of the *training* speakers (:data:`~zoo.datasets.spoken_digits.TRAIN_SPEAKERS`),
-  whose single-digit recordings are joined with pauses of 30-400 ms, each digit at its own
-  speed (0.85-1.15). The string is then placed in 0.1-0.5 s of leading and trailing
+  by one of the *training* speakers (:data:`~zoo.datasets.spoken_digits.ALL_TRAIN` for
+  ``train``: the asterisk ones, saytime and three FSDD speakers; the packaged ones only for
+  the others), whose single-digit recordings (a random take of each digit where a speaker
+  has several) are joined with pauses of 30-400 ms, each digit at its own speed
+  (0.85-1.15). The string is then placed in 0.1-0.5 s of leading and trailing
   silence and augmented as the keyword spotter's windows are
   (:func:`~zoo.datasets.spoken_digits.telephone_channel`, level, noise at 5-40 dB SNR);
   training features also get vocal tract length warps and SpecAugment masks.
@@ -21,6 +23,9 @@ The transcript is the digits, whatever the language ("cuatro cero siete dos" is
   100-300 ms pauses, 0.2 s of silence around, nothing added. Each speaker recorded each
   digit once, so the test strings are new sequences of 30 recordings, not 30 x 5 new
   recordings; its error rate measures those voices.
+- **test_fsdd**: 100 strings built the same way from the held-out FSDD speaker's
+  recordings (:data:`zoo.datasets.voices.FSDD_TEST`), a random one of its 50 takes of each
+  digit; needs the FSDD folder (:func:`zoo.datasets.voices.fsdd_dir`), as ``train`` does.
 - **train_speakers**: 300 strings (60 per speaker) built as the test strings are, from the
   *training* speakers' recordings (the clips training used, in new sequences and pauses,
   unaugmented): what the model does on recordings it heard, to set against the test.
@@ -32,7 +37,7 @@ from functools import cache
 
 import numpy as np
 
-from zoo.audio import SAMPLE_RATE, log_mel
+from zoo.audio import SAMPLE_RATE, log_mel, peak_level
 from zoo.constants import DIGIT_MAX as MAX_DIGITS
 from zoo.constants import DIGIT_MIN as MIN_DIGITS
 from zoo.datasets import spoken_digits as sd
@@ -42,9 +47,11 @@ from zoo.errors import DataError
 
 LICENSE = sd.LICENSE
 # (strings, seed, share said by espeak-ng); test: strings per held-out speaker.
-SPLITS = {"train": (12000, 0, 0.6), "calibration": (200, 1, 0.6),
-          "train_small": (256, 2, 0.0)}
+# (strings, seed, share said by espeak-ng, human speakers)
+SPLITS = {"train": (12000, 0, 0.4, sd.ALL_TRAIN), "calibration": (200, 1, 0.6, sd.PACKAGED_TRAIN),
+          "train_small": (256, 2, 0.0, sd.PACKAGED_TRAIN)}
 TEST_PER_SPEAKER = 100
+FSDD_TEST_SEED = 3  # the "test_fsdd" split: TEST_PER_SPEAKER strings per held-out FSDD speaker
 TRAIN_SPEAKERS_PER_SPEAKER, TRAIN_SPEAKERS_SEED = 60, 7  # the "train_speakers" split
 
 
@@ -67,7 +74,7 @@ def join(clips: list[np.ndarray], pauses: list[int], lead: int, trail: int) -> n
 
 def _augment(rng, x: np.ndarray) -> np.ndarray:
     """Level, a telephone channel and noise, as :func:`spoken_digits.place` augments."""
-    x = x / (np.abs(x).max() + 1e-9) * float(rng.uniform(0.05, 0.9))
+    x = x / (np.abs(x).max() + 1e-9) * peak_level(rng)
     x = sd.telephone_channel(rng, x)
     x = sd.add_noise(rng, x)
     return np.clip(x, -1.0, 1.0).astype(np.float32)
@@ -80,7 +87,7 @@ def training_strings(count: int, seed: int, synthetic: float,
     from scipy.signal import resample_poly
 
     rng = np.random.default_rng([seed, 11])
-    clips = [sd.human_clips(s)["digits"] for s in humans]
+    clips = [sd.human_clips(s)["takes"] for s in humans]
     texts, sources, requests = [], [], []
     for _ in range(count):
         text = _digits(rng)
@@ -97,7 +104,8 @@ def training_strings(count: int, seed: int, synthetic: float,
             said = []
             for d in text:
                 speed = float(rng.uniform(0.85, 1.15))
-                said.append(resample_poly(speaker[int(d)], 100, int(round(100 * speed))))
+                said.append(resample_poly(_take(rng, speaker[int(d)]), 100,
+                                          int(round(100 * speed))))
             pauses = [int(rng.integers(240, 3200)) for _ in text]  # 30-400 ms
             sources.append((said, pauses))
     spoken = sd.synthesize(requests)
@@ -119,36 +127,45 @@ def held_out_strings(speakers=sd.TEST_SPEAKERS, per_speaker: int = TEST_PER_SPEA
     rng = np.random.default_rng([seed, 12])
     waves, texts, who = [], [], []
     for s in speakers:
-        digits = sd.human_clips(s)["digits"]
+        takes = sd.human_clips(s)["takes"]
         for _ in range(per_speaker):
             text = _digits(rng)
             pauses = [int(rng.integers(800, 2400)) for _ in text]  # 100-300 ms
-            waves.append(join([digits[int(d)] for d in text], pauses, 1600, 1600))
+            waves.append(join([_take(rng, takes[int(d)]) for d in text], pauses, 1600, 1600))
             texts.append(text)
             who.append(s)
     return waves, texts, who
 
 
+def _take(rng, takes: list[np.ndarray]) -> np.ndarray:
+    """A random take of a digit (an asterisk speaker has one: no draw, so its strings are
+    what they were before speakers had several takes)."""
+    return takes[int(rng.integers(len(takes)))] if len(takes) > 1 else takes[0]
+
+
 @register_dataset("digit_strings", license=LICENSE, extra="speech", fetch=sd.FETCH)
 @cache
 def load(split: str) -> StrokeData:
-    """``"train"`` (12,000 augmented strings, 60 % espeak-ng), ``"calibration"`` (200 more,
-    another seed, features without augmentation: what inference sees), ``"train_small"``
-    (256 strings of the training speakers only, for the tiny test model) or ``"test"``
-    (300 strings of the held-out speakers) or ``"train_speakers"`` (300 built the same
-    way from the training speakers' recordings). ``x``: (frames, 40) log-mel features per
+    """``"train"`` (12,000 augmented strings, 40 % espeak-ng; needs the FSDD folder),
+    ``"calibration"`` (200 more, another seed, packaged voices, features without
+    augmentation: what inference sees), ``"train_small"`` (256 strings of the packaged
+    training speakers only, for the tiny test model) or ``"test"`` (300 strings of the
+    held-out asterisk speakers) or ``"test_fsdd"`` (100 of the held-out FSDD speaker) or
+    ``"train_speakers"`` (300 built the same way from the asterisk training speakers'
+    recordings). ``x``: (frames, 40) log-mel features per
     string; ``texts``: the digits; ``faces``: the speaker who said a test or
     train_speakers string, ``"train"`` for the other splits."""
-    if split in ("test", "train_speakers"):
-        waves, texts, who = (held_out_strings() if split == "test" else held_out_strings(
-            sd.TRAIN_SPEAKERS, TRAIN_SPEAKERS_PER_SPEAKER, TRAIN_SPEAKERS_SEED))
+    held_out = {"test": (), "test_fsdd": (sd.voices.FSDD_TEST, TEST_PER_SPEAKER, FSDD_TEST_SEED),
+                "train_speakers": (sd.TRAIN_SPEAKERS, TRAIN_SPEAKERS_PER_SPEAKER,
+                                   TRAIN_SPEAKERS_SEED)}
+    if split in held_out:
+        waves, texts, who = held_out_strings(*held_out[split])
         return StrokeData([log_mel(w) for w in waves], texts, who)
     if split not in SPLITS:
-        raise DataError(f"spoken digit strings have splits "
-                        f"{sorted([*SPLITS, 'test', 'train_speakers'])}; "
+        raise DataError(f"spoken digit strings have splits {sorted([*SPLITS, *held_out])}; "
                         f"got {split!r}")
-    count, seed, synthetic = SPLITS[split]
-    waves, texts = training_strings(count, seed, synthetic)
+    count, seed, synthetic, humans = SPLITS[split]
+    waves, texts = training_strings(count, seed, synthetic, humans)
     if split == "calibration":
         x = [log_mel(w) for w in waves]
     else:

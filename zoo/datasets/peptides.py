@@ -142,7 +142,8 @@ def fetch_cdhit(root: str | Path | None = None) -> Path:
         DataError: ``apt-get`` or ``dpkg-deb`` is missing or fails, or the package has no
             ``usr/bin/cd-hit``.
     """
-    from zoo.datasets.spoken_digits import _download, _run
+    from zoo.datasets.debian import download as _download
+    from zoo.datasets.debian import run as _run
 
     root = Path(root) if root else cache_root() / "cd-hit"
     if (root / "cd-hit").is_file():

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -40,13 +39,27 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.audio import SAMPLE_RATE, center, log_mel, read_wav, resample, trim_silence
+from zoo.audio import (  # noqa: F401  (noise, add_noise, telephone_channel: used here before)
+    SAMPLE_RATE,
+    add_noise,
+    center,
+    log_mel,
+    noise,
+    peak_level,
+    read_wav,
+    resample,
+    telephone_channel,
+    trim_silence,
+)
 from zoo.constants import SPOKEN_CLASSES as CLASSES
 from zoo.constants import SPOKEN_DIGITS as DIGITS  # noqa: F401  (the data's words)
 from zoo.constants import SPOKEN_SILENCE as SILENCE
 from zoo.constants import SPOKEN_UNKNOWN as UNKNOWN
+from zoo.datasets import voices
 from zoo.datasets.basicmotions import SequenceData
 from zoo.datasets.catalog import Fetch, register_dataset
+from zoo.datasets.debian import download as _download
+from zoo.datasets.debian import run as _run
 from zoo.errors import DataError, MissingExtraError, ShapeError
 
 LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
@@ -223,25 +236,16 @@ def damaged_recording(folder: Path) -> str | None:
 
 
 def _fetch_all(root: str | None) -> str:
-    return f"asterisk recordings of {len(SPEAKERS)} speakers in {fetch(root)}"
+    where = fetch(root)
+    more = voices.fetch(where)
+    return (f"asterisk recordings of {len(SPEAKERS)} speakers"
+            f"{', ' + ' and '.join(more) if more else ''} in {where}")
 
 
 FETCH = Fetch(_fetch_all, "the speech recordings (Debian's asterisk sound packages, via "
                           "apt-get download)",
               option="--to", option_help="folder of the recordings (default: "
                                          "$LSTM_ZOO_SOUNDS, else ~/.cache/lstm-zoo/asterisk)")
-
-
-def _download(package: str, where: str) -> None:
-    """``apt-get download``; when the package lists lack it (a fresh container) and we may,
-    refresh them once with ``apt-get update`` and retry."""
-    try:
-        _run(["apt-get", "download", package], cwd=where)
-    except DataError:
-        if not hasattr(os, "geteuid") or os.geteuid() != 0:
-            raise
-        _run(["apt-get", "update", "-qq"], cwd=where)
-        _run(["apt-get", "download", package], cwd=where)
 
 
 def _gsm_to_wav(source: Path, target: Path) -> None:
@@ -262,17 +266,18 @@ def _ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _run(cmd: list[str], cwd: str) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode:
-        raise DataError(f"`{' '.join(cmd)}` failed ({proc.returncode}): "
-                        f"{(proc.stderr or proc.stdout).strip()[-400:]}")
-
-
 @cache
-def human_clips(speaker: str) -> dict[str, list[np.ndarray]]:
-    """``speaker``'s clips, trimmed: ``{"digits": [10 waveforms, 0..9], "other": [...]}``
-    (other: every letter and phonetic-alphabet word, and :data:`OTHER_IN_DIGITS`)."""
+def human_clips(speaker: str) -> dict[str, list]:
+    """``speaker``'s clips, trimmed: ``{"digits": [10 waveforms, 0..9], "takes": [per
+    digit, every take], "other": [...]}``. An asterisk speaker has one take of each digit
+    and, as other words, every letter and phonetic-alphabet word and
+    :data:`OTHER_IN_DIGITS`; an FSDD speaker (``fsdd_*``) 50 takes and no other words; the
+    saytime speaker: :func:`zoo.datasets.voices.saytime_clips`."""
+    if speaker == voices.SAYTIME:
+        return voices.saytime_clips()
+    if speaker.startswith("fsdd_"):
+        takes = voices.fsdd_takes(speaker)
+        return {"digits": [t[0] for t in takes], "takes": takes, "other": []}
     path = speaker_dir(speaker)
 
     def read(file: Path) -> np.ndarray:
@@ -288,7 +293,7 @@ def human_clips(speaker: str) -> dict[str, list[np.ndarray]]:
               if (path / "digits" / f"{w}.wav").is_file()]
     other = [trim_silence(read(p)) for p in files]
     other = [x for x in other if len(x) >= SAMPLE_RATE // 10]  # drop clicks and blanks
-    return {"digits": digits, "other": other}
+    return {"digits": digits, "takes": [[x] for x in digits], "other": other}
 
 
 # --------------------------------------------------------------------------- espeak-ng
@@ -388,51 +393,13 @@ def _synthesize_here(requests):
 # --------------------------------------------------------------------------- windows
 
 
-def noise(rng, n: int) -> np.ndarray:
-    """White, pink or brown noise of unit RMS."""
-    kind = int(rng.integers(3))
-    white = rng.standard_normal(n)
-    if kind == 0:
-        x = white
-    else:
-        spectrum = np.fft.rfft(white)
-        f = np.arange(len(spectrum), dtype=np.float64)
-        f[0] = 1.0
-        spectrum /= f ** (0.5 if kind == 1 else 1.0)
-        x = np.fft.irfft(spectrum, n)
-    x = x - x.mean()
-    return (x / (np.sqrt(np.mean(x ** 2)) + 1e-12)).astype(np.float32)
-
-
-def telephone_channel(rng, x: np.ndarray) -> np.ndarray:
-    """A random telephone-like channel: band-pass (low cut 80-400 Hz, high cut 2.8-3.9 kHz,
-    2nd-order Butterworth), a spectral tilt (first-order pre- or de-emphasis), and G.711
-    mu-law companding for half the windows. espeak-ng's clean output and the prompt
-    recordings differ most here."""
-    from scipy.signal import butter, lfilter
-
-    low, high = float(rng.uniform(80, 400)), float(rng.uniform(2800, 3900))
-    b, a = butter(2, [low, high], btype="bandpass", fs=SAMPLE_RATE)
-    y = lfilter(b, a, x)
-    tilt = float(rng.uniform(-0.7, 0.7))
-    y = lfilter([1.0, -tilt], [1.0], y) if tilt >= 0 else lfilter([1.0], [1.0, tilt], y)
-    peak = np.abs(y).max()
-    if peak > 0:
-        y = y / peak * np.abs(x).max()
-    if rng.random() < 0.5:
-        mu = 255.0
-        q = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * 127.0) / 127.0
-        y = np.sign(q) * np.expm1(np.abs(q) * np.log1p(mu)) / mu
-    return y.astype(np.float32)
-
-
 def place(rng, speech: np.ndarray | None, augment: bool) -> np.ndarray:
     """A 1-second window holding ``speech`` (None: noise only).
 
-    With ``augment``: speed 0.85-1.15, peak level 0.05-0.9, a random position, a random
-    telephone channel (:func:`telephone_channel`), and noise at 5-40 dB SNR (none for a
-    fifth of the windows). Without: the clip as recorded,
-    centred, nothing added (longer clips keep their middle second)."""
+    With ``augment``: speed 0.85-1.15, peak level 0.01-0.9 (:func:`zoo.audio.peak_level`),
+    a random position, a random telephone channel (:func:`telephone_channel`), and noise at
+    5-40 dB SNR (none for a fifth of the windows). Without: the clip as recorded, centred,
+    nothing added (longer clips keep their middle second)."""
     from scipy.signal import resample_poly
 
     out = np.zeros(WINDOW, np.float32)
@@ -442,7 +409,7 @@ def place(rng, speech: np.ndarray | None, augment: bool) -> np.ndarray:
         x = speech.astype(np.float32)
         speed = float(rng.uniform(0.85, 1.15))
         x = resample_poly(x, 100, int(round(100 * speed))).astype(np.float32)
-        x = x / (np.abs(x).max() + 1e-9) * float(rng.uniform(0.05, 0.9))
+        x = x / (np.abs(x).max() + 1e-9) * peak_level(rng)
         if len(x) > WINDOW:
             cut = int(rng.integers(len(x) - WINDOW + 1))
             x = x[cut : cut + WINDOW]
@@ -459,23 +426,18 @@ def place(rng, speech: np.ndarray | None, augment: bool) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def add_noise(rng, x: np.ndarray) -> np.ndarray:
-    """``x`` with noise (:func:`noise`) at 5-40 dB SNR against its non-silent part, or
-    unchanged for a fifth of the draws."""
-    if rng.random() < 0.2:
-        return x
-    rms = np.sqrt(np.mean(x[x != 0] ** 2)) if np.any(x) else 0.1
-    snr = float(rng.uniform(5, 40))
-    return (x + rms * 10 ** (-snr / 20) * noise(rng, len(x))).astype(x.dtype, copy=False)
-
-
 def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
-                     synthetic: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+                     synthetic: float = 0.6, other_speech: bool = False,
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` augmented windows (waveforms) and labels: 10 digits 70 %, unknown 20 %,
     silence 10 %; a digit or unknown word is espeak-ng's with probability ``synthetic``,
-    else a training speaker's recording. The same ``seed`` gives the same windows."""
+    else a training speaker's recording (a random take of the digit; an unknown word of that
+    speaker, or, for a speaker without other words and for a third of the rest when
+    ``other_speech``, a 0.3-1 s stretch of the codec2 training sentences). The same
+    arguments give the same windows."""
     rng = np.random.default_rng(seed)
     clips = [human_clips(s) for s in humans]
+    sentences = _training_sentences() if other_speech else ()
     labels = np.zeros(count, np.int64)
     sources: list = []  # a recording, an index into ``requests``, or None (silence)
     requests = []
@@ -489,10 +451,15 @@ def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
             requests.append(request)
         elif r < 0.7:
             labels[i] = int(rng.integers(10))
-            sources.append(human["digits"][labels[i]])
+            takes = human["takes"][labels[i]]
+            sources.append(takes[int(rng.integers(len(takes)))] if len(takes) > 1 else takes[0])
         elif r < 0.9:
             labels[i] = CLASSES.index(UNKNOWN)
-            sources.append(human["other"][int(rng.integers(len(human["other"])))])
+            if sentences and (not human["other"] or rng.random() < 1 / 3):
+                sources.append(_stretch(rng, sentences))
+            else:
+                pool = human["other"] or clips[0]["other"]
+                sources.append(pool[int(rng.integers(len(pool)))])
         else:
             labels[i] = CLASSES.index(SILENCE)
             sources.append(None)
@@ -502,6 +469,18 @@ def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
         speech = spoken[source] if isinstance(source, int) else source
         waves[i] = place(rng, speech, augment=True)
     return waves, labels
+
+
+def _training_sentences() -> tuple[np.ndarray, ...]:
+    return voices.sentences("train")
+
+
+def _stretch(rng, sentences) -> np.ndarray:
+    """A random 0.3-1 s stretch of a random sentence."""
+    x = sentences[int(rng.integers(len(sentences)))]
+    n = min(len(x), int(rng.integers(SAMPLE_RATE * 3 // 10, SAMPLE_RATE + 1)))
+    start = int(rng.integers(len(x) - n + 1))
+    return x[start : start + n]
 
 
 def test_windows(speakers=TEST_SPEAKERS, others_per_speaker: int = 30, silences: int = 20,
@@ -555,23 +534,51 @@ def augmented_features(waves: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-SPLITS = {"train": 24000, "calibration": 200, "train_small": 512}
+# Packaged human voices: the asterisk training speakers and saytime (lstm-zoo fetch-data);
+# the full training split adds the FSDD training speakers, a folder the user supplies.
+PACKAGED_TRAIN = (*TRAIN_SPEAKERS, voices.SAYTIME)
+ALL_TRAIN = (*PACKAGED_TRAIN, *voices.FSDD_TRAIN)
+# split: (windows, seed, human speakers, share said by espeak-ng)
+SPLITS = {"train": (24000, 0, ALL_TRAIN, 0.4), "calibration": (200, 1, PACKAGED_TRAIN, 0.6),
+          "train_small": (512, 2, PACKAGED_TRAIN, 0.6)}
+TESTS = ("test", "test_fsdd", "test_speech")
 
 
-@register_dataset("spoken_digits", license=LICENSE, extra="speech", fetch=FETCH)
+def fsdd_test_windows(speakers=voices.FSDD_TEST) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every take of every digit of the held-out FSDD speakers, centred, unaugmented."""
+    waves, labels, names = [], [], []
+    for s in speakers:
+        for d, takes in enumerate(human_clips(s)["takes"]):
+            for k, x in enumerate(takes):
+                waves.append(place(None, x, augment=False))
+                labels.append(d)
+                names.append(f"{s}/digits/{d}/{k}")
+    return np.stack(waves), np.asarray(labels, np.int64), names
+
+
+@register_dataset("spoken_digits", license=f"{LICENSE}; {voices.LICENSE}", extra="speech",
+                  fetch=FETCH)
 @cache
 def load(split: str) -> SequenceData:
-    """``"train"`` (24,000 augmented windows: espeak-ng voices and the training speakers),
-    ``"calibration"`` (200 more, another seed), ``"train_small"`` (512, for the tiny test
-    model) or ``"test"`` (the held-out speakers, unaugmented). ``x``: (N, 98 frames, 40)
-    log-mel features; ``y``: indices into :data:`CLASSES`."""
-    if split == "test":
-        waves, labels, _ = test_windows()
+    """``"train"`` (24,000 augmented windows: espeak-ng voices and the training speakers,
+    FSDD's included, so it needs :func:`zoo.datasets.voices.fsdd_dir`),
+    ``"calibration"`` (200 more, another seed, packaged voices only), ``"train_small"``
+    (512, packaged voices, for the tiny test model) or a held-out test, unaugmented:
+    ``"test"`` (the held-out asterisk speakers' digits and other words, and noise),
+    ``"test_fsdd"`` (the held-out FSDD speaker's 500 digit recordings), ``"test_speech"``
+    (1-second stretches of the held-out codec2 sentences: other speech). ``x``: (N, 98
+    frames, 40) log-mel features; ``y``: indices into :data:`CLASSES`."""
+    if split in TESTS:
+        if split == "test_speech":
+            waves = np.stack(voices.speech_windows("test"))
+            labels = np.full(len(waves), CLASSES.index(UNKNOWN), np.int64)
+        else:
+            waves, labels, _ = test_windows() if split == "test" else fsdd_test_windows()
         return SequenceData(features(waves), labels, CLASSES)
     if split not in SPLITS:
-        raise DataError(f"spoken digits have splits {sorted([*SPLITS, 'test'])}; got {split!r}")
-    seed = {"train": 0, "calibration": 1, "train_small": 2}[split]
-    waves, labels = training_windows(SPLITS[split], seed)
+        raise DataError(f"spoken digits have splits {sorted([*SPLITS, *TESTS])}; got {split!r}")
+    count, seed, humans, synthetic = SPLITS[split]
+    waves, labels = training_windows(count, seed, humans, synthetic, other_speech=True)
     if split == "calibration":  # calibration sees what inference sees: plain features
         return SequenceData(features(waves), labels, CLASSES)
     return SequenceData(augmented_features(waves, seed), labels, CLASSES)
