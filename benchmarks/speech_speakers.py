@@ -108,8 +108,7 @@ def run_model(name: str, weights, skipped: dict) -> dict:
         for backend in BACKENDS:
             graphs = bundle.runners(backend, "fp32")
             for group, data in groups:
-                predictions = task.predict(graphs, task.inputs(data), bundle.meta,
-                                           batch_size=32)
+                predictions = task.predict(graphs, task.inputs(data), bundle.meta)
                 r = row(task, predictions, data, bundle.meta)
                 if group.startswith("all"):
                     r = {**r, **task.score(predictions, data, bundle.meta)}
@@ -129,7 +128,11 @@ def markdown(results: dict) -> str:
                   "|---|---|---|---|---|"]
         for r in model["rows"]:
             n = r.get("windows", r.get("strings"))
-            if "cer" in r:
+            if "digit_accuracy" in r:
+                value = (f"{100 * r['accuracy']:.1f} % (digits {100 * r['digit_accuracy']:.1f} "
+                         f"%, false accepts {100 * r['false_accepts']:.1f} %)")
+                count = f"{r['accepted']} accepted"
+            elif "cer" in r:
                 value, count = f"CER {100 * r['cer']:.1f} %", f"{r['right']} right"
             elif "accuracy" in r and "false_accepts" not in r:
                 value, count = f"{100 * r['accuracy']:.1f} %", f"{r['right']} right"

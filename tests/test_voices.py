@@ -152,3 +152,19 @@ def test_training_draws_random_takes_of_the_fsdd_speakers():
     again, _ = sd.training_windows(200, seed=4, humans=voices.FSDD_TRAIN, synthetic=0.0,
                                    other_speech=True)
     np.testing.assert_array_equal(waves, again)
+
+
+def test_training_without_the_fsdd_folder_is_one_error_line(tmp_path, monkeypatch, capsys):
+    from export.cli import main
+
+    monkeypatch.setenv("LSTM_ZOO_FSDD", str(tmp_path / "nowhere"))
+    sd.load.cache_clear()
+    voices.fsdd_takes.cache_clear()
+    try:
+        assert main(["train", "kws_lstm", "--epochs", "1", "--out", str(tmp_path / "w")]) == 2
+    finally:
+        sd.load.cache_clear()
+        voices.fsdd_takes.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the Free Spoken Digit Dataset is not at")
+    assert not (tmp_path / "w").exists()  # nothing half-written

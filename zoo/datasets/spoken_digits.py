@@ -428,15 +428,16 @@ def place(rng, speech: np.ndarray | None, augment: bool) -> np.ndarray:
 
 def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
                      synthetic: float = 0.6, other_speech: bool = False,
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` augmented windows (waveforms) and labels: 10 digits 70 %, unknown 20 %,
-    silence 10 %; a digit or unknown word is espeak-ng's with probability ``synthetic``,
-    else a training speaker's recording (a random take of the digit; an unknown word of that
-    speaker, or, for a speaker without other words and for a third of the rest when
-    ``other_speech``, a 0.3-1 s stretch of the codec2 training sentences). The same
-    arguments give the same windows."""
+                     digits: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` augmented windows (waveforms) and labels: 10 digits (a share ``digits``),
+    unknown (up to 90 %), silence 10 %; a digit or unknown word is espeak-ng's with
+    probability ``synthetic``, else a training speaker's recording: a random take of the
+    digit, or another word (that speaker's, or, for a speaker without other words, any
+    training speaker's; a quarter of them, when ``other_speech``, a 0.3-1 s stretch of the
+    codec2 training sentences instead). The same arguments give the same windows."""
     rng = np.random.default_rng(seed)
     clips = [human_clips(s) for s in humans]
+    words = [w for c in clips for w in c["other"]]
     sentences = _training_sentences() if other_speech else ()
     labels = np.zeros(count, np.int64)
     sources: list = []  # a recording, an index into ``requests``, or None (silence)
@@ -445,20 +446,20 @@ def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
         r = rng.random()
         human = clips[int(rng.integers(len(clips)))] if rng.random() >= synthetic else None
         if r < 0.9 and human is None:
-            request, k = draw_voice(rng, DIGIT_WORDS if r < 0.7 else OTHER_WORDS)
-            labels[i] = k if r < 0.7 else CLASSES.index(UNKNOWN)
+            request, k = draw_voice(rng, DIGIT_WORDS if r < digits else OTHER_WORDS)
+            labels[i] = k if r < digits else CLASSES.index(UNKNOWN)
             sources.append(len(requests))
             requests.append(request)
-        elif r < 0.7:
+        elif r < digits:
             labels[i] = int(rng.integers(10))
             takes = human["takes"][labels[i]]
             sources.append(takes[int(rng.integers(len(takes)))] if len(takes) > 1 else takes[0])
         elif r < 0.9:
             labels[i] = CLASSES.index(UNKNOWN)
-            if sentences and (not human["other"] or rng.random() < 1 / 3):
+            if sentences and rng.random() < 0.25:
                 sources.append(_stretch(rng, sentences))
             else:
-                pool = human["other"] or clips[0]["other"]
+                pool = human["other"] or words
                 sources.append(pool[int(rng.integers(len(pool)))])
         else:
             labels[i] = CLASSES.index(SILENCE)
@@ -538,9 +539,10 @@ def augmented_features(waves: np.ndarray, seed: int) -> np.ndarray:
 # the full training split adds the FSDD training speakers, a folder the user supplies.
 PACKAGED_TRAIN = (*TRAIN_SPEAKERS, voices.SAYTIME)
 ALL_TRAIN = (*PACKAGED_TRAIN, *voices.FSDD_TRAIN)
-# split: (windows, seed, human speakers, share said by espeak-ng)
-SPLITS = {"train": (24000, 0, ALL_TRAIN, 0.4), "calibration": (200, 1, PACKAGED_TRAIN, 0.6),
-          "train_small": (512, 2, PACKAGED_TRAIN, 0.6)}
+# split: (windows, seed, human speakers, share said by espeak-ng, share of digits)
+SPLITS = {"train": (24000, 0, ALL_TRAIN, 0.5, 0.6),
+          "calibration": (200, 1, PACKAGED_TRAIN, 0.6, 0.7),
+          "train_small": (512, 2, PACKAGED_TRAIN, 0.6, 0.7)}
 TESTS = ("test", "test_fsdd", "test_speech")
 
 
@@ -577,8 +579,9 @@ def load(split: str) -> SequenceData:
         return SequenceData(features(waves), labels, CLASSES)
     if split not in SPLITS:
         raise DataError(f"spoken digits have splits {sorted([*SPLITS, *TESTS])}; got {split!r}")
-    count, seed, humans, synthetic = SPLITS[split]
-    waves, labels = training_windows(count, seed, humans, synthetic, other_speech=True)
+    count, seed, humans, synthetic, digits = SPLITS[split]
+    waves, labels = training_windows(count, seed, humans, synthetic, other_speech=True,
+                                     digits=digits)
     if split == "calibration":  # calibration sees what inference sees: plain features
         return SequenceData(features(waves), labels, CLASSES)
     return SequenceData(augmented_features(waves, seed), labels, CLASSES)
