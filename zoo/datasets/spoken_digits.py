@@ -96,6 +96,9 @@ OTHER_IN_DIGITS = ("a-m", "p-m", "at", "day-0", "day-1", "day-2", "day-3", "day-
                    "mon-3", "mon-4", "mon-5", "mon-6", "mon-7", "mon-8", "mon-9", "mon-10",
                    "mon-11", "oclock", "pound", "star", "thousand", "today", "tomorrow",
                    "yesterday")
+# Words of letters/ and phonetic/ that mean a digit, so neither class: "niner" (the
+# phonetic alphabet's 9) and the letter O, which English speakers say for zero in a number.
+DIGIT_LIKE = ("phonetic/9_p", "letters/o")
 LANGUAGES = ("en", "es", "fr", "it", "ru")
 
 # What espeak-ng says for each digit, and words it says for the unknown class.
@@ -270,9 +273,9 @@ def _ffmpeg() -> str:
 def human_clips(speaker: str) -> dict[str, list]:
     """``speaker``'s clips, trimmed: ``{"digits": [10 waveforms, 0..9], "takes": [per
     digit, every take], "other": [...]}``. An asterisk speaker has one take of each digit
-    and, as other words, every letter and phonetic-alphabet word and
-    :data:`OTHER_IN_DIGITS`; an FSDD speaker (``fsdd_*``) 50 takes and no other words; the
-    saytime speaker: :func:`zoo.datasets.voices.saytime_clips`."""
+    and, as other words, every letter and phonetic-alphabet word but :data:`DIGIT_LIKE`,
+    and :data:`OTHER_IN_DIGITS`; an FSDD speaker (``fsdd_*``) 50 takes and no other
+    words; the saytime speaker: :func:`zoo.datasets.voices.saytime_clips`."""
     if speaker == voices.SAYTIME:
         return voices.saytime_clips()
     if speaker.startswith("fsdd_"):
@@ -288,7 +291,8 @@ def human_clips(speaker: str) -> dict[str, list]:
                             f"fetch-data`, which fetches {speaker!r} again") from None
 
     digits = [trim_silence(read(path / "digits" / f"{d}.wav")) for d in range(10)]
-    files = [p for folder in ("letters", "phonetic") for p in sorted((path / folder).glob("*.wav"))]
+    files = [p for folder in ("letters", "phonetic") for p in sorted((path / folder).glob("*.wav"))
+             if f"{folder}/{p.stem}" not in DIGIT_LIKE]
     files += [path / "digits" / f"{w}.wav" for w in OTHER_IN_DIGITS
               if (path / "digits" / f"{w}.wav").is_file()]
     other = [trim_silence(read(p)) for p in files]
