@@ -158,13 +158,14 @@ def test_training_without_the_fsdd_folder_is_one_error_line(tmp_path, monkeypatc
     from export.cli import main
 
     monkeypatch.setenv("LSTM_ZOO_FSDD", str(tmp_path / "nowhere"))
-    sd.load.cache_clear()
-    voices.fsdd_takes.cache_clear()
+    caches = (sd.load, sd.human_clips, voices.fsdd_takes)  # read with the folder there
+    for c in caches:
+        c.cache_clear()
     try:
         assert main(["train", "kws_lstm", "--epochs", "1", "--out", str(tmp_path / "w")]) == 2
     finally:
-        sd.load.cache_clear()
-        voices.fsdd_takes.cache_clear()
+        for c in caches:
+            c.cache_clear()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: the Free Spoken Digit Dataset is not at")
     assert not (tmp_path / "w").exists()  # nothing half-written

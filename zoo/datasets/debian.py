@@ -43,3 +43,12 @@ def unpacked(package: str, where: str) -> Path:
     root = Path(where) / f"unpacked-{package}"
     run(["dpkg-deb", "-x", str(deb), str(root)], cwd=where)
     return root
+
+
+def sounds_root() -> Path:
+    """Where :func:`fetch` puts the recordings: ``$LSTM_ZOO_SOUNDS``, else
+    ``$XDG_CACHE_HOME/lstm-zoo/asterisk`` (``~/.cache/lstm-zoo/asterisk``)."""
+    if os.environ.get("LSTM_ZOO_SOUNDS"):
+        return Path(os.environ["LSTM_ZOO_SOUNDS"])
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "lstm-zoo" / "asterisk"

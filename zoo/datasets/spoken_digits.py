@@ -60,6 +60,7 @@ from zoo.datasets.basicmotions import SequenceData
 from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.debian import download as _download
 from zoo.datasets.debian import run as _run
+from zoo.datasets.debian import sounds_root
 from zoo.errors import DataError, MissingExtraError, ShapeError
 
 LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
@@ -132,15 +133,6 @@ VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "
 
 
 # --------------------------------------------------------------------------- the recordings
-
-
-def sounds_root() -> Path:
-    """Where :func:`fetch` puts the recordings: ``$LSTM_ZOO_SOUNDS``, else
-    ``$XDG_CACHE_HOME/lstm-zoo/asterisk`` (``~/.cache/lstm-zoo/asterisk``)."""
-    if os.environ.get("LSTM_ZOO_SOUNDS"):
-        return Path(os.environ["LSTM_ZOO_SOUNDS"])
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "lstm-zoo" / "asterisk"
 
 
 def speaker_dir(speaker: str) -> Path:
@@ -460,11 +452,15 @@ def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
             sources.append(takes[int(rng.integers(len(takes)))] if len(takes) > 1 else takes[0])
         elif r < 0.9:
             labels[i] = CLASSES.index(UNKNOWN)
-            if sentences and rng.random() < 0.25:
+            pool = human["other"] or words
+            if sentences and (not pool or rng.random() < 0.25):
                 sources.append(_stretch(rng, sentences))
-            else:
-                pool = human["other"] or words
+            elif pool:
                 sources.append(pool[int(rng.integers(len(pool)))])
+            else:
+                raise DataError(f"no other words to train the {UNKNOWN!r} class on: the "
+                                f"speakers {list(humans)} have none; add a speaker who has "
+                                "(an asterisk one, saytime) or other_speech=True")
         else:
             labels[i] = CLASSES.index(SILENCE)
             sources.append(None)

@@ -18,7 +18,7 @@
 
 ``lstm-zoo fetch-data`` takes the two Debian packages (``apt-get download``) and writes
 their recordings as 16-bit WAV into ``saytime/`` and ``codec2/`` under
-:func:`~zoo.datasets.spoken_digits.sounds_root`; each folder appears whole or not at all.
+:func:`~zoo.datasets.debian.sounds_root`; each folder appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def fetch(root: Path) -> list[str]:
 
 
 def _folder(name: str) -> Path:
-    from zoo.datasets.spoken_digits import sounds_root
+    from zoo.datasets.debian import sounds_root
 
     path = sounds_root() / name
     if not (path / ".complete").is_file():
