@@ -125,9 +125,10 @@ SPEC = register_model(ModelSpec(
     task="classification",
     graphs=GRAPHS,
     data=DATA,
-    description="LSTM-FCN activity classifier: LSTM(8) over time beside a fully convolutional "
-                "branch (Conv1D 128/256/128, kernels 8/5/3, batch norm, ReLU, global average "
-                "pooling), for 6-channel smartwatch IMU sequences (BasicMotions).",
+    description="LSTM-FCN activity classifier for 6-channel smartwatch IMU sequences "
+                "(BasicMotions): LSTM(8) over time beside a fully convolutional branch (Conv1D "
+                "128/256/128, kernels 8/5/3, batch norm, ReLU, global average pooling); Karim "
+                "et al. 2017.",
     weights=("basicmotions",),
     intended_use="A small, fast baseline for activity or gesture classification from wrist "
                  "IMU sequences (3-axis accelerometer + gyroscope at ~10 Hz), where most of "
@@ -137,8 +138,9 @@ SPEC = register_model(ModelSpec(
         "Trained on 40 recordings of 4 students (BasicMotions): 4 coarse activities only; "
         "expect to fine-tune before relying on it for other people, devices or sampling rates.",
         "The 40-series test split makes accuracy coarse: one error is 2.5 points.",
-        "The convolution branch averages over time: it sees which patterns occur, not in "
-        "which order; the 8-unit LSTM is what reads the order.",
+        "The convolution branch averages over time: it sees which local patterns (14 steps, "
+        "1.4 s, at most) occur, not when or in which order; the 8-unit LSTM is what reads "
+        "the order.",
         "Data license: UEA archive, research use.",
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
