@@ -82,7 +82,10 @@ def _convlstm_macs(layer, node, time_len: int) -> int:
                      + recurrent * rkh * rkw * filters * gates)
 
 
-NO_MATMUL = (keras.layers.Embedding, keras.layers.Normalization)  # lookups, elementwise
+# lookups and per-feature scale and shift (batch norm at inference; TFLite folds it into
+# the convolution before it)
+NO_MATMUL = (keras.layers.Embedding, keras.layers.Normalization,
+             keras.layers.BatchNormalization)
 
 
 def _nodes_in(graph_model, layer) -> list:

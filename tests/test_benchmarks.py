@@ -264,6 +264,19 @@ def test_flop_count_of_gru_and_peephole_stacks():
         graph_flops(zoo.create_model("bilstm_activity_tiny"), 10)
 
 
+def test_flop_count_of_lstm_fcn_branches():
+    import zoo
+    from benchmarks.roofline import graph_flops
+
+    # LSTM(4) and Conv1D 8/16/8 (kernels 8/5/3) side by side over 10 steps of 6 channels;
+    # batch norm is a per-filter scale and shift, no matrix product
+    conv = 10 * (8 * 6 * 8 + 5 * 8 * 16 + 3 * 16 * 8)
+    lstm = 10 * 4 * 4 * (6 + 4)
+    head = (4 + 8) * 4
+    assert graph_flops(zoo.create_model("lstm_fcn_activity_tiny"), 10) == \
+        2 * (conv + lstm + head)
+
+
 def test_flop_count_follows_a_forecasters_patches():
     import zoo
     from benchmarks.roofline import graph_flops

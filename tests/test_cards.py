@@ -25,6 +25,20 @@ def test_the_shipped_figures_are_the_benchmark_results():
     assert load_benchmarks() == card_figures(*read)
 
 
+def test_the_cards_are_generated():
+    """benchmarks/results/cards/ holds a card per shipped model, each what card_markdown
+    writes from the spec, the weights' metadata and the shipped figures."""
+    from export.cards import CARDS, card_markdown
+    from zoo import list_models
+
+    shipped = list_models(pretrained=True)
+    assert sorted(p.stem for p in CARDS.glob("*.md")) == shipped
+    figures = load_benchmarks()
+    stale = [n for n in shipped if (CARDS / f"{n}.md").read_text() != card_markdown(n, figures)]
+    assert not stale, f"cards {stale} differ from the generated ones; refresh them with " \
+        "`python -m export.cards --cards`"
+
+
 def test_info_works_from_the_installed_package_alone(tmp_path):
     """A wheel built from pyproject.toml, zoo/ and export/ (no benchmarks/), unpacked and
     run from elsewhere: the card has its measured exports and its transfer table."""

@@ -133,3 +133,27 @@ def test_the_benchmark_summary_is_written_into_its_docs_page():
     assert links and all(link.startswith(SUMMARY_LINKS + "/") for link in links), links
     for link in links:
         assert (SUMMARY_PAGE.parent / link).is_file(), link
+
+
+def test_readme_models_table_is_generated():
+    """README's models table is what the registry and the shipped weights' metadata give."""
+    from export.cards import with_models_table
+
+    readme = README.read_text()
+    assert readme == with_models_table(readme), \
+        "README.md's models table differs from the generated one; refresh it with " \
+        "`python -m export.cards --readme`"
+
+
+def test_the_models_table_check_fails_on_a_hand_edit():
+    from export.cards import MODELS_END, MODELS_START, models_table, with_models_table
+
+    readme = README.read_text()
+    table = models_table()
+    assert f"{MODELS_START}\n{table}{MODELS_END}" in readme
+    for old, new in (("accuracy 1.000 (40/40)", "accuracy 0.999 (40/40)"),
+                     ("| `bilstm_activity` |", "| `bilstm_activity_v2` |")):
+        drifted = readme.replace(table, table.replace(old, new, 1))
+        assert drifted != readme and with_models_table(drifted) == readme
+    with pytest.raises(ValueError, match="once each"):
+        with_models_table(readme.replace(MODELS_END, ""))

@@ -17,6 +17,8 @@ from zoo.errors import DataError
 
 # basicmotions: the smartwatch's channels, in the order of the files' dimensions
 BASICMOTIONS_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+# ... and its activities, in the order of the files' class labels (a classifier's outputs)
+BASICMOTIONS_CLASSES = ("Standing", "Running", "Walking", "Badminton")
 
 # chorales: a line of four voices per sixteenth note (zoo.datasets.chorales).
 # MIDI pitches that have a character (E1..F#6; the transposed chorales use 31-84)

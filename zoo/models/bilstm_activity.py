@@ -16,6 +16,7 @@ from typing import Literal
 from zoo import layers
 from zoo._keras import keras
 from zoo.constants import BASICMOTIONS_CHANNELS as CHANNELS
+from zoo.constants import BASICMOTIONS_CLASSES as CLASSES
 from zoo.registry import register_model, tiny_variant
 from zoo.specs import (
     FUSED_LSTM_GAPS,
@@ -31,7 +32,7 @@ from zoo.specs import (
 def bilstm_activity(
     *,
     num_features: int = len(CHANNELS),
-    num_classes: int = 4,
+    num_classes: int = len(CLASSES),
     units: Sequence[int] = (64, 64),
     dropout: float = 0.2,
     cell: Literal["lstm", "gru", "peephole"] = "lstm",
@@ -121,7 +122,7 @@ METRIC_DROP = {
                "against the uncompressed model"
     ),
 }
-META = {"classes": ["Standing", "Running", "Walking", "Badminton"], "channels": list(CHANNELS)}
+META = {"classes": list(CLASSES), "channels": list(CHANNELS)}
 
 SPEC = register_model(ModelSpec(
     name="bilstm_activity",
