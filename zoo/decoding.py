@@ -123,26 +123,34 @@ def beam_decode(
         with np.errstate(divide="ignore"):  # a probability of 0 is a log of -inf
             scores = np.stack([logp + np.log(r["probs"][0].astype(np.float64))
                                for (_, logp, _, _), r in zip(live, results, strict=True)])
-        hyp, symbol = np.divmod(np.arange(scores.size), scores.shape[1])
-        # best first; ties: the earlier hypothesis, then the lower symbol
-        order = np.lexsort((symbol, hyp, -scores.ravel()))[: beam_width - len(finished)]
-        extended = []
-        for k in order.tolist():
-            i, s, score = int(hyp[k]), int(symbol[k]), float(scores.flat[k])
-            if s == eos:
-                finished.append((live[i][0], score))
-            else:
-                extended.append(((*live[i][0], s), score, results[i]["h_next"],
-                                 results[i]["c_next"]))
-        live = extended
+        live = _extend(live, results, scores, beam_width - len(finished), eos, finished)
         if not live:
             break
     finished += [(symbols, logp) for symbols, logp, _, _ in live]  # cut at max_len
+    return _ranked(finished, length_penalty)[:n_best]
 
-    def rank(item):
-        symbols, logp = item
+
+def _extend(live, results, scores: np.ndarray, room: int, eos: int, finished: list) -> list:
+    """The ``room`` likeliest one-symbol extensions of the live hypotheses, best first (ties:
+    the earlier hypothesis, then the lower symbol); those that end with ``eos`` go to
+    ``finished``, the others are returned with their next state."""
+    hyp, symbol = np.divmod(np.arange(scores.size), scores.shape[1])
+    order = np.lexsort((symbol, hyp, -scores.ravel()))[:room]
+    extended = []
+    for k in order.tolist():
+        i, s, score = int(hyp[k]), int(symbol[k]), float(scores.flat[k])
+        if s == eos:
+            finished.append((live[i][0], score))
+        else:
+            extended.append(((*live[i][0], s), score, results[i]["h_next"],
+                             results[i]["c_next"]))
+    return extended
+
+
+def _ranked(finished, length_penalty: float) -> list[tuple[list[int], float]]:
+    """``(symbols, score)``, best first; the score is ``log p / (len + 1) ** alpha`` (the
+    end token counted), or ``log p`` for ``alpha`` 0. Stable: ties keep their order."""
+    def rank(symbols, logp):
         return logp / (len(symbols) + 1) ** length_penalty if length_penalty else logp
 
-    ranked = sorted(((list(s), rank((s, p))) for s, p in finished),  # stable: ties keep order
-                    key=lambda item: -item[1])
-    return ranked[:n_best]
+    return sorted(((list(s), rank(s, p)) for s, p in finished), key=lambda item: -item[1])
