@@ -129,6 +129,10 @@ class ModelSpec:
     # Model card text that is not measured.
     intended_use: str = ""
     limitations: tuple[str, ...] = ()
+    # The page of the checkout's docs/ that says more about the family ("speech.md"), which
+    # docs/models.md links (export.cards); "": none. Tiny and other variants made with
+    # dataclasses.replace keep their spec's.
+    docs: str = ""
     # Formats and precisions this model's layers support (the parity matrix tests each).
     formats: tuple[str, ...] = ("tflite", "onnx")
     precisions: tuple[str, ...] = ("fp32", "dynamic")

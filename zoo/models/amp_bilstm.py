@@ -83,6 +83,7 @@ SPEC = register_model(ModelSpec(
     task="peptide",
     graphs=GRAPHS,
     data=DATA,
+    docs="proteins.md",
     description="Embedding(32) + BiLSTM(64) over amino acids: is a peptide antimicrobial "
                 "(APD3) or a random UniProt peptide; tested on cd-hit clusters (40 % "
                 "identity) never seen in training.",

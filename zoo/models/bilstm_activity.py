@@ -131,6 +131,7 @@ SPEC = register_model(ModelSpec(
     task="classification",
     graphs=GRAPHS,
     data=DATA,
+    docs="export-and-parity.md",
     description="2 x BiLSTM(64) activity classifier for 6-channel smartwatch IMU sequences "
                 "(BasicMotions).",
     weights=("basicmotions",),
@@ -185,7 +186,8 @@ GRU = register_model(replace(
     name="bigru_activity",
     family="bigru_classifier",
     description="2 x BiGRU(64) activity classifier for 6-channel smartwatch IMU sequences "
-                "(BasicMotions): the GRU cell option of bilstm_activity.",
+                "(BasicMotions): the GRU cell option of bilstm_activity; exported as ONNX's "
+                "GRU op and, TFLite having no fused GRU op, a WHILE loop per direction.",
     defaults={"cell": "gru"},
     weights=("basicmotions",),
     precisions=("fp32", "dynamic", "float16"),

@@ -119,6 +119,7 @@ SPEC = register_model(ModelSpec(
     task="text",
     graphs=GRAPHS,
     data=DATA,
+    docs="text.md",
     description="Embedding(32) + BiLSTM(32) sentiment classifier over word ids: is an Amazon "
                 "fine-food review 'great' (5 stars) or 'other'.",
     weights=("reviews",),

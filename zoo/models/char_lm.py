@@ -106,6 +106,7 @@ SPEC = register_model(ModelSpec(
     graphs=GRAPHS,
     data=DataSpec(dataset="shakespeare", train="train", test="test", calibration="calibration"),
     defaults={"embedding": 32, "units": (256,)},
+    docs="generation.md",
     description="LSTM(256) character language model of Shakespeare's works (66 characters + "
                 "unknown), exported whole and as a one-character step with state in/out for "
                 "sampling.",

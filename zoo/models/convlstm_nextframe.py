@@ -133,6 +133,7 @@ SPEC = register_model(ModelSpec(
     data=DataSpec(dataset="moving_mnist", train="train", test="test",
                   calibration="calibration"),
     defaults={"patch": 4, "filters": 32},
+    docs="video.md",
     description="ConvLSTM(32) encoder-forecaster over 4x4-pixel patches of Moving-MNIST "
                 "(two real MNIST digits bouncing in 64x64 frames): 10 frames in, the next "
                 "10 out; exported unrolled (no loop).",

@@ -119,6 +119,7 @@ SPEC = register_model(ModelSpec(
     task="ctc",
     graphs=GRAPHS,
     data=DATA,
+    docs="handwriting.md",
     description="Conv1D + 2xBiLSTM(96) online handwriting recogniser (pen strokes -> "
                 "letters, CTC), Hershey-font trajectories.",
     weights=("hershey",),

@@ -68,6 +68,7 @@ SPEC = register_model(ModelSpec(
     task="classification",
     graphs=GRAPHS,
     data=DATA,
+    docs="export-and-parity.md",
     description="BiLSTM(64) digit recogniser reading 28x28 images row by row (MNIST 5k).",
     weights=("mnist5k",),
     intended_use="Offline recognition of single handwritten digits from 28x28 greyscale "

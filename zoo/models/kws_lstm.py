@@ -137,6 +137,7 @@ SPEC = register_model(ModelSpec(
     task="kws",
     graphs=_graphs(1),
     data=DATA,
+    docs="speech.md",
     description="LSTM(128) spoken-digit keyword spotter over log-mel frames, exported for "
                 "streaming (one frame per call, state in/out).",
     weights=("asterisk",),

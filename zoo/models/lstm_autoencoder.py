@@ -110,6 +110,7 @@ SPEC = register_model(ModelSpec(
     # detection threshold is set on the test split's own leading normal windows
     data=DataSpec(dataset="mitdb", train="train", test="test", calibration="train_small"),
     defaults={"window": WINDOW, "patch": 16, "units": (64,)},
+    docs="anomaly.md",
     description="LSTM(64) encoder-decoder over 1.8 s windows of one ECG lead (640 samples "
                 "at 360 Hz, read 16 per step); the score is the mean squared reconstruction "
                 "error, the threshold the largest score on held-out normal rhythm.",

@@ -125,6 +125,7 @@ SPEC = register_model(ModelSpec(
     task="classification",
     graphs=GRAPHS,
     data=DATA,
+    docs="export-and-parity.md",
     description="LSTM-FCN activity classifier for 6-channel smartwatch IMU sequences "
                 "(BasicMotions): LSTM(8) over time beside a fully convolutional branch (Conv1D "
                 "128/256/128, kernels 8/5/3, batch norm, ReLU, global average pooling); Karim "

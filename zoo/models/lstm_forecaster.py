@@ -140,6 +140,7 @@ SPEC = register_model(ModelSpec(
     # against 1.23 value by value, on the last fifth of the training windows)
     defaults={"window": SERIES["taylor"]["window"], "horizon": SERIES["taylor"]["horizon"],
               "season": SERIES["taylor"]["season"], "patch": 48, "units": (64,)},
+    docs="forecasting.md",
     description="LSTM(64) forecaster: the next day (48 half hours) of electricity demand "
                 "from the past week (336 values, read a day per step), as a correction to "
                 "last week's values, scaled per window inside the graph.",

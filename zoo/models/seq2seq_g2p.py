@@ -188,6 +188,7 @@ SPEC = register_model(ModelSpec(
     task="seq2seq",
     graphs=GRAPHS,
     data=DATA,
+    docs="export-and-parity.md",
     description="BiLSTM encoder + LSTM decoder with Luong attention: English spelling -> "
                 "ARPAbet phonemes (CMUdict, stress removed).",
     weights=("cmudict",),

@@ -93,6 +93,7 @@ SPEC = register_model(ModelSpec(
     task="ctc",
     graphs=GRAPHS,
     data=DATA,
+    docs="speech.md",
     description="Conv1D + 2xBiLSTM(96) spoken digit string recogniser (log-mel frames -> "
                 "digits, CTC), five languages.",
     weights=("asterisk",),
