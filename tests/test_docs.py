@@ -137,19 +137,80 @@ def test_the_benchmark_summary_is_written_into_its_docs_page():
 
 def test_readme_models_table_is_generated():
     """README's models table is what the registry and the shipped weights' metadata give."""
-    from export.cards import with_models_table
+    from export.cards import REFRESH, with_models_table
 
     readme = README.read_text()
     assert readme == with_models_table(readme), \
-        "README.md's models table differs from the generated one; refresh it with " \
-        "`python -m export.cards --readme`"
+        f"README.md's models table differs from the generated one; refresh it with `{REFRESH}`"
+
+
+def test_docs_models_tables_are_generated():
+    """docs/models.md's two per-model tables (details; cards and pages) are what the
+    registry, the dataset registry and the shipped weights' metadata give."""
+    from export.cards import DOCS_MODELS, REFRESH, with_doc_tables
+
+    assert DOCS_MODELS == ROOT / "docs" / "models.md"
+    page = DOCS_MODELS.read_text()
+    assert page == with_doc_tables(page), \
+        f"docs/models.md's models tables differ from the generated ones; refresh them with " \
+        f"`{REFRESH}`"
+
+
+def test_the_docs_tables_check_fails_on_a_hand_edit():
+    from export.cards import (
+        DOC_TABLES,
+        DOCS_MODELS,
+        REFRESH,
+        details_table,
+        pages_table,
+        with_doc_tables,
+    )
+
+    page = DOCS_MODELS.read_text()
+    tables = {"details": details_table(), "pages": pages_table()}
+    for name, (start, end) in DOC_TABLES.items():
+        assert REFRESH in start
+        assert f"{start}\n{tables[name]}{end}" in page
+    for name, old, new in (("details", "| 135,697 |", "| 135,698 |"),
+                           ("details", "accuracy 1.000 (40/40)", "accuracy 0.999 (40/40)"),
+                           ("pages", "[speech](speech.md)", "[speech](text.md)"),
+                           ("pages", "| `bilstm_activity` |", "| `bilstm_activity_v2` |")):
+        drifted = page.replace(tables[name], tables[name].replace(old, new, 1))
+        assert drifted != page and with_doc_tables(drifted) == page, (name, old)
+    # a row lost from the middle of a table comes back
+    first_row = tables["pages"].split("\n")[2] + "\n"
+    assert with_doc_tables(page.replace(first_row, "", 1)) == page
+    for start, end in DOC_TABLES.values():
+        with pytest.raises(ValueError, match="once each"):
+            with_doc_tables(page.replace(end, ""))
+        with pytest.raises(ValueError, match="once each"):
+            with_doc_tables(page.replace(start, ""))
+
+
+def test_every_shipped_models_docs_page_exists():
+    """A shipped spec's ``docs`` (when set) is a page under docs/ that the site builds (in
+    mkdocs.yml's nav); its tiny variant names the same page."""
+    from zoo import get_spec, list_models
+
+    nav = (ROOT / "mkdocs.yml").read_text()
+    names = [n for n in list_models(pretrained=True) if get_spec(n).docs]
+    assert names, "no shipped spec names its docs page"
+    for name in names:
+        page = get_spec(name).docs
+        assert page.endswith(".md") and not page.startswith(("/", ".")), (name, page)
+        assert (ROOT / "docs" / page).is_file(), f"{name}: docs page docs/{page} is missing"
+        assert f": {page}" in nav, f"{name}: docs/{page} is not in mkdocs.yml's nav"
+        tiny = f"{name}_tiny"
+        if tiny in list_models():
+            assert get_spec(tiny).docs == page, tiny
 
 
 def test_the_models_table_check_fails_on_a_hand_edit():
-    from export.cards import MODELS_END, MODELS_START, models_table, with_models_table
+    from export.cards import MODELS_END, MODELS_START, REFRESH, models_table, with_models_table
 
     readme = README.read_text()
     table = models_table()
+    assert REFRESH in MODELS_START
     assert f"{MODELS_START}\n{table}{MODELS_END}" in readme
     for old, new in (("accuracy 1.000 (40/40)", "accuracy 0.999 (40/40)"),
                      ("| `bilstm_activity` |", "| `bilstm_activity_v2` |")):
