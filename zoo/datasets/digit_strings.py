@@ -48,7 +48,7 @@ from zoo.errors import DataError
 LICENSE = sd.LICENSE
 # (strings, seed, share said by espeak-ng); test: strings per held-out speaker.
 # (strings, seed, share said by espeak-ng, human speakers)
-SPLITS = {"train": (12000, 0, 0.4, sd.ALL_TRAIN), "calibration": (200, 1, 0.6, sd.PACKAGED_TRAIN),
+SPLITS = {"train": (12000, 0, 0.6, sd.ALL_TRAIN), "calibration": (200, 1, 0.6, sd.PACKAGED_TRAIN),
           "train_small": (256, 2, 0.0, sd.PACKAGED_TRAIN)}
 TEST_PER_SPEAKER = 100
 FSDD_TEST_SEED = 3  # the "test_fsdd" split: TEST_PER_SPEAKER strings per held-out FSDD speaker
@@ -146,7 +146,7 @@ def _take(rng, takes: list[np.ndarray]) -> np.ndarray:
 @register_dataset("digit_strings", license=LICENSE, extra="speech", fetch=sd.FETCH)
 @cache
 def load(split: str) -> StrokeData:
-    """``"train"`` (12,000 augmented strings, 40 % espeak-ng; needs the FSDD folder),
+    """``"train"`` (12,000 augmented strings, 60 % espeak-ng; needs the FSDD folder),
     ``"calibration"`` (200 more, another seed, packaged voices, features without
     augmentation: what inference sees), ``"train_small"`` (256 strings of the packaged
     training speakers only, for the tiny test model) or ``"test"`` (300 strings of the
