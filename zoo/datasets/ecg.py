@@ -1,4 +1,6 @@
-"""A real ECG for anomaly detection: sktime's MIT-BIH excerpt (``mitdb``).
+"""A real ECG for anomaly detection: sktime's MIT-BIH excerpt (``mitdb``), split in time:
+12.5 s of normal rhythm to train, the next 3.6 s to set the detection threshold, then the
+last 4.7 s, holding the one labelled anomaly, to test.
 
 7,500 samples of one ECG lead at 360 Hz (about 21 s, ~26 beats), as sktime ships it
 (``sktime/datasets/data/mitdb/mitdb.csv``: columns ``data`` in mV and ``label``). One

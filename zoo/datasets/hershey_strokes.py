@@ -1,4 +1,6 @@
-"""Online handwriting: pen trajectories synthesised from the Hershey single-stroke fonts.
+"""Online handwriting: pen trajectories synthesised from the Hershey single-stroke fonts
+by simulated writers (no real pen data ships offline); the test split is CMUdict's
+held-out words in two held-out faces (600 samples; training: 16,000 in nine other faces).
 
 No real pen data ships offline (../shared/DATA.md), so words are written with the Hershey
 vector fonts (``pip install 'lstm-zoo[handwriting]'``, MIT) by a simulated writer: slant,

