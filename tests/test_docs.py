@@ -218,3 +218,79 @@ def test_the_models_table_check_fails_on_a_hand_edit():
         assert drifted != readme and with_models_table(drifted) == readme
     with pytest.raises(ValueError, match="once each"):
         with_models_table(readme.replace(MODELS_END, ""))
+
+
+def assert_data_table_current(page: str) -> None:
+    """docs/data.md (``page``) holds the datasets table that the dataset registry, the
+    loader modules' docstrings and the shipped specs give."""
+    from export.cards import REFRESH, with_data_table
+
+    assert page == with_data_table(page), \
+        f"docs/data.md's datasets table differs from the generated one; refresh it with " \
+        f"`{REFRESH}`"
+
+
+def test_docs_data_table_is_generated():
+    from export.cards import DOCS_DATA
+
+    assert DOCS_DATA == ROOT / "docs" / "data.md"
+    assert_data_table_current(DOCS_DATA.read_text())
+
+
+def test_the_data_table_has_a_row_per_dataset_and_each_shipped_model_once():
+    """A row per registered dataset: its loader module's docstring's first paragraph and
+    the registry's license; each shipped model linked to its card in its dataset's row."""
+    from export.cards import DOCS_DATA, data_table, dataset_description
+    from zoo import get_spec, list_models
+    from zoo.datasets import get_dataset, list_datasets
+
+    rows = data_table().splitlines()[2:]
+    assert len(rows) == len(list_datasets())
+    for name, row in zip(list_datasets(), rows, strict=True):
+        assert row.startswith(f"| `{name}` "), (name, row)
+        description = dataset_description(name)
+        assert description and "\n" not in description and "``" not in description, name
+        assert f"| {description} |" in row and f"| {get_dataset(name).license} |" in row
+    for model in list_models(pretrained=True):
+        link = f"../benchmarks/results/cards/{model}.md"
+        hits = [row for row in rows if f"]({link})" in row]
+        assert len(hits) == 1, (model, hits)
+        assert hits[0].startswith(f"| `{get_spec(model).data.dataset}` "), (model, hits)
+        assert (DOCS_DATA.parent / link).is_file(), link
+
+
+def test_the_data_table_check_fails_when_stale(monkeypatch):
+    """A hand-edited row, a lost row or a loader docstring changed without refreshing the
+    table fails the check, naming the command; without its markers the page is refused."""
+    import zoo.datasets.basicmotions as basicmotions
+    from export.cards import (
+        DATA_END,
+        DATA_START,
+        DOCS_DATA,
+        REFRESH,
+        data_table,
+        with_data_table,
+    )
+
+    page = DOCS_DATA.read_text()
+    table = data_table()
+    assert REFRESH in DATA_START
+    assert f"{DATA_START}\n{table}{DATA_END}" in page
+    for old, new in (("40 series to train", "41 series to train"),
+                     ("| `co2` (", "| `co3` ("),
+                     ("research use |", "MIT |"),
+                     ("[`kws_lstm`](", "[`kws_lstm_v2`](")):
+        drifted = page.replace(table, table.replace(old, new, 1))
+        assert drifted != page and with_data_table(drifted) == page, old
+        with pytest.raises(AssertionError, match=re.escape(REFRESH)):
+            assert_data_table_current(drifted)
+    first_row = table.split("\n")[2] + "\n"
+    assert with_data_table(page.replace(first_row, "", 1)) == page
+    monkeypatch.setattr(basicmotions, "__doc__",
+                        "BasicMotions, split otherwise.\n\n" + basicmotions.__doc__)
+    with pytest.raises(AssertionError, match=re.escape(REFRESH)):
+        assert_data_table_current(page)
+    monkeypatch.undo()
+    for marker in (DATA_START, DATA_END):
+        with pytest.raises(ValueError, match="once each"):
+            with_data_table(page.replace(marker, ""))
