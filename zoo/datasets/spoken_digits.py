@@ -102,35 +102,12 @@ OTHER_IN_DIGITS = ("a-m", "p-m", "at", "day-0", "day-1", "day-2", "day-3", "day-
 DIGIT_LIKE = ("phonetic/9_p", "letters/o")
 LANGUAGES = ("en", "es", "fr", "it", "ru")
 
-# What espeak-ng says for each digit, and words it says for the unknown class.
-DIGIT_WORDS = {
-    "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
-    "es": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"),
-    "fr": ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"),
-    "it": ("zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove"),
-    "ru": ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь",
-           "девять"),
-}
-OTHER_WORDS = {
-    "en": ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "hello",
-           "cancel", "menu", "again", "ten", "twenty", "hundred", "phone", "call", "back"),
-    "es": ("sí", "no", "arriba", "abajo", "izquierda", "derecha", "hola", "diez", "cien",
-           "menú", "llamar", "otra", "vez", "gracias", "adiós", "casa", "perro", "mesa"),
-    "fr": ("oui", "non", "haut", "bas", "gauche", "droite", "bonjour", "dix", "cent", "menu",
-           "appeler", "encore", "merci", "maison", "chien", "table", "rouge", "vert"),
-    "it": ("sì", "no", "su", "giù", "sinistra", "destra", "ciao", "dieci", "cento", "menu",
-           "chiamare", "ancora", "grazie", "casa", "cane", "tavolo", "rosso", "verde"),
-    "ru": ("да", "нет", "вверх", "вниз", "влево", "вправо", "привет", "десять", "сто",
-           "меню", "позвонить", "снова", "спасибо", "дом", "собака", "стол", "красный"),
-}
-VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4",
-            "+f5", "+croak", "+klatt", "+klatt2", "+klatt3", "+klatt4", "+whisper", "+Andy",
-            "+Annie", "+Denis", "+Gene", "+Lee", "+Mario", "+Michael", "+Mike", "+Storm",
-            "+adam", "+anika", "+aunty", "+belinda", "+benjamin", "+boris", "+caleb", "+david",
-            "+ed", "+edward", "+grandma", "+grandpa", "+ian", "+john", "+linda", "+max",
-            "+michel", "+norbert", "+pablo", "+paul", "+pedro", "+quincy", "+robert", "+steph",
-            "+travis", "+victor", "+zac")
-
+from zoo.datasets.speech_words import (  # noqa: E402  (espeak-ng's words, and voices)
+    DIGIT_WORDS,
+    LETTER_NAMES,
+    OTHER_WORDS,
+    VARIANTS,
+)
 
 # --------------------------------------------------------------------------- the recordings
 
@@ -442,7 +419,7 @@ def training_windows(count: int, seed: int, humans=TRAIN_SPEAKERS,
         r = rng.random()
         human = clips[int(rng.integers(len(clips)))] if rng.random() >= synthetic else None
         if r < 0.9 and human is None:
-            request, k = draw_voice(rng, DIGIT_WORDS if r < digits else OTHER_WORDS)
+            request, k = draw_voice(rng, DIGIT_WORDS if r < digits else OTHER_AND_LETTERS)
             labels[i] = k if r < digits else CLASSES.index(UNKNOWN)
             sources.append(len(requests))
             requests.append(request)
@@ -535,6 +512,7 @@ def augmented_features(waves: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
+OTHER_AND_LETTERS = {lang: OTHER_WORDS[lang] + LETTER_NAMES[lang] for lang in LANGUAGES}
 # Packaged human voices: the asterisk training speakers and saytime (lstm-zoo fetch-data);
 # the full training split adds the FSDD training speakers, a folder the user supplies.
 PACKAGED_TRAIN = (*TRAIN_SPEAKERS, voices.SAYTIME)
