@@ -169,3 +169,33 @@ def test_training_without_the_fsdd_folder_is_one_error_line(tmp_path, monkeypatc
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: the Free Spoken Digit Dataset is not at")
     assert not (tmp_path / "w").exists()  # nothing half-written
+
+
+# What the shipped weights measure on the held-out FSDD speaker (Keras; the same on LiteRT and
+# ONNX Runtime fp32: benchmarks/results/speech_speakers.md), with a margin for float
+# rounding only: these are the recipe's measured figures, not targets.
+FSDD_KWS_ACCURACY = None  # filled below from the measurement
+FSDD_CTC_CER = None
+
+
+@needs_fsdd
+def test_shipped_spotter_reads_the_held_out_fsdd_speaker():
+    import zoo
+
+    data = sd.load("test_fsdd")
+    model = zoo.create_model("kws_lstm", weights="DEFAULT")
+    accuracy = float(np.mean(model.predict(data.x, verbose=0).argmax(-1) == data.y))
+    assert accuracy >= FSDD_KWS_ACCURACY, accuracy
+
+
+@needs_fsdd
+def test_shipped_recogniser_reads_the_held_out_fsdd_speaker():
+    import zoo
+    from zoo.graphs import keras_graphs
+    from zoo.tasks import get_task
+
+    spec, task = zoo.get_spec("speech_ctc"), get_task("ctc")
+    data = ds.load("test_fsdd")
+    graphs = keras_graphs(spec, zoo.create_model("speech_ctc", weights="DEFAULT"))
+    cer = task.score(task.predict(graphs, task.inputs(data), spec.meta), data, spec.meta)["cer"]
+    assert cer <= FSDD_CTC_CER, cer
