@@ -238,6 +238,15 @@ def _ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def speaker_language(speaker: str) -> str:
+    """The language ``speaker`` says its digits in (``"en"`` for saytime and FSDD)."""
+    if speaker in SPEAKERS:
+        return SPEAKERS[speaker].language
+    if speaker == voices.SAYTIME or speaker.startswith("fsdd_"):
+        return "en"
+    raise DataError(f"unknown speaker {speaker!r}")
+
+
 @cache
 def human_clips(speaker: str) -> dict[str, list]:
     """``speaker``'s clips, trimmed: ``{"digits": [10 waveforms, 0..9], "takes": [per
