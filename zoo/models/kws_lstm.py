@@ -93,16 +93,17 @@ TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights, kernels that sum in another order (fused LSTM op vs "
               "TensorFlow's, a single cell step vs the same cell inside a loop): "
-              "probabilities within 3.6e-6 (measured, shipped weights, both runtimes). The "
+              "probabilities within 2.7e-6 (measured, shipped weights, both runtimes). The "
               "cell state is unbounded (|c| reaches 98 on the test windows) and its float32 "
-              "rounding grows with it: c_0_next was 9.5e-6 off, so it may also move by "
-              "1e-6 of its value (8 float32 ulps)",
+              "rounding grows with it: c_0_next was 1.5e-5 off on ORT (7.6e-6 LiteRT), so it "
+              "may also move by 1e-6 of its value (8 float32 ulps)",
         relative={"c_0_next": 1e-6}),
     "float16": Tolerance(
-        1e-2, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
-              "weight), accumulated over 98 steps: probabilities 5.0e-3 off (measured, "
-              "shipped weights); the unbounded cell state (|c| up to 98) moved 1.6e-2, so it "
-              "may also move by 1e-3 of its value",
+        2e-2, "float16 weights carry 11 significant bits (relative rounding <= 4.9e-4 per "
+              "weight), accumulated over 98 steps: the classifier's probabilities 1.1e-2 off "
+              "(measured, shipped weights; the previous weights 5.0e-3), no window "
+              "classified otherwise; the unbounded cell state moved 1.7e-2, so it may also "
+              "move by 1e-3 of its value",
         relative={"c_0_next": 1e-3}),
 }
 # Measured with the shipped weights (lstm-zoo export kws_lstm --precision ...,int8).
@@ -110,8 +111,10 @@ INT8_GAP = (
     "full int8 breaks streaming: the step graph's state crosses every call as an int8 "
     "tensor, and the cell state (|c| up to 98) loses up to 20 in it; fed back for 98 frames, "
     "the streamed probabilities ended up to 0.99 away from the whole-window classifier's, "
-    "and accuracy fell 3.6 pt on both runtimes (0.829 -> 0.793). Use dynamic (int8 weights, "
-    "float state): 197 KB against 697 KB fp32, no accuracy lost on LiteRT")
+    "and accuracy fell 3.6 pt on both runtimes (0.829 -> 0.793; measured with the previous "
+    "weights). Use dynamic (int8 weights, "
+    "float state): 197 KB against 697 KB fp32, no accuracy lost on LiteRT (measured, "
+    "shipped weights)")
 METRIC_DROP = {
     "fp32": Tolerance(0.0, "fp32 artifacts must classify every test window as Keras does"),
     "dynamic": Tolerance(0.02, "int8 weights may flip near-tied windows: at most 2 pt"),
@@ -146,16 +149,24 @@ SPEC = register_model(ModelSpec(
                  "on a device; rejects other words and silence. A starting point for "
                  "fine-tuning on your own keywords.",
     limitations=(
-        "Human training speech comes from five speakers (two French, one Italian, one "
-        "Russian, one Colombian Spanish), ten digit recordings each; English digits were "
-        "learnt from espeak-ng voices only. Accents and recording conditions unlike the "
-        "asterisk prompts are untested.",
-        "Evaluated on three held-out speakers' real recordings: a small test set (30 digit "
-        "recordings, 90 other words, 20 noise windows); read its accuracy with that in mind.",
+        "Human training speech: five asterisk prompt speakers (two French, one Italian, one "
+        "Russian, one Colombian Spanish; one recording of each digit), Debian saytime's "
+        "English speaker and three FSDD English speakers (50 takes of each digit); the rest "
+        "is espeak-ng. Held-out voices read unevenly (benchmarks/results/speech_speakers.md): "
+        "FSDD's theo 82.8 % of 500 digits (the previous weights 50.6 %), the asterisk "
+        "held-out speakers 11 of 30 digits (Allison en 3, es 1, Menardi it 7; previous 11), "
+        "against the 90 % aimed at. Retraining the same recipe moved those figures by up to "
+        "6 pt (theo) and 6 digits of 30: fine-tune on your speakers before relying on it.",
+        "False accepts: 10.0 % of the held-out speakers' other words (mostly letter names) "
+        "and 7.9 % of one-second stretches of held-out running speech are taken for a "
+        "digit, against 5 % aimed at; noise alone never is.",
+        "Evaluated on four held-out speakers: 30 asterisk digit recordings, 500 FSDD takes of "
+        "one speaker, 90 other words, 38 stretches of sentences and 20 noise windows.",
         "Classifies a window ending now; a device running the step graph continuously "
         "should reset the state (zeros) after a detection or every window.",
         "Data licenses: asterisk-core-sounds and asterisk-prompt-it-menardi CC-BY-SA-3.0, "
-        "asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; espeak-ng GPL-3 "
+        "asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; Free Spoken Digit "
+        "Dataset CC BY-SA 4.0; saytime GPL; codec2-examples LGPL-2.1; espeak-ng GPL-3 "
         "(synthesised audio).",
     ),
     tensor_tolerance=TENSOR_TOLERANCE,
@@ -166,10 +177,10 @@ SPEC = register_model(ModelSpec(
             "augment": "none", "normalize": "channel", "seed": 0,
             "finetune": {"epochs": 5, "learning_rate": 5e-4},
             "target": {"accuracy": (">=", 0.9)}, "reproduce_tolerance": {"accuracy": 0.03},
-            # target missed: the shipped weights measure 0.829 (11 of 30 of the held-out
-            # speakers' digits); always answering "_unknown_" would score 0.643. What they
-            # hold, and tests/test_pretrained.py checks:
-            "holds": {"accuracy": (">=", 0.82)}},
+            # target missed: the shipped weights measure 0.800 (11 of 30 of the asterisk
+            # held-out speakers' digits, 10.0 % false accepts); always answering "_unknown_"
+            # would score 0.643. What they hold, and tests/test_pretrained.py checks:
+            "holds": {"accuracy": (">=", 0.79)}},
 ))
 
 tiny_variant(
