@@ -18,7 +18,8 @@ def speech_ctc(name, out, tmp_path, capsys):
     # held-out speakers' strings as WAV files: the file's transcript on both runtimes is
     # Keras' (greedy), and for each speaker one string Keras reads right is read right
     task, meta = get_task("ctc"), zoo.get_spec(name).meta
-    waves, texts, who = ds.held_out_strings(per_speaker=8)
+    # 30 a speaker: the shipped weights read 17 of Allison's 100 Spanish strings right
+    waves, texts, who = ds.held_out_strings(per_speaker=30)
     paths = [tmp_path / f"{s}_{i}.wav" for i, s in enumerate(who)]
     for path, wave in zip(paths, waves, strict=True):
         audio.write_wav(path, wave)
@@ -34,8 +35,8 @@ def speech_ctc(name, out, tmp_path, capsys):
                              "--backend", backend]) == 0
                 assert capsys.readouterr().out.strip() == keras[i]
     # strings built the same way from the training speakers' recordings (the clips it
-    # trained on) are read (measured: CER 0.0 % on all 300): the held-out CER (37 %) is
-    # unheard recordings, not the strings, pauses or decoder
+    # trained on) are read (CER <= 1 %): the held-out CER (42 %) is unheard recordings,
+    # not the strings, pauses or decoder
     seen = datasets.load("digit_strings", "train_speakers")
     read = load_bundle(out).predict(seen.x, backend="keras")
     errors = sum(edit_distance(r, t) for r, t in zip(read, seen.texts, strict=True))
