@@ -205,26 +205,10 @@ def vote(transcripts) -> str:
 # --- trajectories (the loader's rendering, with stroke-level changes) -------------------------
 
 def write_strokes(strokes, style, rng) -> np.ndarray:
-    """:func:`zoo.datasets.hershey_strokes.write` from given font strokes (y up, font
-    units): the same writer simulation, the same random draws."""
+    """:func:`zoo.datasets.hershey_strokes.write_strokes`: the loader's writer simulation."""
     from zoo.datasets import hershey_strokes as hs
 
-    order = list(range(len(strokes)))
-    for i in range(len(order) - 1):
-        if rng.random() < style.swap:
-            order[i], order[i + 1] = order[i + 1], order[i]
-    c, s = math.cos(style.rotation), math.sin(style.rotation)
-    transform = np.array([[c, -s], [s, c]]) @ np.array(
-        [[style.scale_x, style.slant * style.scale_y], [0.0, style.scale_y]])
-    points, pen = [], []
-    for k in order:
-        stroke = hs._resample(strokes[k] @ transform.T, style.step)
-        stroke = stroke + rng.normal(0.0, style.jitter, stroke.shape)
-        points.append(stroke)
-        pen += [1.0] + [0.0] * (len(stroke) - 1)
-    xy = np.concatenate(points)
-    deltas = np.diff(xy, axis=0, prepend=xy[:1]) / hs.BODY
-    return np.concatenate([deltas, np.asarray(pen)[:, None]], axis=1).astype(np.float32)
+    return hs.write_strokes(strokes, style, rng)
 
 
 def letter_groups(word: str, face: str) -> list[list[np.ndarray]]:

@@ -90,7 +90,13 @@ def glyph_strokes(text: str, face: str) -> list[np.ndarray]:
 def write(text: str, face: str, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
     """The pen trajectory of ``text`` in ``face`` by ``style``: (T, 3) float32 rows of
     ``(dx, dy, pen_up)``; the first row is the pen going down at the origin."""
-    strokes = glyph_strokes(text, face)
+    return write_strokes(glyph_strokes(text, face), style, rng)
+
+
+def write_strokes(strokes: list[np.ndarray], style: WriterStyle,
+                  rng: np.random.Generator) -> np.ndarray:
+    """:func:`write` from given font strokes (y up, font units): the writer simulation,
+    for strokes changed before they are written (``benchmarks/handwriting_errors.py``)."""
     order = list(range(len(strokes)))
     for i in range(len(order) - 1):
         if rng.random() < style.swap:
