@@ -1,5 +1,7 @@
-"""Spoken digit strings for CTC speech recognition, from the asterisk recordings and
-espeak-ng voices of :mod:`zoo.datasets.spoken_digits`.
+"""Spoken digit strings for CTC speech recognition, from the human recordings (asterisk,
+saytime, FSDD) and espeak-ng voices of :mod:`zoo.datasets.spoken_digits`: 12,000
+augmented training strings; held out, ``test`` (300 strings of Allison in English and
+Spanish and Menardi in Italian) and ``test_fsdd`` (100 of FSDD's theo).
 
 A sample is a string of 1-5 digits (``"4072"``) and the log-mel frames
 (:func:`zoo.audio.log_mel`) of someone saying it, digit by digit, in one of five languages.
@@ -45,7 +47,8 @@ from zoo.datasets.catalog import register_dataset
 from zoo.datasets.hershey_strokes import StrokeData
 from zoo.errors import DataError
 
-LICENSE = sd.LICENSE
+LICENSE = (f"{sd.LICENSE}; Free Spoken Digit Dataset CC BY-SA 4.0; saytime GPL "
+           "(David C. Dawson)")
 # (strings, seed, share said by espeak-ng); test: strings per held-out speaker.
 # (strings, seed, share said by espeak-ng, human speakers)
 SPLITS = {"train": (12000, 0, 0.6, sd.ALL_TRAIN), "calibration": (200, 1, 0.6, sd.PACKAGED_TRAIN),

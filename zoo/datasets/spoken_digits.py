@@ -1,5 +1,10 @@
-"""Spoken digits: real human recordings from Debian's asterisk sound packages, plus
-espeak-ng voices, as 1-second log-mel windows for keyword spotting.
+"""Spoken digits: real human recordings (Debian's asterisk prompt packages, Debian's
+saytime, the Free Spoken Digit Dataset) and espeak-ng voices, as 1-second log-mel windows
+for keyword spotting: ten digits by meaning in five languages, other words, silence.
+Training (24,000 augmented windows) hears nine human speakers and espeak-ng; held out and
+never heard: ``test`` (Allison in English and Spanish, Menardi in Italian: 30 digit
+recordings, 90 other words, 20 noise windows), ``test_fsdd`` (FSDD's theo: 500 digit takes)
+and ``test_speech`` (38 one-second stretches of held-out codec2 sentences).
 
 Human speech (8 kHz, 16-bit, one speaker per directory; ../shared/DATA.md): the asterisk
 PBX prompts. Each speaker has ``digits/0..9.wav`` and about a hundred other words
@@ -8,9 +13,10 @@ are split, never clips: :data:`TEST_SPEAKERS` (Allison in English and in Spanish
 in Italian) are never heard in training, whose human speakers are June and Armelle (fr),
 Carlo (it), the Russian IVR voice and the Colombian Spanish prompts (Armelle's and the
 Colombian packages are GSM-encoded: fetch decodes them to WAV with the ffmpeg binary of
-``imageio-ffmpeg``). English digits reach training only through espeak-ng
-(``espeakng-loader``, which bundles libespeak-ng and its voices: GPL-3 engine, the audio
-it makes is data), which says every language's digits in many voice variants, rates and
+``imageio-ffmpeg``). English digits reach training from saytime's speaker and three FSDD
+speakers (:mod:`zoo.datasets.voices`) and from espeak-ng (``espeakng-loader``, which
+bundles libespeak-ng and its voices: GPL-3 engine, the audio it makes is data), which says
+every language's digits, other words and letter names in many voice variants, rates and
 pitches.
 
 The recordings are not a Python package: ``lstm-zoo fetch-data`` (or :func:`fetch`) takes
@@ -20,7 +26,7 @@ folders of each speaker into :func:`sounds_root` (``$LSTM_ZOO_SOUNDS``, else
 
 Classes: the ten digits by meaning (so "three", "tres", "trois", "tre" and "три" are one
 class), ``_unknown_`` (another word) and ``_silence_`` (background noise only).
-Training windows are augmented: speed (0.85-1.15), level, position in the window, a
+Training windows are augmented: speed (0.85-1.15), level (0.01-0.9), position, a
 telephone channel (band-pass, tilt, mu-law) and white/pink/brown noise at 5-40 dB SNR.
 License: asterisk-core-sounds CC-BY-SA-3.0 (Allison Smith, June Wallack, Carlo Flora, the
 IVR voice); asterisk-prompt-it-menardi CC-BY-SA-3.0 IT (Marco Menardi; voice Paola Dal Zot);
@@ -214,8 +220,8 @@ def _fetch_all(root: str | None) -> str:
             f"{', ' + ' and '.join(more) if more else ''} in {where}")
 
 
-FETCH = Fetch(_fetch_all, "the speech recordings (Debian's asterisk sound packages, via "
-                          "apt-get download)",
+FETCH = Fetch(_fetch_all, "the speech recordings (Debian's asterisk sound packages, "
+                          "saytime and codec2-examples, via apt-get download)",
               option="--to", option_help="folder of the recordings (default: "
                                          "$LSTM_ZOO_SOUNDS, else ~/.cache/lstm-zoo/asterisk)")
 
