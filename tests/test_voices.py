@@ -172,8 +172,9 @@ def test_training_without_the_fsdd_folder_is_one_error_line(tmp_path, monkeypatc
 
 
 # What the shipped weights measure on the held-out FSDD speaker (Keras; the same on LiteRT and
-# ONNX Runtime fp32: benchmarks/results/speech_speakers.md), with a margin for float
-# rounding only: these are the recipe's measured figures, not targets.
+# ONNX Runtime fp32: benchmarks/results/speech_speakers.md), less a margin of a few windows
+# or strings that another machine's kernels may flip when near-tied: the recipe's measured
+# figures, not the targets.
 FSDD_KWS_ACCURACY = 0.82  # measured 0.828 (414 of 500)
 FSDD_CTC_CER = 0.155  # measured 0.149 (62 of 100 strings right)
 
