@@ -29,7 +29,6 @@ calls at batch 1 on one thread (5 minutes on 2 cores that two trainings shared).
 from __future__ import annotations
 
 import argparse
-import math
 import string
 import sys
 from collections import Counter
@@ -215,11 +214,7 @@ def letter_groups(word: str, face: str) -> list[list[np.ndarray]]:
     """The font's strokes for ``word`` (as the loader draws them), grouped by letter."""
     from zoo.datasets import hershey_strokes as hs
 
-    strokes = hs.glyph_strokes(word, face)
-    counts = [len(hs.glyph_strokes(ch, face)) for ch in word]
-    assert sum(counts) == len(strokes), (word, face)
-    bounds = np.cumsum([0, *counts])
-    return [strokes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return hs.letter_strokes(word, face)
 
 
 def dense(stroke: np.ndarray, step: float = 0.5) -> np.ndarray:
@@ -257,18 +252,15 @@ def thin(groups, radius: float = 2.0, share: float = 0.7):
 def duplex(groups, offset: float = 1.0, min_length: float = 4.0):
     """Adds after each stroke of ``min_length`` font units or more a copy shifted
     ``offset`` along its normal, as complex faces thicken their lines."""
+    from zoo.datasets import hershey_strokes as hs
+
     out = []
     for letter in groups:
         strokes = []
         for stroke in letter:
             strokes.append(stroke)
-            seg = np.diff(stroke, axis=0)
-            if len(stroke) < 2 or np.linalg.norm(seg, axis=1).sum() < min_length:
-                continue
-            tangent = np.gradient(stroke, axis=0)
-            norm = np.linalg.norm(tangent, axis=1, keepdims=True)
-            normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1) / np.maximum(norm, 1e-9)
-            strokes.append(stroke + offset * normal)
+            if len(stroke) >= 2 and hs.length(stroke) >= min_length:
+                strokes.append(hs.shading(stroke, offset))
         out.append(strokes)
     return out
 
@@ -298,22 +290,18 @@ def split_middle(groups, min_length: float = 8.0):
 def split_cusps(groups, angle: float = 100.0):
     """Each stroke split at every vertex where it turns by more than ``angle`` degrees (a
     cusp, where a print face would lift the pen)."""
+    from zoo.datasets import hershey_strokes as hs
+
     out = []
     for letter in groups:
         strokes = []
         for stroke in letter:
-            seg = np.diff(stroke, axis=0)
-            keep = np.linalg.norm(seg, axis=1) > 0
+            keep = np.linalg.norm(np.diff(stroke, axis=0), axis=1) > 0
             if keep.sum() < 2:
                 strokes.append(stroke)
                 continue
             pts = stroke[np.concatenate([[True], keep])]
-            v = np.diff(pts, axis=0)
-            cos = np.sum(v[:-1] * v[1:], axis=1) / (
-                np.linalg.norm(v[:-1], axis=1) * np.linalg.norm(v[1:], axis=1))
-            cuts = [i + 1 for i in np.flatnonzero(cos < math.cos(math.radians(angle)))]
-            bounds = [0, *cuts, len(pts) - 1]
-            strokes += [pts[a : b + 1] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            strokes += hs.split_stroke(pts, hs.cusps(pts, angle))
         out.append(strokes)
     return out
 

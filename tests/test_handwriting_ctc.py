@@ -211,7 +211,8 @@ def test_predict_with_a_lexicon(tiny_ctc_bundle, tmp_path, capsys):
     assert main(["predict", str(out), "--input", str(strokes), "--lexicon", str(lexicon),
                  "--beam", "4"]) == 0
     assert capsys.readouterr().out.strip() in {"zoo", "lstm", ""}
-    for args, match in [(["--beam", "0"], "beam width must be >= 1; got 0"),
+    for args, match in [(["--beam", "0"], "beam width must be in 1..64 for a CTC recogniser; "
+                                          "got 0"),
                         (["--lexicon", str(tmp_path / "none.txt")], "does not exist"),
                         (["--lexicon", str(strokes.with_name("bad.txt"))], "line 2: text 'Zoo'")]:
         strokes.with_name("bad.txt").write_text("zoo\nZoo\n")

@@ -81,3 +81,62 @@ def test_fresh_draws_of_the_training_split(monkeypatch):
     for bad in ("test:1", "train:x", "val"):
         with pytest.raises(DataError, match="splits"):
             hs.load_split(bad)
+
+
+def _lifts(trajectory) -> int:
+    return int(trajectory[:, 2].sum())
+
+
+def test_stroke_variation_redraws_the_same_shapes():
+    plain = hs.write("hold", "scripts", hs.WriterStyle(), np.random.default_rng(0))
+    assert np.array_equal(plain, hs.write("hold", "scripts", hs.WriterStyle(),
+                                          np.random.default_rng(0), hs.StrokeVariation()))
+    letters = hs.letter_strokes("hold", "scripts")
+    assert sum(map(len, letters)) == len(hs.glyph_strokes("hold", "scripts"))
+    cusps = sum(len(hs.cusps(s, 60.0)) for letter in letters for s in letter)
+    assert cusps > 0  # script h, o and d turn sharply
+
+    def drawn(**rates):
+        return hs.write("hold", "scripts", hs.WriterStyle(), np.random.default_rng(0),
+                        hs.StrokeVariation(**rates))
+
+    lifted = drawn(cusp_lift=1.0, cusp_angle=60.0)
+    assert _lifts(lifted) == _lifts(plain) + cusps
+    # the same ink: the pen ends where it ended, having visited the same points
+    np.testing.assert_allclose(hs.absolute(lifted)[-1], hs.absolute(plain)[-1], atol=1e-3)
+    shaded = drawn(shade=1.0, shade_offset=1.0)
+    long_strokes = sum(hs.length(s) >= 4.0 for letter in letters for s in letter)
+    assert _lifts(shaded) == _lifts(plain) + long_strokes
+    backwards = drawn(reverse=1.0)
+    assert _lifts(backwards) == _lifts(plain) and not np.allclose(backwards, plain)
+    spaced = drawn(gap=5.0)
+    width = np.ptp(hs.absolute(spaced)[:, 0]) - np.ptp(hs.absolute(plain)[:, 0])
+    assert width == pytest.approx(3 * 5.0, abs=0.5)  # three gaps between four letters
+
+
+def test_stroke_primitives():
+    square = np.array([[0, 0], [4, 0], [4, 4], [4, 4], [0, 4]], float)
+    assert hs.cusps(square) == [] and hs.cusps(square, angle=80.0) == [1, 3]
+    assert hs.length(square) == 12.0 and hs.length(square[:1]) == 0.0
+    pieces = hs.split_stroke(square, [1, 3])
+    assert [p.tolist() for p in pieces] == [[[0, 0], [4, 0]], [[4, 0], [4, 4], [4, 4]],
+                                            [[4, 4], [0, 4]]]
+    np.testing.assert_allclose(hs.shading(square[:2], 1.0), [[0, 1], [4, 1]])
+
+
+def test_only_training_writers_vary_their_strokes():
+    # the held-out faces' test split is written as the fonts draw it: the first sample
+    # is exactly write() without a variation, from the loader's own random stream
+    rng = np.random.default_rng([0, True])
+    words = hs._words("test")
+    word, face = words[int(rng.integers(len(words)))], \
+        hs.TEST_FACES[int(rng.integers(len(hs.TEST_FACES)))]
+    first = hs.load("test", 1)
+    assert first.texts == [word] and np.array_equal(
+        first.x[0], hs.write(word, face, hs.WriterStyle.sample(rng), rng))
+    # training writers lift the pen more often than the fonts do, on average
+    train = hs.load("train", 200, seed=4)
+    fonts = [len(hs.glyph_strokes(t, f)) for t, f in zip(train.texts, train.faces,
+                                                          strict=True)]
+    assert sum(map(_lifts, train.x)) > 1.2 * sum(fonts)
+    assert sum(_lifts(x) == n for x, n in zip(train.x, fonts, strict=True)) > 0.2 * 200

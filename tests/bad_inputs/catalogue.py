@@ -276,7 +276,8 @@ add("decoding", "seq2seq", "ArgumentError", r"beam width must be in 1\.\.64 .*; 
     (0, None), (-1, None), (65, None), (100000, None))
 add("decoding", "seq2seq", "UnsupportedError", "--lexicon is for CTC recognisers",
     (16, "words.txt"))
-add("decoding", "ctc", "ShapeError", "beam width must be >= 1", (0, None), (-1, None))
+add("decoding", "ctc", "ArgumentError", r"beam width must be in 1\.\.64 .*; got",
+    (0, None), (-1, None), (65, None), (100000, None))
 add("decoding", "ctc", "ShapeError", "does not exist", (16, "none/words.txt"))
 for task in ("classification", "forecast", "lm"):
     add("decoding", task, "UnsupportedError", "for CTC recognisers and seq2seq", (4, None))

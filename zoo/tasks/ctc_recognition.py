@@ -16,12 +16,20 @@ import numpy as np
 from zoo import ctc
 from zoo._keras import keras, tf
 from zoo.augment import epoch_keyed_dataset
-from zoo.errors import DataError, ShapeError
+from zoo.errors import ArgumentError, DataError, ShapeError
 from zoo.tasks.base import Task, register_task
 from zoo.tasks.classification import Classification
 from zoo.tasks.common import is_wav, length_batches, parity_pool
 from zoo.tasks.fitting import BatchSequence, adam, adapt_normalization, run_fit
 from zoo.tasks.metrics import edit_distance
+
+# The widest beam ``lstm-zoo predict --beam`` takes. Prefix beam search costs time linear
+# in the width, in Python on the host: 0.15 s at width 16 and 0.54 s at width 64 for a
+# 120-frame input (a handwriting word), 1.6 s at 256 (measured, random probabilities,
+# one busy core); width 16 read the handwriting test words at greedy's CER (15.7 %)
+# (benchmarks/results/ctc_decoding.md). A mistyped 100000 would take ~10 minutes an
+# input at that rate.
+MAX_BEAM = 64
 
 
 @register_task
@@ -72,10 +80,11 @@ class CTCRecognition(Task):
         return out
 
     def decoding_options(self, meta, beam_width: int, lexicon_path: str | None) -> dict:
-        """``meta`` with a beam width and a lexicon read from a file of words, one per line
-        (every word checked against the alphabet)."""
-        if beam_width < 1:
-            raise ShapeError(f"beam width must be >= 1; got {beam_width}")
+        """``meta`` with a beam width (1 .. :data:`MAX_BEAM`) and a lexicon read from a file
+        of words, one per line (every word checked against the alphabet)."""
+        if not 1 <= beam_width <= MAX_BEAM:
+            raise ArgumentError(f"beam width must be in 1..{MAX_BEAM} for a CTC recogniser; "
+                                f"got {beam_width}")
         out = {**meta, "beam_width": beam_width}
         if lexicon_path is not None:
             path = Path(lexicon_path)
