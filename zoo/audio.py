@@ -98,14 +98,19 @@ def trim_silence(x: np.ndarray, floor_db: float = 35.0, margin: int = 400) -> np
     """``x`` without its leading and trailing silence: samples outside the first and last
     10 ms frame within ``floor_db`` of the loudest frame, keeping ``margin`` samples."""
     hop = SAMPLE_RATE // 100
-    n = len(x) // hop
-    if n == 0:
+    if len(x) < hop:
         return x
-    energy = (x[: n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(axis=1) + 1e-12
+    energy = frame_energy(x, hop) + 1e-12
     loud = np.flatnonzero(10 * np.log10(energy / energy.max()) > -floor_db)
     start = max(0, loud[0] * hop - margin)
     stop = min(len(x), (loud[-1] + 1) * hop + margin)
     return x[start:stop]
+
+
+def frame_energy(x: np.ndarray, hop: int = SAMPLE_RATE // 100) -> np.ndarray:
+    """Mean square of each whole ``hop``-sample frame of ``x`` (10 ms by default)."""
+    n = len(x) // hop
+    return (x[: n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(axis=1)
 
 
 def center(x: np.ndarray, window: int = SAMPLE_RATE) -> np.ndarray:

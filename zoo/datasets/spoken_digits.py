@@ -67,7 +67,7 @@ from zoo.datasets.catalog import Fetch, register_dataset
 from zoo.datasets.debian import download as _download
 from zoo.datasets.debian import run as _run
 from zoo.datasets.debian import sounds_root
-from zoo.errors import DataError, MissingExtraError, ShapeError
+from zoo.errors import DataError, MissingExtraError
 
 LICENSE = ("Debian recordings: asterisk-core-sounds and asterisk-prompt-it-menardi "
            "CC-BY-SA-3.0, asterisk-prompt-fr-armelle GPL-2+, asterisk-prompt-es-co GPL; "
@@ -267,12 +267,9 @@ def human_clips(speaker: str) -> dict[str, list]:
         return {"digits": [t[0] for t in takes], "takes": takes, "other": []}
     path = speaker_dir(speaker)
 
-    def read(file: Path) -> np.ndarray:
-        try:
-            return read_wav(file)
-        except ShapeError as e:  # cut short or not a WAV: the cache is damaged
-            raise DataError(f"a damaged recording in the cache: {e}; run `lstm-zoo "
-                            f"fetch-data`, which fetches {speaker!r} again") from None
+    def read(file: Path) -> np.ndarray:  # cut short or not a WAV: the cache is damaged
+        return voices.read_recording(file, f"run `lstm-zoo fetch-data`, which fetches "
+                                           f"{speaker!r} again")
 
     digits = [trim_silence(read(path / "digits" / f"{d}.wav")) for d in range(10)]
     files = [p for folder in ("letters", "phonetic") for p in sorted((path / folder).glob("*.wav"))

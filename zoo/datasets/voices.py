@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.audio import SAMPLE_RATE, read_wav, trim_silence, write_wav
+from zoo.audio import SAMPLE_RATE, frame_energy, read_wav, trim_silence, write_wav
 from zoo.errors import DataError, ShapeError
 
 FSDD_SPEAKERS = ("jackson", "nicolas", "theo", "yweweler")
@@ -103,16 +103,18 @@ def fsdd_takes(speaker: str) -> list[list[np.ndarray]]:
             raise DataError(f"{folder}: {len(missing)} of {speaker!r}'s recordings of {d} "
                             f"are missing ({', '.join(missing[:3])}...); expected "
                             f"{FSDD_TAKES} takes of each digit, as the dataset has them")
-        takes.append([trim_silence(_read(f)) for f in files])
+        takes.append([trim_silence(read_recording(f)) for f in files])
     return takes
 
 
-def _read(path: Path) -> np.ndarray:
+def read_recording(path: Path, advice: str = "replace the file from the dataset, or run "
+                                    "`lstm-zoo fetch-data` for the Debian ones") -> np.ndarray:
+    """The WAV file at ``path``; a cut-short or non-WAV file is a :class:`DataError` that
+    gives ``advice``."""
     try:
         return read_wav(path)
     except ShapeError as e:
-        raise DataError(f"a damaged recording: {e}; replace the file from the dataset, or run "
-                        "`lstm-zoo fetch-data` for the Debian ones") from None
+        raise DataError(f"a damaged recording ({e}); {advice}") from None
 
 
 # --------------------------------------------------------------------------- Debian packages
@@ -147,7 +149,7 @@ def _write_codec2(unpacked: Path, staged: Path) -> None:
         if folder == "raw":  # headerless 16-bit little-endian, 8 kHz
             wave = np.frombuffer(file.read_bytes(), "<i2").astype(np.float32) / 32768.0
         else:
-            wave = _read(file)
+            wave = read_recording(file)
         write_wav(staged / f"{stem}.wav", wave)
 
 
@@ -199,8 +201,8 @@ def saytime_clips() -> dict[str, list]:
     path = _folder("saytime")
     takes: list[list[np.ndarray]] = [[] for _ in range(10)]
     for name, digit in SAYTIME_DIGITS.items():
-        takes[digit].append(trim_silence(_read(path / f"{name}.wav")))
-    other = [trim_silence(_read(path / f"{name}.wav")) for name in SAYTIME_OTHER]
+        takes[digit].append(trim_silence(read_recording(path / f"{name}.wav")))
+    other = [trim_silence(read_recording(path / f"{name}.wav")) for name in SAYTIME_OTHER]
     return {"digits": [t[0] for t in takes], "takes": takes, "other": other}
 
 
@@ -211,7 +213,7 @@ def sentences(split: str) -> tuple[np.ndarray, ...]:
     if names is None:
         raise DataError(f"codec2 sentences have splits ['test', 'train']; got {split!r}")
     path = _folder("codec2")
-    return tuple(_read(path / f"{n.split('/')[1]}.wav") for n in names)
+    return tuple(read_recording(path / f"{n.split('/')[1]}.wav") for n in names)
 
 
 def speech_windows(split: str, window: int = SAMPLE_RATE, hop: int = SAMPLE_RATE // 2,
@@ -221,17 +223,11 @@ def speech_windows(split: str, window: int = SAMPLE_RATE, hop: int = SAMPLE_RATE
     speech, the unknown class."""
     out = []
     for x in sentences(split):
-        hop_10ms = SAMPLE_RATE // 100
-        peak = np.max(_frame_energy(x, hop_10ms))
+        peak = np.max(frame_energy(x))
         for start in range(0, max(1, len(x) - window + 1), hop):
             piece = np.zeros(window, np.float32)
             chunk = x[start : start + window]
             piece[: len(chunk)] = chunk
-            if np.max(_frame_energy(piece, hop_10ms)) > peak * 1e-3:
+            if np.max(frame_energy(piece)) > peak * 1e-3:
                 out.append(piece)
     return out
-
-
-def _frame_energy(x: np.ndarray, hop: int) -> np.ndarray:
-    n = len(x) // hop
-    return (x[: n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(axis=1)
