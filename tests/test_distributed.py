@@ -207,6 +207,43 @@ def test_cli_refuses_bad_strategies_without_a_traceback(task, tmp_path, monkeypa
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_worker_whose_peer_never_starts_gives_up_and_names_it(task, tmp_path, index):
+    # without the join deadline this process waits forever (and ignores SIGTERM)
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+    started = time.monotonic()
+    run = subprocess.run(finetune_command(task, tmp_path / "m", "--strategy", "multiworker"),
+                         cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+                         env=environment(TF_CONFIG=json.dumps(config),
+                                         LSTM_ZOO_CLUSTER_TIMEOUT="4"))
+    assert time.monotonic() - started < 120
+    # TensorFlow's own log lines of the failed barrier follow ours on stderr
+    last = next(line for line in run.stderr.splitlines() if "cluster did not form" in line)
+    missing = (f"worker 1 ({workers[1]}) did not join" if index == 0
+               else f"worker 0 ({workers[0]}), which forms the cluster, did not answer")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"this is worker {index} of 2): the cluster did not form within 4 s: {missing}" \
+        in last, last
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("value, expected", [(None, 300.0), ("12.5", 12.5), ("0", None),
+                                             ("-3", None), ("soon", None), ("inf", None)])
+def test_cluster_timeout_setting(monkeypatch, value, expected):
+    from zoo.distribute import CLUSTER_TIMEOUT_ENV, cluster_timeout
+
+    if value is None:
+        monkeypatch.delenv(CLUSTER_TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(CLUSTER_TIMEOUT_ENV, value)
+    if expected is None:
+        with pytest.raises(ConfigError, match=f"positive number of seconds; got '{value}'"):
+            cluster_timeout()
+    else:
+        assert cluster_timeout() == expected
+
+
 def test_two_workers_train_a_recipe_to_the_same_weights(tmp_path):
     workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = []

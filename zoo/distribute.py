@@ -16,6 +16,12 @@
 Multi-worker collectives must be configured before TensorFlow runs its first op, so
 :func:`get_strategy` is called first thing by the training entry points.
 
+A worker that never starts, or dies before the cluster forms, would leave the others
+waiting forever (measured: worker 0 of 2 alone still waited after 10 minutes, and ignored
+SIGTERM). :func:`get_strategy` gives the cluster ``$LSTM_ZOO_CLUSTER_TIMEOUT`` seconds
+(default 300) to form, through TensorFlow's coordination service (every task registers at a
+barrier), and raises a :class:`~zoo.errors.WorkerLostError` saying who was missing.
+
 A worker killed mid-training (measured: SIGKILL of worker 1 of 2 in its second epoch)
 breaks the next all-reduce: the survivor's collective fails within seconds (4.6 s) with
 TensorFlow's ``UnavailableError`` ("Connection reset by peer" from ``/job:worker/
@@ -37,6 +43,10 @@ from typing import Any
 from zoo.errors import ConfigError, WorkerLostError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+# Seconds every worker of a multi-worker run has to start and join: workers are started by
+# hand or by a scheduler, on other machines, so the wait is a setting.
+CLUSTER_TIMEOUT_ENV = "LSTM_ZOO_CLUSTER_TIMEOUT"
+CLUSTER_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -116,10 +126,70 @@ def get_strategy(name: str = "default") -> tuple[Any, Cluster]:
     from zoo._keras import tf
 
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy(), cluster
+        timeout = cluster_timeout()
+        _join_deadline(tf, timeout)
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy(), cluster
+        except tf.errors.DeadlineExceededError as e:
+            raise _not_formed(e, cluster, timeout) from None
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(), cluster
     return tf.distribute.get_strategy(), cluster
+
+
+def cluster_timeout() -> float:
+    """``$LSTM_ZOO_CLUSTER_TIMEOUT`` (seconds for the cluster to form), else 300.
+
+    Raises:
+        ConfigError: a value that is not a positive number of seconds.
+    """
+    text = os.environ.get(CLUSTER_TIMEOUT_ENV)
+    if text is None:
+        return CLUSTER_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{CLUSTER_TIMEOUT_ENV} must be a positive number of seconds; got "
+                          f"{text!r}")
+    return seconds
+
+
+def _join_deadline(tf, seconds: float) -> None:
+    """Configures TensorFlow's coordination service as MultiWorkerMirroredStrategy does for
+    its cluster (chief and worker jobs, the first as leader), with every task registering
+    at a barrier that times out after ``seconds``; the strategy keeps a service configured
+    before it. The barrier flag has no public setter: it is set on the context's config
+    (``tests/test_distributed.py`` fails if that stops bounding the wait)."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2 as pb
+    from tensorflow.python.eager import context
+
+    spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    jobs = [j for j in ("chief", "worker") if j in spec.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
+        cluster_register_timeout_in_ms=int(seconds * 1000),
+        coordinated_jobs=[pb.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j)) for j in jobs])
+    context.context().coordination_service.cluster_register_with_barrier = True
+
+
+def _not_formed(error: BaseException, cluster: Cluster, seconds: float) -> WorkerLostError:
+    """The error of a cluster that did not form: the leader's barrier names the tasks that
+    never registered; another worker only knows the leader did not answer."""
+    missing = sorted({int(t) for t in re.findall(r"/job:worker/replica:\d+/task:(\d+)",
+                                                   str(error))} - {cluster.index})
+    if cluster.index == 0 and missing:
+        who = ", ".join(f"worker {i} ({cluster.workers[i]})" for i in missing
+                        if i < cluster.size)
+        what = f"{who} did not join"
+    else:
+        what = f"worker 0 ({cluster.workers[0]}), which forms the cluster, did not answer"
+    return WorkerLostError(
+        f"multi-worker training (this is worker {cluster.index} of {cluster.size}): the "
+        f"cluster did not form within {seconds:g} s: {what}; start every worker with the "
+        f"same command and its own TF_CONFIG (or give them longer: {CLUSTER_TIMEOUT_ENV})",
+        missing[0] if len(missing) == 1 else (0 if cluster.index else None))
 
 
 # TensorFlow's errors when a collective's peer is gone (by class name: this module imports
