@@ -844,11 +844,13 @@ def main(argv=None) -> int:
                    help="training words in the grid")
     p.add_argument("--limit", type=int, default=None, help="test-split words (default: all)")
     p.add_argument("--threads", type=int, default=1, help="TensorFlow threads (0: its own)")
+    p.add_argument("--weights", default="DEFAULT",
+                   help="a weights file (.weights.h5) to measure instead of the shipped one")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     results = {**stamp("benchmarks.handwriting_errors", argv),
-               **run(args.words, args.seen_words, threads=args.threads or None,
-                   limit=args.limit)}
+               **run(args.words, args.seen_words, weights=args.weights,
+                     threads=args.threads or None, limit=args.limit)}
     save(results, markdown(results), args.out, "handwriting_errors")
     return 0
 

@@ -162,6 +162,34 @@ def run(models: list[str], runs: int, out: Path = RESULTS, budget: float = 5.0) 
     return results
 
 
+def merge(previous: dict, fresh: dict) -> dict:
+    """``previous`` results with the models measured in ``fresh`` replaced (their entries,
+    manifests and failures), the machine peaks pooled, and a ``merged`` record of when
+    which models were measured again (the ratios of a model come from one run, so a
+    model's row never mixes two runs)."""
+    names = set(fresh["models"]) | set(fresh.get("failed", {}))
+    out = {**previous, "models": {**previous["models"], **fresh["models"]},
+           "manifests": [m for m in previous.get("manifests", []) if m["model"] not in names]
+           + fresh.get("manifests", [])}
+    failed = {k: v for k, v in previous.get("failed", {}).items() if k not in names}
+    failed.update(fresh.get("failed", {}))
+    for name in fresh.get("failed", {}):
+        out["models"].pop(name, None)
+    if failed:
+        out["failed"] = failed
+    else:
+        out.pop("failed", None)
+    peaks = previous.get("peaks", {"gemm_gflops": [], "bandwidth_gbs": {}})
+    more = fresh.get("peaks", {"gemm_gflops": [], "bandwidth_gbs": {}})
+    out["peaks"] = {"gemm_gflops": peaks["gemm_gflops"] + more["gemm_gflops"],
+                    "bandwidth_gbs": {**peaks["bandwidth_gbs"], **more["bandwidth_gbs"]}}
+    out["merged"] = [*previous.get("merged", []),
+                     {"created": fresh["created"], "models": sorted(names),
+                      "machine": fresh["machine"]}]
+    out["targets"] = check_targets(out)
+    return out
+
+
 def _bench_model(name: str, work: Path, runs: int, budget: float, threads_all: int,
                  results: dict) -> dict:
     """Exports ``name`` into ``work`` and measures it; adds its manifest and the machine
@@ -411,6 +439,10 @@ def markdown(results) -> str:
              "the model's); the target ratios come from that, but for best / Keras: Keras "
              "and the best artifact, each in a process of its own, timed in lockstep rounds "
              "(the targets' source column says where a ratio came from).", ""]
+    for record in results.get("merged", []):
+        lines += [f"Measured again {record['created']} (`--merge`), on the same kind of "
+                  f"machine ({record['machine']['cpus']} CPUs): "
+                  f"{', '.join(record['models'])}.", ""]
     for name, m in results["models"].items():
         metric = m["task_metric"]
         more = m.get("more_precisions")
@@ -685,6 +717,9 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=5.0,
                    help="seconds one measurement may take before it stops short of --runs")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--merge", action="store_true",
+                   help="measure only --models and replace their entries in "
+                        "<out>/latest.json (the other models keep theirs)")
     p.add_argument("--render", action="store_true",
                    help="only re-render markdown, cards and docs/benchmarks.md from "
                         "<out>/latest.json")
@@ -692,6 +727,13 @@ def main(argv=None) -> int:
     if args.render:
         results = json.loads((args.out / "latest.json").read_text())
         results["targets"] = check_targets(results)  # derived: follows TARGETS and its notes
+        write(results, args.out)
+    elif args.merge:
+        previous = json.loads((args.out / "latest.json").read_text())
+        with tempfile.TemporaryDirectory(prefix="lstm-zoo-bench-merge-") as tmp:
+            fresh = run([m for m in args.models.split(",") if m], args.runs, Path(tmp),
+                        args.budget)
+        results = merge(previous, fresh)
         write(results, args.out)
     else:
         results = run([m for m in args.models.split(",") if m], args.runs, args.out,

@@ -613,3 +613,30 @@ def test_an_openvino_config_that_cannot_load_is_listed_with_the_reason(tiny_bund
                                    "onnxruntime": "v", "command": "c",
                                    "models": [{"model": "b", **m}]})
     assert "cannot load" in text and "unsupported op" in text
+
+
+def test_merge_replaces_only_the_models_measured_again():
+    import copy
+    import json
+
+    from benchmarks.run import RESULTS, markdown, merge
+
+    previous = json.loads((RESULTS / "latest.json").read_text())
+    name, other = "char_lm", "bilstm_activity"
+    fresh = {"created": "2026-12-07T20:00:00+00:00", "machine": previous["machine"],
+             "models": {name: copy.deepcopy(previous["models"][name])},
+             "manifests": [m for m in previous["manifests"] if m["model"] == name][:1],
+             "peaks": {"gemm_gflops": [1.0], "bandwidth_gbs": {}},
+             "failed": {"no_such_model": "UnknownModelError: x"}}
+    fresh["models"][name]["export_seconds"] = 123.4
+    out = merge(previous, fresh)
+    assert out["models"][name]["export_seconds"] == 123.4
+    assert out["models"][other] == previous["models"][other]
+    assert [m["model"] for m in out["manifests"]].count(name) == 1
+    assert [m["model"] for m in out["manifests"]].count(other) == \
+        [m["model"] for m in previous["manifests"]].count(other)
+    assert out["peaks"]["gemm_gflops"][-1] == 1.0 and out["failed"] == fresh["failed"]
+    assert out["merged"][-1]["models"] == [name, "no_such_model"]
+    assert out["created"] == previous["created"]  # the rest of the matrix is that run's
+    assert "Measured again 2026-12-07T20:00:00+00:00 (`--merge`)" in markdown(out)
+    assert "merged" not in previous and previous["models"][name]["export_seconds"] != 123.4
