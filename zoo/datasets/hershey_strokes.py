@@ -8,6 +8,10 @@ anisotropic scale, rotation, pen speed (sampling step along each stroke), tremor
 and stroke-order noise vary per sample (:class:`WriterStyle`). A sample is the sequence a
 tablet would record: per point ``(dx, dy, pen_up)``, the move from the previous point in
 units of the font's body height and 1 where the pen was lifted before the point.
+Training writers also redraw the font's strokes their own way (:class:`StrokeVariation`:
+pen lifts at cusps and inside long strokes, strokes drawn backwards, shading copies beside
+strokes, a letter's strokes in another order, wider or tighter letter spacing); 30 % of
+them draw the font as it is. The held-out faces' test split is written without it.
 
 Faces: several Hershey names draw identical lowercase glyphs (measured: rowmans = futural,
 rowmand = futuram, timesrb = rowmant, cursive = scripts, gothgbt = gothiceng, gothgrt =
