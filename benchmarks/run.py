@@ -185,7 +185,9 @@ def merge(previous: dict, fresh: dict) -> dict:
                     "bandwidth_gbs": {**peaks["bandwidth_gbs"], **more["bandwidth_gbs"]}}
     out["merged"] = [*previous.get("merged", []),
                      {"created": fresh["created"], "models": sorted(names),
-                      "machine": fresh["machine"]}]
+                      "machine": fresh["machine"],
+                      "runs_per_measurement": fresh.get("runs_per_measurement"),
+                      "budget_seconds": fresh.get("budget_seconds")}]
     out["targets"] = check_targets(out)
     return out
 
@@ -440,9 +442,11 @@ def markdown(results) -> str:
              "and the best artifact, each in a process of its own, timed in lockstep rounds "
              "(the targets' source column says where a ratio came from).", ""]
     for record in results.get("merged", []):
-        lines += [f"Measured again {record['created']} (`--merge`), on the same kind of "
-                  f"machine ({record['machine']['cpus']} CPUs): "
-                  f"{', '.join(record['models'])}.", ""]
+        machine = record["machine"]
+        lines += [f"Measured again {record['created']} (`--merge`) on {machine['cpus']} CPUs "
+                  f"({machine.get('cpu') or '?'}, {machine['platform']}), median of "
+                  f"{record.get('runs_per_measurement')} runs, budget "
+                  f"{record.get('budget_seconds')} s: {', '.join(record['models'])}.", ""]
     for name, m in results["models"].items():
         metric = m["task_metric"]
         more = m.get("more_precisions")
@@ -733,6 +737,10 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix="lstm-zoo-bench-merge-") as tmp:
             fresh = run([m for m in args.models.split(",") if m], args.runs, Path(tmp),
                         args.budget)
+        if fresh["machine"] != previous["machine"]:
+            print(f"[bench] note: merged into results measured on another machine "
+                  f"({previous['machine']} against {fresh['machine']}); the report says so",
+                  file=sys.stderr)
         results = merge(previous, fresh)
         write(results, args.out)
     else:

@@ -638,5 +638,5 @@ def test_merge_replaces_only_the_models_measured_again():
     assert out["peaks"]["gemm_gflops"][-1] == 1.0 and out["failed"] == fresh["failed"]
     assert out["merged"][-1]["models"] == [name, "no_such_model"]
     assert out["created"] == previous["created"]  # the rest of the matrix is that run's
-    assert "Measured again 2026-12-07T20:00:00+00:00 (`--merge`)" in markdown(out)
+    assert "Measured again 2026-12-07T20:00:00+00:00 (`--merge`) on 2 CPUs" in markdown(out)
     assert "merged" not in previous and previous["models"][name]["export_seconds"] != 123.4

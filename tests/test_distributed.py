@@ -170,6 +170,8 @@ GOOD = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": 
     ('{"cluster": {}}', "no cluster.worker list"),
     ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
      r"job\(s\) \['ps'\]"),
+    ('{"cluster": {"worker": ["a:1"], "chief": ["c:3"]}, "task": {"type": "worker", '
+     '"index": 0}}', r"job\(s\) \['chief'\]"),
     ('{"cluster": {"worker": ["nohost"]}, "task": {"type": "worker", "index": 0}}',
      "not host:port"),
     ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}',
@@ -228,8 +230,9 @@ def test_a_worker_whose_peer_never_starts_gives_up_and_names_it(task, tmp_path, 
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("value, expected", [(None, 300.0), ("12.5", 12.5), ("0", None),
-                                             ("-3", None), ("soon", None), ("inf", None)])
+@pytest.mark.parametrize("value, expected", [
+    (None, 300.0), ("12.5", 12.5), ("604800", 604800.0), ("0", None), ("1e-4", None),
+    ("-3", None), ("soon", None), ("inf", None), ("nan", None), ("1e20", None)])
 def test_cluster_timeout_setting(monkeypatch, value, expected):
     from zoo.distribute import CLUSTER_TIMEOUT_ENV, cluster_timeout
 
@@ -238,7 +241,8 @@ def test_cluster_timeout_setting(monkeypatch, value, expected):
     else:
         monkeypatch.setenv(CLUSTER_TIMEOUT_ENV, value)
     if expected is None:
-        with pytest.raises(ConfigError, match=f"positive number of seconds; got '{value}'"):
+        with pytest.raises(ConfigError, match=f"number of seconds from 1 to 604800; got "
+                                              f"'{value}'"):
             cluster_timeout()
     else:
         assert cluster_timeout() == expected
@@ -285,3 +289,22 @@ def test_multiworker_seq2seq_training_is_refused_with_the_reason(capsys, tmp_pat
     _, err = capsys.readouterr()
     assert code == 2 and "keras Sequence" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_cluster_that_did_not_form_names_the_late_workers_only():
+    from zoo.distribute import _not_formed
+
+    # TensorFlow 2.21's barrier message: the first task to arrive, then the late ones
+    text = ("Barrier timed out. Id: [Init]Wait_for_all_tasks_to_register::0. # of tasks that "
+            "reached the barrier: 2/3.\nThe first task at the barrier: "
+            "/job:worker/replica:0/task:1. Some timed out task names:\n"
+            "/job:worker/replica:0/task:2\n")
+    cluster = Cluster(("h0:1", "h1:2", "h2:3"), 0)
+    lost = _not_formed(RuntimeError(text), cluster, 5)
+    assert "worker 2 (h2:3) did not join" in str(lost) and "worker 1" not in str(lost)
+    assert lost.worker == 2
+    assert "a worker did not join" in str(_not_formed(RuntimeError("Deadline Exceeded"),
+                                                       cluster, 5))
+    late = _not_formed(RuntimeError("Deadline Exceeded"), Cluster(("h0:1", "h1:2"), 1), 5)
+    assert "worker 0 (h0:1), which forms the cluster, did not answer" in str(late)
+    assert late.worker == 0

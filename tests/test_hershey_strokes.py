@@ -121,6 +121,8 @@ def test_stroke_primitives():
     pieces = hs.split_stroke(square, [1, 3])
     assert [p.tolist() for p in pieces] == [[[0, 0], [4, 0]], [[4, 0], [4, 4], [4, 4]],
                                             [[4, 4], [0, 4]]]
+    assert [len(p) for p in hs.split_stroke(square, [3, 0, 4, 9, 1, 3])] == [2, 3, 2]
+    assert [len(p) for p in hs.split_stroke(square, [])] == [5]
     np.testing.assert_allclose(hs.shading(square[:2], 1.0), [[0, 1], [4, 1]])
 
 

@@ -47,6 +47,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # hand or by a scheduler, on other machines, so the wait is a setting.
 CLUSTER_TIMEOUT_ENV = "LSTM_ZOO_CLUSTER_TIMEOUT"
 CLUSTER_TIMEOUT = 300.0
+MAX_CLUSTER_TIMEOUT = 7 * 24 * 3600.0  # TensorFlow takes milliseconds in an int64; 0 = forever
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def parse_tf_config(text: str | None) -> Cluster:
     workers = cluster.get("worker") if isinstance(cluster, dict) else None
     if not isinstance(workers, list) or not workers:
         raise ConfigError(f"TF_CONFIG has no cluster.worker list; {expected}")
-    other = sorted(set(cluster) - {"worker", "chief"})
+    other = sorted(set(cluster) - {"worker"})
     if other:
         raise ConfigError(f"TF_CONFIG cluster has job(s) {other}; multiworker training uses "
                           "'worker' only")
@@ -150,15 +151,16 @@ def cluster_timeout() -> float:
         seconds = float(text)
     except ValueError:
         seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise ConfigError(f"{CLUSTER_TIMEOUT_ENV} must be a positive number of seconds; got "
-                          f"{text!r}")
+    if not 1 <= seconds <= MAX_CLUSTER_TIMEOUT:
+        raise ConfigError(f"{CLUSTER_TIMEOUT_ENV} must be a number of seconds from 1 to "
+                          f"{MAX_CLUSTER_TIMEOUT:g}; got {text!r}")
     return seconds
 
 
 def _join_deadline(tf, seconds: float) -> None:
     """Configures TensorFlow's coordination service as MultiWorkerMirroredStrategy does for
-    its cluster (chief and worker jobs, the first as leader), with every task registering
+    a cluster of workers (worker 0 leads; :func:`parse_tf_config` admits no other job),
+    with every task registering
     at a barrier that times out after ``seconds``; the strategy keeps a service configured
     before it. The barrier flag has no public setter: it is set on the context's config
     (``tests/test_distributed.py`` fails if that stops bounding the wait)."""
@@ -166,23 +168,23 @@ def _join_deadline(tf, seconds: float) -> None:
     from tensorflow.python.eager import context
 
     spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
-    jobs = [j for j in ("chief", "worker") if j in spec.jobs]
     context.context().configure_coordination_service(
-        service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
+        service_type="standalone", service_leader="/job:worker/replica:0/task:0",
         cluster_register_timeout_in_ms=int(seconds * 1000),
-        coordinated_jobs=[pb.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j)) for j in jobs])
+        coordinated_jobs=[pb.CoordinatedJob(name="worker", num_tasks=spec.num_tasks("worker"))])
     context.context().coordination_service.cluster_register_with_barrier = True
 
 
 def _not_formed(error: BaseException, cluster: Cluster, seconds: float) -> WorkerLostError:
     """The error of a cluster that did not form: the leader's barrier names the tasks that
     never registered; another worker only knows the leader did not answer."""
-    missing = sorted({int(t) for t in re.findall(r"/job:worker/replica:\d+/task:(\d+)",
-                                                   str(error))} - {cluster.index})
-    if cluster.index == 0 and missing:
-        who = ", ".join(f"worker {i} ({cluster.workers[i]})" for i in missing
-                        if i < cluster.size)
-        what = f"{who} did not join"
+    # the barrier's message names the first task to arrive, then the ones that timed out
+    _, _, late = str(error).partition("timed out task names:")
+    missing = sorted({int(t) for t in re.findall(r"/job:worker/replica:\d+/task:(\d+)", late)
+                      if int(t) < cluster.size} - {cluster.index})
+    if cluster.index == 0:
+        what = (", ".join(f"worker {i} ({cluster.workers[i]})" for i in missing)
+                if missing else "a worker") + " did not join"
     else:
         what = f"worker 0 ({cluster.workers[0]}), which forms the cluster, did not answer"
     return WorkerLostError(

@@ -71,7 +71,8 @@ class StrokeVariation:
     faces' test split is written without it (``docs/handwriting.md``, "What limits
     scriptc": the held-out complex script face draws script shapes with 3.5 pen lifts per
     letter and doubled strokes, a combination no training face has). Rates are per writer;
-    ``plain()`` (all zero) draws the font as it is."""
+    ``StrokeVariation()`` draws the font as it is (the same trajectory as no variation;
+    other all-zero rates draw from ``rng`` all the same)."""
 
     cusp_lift: float = 0.0  # probability of a pen lift at each cusp
     cusp_angle: float = 100.0  # degrees a stroke turns by at a cusp
@@ -157,8 +158,9 @@ def cusps(stroke: np.ndarray, angle: float = 100.0) -> list[int]:
 
 def split_stroke(stroke: np.ndarray, cuts) -> list[np.ndarray]:
     """The stroke cut (the pen lifted and put down again) at each point index of ``cuts``;
-    the point at a cut ends one piece and starts the next."""
-    bounds = [0, *cuts, len(stroke) - 1]
+    the point at a cut ends one piece and starts the next. Cuts at either end, outside
+    the stroke or repeated are ignored: no piece is a single point."""
+    bounds = [0, *sorted({int(c) for c in cuts if 0 < c < len(stroke) - 1}), len(stroke) - 1]
     if len(bounds) == 2:
         return [stroke]
     return [stroke[a : b + 1] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
