@@ -663,6 +663,10 @@ def summary_markdown(results: dict) -> str:
              "process, all threads, p90, peak RSS, every precision, step graphs, roofline, "
              "what each recurrent layer became): "
              f"[benchmarks/results/latest.md]({SUMMARY_LINKS}/latest.md).", "",
+             *[line for record in results.get("merged", []) for line in (
+                 f"Measured again {record['created']} on {record['machine']['cpus']} CPUs "
+                 f"({record['machine'].get('cpu') or '?'}): {', '.join(record['models'])}; "
+                 "compare their microseconds with the other rows' only as ratios.", "")],
              "| model | Keras | LiteRT fp32 | ORT fp32 | PyTorch→ORT | best artifact | its µs "
              "| its KB | its metric drop | export + verify s |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -76,9 +76,13 @@ def card_figures(bench: dict | None, transfer: dict | None,
     it tabulates; each transfer experiment but its individual runs; per decoded model, its
     Keras rows and how many transcriptions each other fp32 backend gave unlike Keras."""
     models = {}
+    # a model measured again with ``python -m benchmarks --merge`` carries that run's date
+    again = {name: record["created"] for record in (bench or {}).get("merged", [])
+             for name in record["models"]}
     for name, m in (bench or {}).get("models", {}).items():
         metric = m["task_metric"]
-        models[name] = {"task_metric": metric, "export_seconds": m["export_seconds"], "rows": [
+        models[name] = {"task_metric": metric, "export_seconds": m["export_seconds"],
+                        "created": again.get(name, (bench or {}).get("created")), "rows": [
             {"backend": r["backend"], "precision": r["precision"], "threads": r["threads"],
              "size_bytes": r["size_bytes"], "sample": {"median_us": r["sample"]["median_us"]},
              "metrics": {metric: r["metrics"][metric]}, "metric_drop": r["metric_drop"]}
@@ -141,7 +145,8 @@ def card_markdown(name: str, bench: dict | None = None) -> str:
     if model:
         metric = model["task_metric"]
         lines += ["## Exported (batch 1, 1 thread)", "",
-                  f"From `python -m benchmarks` ({bench['created']}); export + verification "
+                  f"From `python -m benchmarks` ({model.get('created', bench['created'])}); "
+                  "export + verification "
                   f"took {model['export_seconds']:.1f} s.", "",
                   f"| backend | precision | size KB | median µs / sample | {metric} | drop |",
                   "|---|---|---|---|---|---|"]

@@ -619,7 +619,7 @@ def test_merge_replaces_only_the_models_measured_again():
     import copy
     import json
 
-    from benchmarks.run import RESULTS, markdown, merge
+    from benchmarks.run import RESULTS, markdown, merge, summary_markdown
 
     previous = json.loads((RESULTS / "latest.json").read_text())
     name, other = "char_lm", "bilstm_activity"
@@ -639,4 +639,6 @@ def test_merge_replaces_only_the_models_measured_again():
     assert out["merged"][-1]["models"] == [name, "no_such_model"]
     assert out["created"] == previous["created"]  # the rest of the matrix is that run's
     assert "Measured again 2026-12-07T20:00:00+00:00 (`--merge`) on 2 CPUs" in markdown(out)
-    assert "merged" not in previous and previous["models"][name]["export_seconds"] != 123.4
+    assert "Measured again 2026-12-07T20:00:00+00:00 on 2 CPUs" in summary_markdown(out)
+    assert len(out["merged"]) == len(previous.get("merged", [])) + 1
+    assert previous == json.loads((RESULTS / "latest.json").read_text())  # not changed

@@ -26,7 +26,7 @@ from zoo.tasks.metrics import edit_distance
 # The widest beam ``lstm-zoo predict --beam`` takes. Prefix beam search costs time linear
 # in the width, in Python on the host: 0.15 s at width 16 and 0.54 s at width 64 for a
 # 120-frame input (a handwriting word), 1.6 s at 256 (measured, random probabilities,
-# one busy core); width 16 read the handwriting test words at greedy's CER (15.7 %)
+# one busy core); width 16 read the handwriting test words within 0.05 pt of greedy's CER
 # (benchmarks/results/ctc_decoding.md). A mistyped 100000 would take ~10 minutes an
 # input at that rate.
 MAX_BEAM = 64
