@@ -47,7 +47,9 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # hand or by a scheduler, on other machines, so the wait is a setting.
 CLUSTER_TIMEOUT_ENV = "LSTM_ZOO_CLUSTER_TIMEOUT"
 CLUSTER_TIMEOUT = 300.0
-MAX_CLUSTER_TIMEOUT = 7 * 24 * 3600.0  # TensorFlow takes milliseconds in an int64; 0 = forever
+# At most a week: TensorFlow takes the wait in milliseconds (0 would mean forever; a
+# value past its integer range is refused by protobuf with a traceback).
+MAX_CLUSTER_TIMEOUT = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def cluster_timeout() -> float:
     """``$LSTM_ZOO_CLUSTER_TIMEOUT`` (seconds for the cluster to form), else 300.
 
     Raises:
-        ConfigError: a value that is not a positive number of seconds.
+        ConfigError: a value that is not a number of seconds from 1 to 7 days.
     """
     text = os.environ.get(CLUSTER_TIMEOUT_ENV)
     if text is None:
@@ -160,10 +162,10 @@ def cluster_timeout() -> float:
 def _join_deadline(tf, seconds: float) -> None:
     """Configures TensorFlow's coordination service as MultiWorkerMirroredStrategy does for
     a cluster of workers (worker 0 leads; :func:`parse_tf_config` admits no other job),
-    with every task registering
-    at a barrier that times out after ``seconds``; the strategy keeps a service configured
-    before it. The barrier flag has no public setter: it is set on the context's config
-    (``tests/test_distributed.py`` fails if that stops bounding the wait)."""
+    with every task registering at a barrier that times out after ``seconds``; the
+    strategy keeps a service configured before it. The barrier flag has no public
+    setter: it is set on the context's config (``tests/test_distributed.py`` fails if
+    that stops bounding the wait)."""
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2 as pb
     from tensorflow.python.eager import context
 
