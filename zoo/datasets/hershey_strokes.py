@@ -68,7 +68,7 @@ class WriterStyle:
 class StrokeVariation:
     """How one simulated writer draws the font's strokes in other ways: the same shapes with
     other pen lifts, directions, shading and spacing. Training writers only: the held-out
-    faces' test split is written without it (``docs/handwriting.md``, "What limits
+    faces' test split is written without it (``docs/handwriting.md``, "What limited
     scriptc": the held-out complex script face draws script shapes with 3.5 pen lifts per
     letter and doubled strokes, a combination no training face has). Rates are per writer;
     ``StrokeVariation()`` draws the font as it is (the same trajectory as no variation;
