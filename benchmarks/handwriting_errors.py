@@ -204,20 +204,6 @@ def vote(transcripts) -> str:
 
 # --- trajectories (the loader's rendering, with stroke-level changes) -------------------------
 
-def write_strokes(strokes, style, rng) -> np.ndarray:
-    """:func:`zoo.datasets.hershey_strokes.write_strokes`: the loader's writer simulation."""
-    from zoo.datasets import hershey_strokes as hs
-
-    return hs.write_strokes(strokes, style, rng)
-
-
-def letter_groups(word: str, face: str) -> list[list[np.ndarray]]:
-    """The font's strokes for ``word`` (as the loader draws them), grouped by letter."""
-    from zoo.datasets import hershey_strokes as hs
-
-    return hs.letter_strokes(word, face)
-
-
 def dense(stroke: np.ndarray, step: float = 0.5) -> np.ndarray:
     from zoo.datasets import hershey_strokes as hs
 
@@ -517,12 +503,14 @@ def paired_grid(words: int, seen_words: int, seed: int = SEED):
 def render(words, styles, keys, face: str, change=None) -> list[np.ndarray]:
     """Each word by its writer in ``face``; ``change`` (letter groups -> letter groups)
     alters the font's strokes first."""
+    from zoo.datasets import hershey_strokes as hs
+
     out = []
     for word, style, key in zip(words, styles, keys, strict=True):
-        groups = letter_groups(word, face)
+        groups = hs.letter_strokes(word, face)
         if change is not None:
             groups = change(groups)
-        out.append(write_strokes(flatten(groups), style, np.random.default_rng(key)))
+        out.append(hs.write_strokes(flatten(groups), style, np.random.default_rng(key)))
     return out
 
 
@@ -577,7 +565,7 @@ def run(words: int = WORDS, seen_words: int = SEEN_WORDS, weights="DEFAULT",
         "strokes_per_letter": {
             c: {"scripts": len(hs.glyph_strokes(c, "scripts")),
                 "scriptc": len(hs.glyph_strokes(c, "scriptc")),
-                "scriptc without shading": len(thin(letter_groups(c, "scriptc"))[0][0])}
+                "scriptc without shading": len(thin(hs.letter_strokes(c, "scriptc"))[0][0])}
             for c in string.ascii_lowercase},
     }
     e = results["scriptc_errors"]

@@ -87,19 +87,19 @@ def test_stroke_changes_on_the_font():
 
     style = hs.WriterStyle.sample(np.random.default_rng(1))
     for face in ("scripts", "scriptc", "futuram"):
-        groups = he.letter_groups("handset", face)
+        groups = hs.letter_strokes("handset", face)
         assert len(groups) == 7 and sum(map(len, groups)) == len(hs.glyph_strokes("handset",
                                                                                   face))
         np.testing.assert_array_equal(  # the loader's writer, the same draws
-            he.write_strokes(he.flatten(groups), style, np.random.default_rng(4)),
+            hs.write_strokes(he.flatten(groups), style, np.random.default_rng(4)),
             hs.write("handset", face, style, np.random.default_rng(4)))
-    scripts = he.letter_groups("handset", "scripts")
+    scripts = hs.letter_strokes("handset", "scripts")
     assert he.thin(scripts) == (scripts, 0)  # single-line: nothing drawn twice
-    thinned, dropped = he.thin(he.letter_groups("handset", "futuram"))
+    thinned, dropped = he.thin(hs.letter_strokes("handset", "futuram"))
     assert dropped > 0 and [len(g) for g in thinned] == [
         len(g) for g in he.thin(thinned)[0]]  # idempotent
     assert sum(map(len, he.duplex(scripts))) == 2 * sum(map(len, scripts))
-    assert all(len(g) == 1 for g in he.chain(he.letter_groups("handset", "scriptc")))
+    assert all(len(g) == 1 for g in he.chain(hs.letter_strokes("handset", "scriptc")))
     assert sum(map(len, he.split_middle(scripts))) > sum(map(len, scripts))
     assert sum(map(len, he.split_cusps(scripts))) > sum(map(len, scripts))
     moved = he.spaced(scripts, 5.0)
