@@ -250,7 +250,8 @@ class TextClassification(Classification):
         seed = recipe.get("seed", 0)
         train_seq = BatchSequence(
             lambda epoch: text_batches(ids, y, recipe["batch_size"],
-                                       np.random.default_rng(seed + epoch)))
+                                       np.random.default_rng(seed + epoch)),
+            epochs=recipe["epochs"])
         model.compile(optimizer=adam(recipe, len(train_seq)),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         return run_fit(model, train_seq, recipe, verbose, callbacks, shuffle=False)

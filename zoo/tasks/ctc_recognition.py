@@ -221,7 +221,7 @@ class CTCRecognition(Task):
             return ctc_batches(drawn, spec.meta, recipe["batch_size"], stride,
                                np.random.default_rng([seed, epoch]), recipe.get("limit"))
 
-        train_seq = BatchSequence(make)
+        train_seq = BatchSequence(make, epochs=recipe["epochs"])
         val = datasets.load(spec.data.dataset, spec.data.calibration)
         val_batches = ctc_batches(val, spec.meta, 64, stride, np.random.default_rng(0))
         trainer = CTCTrainer(model)

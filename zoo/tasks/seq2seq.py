@@ -139,7 +139,7 @@ class Seq2Seq(Task):
             return list(seq2seq_batches(data, spec.meta, recipe["batch_size"], rng,
                                         recipe.get("limit")))
 
-        train_seq = BatchSequence(make)
+        train_seq = BatchSequence(make, epochs=recipe["epochs"])
         val = datasets.load(spec.data.dataset, "val")
         val_batches = list(seq2seq_batches(val, spec.meta, 256, np.random.default_rng(0)))
         recipe = {**recipe, "schedule": "cosine"}  # always: the shipped G2P weights' schedule
