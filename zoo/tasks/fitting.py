@@ -68,9 +68,9 @@ def BatchSequence(make: Callable[[int], list], *, epochs: int | None = None):  #
     are made in a background thread while epoch ``e`` trains, and none are made after the
     last epoch. ``make`` must then depend on nothing but its argument (its own seeded
     generators), so the batches are the same either way; a failure in ``make`` is raised
-    at the end of the epoch that waited for it. Worth it where drawing costs as much as
-    training: the handwriting recogniser's fresh writers took 157 s beside 200 s of
-    training per epoch (2 cores), all of it in Python that training does not wait for.
+    at the end of the epoch that waited for it. Meant for draws that cost as much as
+    training: drawn in place, the handwriting recogniser's fresh writers added 157 s to
+    each epoch's 200 s of training (2 cores, the 20-epoch run of 2026-12-07).
     """
     return _batch_sequence()(make, epochs)
 
