@@ -85,13 +85,14 @@ DATA = DataSpec(dataset="hershey_strokes", train="train", test="test",
 TENSOR_TOLERANCE = {
     "fp32": Tolerance(
         1e-5, "same float32 weights; the fused LSTM and the convolution sum in another order "
-              "than TensorFlow's kernels: per-frame probabilities differ by 2.7e-6 on LiteRT "
-              "and 2.9e-6 on ORT (measured, shipped weights, 600 test trajectories)"),
+              "than TensorFlow's kernels: per-frame probabilities differ by 3.3e-6 on LiteRT "
+              "and 5.9e-6 on ORT (measured, shipped weights, 600 test trajectories; the "
+              "14-epoch weights 2.7e-6 and 2.9e-6)"),
     "float16": Tolerance(
         1e-2, "float16 weights carry 11 significant bits, and their rounding compounds over "
-              "~100 recurrent frames: per-frame probabilities moved by up to 2.9e-3 on LiteRT "
-              "(measured, shipped weights; 6.0e-3 with the previous ones), transcripts "
-              "unchanged (CER equal to Keras')"),
+              "~100 recurrent frames: per-frame probabilities moved by up to 4.5e-3 on LiteRT "
+              "(measured, shipped weights; 2.9e-3 and 6.0e-3 with earlier ones), CER "
+              "10.29 % against Keras' 10.32 %"),
 }
 METRIC_DROP = {
     "fp32": Tolerance(0.0, "fp32 artifacts must decode every test trajectory as Keras does"),
@@ -136,13 +137,13 @@ SPEC = register_model(ModelSpec(
         "offline. Real handwriting (ligatures, personal "
         "letter shapes, delayed strokes such as i-dots written at the end) will score worse "
         "than the held-out-font figure.",
-        "Styles far from the training faces read worse: CER 2.2 % on the held-out Times "
-        "italic face but 20.7 % on the held-out complex script face, whose letters have "
+        "Styles far from the training faces read worse: CER 1.5 % on the held-out Times "
+        "italic face but 20.3 % on the held-out complex script face, whose letters have "
         "extra strokes (it reads l as t, r as n); fine-tune on a few words of the writer's "
         "style (see the transfer table).",
         "Full int8 (calibrated activations) is not offered: TFLite's raised the previous "
-        "weights' CER to 61.7 %; dynamic-range int8 weights cost nothing measurable (10.7 "
-        "and 10.8 % against 10.8 %).",
+        "weights' CER to 61.7 %; dynamic-range int8 weights cost 0.1 pt (10.4 % on "
+        "LiteRT and ORT against 10.3 %).",
         "Lowercase a-z only; one word per trajectory.",
         "Input moves must be in units of the writing's body height (ascender to descender), "
         "as the dataset records them.",
@@ -153,12 +154,13 @@ SPEC = register_model(ModelSpec(
     metric_drop=METRIC_DROP,
     **fused_lstm(("fp32", "dynamic", "float16"), int8=INT8_GAP),
     meta=META,
-    recipe={"epochs": 14, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
+    recipe={"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "schedule": "cosine",
             "normalize": "channel", "fresh_draws": True, "seed": 0,
             "finetune": {"epochs": 3, "learning_rate": 5e-4},
             "target": {"cer": ("<=", 0.08)}, "reproduce_tolerance": {"cer": 0.01},
-            # target missed on held-out faces: the shipped model measures 10.8 % (timesi
-            # 2.2 %, scriptc 20.7 %; the previous weights 15.6 %); what it holds:
+            # target missed on held-out faces: the shipped model measures 10.3 % (timesi
+            # 1.5 %, scriptc 20.3 %; 14 epochs gave 10.8 %, the weights before the stroke
+            # variation 15.6 %); what it holds:
             "holds": {"cer": ("<=", 0.11)}},
 ))
 
